@@ -1,0 +1,195 @@
+// pybind11 bindings: the only file that sees Python. Validates array shapes, releases the GIL around
+// the core, and turns Ctrl-C into KeyboardInterrupt.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "segsearch/core.hpp"
+
+namespace py = pybind11;
+using namespace segsearch;
+
+namespace {
+
+template <class T>
+using Arr = py::array_t<T, py::array::c_style>;
+
+[[noreturn]] void bad(const std::string& msg) { throw InvalidArgument(msg); }
+
+void need_dims(const py::array& a, std::vector<py::ssize_t> shape, const char* name) {
+    if (a.ndim() != static_cast<py::ssize_t>(shape.size())) bad(std::string(name) + ": wrong number of dimensions");
+    for (size_t i = 0; i < shape.size(); ++i)
+        if (shape[i] >= 0 && a.shape(i) != shape[i]) bad(std::string(name) + ": wrong shape");
+}
+
+Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms) {
+    need_dims(codebook, {-1, -1, -1}, "codebook");
+    Codebook cb;
+    cb.C = static_cast<int>(codebook.shape(0));
+    cb.D = static_cast<int>(codebook.shape(1));
+    cb.K = static_cast<int>(codebook.shape(2));
+    need_dims(norms, {cb.C, cb.K}, "centroid norms");
+    cb.data = codebook.data();
+    cb.norms = norms.data();
+    return cb;
+}
+
+QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std::optional<Arr<int32_t>>& labels,
+                    int C, int D) {
+    if (kind < 0 || kind > 2) bad("query kind must be 0 (image), 1 (sketch) or 2 (image + sketch)");
+    QuerySpec s;
+    s.kind = static_cast<QueryKind>(kind);
+    if (s.kind != QueryKind::Sketch) {
+        if (!probs) bad("this query kind needs probability maps");
+        need_dims(*probs, {C, D}, "query probabilities");
+        s.probs = probs->data();
+    }
+    if (s.kind != QueryKind::Image) {
+        if (!labels) bad("this query kind needs a label map");
+        need_dims(*labels, {D}, "query labels");
+        s.labels = labels->data();
+    }
+    return s;
+}
+
+Subset make_subset(const std::optional<Arr<uint8_t>>& mask, const std::optional<Arr<int64_t>>& ids, int64_t n) {
+    Subset s;
+    if (mask) {
+        need_dims(*mask, {n}, "subset mask");
+        s.mask = mask->data();
+    }
+    if (ids) {
+        need_dims(*ids, {-1}, "subset ids");
+        const int64_t* p = ids->data();
+        for (py::ssize_t i = 0; i < ids->shape(0); ++i)
+            if (p[i] < 0 || p[i] >= n) bad("subset position out of range");
+        s.ids = p;
+        s.n_ids = ids->shape(0);
+    }
+    return s;
+}
+
+InterruptCheck python_interrupt() {
+    return []() {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    };
+}
+
+py::tuple run_search(int nq, int64_t k, const std::function<void(TopKOut)>& fn) {
+    if (k <= 0) bad("k must be >= 1");
+    Arr<int64_t> ids({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(k)});
+    Arr<float> dists({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(k)});
+    Arr<int64_t> counts(nq);
+    TopKOut out{ids.mutable_data(), dists.mutable_data(), counts.mutable_data()};
+    try {
+        py::gil_scoped_release release;
+        fn(out);
+    } catch (const Interrupted&) {
+        throw py::error_already_set();
+    }
+    return py::make_tuple(ids, dists, counts);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "segsearch C++ core: LUT builders, SIMD PQ scan and exact scan";
+
+    m.def("simd_level", []() { return simd_level_name(simd_level()); }, "The SIMD level in use.");
+    m.def("supported_simd_levels", []() {
+        std::vector<std::string> out;
+        for (SimdLevel l : supported_simd_levels()) out.push_back(simd_level_name(l));
+        return out;
+    }, "SIMD levels compiled in and supported by this CPU.");
+    m.def("set_simd_level", [](const std::string& name) { set_simd_level(parse_simd_level(name)); },
+          py::arg("level"), "Force a SIMD level: 'scalar', 'avx2' or 'avx512'.");
+    m.def("default_threads", &default_threads, "Threads used when none are given.");
+
+    m.def("build_lut",
+          [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
+             std::optional<Arr<int32_t>> labels, float eps) {
+              Codebook cb = make_codebook(codebook, norms);
+              QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D);
+              Arr<float> lut({cb.C, cb.K});
+              std::vector<int32_t> classes;
+              {
+                  py::gil_scoped_release release;
+                  float* out = lut.mutable_data();
+                  std::fill(out, out + static_cast<int64_t>(cb.C) * cb.K, 0.0f);
+                  SparseQuery sq = make_sparse_query(spec, cb.C, cb.D, eps);
+                  build_lut(cb, sq, out);
+                  classes = sq.classes;
+              }
+              Arr<int32_t> cls(static_cast<py::ssize_t>(classes.size()));
+              std::copy(classes.begin(), classes.end(), cls.mutable_data());
+              return py::make_tuple(lut, cls);
+          },
+          py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
+          py::arg("eps"),
+          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K).");
+
+    m.def("scan_pq",
+          [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
+             const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
+             std::optional<Arr<int64_t>> ids, int threads) {
+              if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
+                  bad("codes must be a (C, N) uint8 array with contiguous rows");
+              Codes cv;
+              cv.C = static_cast<int>(codes.shape(0));
+              cv.n = codes.shape(1);
+              cv.stride = codes.strides(0);
+              cv.data = codes.data();
+              need_dims(defaults, {cv.C}, "defaults");
+              cv.defaults = defaults.data();
+              need_dims(luts, {-1, cv.C, -1}, "luts");
+              const int K = static_cast<int>(luts.shape(2));
+              const int nq = static_cast<int>(luts.shape(0));
+              if (static_cast<int>(classes.size()) != nq) bad("one class list per LUT is needed");
+              for (int c = 0; c < cv.C; ++c)
+                  if (defaults.data()[c] >= K) bad("default code out of range");
+              std::vector<std::vector<int32_t>> cls(nq);
+              for (int q = 0; q < nq; ++q) {
+                  need_dims(classes[q], {-1}, "classes");
+                  cls[q].assign(classes[q].data(), classes[q].data() + classes[q].shape(0));
+              }
+              Subset sub = make_subset(mask, ids, cv.n);
+              const int64_t kk = std::max<int64_t>(1, k);
+              return run_search(nq, kk, [&](TopKOut out) {
+                  scan_pq(cv, K, luts.data(), cls, k, sub, threads, python_interrupt(), out);
+              });
+          },
+          py::arg("codes"), py::arg("defaults"), py::arg("luts"), py::arg("classes"), py::arg("k"),
+          py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
+          "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). Codes must be < K.");
+
+    m.def("search_exact",
+          [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
+             const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
+             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int threads) {
+              need_dims(maps, {-1, -1, -1}, "exact maps");
+              ExactMaps em;
+              em.n = maps.shape(0);
+              em.C = static_cast<int>(maps.shape(1));
+              em.D = static_cast<int>(maps.shape(2));
+              em.maps = maps.data();
+              need_dims(norms2, {em.n, em.C}, "exact norms");
+              em.norms2 = norms2.data();
+              const size_t nq = kinds.size();
+              if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
+              std::vector<QuerySpec> specs;
+              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], em.C, em.D));
+              Subset sub = make_subset(mask, ids, em.n);
+              return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
+                  std::vector<SparseQuery> sqs;
+                  for (const QuerySpec& s : specs) sqs.push_back(make_sparse_query(s, em.C, em.D, 0.0f));
+                  scan_exact(em, sqs, k, sub, threads, python_interrupt(), out);
+              });
+          },
+          py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
+          py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
+          "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).");
+}

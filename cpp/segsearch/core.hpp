@@ -1,0 +1,105 @@
+// segsearch C++ core: LUT builders, PQ scan, exact scan. No Python headers here.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace segsearch {
+
+// Thrown for arguments that are wrong (mapped to ValueError by the bindings).
+struct InvalidArgument : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+// Thrown when the Python side asked the work to stop (Ctrl-C).
+struct Interrupted : std::runtime_error {
+    Interrupted() : std::runtime_error("interrupted") {}
+};
+
+// Called now and then from one thread during long loops; returns true to stop.
+using InterruptCheck = std::function<bool()>;
+
+// Product-quantization codebook, position-major: data[c][pixel][k] (C x D x K floats).
+struct Codebook {
+    const float* data = nullptr;
+    const float* norms = nullptr;  // ||a_{c,k}||^2, C x K
+    int C = 0, D = 0, K = 0;
+};
+
+// One query in its raw form. labels: D int32, -1 = unspecified, 0..C-1 = class.
+enum class QueryKind : int { Image = 0, Sketch = 1, ImageSketch = 2 };
+struct QuerySpec {
+    QueryKind kind = QueryKind::Image;
+    const float* probs = nullptr;     // C x D, for Image / ImageSketch
+    const int32_t* labels = nullptr;  // D, for Sketch / ImageSketch
+};
+
+// The query vectors q_c in sparse form, as the distances need them: the classes that count,
+// ||q_c||^2, and the pixels where q_c != 0 (after the eps cut) with their values.
+struct SparseQuery {
+    std::vector<int32_t> classes;      // classes that are summed
+    std::vector<double> qnorm2;        // per entry of `classes`
+    std::vector<int64_t> offsets;      // per entry of `classes`, into pix/val (size classes+1)
+    std::vector<int32_t> pix;
+    std::vector<float> val;
+};
+
+// Builds q_c for the three query kinds. Pixels with q_c(j) <= eps are left out of the support
+// (eps = 0 keeps every nonzero: exact). ||q_c||^2 is always exact.
+SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
+
+// LUT[c][k] = ||q_c - a_{c,k}||^2 for the classes of `sq` (rows of classes not used are left untouched).
+// lut: C x K floats.
+void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut);
+
+// Codes stored column-major: codes[c * stride + i], i < n. `defaults[c]` is the most common code of
+// class c (only speed depends on it).
+struct Codes {
+    const uint8_t* data = nullptr;
+    int64_t n = 0;
+    int64_t stride = 0;
+    int C = 0;
+    const uint8_t* defaults = nullptr;
+};
+
+// Which images may be returned: all, those with mask[i] != 0, or the listed positions.
+struct Subset {
+    const uint8_t* mask = nullptr;  // n bytes
+    const int64_t* ids = nullptr;   // positions, each < n
+    int64_t n_ids = 0;
+};
+
+// Top-k per query, ascending by (distance, position). out_* are nq x k; counts[q] = entries filled.
+struct TopKOut {
+    int64_t* ids;
+    float* dists;
+    int64_t* counts;
+};
+
+// ADC scan: luts is nq x C x K; classes[q] lists the classes summed for query q.
+void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes,
+             int64_t k, const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out);
+
+// Exact scan over uint8-quantized maps (value v means v/255): maps is n x C x D, norms2 is n x C
+// (squared norms of the dequantized maps).
+struct ExactMaps {
+    const uint8_t* maps = nullptr;
+    const float* norms2 = nullptr;
+    int64_t n = 0;
+    int C = 0, D = 0;
+};
+void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
+                int threads, const InterruptCheck& interrupt, TopKOut out);
+
+// SIMD levels.
+enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+std::string simd_level_name(SimdLevel level);
+SimdLevel simd_level();                                  // the active level
+std::vector<SimdLevel> supported_simd_levels();          // compiled in and supported by this CPU
+void set_simd_level(SimdLevel level);                    // throws InvalidArgument if unsupported
+SimdLevel parse_simd_level(const std::string& name);     // "scalar", "avx2", "avx512"
+
+int default_threads();
+
+}  // namespace segsearch

@@ -1,0 +1,24 @@
+// The table of SIMD kernels; one instance per level, each compiled in its own file with its own flags.
+#pragma once
+#include <cstdint>
+
+namespace segsearch {
+
+struct Kernels {
+    // y[0..n) += a * x[0..n)
+    void (*axpy)(float a, const float* x, float* y, int n);
+    // dist[j] += delta[codes[j]] for j < n, where delta[dflt] == 0 (codes equal to dflt may be skipped).
+    void (*accumulate)(const uint8_t* codes, int64_t n, uint8_t dflt, const float* delta, float* dist);
+    // sum_j q[j] * p[j] (p is uint8) over n values
+    float (*dot_u8)(const float* q, const uint8_t* p, int n);
+};
+
+const Kernels& kernels_scalar();
+#if defined(SEGSEARCH_HAVE_X86)
+const Kernels& kernels_avx2();
+const Kernels& kernels_avx512();
+#endif
+
+const Kernels& active_kernels();
+
+}  // namespace segsearch

@@ -1,0 +1,23 @@
+// Plain C++ kernel bodies. Included by each kernels_<level>.cpp inside its own namespace, so the
+// compiler vectorizes them with that file's flags.
+#pragma once
+#include <cstdint>
+
+static void generic_axpy(float a, const float* __restrict x, float* __restrict y, int n) {
+    for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+static void generic_accumulate(const uint8_t* __restrict codes, int64_t n, uint8_t /*dflt*/,
+                               const float* __restrict delta, float* __restrict dist) {
+    for (int64_t j = 0; j < n; ++j) dist[j] += delta[codes[j]];
+}
+
+static float generic_dot_u8(const float* __restrict q, const uint8_t* __restrict p, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += q[i + l] * static_cast<float>(p[i + l]);
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; ++i) s += q[i] * static_cast<float>(p[i]);
+    return s;
+}

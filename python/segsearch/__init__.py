@@ -1,0 +1,39 @@
+"""segsearch: find photos by where things are — spatial-semantic image search with product quantization.
+
+The C++ core (LUT builders, SIMD scan, exact scan) is ``segsearch._core``; this package is the Python facade.
+Set ``SEGSEARCH_SIMD=scalar|avx2|avx512`` to force a SIMD level at import.
+"""
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from .errors import IndexFormatError, NotTrainedError, SegsearchError
+from .index import DEFAULT_EPS, Index, SearchResult
+from .query import Query
+
+__version__ = "0.1.0"
+__all__ = ["Index", "Query", "SearchResult", "SegsearchError", "IndexFormatError", "NotTrainedError",
+           "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+
+
+def simd_level() -> str:
+    """The SIMD level the core uses now: 'scalar', 'avx2' or 'avx512'."""
+    return _core.simd_level()
+
+
+def supported_simd_levels() -> list[str]:
+    """SIMD levels compiled in and supported by this CPU, lowest first."""
+    return _core.supported_simd_levels()
+
+
+def set_simd_level(level: str) -> None:
+    """Force a SIMD level (ValueError if this CPU or build lacks it)."""
+    _core.set_simd_level(level)
+
+
+if _os.environ.get("SEGSEARCH_SIMD"):
+    try:
+        set_simd_level(_os.environ["SEGSEARCH_SIMD"].strip().lower())
+    except ValueError as _e:
+        raise ImportError(f"SEGSEARCH_SIMD={_os.environ['SEGSEARCH_SIMD']!r}: {_e}") from None

@@ -1,0 +1,117 @@
+"""Codebooks: k-means per class subspace (torch, GPU when available) and encoding maps to codes.
+
+Most class maps of most images are near zero (the class is absent from the photo). Those rows are
+not fed to k-means: centroid 0 of every class is reserved for them (their mean), and the other
+K - 1 centroids are trained on the rows where the class is present. Encoding is exact nearest-centroid
+assignment; for near-zero rows a norm bound proves centroid 0 is nearest without computing the
+distances to the other centroids: ||x - a_k||^2 >= (||x|| - ||a_k||)^2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: A class map counts as "absent" when its total probability mass is below this many pixels.
+ABSENT_MASS = 1.0
+
+
+def pick_device(device=None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _nearest(x: torch.Tensor, cents: torch.Tensor, cnorm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centroid (first on ties) and its squared distance, for rows x (B, D)."""
+    d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ cents.T) + cnorm[None, :]
+    best, idx = d.min(dim=1)
+    return idx, best.clamp_min(0)
+
+
+def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.Tensor:
+    """Lloyd's k-means on rows x (n, D) with k <= n; init from k distinct random rows; empty clusters are
+    re-seeded with the rows farthest from their centroids. Deterministic for a given generator."""
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=gen, device="cpu")[:k].to(x.device)
+    cents = x[perm].clone()
+    for _ in range(niter):
+        idx, dist = _nearest(x, cents, (cents * cents).sum(1))
+        sums = torch.zeros_like(cents).index_add_(0, idx, x)
+        counts = torch.bincount(idx, minlength=k)
+        empty = (counts == 0).nonzero().flatten()
+        cents = sums / counts.clamp_min(1).to(x.dtype)[:, None]
+        if len(empty):
+            far = torch.argsort(dist, descending=True, stable=True)[: len(empty)]
+            cents[empty] = x[far]
+    return cents
+
+
+def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed: int = 0,
+                   device=None, absent_mass: float = ABSENT_MASS) -> np.ndarray:
+    """Train one codebook per class on maps ``probs`` (N, C, n, n). Returns float32 (C, K, n*n).
+
+    Raises ValueError if K exceeds the number of training images.
+    """
+    N, C = probs.shape[:2]
+    D = probs.shape[2] * probs.shape[3]
+    K = n_centroids
+    if K > N:
+        raise ValueError(
+            f"n_centroids={K} needs at least {K} training images; got {N}. Train on more images or use a smaller K"
+        )
+    dev = pick_device(device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = np.zeros((C, K, D), dtype=np.float32)
+    with torch.inference_mode():
+        for c in range(C):
+            x = torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(N, D))).to(dev)
+            mass = x.sum(1)
+            absent = mass < absent_mass
+            n_absent = int(absent.sum())
+            cents = torch.zeros((K, D), dtype=torch.float32, device=dev)
+            if n_absent:
+                cents[0] = x[absent].mean(0)
+                present = x[~absent]
+                first = 1
+            else:
+                present = x
+                first = 0
+            slots = K - first
+            if len(present) >= slots:
+                cents[first:] = _kmeans(present, slots, niter, gen) if slots else cents[first:]
+            elif len(present):
+                # Fewer informative rows than centroids: each row is its own centroid; the rest repeat
+                # centroid 0 and are never chosen (ties go to the first).
+                cents[first : first + len(present)] = present
+                cents[first + len(present) :] = cents[0]
+            else:
+                cents[1:] = cents[0]
+            out[c] = cents.cpu().numpy()
+    return out
+
+
+def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int = 4096) -> np.ndarray:
+    """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook (C, K, D)."""
+    N, C = probs.shape[:2]
+    K, D = codebook.shape[1], codebook.shape[2]
+    dev = pick_device(device)
+    codes = np.empty((N, C), dtype=np.uint8)
+    with torch.inference_mode():
+        for c in range(C):
+            cents = torch.from_numpy(np.ascontiguousarray(codebook[c])).to(dev)
+            cnorm2 = (cents * cents).sum(1)
+            cnorm = cnorm2.sqrt()
+            others = torch.cat([cnorm[1:], cnorm.new_full((1,), float("inf"))]) if K > 1 else cnorm.new_full((1,), float("inf"))
+            for s in range(0, N, batch):
+                x = torch.from_numpy(np.ascontiguousarray(probs[s : s + batch, c].reshape(-1, D))).to(dev)
+                xn2 = (x * x).sum(1)
+                d0 = (xn2 - 2.0 * (x @ cents[0]) + cnorm2[0]).clamp_min(0)
+                # Lower bound of the distance to every other centroid from the norms alone.
+                lb = (xn2.sqrt()[:, None] - others[None, :]).square().min(1).values
+                code = torch.zeros(len(x), dtype=torch.int64, device=dev)
+                todo = (d0 >= lb).nonzero().flatten()
+                if len(todo):
+                    code[todo] = _nearest(x[todo], cents, cnorm2)[0]
+                codes[s : s + batch, c] = code.to(torch.uint8).cpu().numpy()
+    return codes

@@ -1,0 +1,450 @@
+"""The PQ index: codebooks, uint8 codes, ids, optional exact maps; search for the three query kinds."""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import _core, storage
+from ._convert import as_numpy
+from .codebook import encode, train_codebook
+from .errors import IndexFormatError, NotTrainedError
+from .query import Query, check_probs
+
+#: Default sparsity cut for image queries: query pixels with p_c(j) <= eps are left out of the LUT's dot
+#: products. ``eps=0`` is exact. See the README for what the default changes.
+DEFAULT_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Results of one query, nearest first: ``ids`` (the images' ids) and squared-L2 ``distances``."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _check_count(value, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer; got {value!r}")
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise ValueError(f"{name} must be {rng}; got {v}")
+    return v
+
+
+class Index:
+    """Spatial-semantic image index: one PQ subspace per class map, K centroids, one byte per class per image.
+
+    >>> index = Index(num_classes=C, size=64, n_centroids=256, class_names=names)
+    >>> index.train(probs)            # float32 (N, C, 64, 64) softmax maps
+    >>> index.add(probs, ids=paths)   # ids: int64 or str per image
+    >>> index.search(Query.sketch(labels), k=10).ids
+
+    ``keep_exact=True`` also stores the maps (uint8-quantized, 1 byte per value) for ``search(exact=True)``,
+    the uncompressed baseline. ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
+    """
+
+    def __init__(self, num_classes: int, size: int = 64, n_centroids: int = 256, class_names=None, *,
+                 keep_exact: bool = False, metadata: dict | None = None):
+        self.num_classes = _check_count(num_classes, "num_classes", 1)
+        self.size = _check_count(size, "size", 1, 1024)
+        self.n_centroids = _check_count(n_centroids, "n_centroids", 1, 256)
+        if class_names is None:
+            class_names = [f"class{c}" for c in range(self.num_classes)]
+        class_names = [str(s) for s in class_names]
+        if len(class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {self.num_classes} classes")
+        self.class_names = class_names
+        self.metadata = dict(metadata or {})
+        self.keep_exact = bool(keep_exact)
+        C, K = self.num_classes, self.n_centroids
+        self._cb = None  # float32 (C, D, K), position-major
+        self._cnorms = None  # float32 (C, K)
+        self._codes = np.zeros((C, 0), np.uint8)  # column-major storage (C, capacity)
+        self._n = 0
+        self._counts = np.zeros((C, K), np.int64)
+        self._defaults = np.zeros(C, np.uint8)
+        self._ids = None  # None: ids are positions; else int64 array or list of str
+        self._id_pos = None
+        self._exact = np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None
+        self._exact_norms = np.zeros((0, C), np.float32) if self.keep_exact else None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Pixels per class map, n*n."""
+        return self.size * self.size
+
+    @property
+    def is_trained(self) -> bool:
+        return self._cb is not None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
+                f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact})")
+
+    @property
+    def codebook(self) -> np.ndarray:
+        """Centroids, float32 (C, K, n, n), read-only view."""
+        self._need_trained()
+        v = self._cb.transpose(0, 2, 1).reshape(self.num_classes, self.n_centroids, self.size, self.size)
+        v.flags.writeable = False
+        return v
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Codes, uint8 (N, C), read-only view (stored column-major)."""
+        v = self._codes[:, : self._n].T
+        v.flags.writeable = False
+        return v
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The images' ids in insertion order (int64, or str)."""
+        if self._ids is None:
+            return np.arange(self._n, dtype=np.int64)
+        return self._ids[: self._n] if isinstance(self._ids, np.ndarray) else np.array(self._ids, dtype=str)
+
+    # ------------------------------------------------------------------ building
+    def _need_trained(self):
+        if self._cb is None:
+            raise NotTrainedError("the index has no codebook yet: call index.train(probs) first")
+
+    def _check_batch(self, probs) -> np.ndarray:
+        a = check_probs(probs, "probs", batched=True)
+        if a.shape[1:] != (self.num_classes, self.size, self.size):
+            raise ValueError(
+                f"probs must have shape (N, {self.num_classes}, {self.size}, {self.size}) for this index; "
+                f"got {a.shape}"
+            )
+        return a
+
+    def _set_codebook(self, codebook_ckd: np.ndarray) -> None:
+        """Store a (C, K, D) codebook position-major and precompute centroid norms."""
+        cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1), dtype=np.float32)
+        self._cb = cb
+        self._cnorms = np.einsum("cdk,cdk->ck", cb, cb, dtype=np.float64).astype(np.float32)
+
+    def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
+        """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K."""
+        if self._n:
+            raise ValueError(
+                f"the index already holds {self._n} images encoded with its codebook; build a new Index to retrain"
+            )
+        a = self._check_batch(probs)
+        niter = _check_count(niter, "niter", 0)
+        cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
+        self._set_codebook(cb)
+        return self
+
+    def add(self, probs, ids=None, *, device=None) -> "Index":
+        """Encode maps (N, C, n, n) with the trained codebook and append them. ``ids``: int64 or str per image
+        (default: positions). Works incrementally, without retraining."""
+        self._need_trained()
+        a = self._check_batch(probs)
+        codes = encode(a, self.codebook.reshape(self.num_classes, self.n_centroids, self.dim), device=device)
+        exact = norms = None
+        if self.keep_exact:
+            exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
+            norms = _exact_norms(exact)
+        self._append(codes, ids, exact, norms)
+        return self
+
+    def _append(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
+        n_new = codes.shape[0]
+        new_ids = self._prepare_ids(ids, n_new)
+        need = self._n + n_new
+        if need > self._codes.shape[1] or not self._codes.flags.writeable:
+            cap = max(need, 2 * self._n, 1024) if self._codes.flags.writeable else need
+            grown = np.zeros((self.num_classes, cap), np.uint8)
+            grown[:, : self._n] = self._codes[:, : self._n]
+            self._codes = grown
+        self._codes[:, self._n : need] = codes.T
+        if self.keep_exact:
+            self._exact = _grow_rows(self._exact, self._n, exact)
+            self._exact_norms = _grow_rows(self._exact_norms, self._n, exact_norms)
+        self._commit_ids(new_ids)
+        for c in range(self.num_classes):
+            self._counts[c] += np.bincount(codes[:, c], minlength=self.n_centroids)[: self.n_centroids]
+        self._defaults = self._counts.argmax(axis=1).astype(np.uint8)
+        self._n = need
+
+    # ------------------------------------------------------------------ ids
+    def _prepare_ids(self, ids, n_new: int):
+        """Validate ids for n_new images; returns None (positions), an int64 array, or a list of str."""
+        if ids is None:
+            if self._ids is None:
+                return None
+            if isinstance(self._ids, list):
+                raise ValueError("this index uses string ids: pass ids=[...] with one string per image")
+            start = int(self._ids[: self._n].max()) + 1 if self._n else 0
+            return np.arange(start, start + n_new, dtype=np.int64)
+        if isinstance(ids, (str, bytes)):
+            raise ValueError("ids must be a sequence with one id per image, not a single string")
+        arr = as_numpy(ids, "ids") if not isinstance(ids, (list, tuple)) else None
+        if arr is not None and arr.dtype.kind in "iu":
+            out = arr.astype(np.int64).reshape(-1)
+            if arr.ndim != 1:
+                raise ValueError(f"ids must be 1-D; got shape {arr.shape}")
+        else:
+            seq = list(ids) if arr is None else arr.tolist()
+            if all(isinstance(s, str) for s in seq):
+                out = [str(s) for s in seq]
+            elif all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seq):
+                out = np.asarray(seq, dtype=np.int64)
+            else:
+                raise ValueError("ids must be all integers (int64) or all strings")
+        if len(out) != n_new:
+            raise ValueError(f"got {len(out)} ids for {n_new} images")
+        is_str = isinstance(out, list)
+        if self._n and (self._ids is None or isinstance(self._ids, np.ndarray)) == is_str:
+            kind = "string" if isinstance(self._ids, list) else "integer"
+            raise ValueError(f"this index uses {kind} ids; pass {kind} ids for new images too")
+        if len(set(out if is_str else out.tolist())) != n_new:
+            raise ValueError("ids must be unique; the batch repeats an id")
+        pos = self._positions()
+        dup = next((i for i in (out if is_str else out.tolist()) if i in pos), None)
+        if dup is not None:
+            raise ValueError(f"id {dup!r} is already in the index; ids must be unique")
+        return out
+
+    def _commit_ids(self, new) -> None:
+        if new is None and self._ids is None:
+            return
+        if self._ids is None:  # implicit positions become explicit
+            self._ids = np.arange(self._n, dtype=np.int64)
+        if isinstance(new, list):
+            self._ids = (list(self._ids) if isinstance(self._ids, list) else []) + new
+        else:
+            self._ids = np.concatenate([np.asarray(self._ids[: self._n], np.int64), new])
+        self._id_pos = None
+
+    def _positions(self) -> dict:
+        if self._id_pos is None:
+            if self._ids is None:
+                return _RangeMap(self._n)
+            seq = self._ids if isinstance(self._ids, list) else self._ids[: self._n].tolist()
+            self._id_pos = {v: i for i, v in enumerate(seq)}
+        return self._id_pos
+
+    def _ids_at(self, pos: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            return pos.astype(np.int64)
+        if isinstance(self._ids, list):
+            return np.array([self._ids[i] for i in pos.tolist()], dtype=str)
+        return self._ids[pos]
+
+    # ------------------------------------------------------------------ search
+    def _subset(self, subset):
+        """(mask uint8 (N,) or None, positions int64 or None)."""
+        if subset is None:
+            return None, None
+        a = None if isinstance(subset, (list, tuple)) else as_numpy(subset, "subset")
+        if a is not None and a.dtype == np.bool_:
+            if a.shape != (self._n,):
+                raise ValueError(f"a boolean subset mask must have shape ({self._n},); got {a.shape}")
+            return np.ascontiguousarray(a, dtype=np.uint8), None
+        seq = list(subset) if a is None else a.reshape(-1).tolist()
+        pos = self._positions()
+        try:
+            p = np.fromiter((pos[i] for i in seq), dtype=np.int64, count=len(seq))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"subset names id {e.args[0] if e.args else '?'!r}, which is not in the index") from None
+        return None, np.unique(p)
+
+    def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
+               eps: float | None = None):
+        """Find the k nearest images. ``query``: a :class:`Query` or a list of them (one result per query).
+
+        ``exact=True`` uses the stored uncompressed maps (needs ``keep_exact=True``); otherwise PQ distances.
+        ``subset``: a boolean mask over the images (insertion order) or a sequence of ids to restrict to.
+        ``threads``: worker threads (default: all cores). ``eps``: image-query sparsity cut
+        (default :data:`DEFAULT_EPS`; 0 = exact LUTs). Results are sorted by ascending distance; k larger
+        than the number of candidates returns them all.
+        """
+        single = isinstance(query, Query)
+        queries = [query] if single else list(query) if isinstance(query, (list, tuple)) else None
+        if queries is None or not all(isinstance(q, Query) for q in queries):
+            raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
+        k = _check_count(k, "k", 1)
+        threads = 0 if threads is None else _check_count(threads, "threads", 1)
+        eps = DEFAULT_EPS if eps is None else float(eps)
+        if not (np.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0; got {eps}")
+        mask, pos = self._subset(subset)
+        resolved = [q.resolve(self.num_classes, self.size) for q in queries]
+        n_cand = self._n if (mask is None and pos is None) else int(mask.sum()) if mask is not None else len(pos)
+        if exact:
+            if not self.keep_exact:
+                raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
+        else:
+            self._need_trained()
+        if not queries:
+            return []
+        if n_cand == 0:
+            empty = SearchResult(self._ids_at(np.zeros(0, np.int64)), np.zeros(0, np.float32))
+            return empty if single else [empty] * len(queries)
+        kk = min(k, n_cand)
+        if exact:
+            ids, dists, counts = _core.search_exact(
+                self._exact[: self._n], self._exact_norms[: self._n], [r[0] for r in resolved],
+                [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads)
+        else:
+            luts = np.empty((len(resolved), self.num_classes, self.n_centroids), np.float32)
+            classes = []
+            for i, (kind, probs, labels) in enumerate(resolved):
+                luts[i], cls = _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps)
+                classes.append(cls)
+            ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
+                                               mask=mask, ids=pos, threads=threads)
+        out = [SearchResult(self._ids_at(ids[i, : counts[i]]), dists[i, : counts[i]].copy())
+               for i in range(len(resolved))]
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ construction from parts
+    @classmethod
+    def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None) -> "Index":
+        """An index from a codebook float32 (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool.
+
+        If ``codes`` is the transpose of a C-contiguous (C, N) array it is used without a copy.
+        """
+        cb = as_numpy(codebook, "codebook")
+        if cb.ndim != 4 or cb.shape[2] != cb.shape[3]:
+            raise ValueError(f"codebook must have shape (C, K, n, n); got {cb.shape}")
+        if cb.dtype.kind != "f":
+            raise ValueError(f"codebook must be a float array; got dtype {cb.dtype}")
+        C, K, n = cb.shape[0], cb.shape[1], cb.shape[2]
+        if not np.isfinite(cb).all():
+            raise ValueError("codebook contains NaN or inf")
+        cd = as_numpy(codes, "codes")
+        if cd.ndim != 2 or cd.shape[1] != C:
+            raise ValueError(f"codes must have shape (N, {C}) to match the codebook; got {cd.shape}")
+        if cd.dtype != np.uint8:
+            raise ValueError(f"codes must be uint8; got dtype {cd.dtype}")
+        index = cls(C, n, K, class_names, metadata=metadata)
+        if cd.size and int(_column_max(cd)) >= K:
+            raise ValueError(f"codes must be < n_centroids={K}; found {int(_column_max(cd))}")
+        index._set_codebook(cb.reshape(C, K, n * n))
+        if cd.T.flags.c_contiguous and ids is None:  # adopt the (C, N) storage as is
+            index._codes = cd.T
+            index._n = cd.shape[0]
+            index._counts = _code_counts(cd.T, K)
+            index._defaults = index._counts.argmax(axis=1).astype(np.uint8)
+        else:
+            index._append(cd, ids)
+        return index
+
+    # ------------------------------------------------------------------ files
+    def save(self, path) -> None:
+        """Save to one file, atomically (temp file then rename). No pickle; see ``segsearch.storage``."""
+        self._need_trained()
+        ids_kind = "range" if self._ids is None else ("str" if isinstance(self._ids, list) else "int64")
+        header = {"num_classes": self.num_classes, "size": self.size, "n_centroids": self.n_centroids,
+                  "count": self._n, "class_names": self.class_names, "metadata": self.metadata,
+                  "keep_exact": self.keep_exact, "ids_kind": ids_kind}
+        arrays = {"codebook": self._cb, "codes": self._codes[:, : self._n], "code_counts": self._counts}
+        if ids_kind == "int64":
+            arrays["ids"] = self._ids[: self._n]
+        elif ids_kind == "str":
+            enc = [s.encode("utf-8") for s in self._ids]
+            arrays["ids_offsets"] = np.cumsum([0] + [len(b) for b in enc], dtype=np.int64)
+            arrays["ids_utf8"] = np.frombuffer(b"".join(enc), np.uint8)
+        if self.keep_exact:
+            arrays["exact_maps"] = self._exact[: self._n]
+            arrays["exact_norms"] = self._exact_norms[: self._n]
+        storage.save(path, header, arrays)
+
+    @classmethod
+    def load(cls, path, mmap: bool = True) -> "Index":
+        """Load a saved index. ``mmap=True`` maps the codes, codebook and exact maps from the file
+        (read-only pages, loaded on demand); ``add`` then copies the codes into memory first."""
+        header, arr = storage.load(path, mmap=mmap)
+        try:
+            C, n, K, N = (int(header[k]) for k in ("num_classes", "size", "n_centroids", "count"))
+            index = cls(C, n, K, header["class_names"], keep_exact=bool(header["keep_exact"]),
+                        metadata=header["metadata"])
+            expect = {"codebook": (C, n * n, K), "codes": (C, N), "code_counts": (C, K)}
+            if index.keep_exact:
+                expect.update(exact_maps=(N, C, n * n), exact_norms=(N, C))
+            for name, shape in expect.items():
+                if name not in arr or arr[name].shape != shape:
+                    raise IndexFormatError(f"{path} is damaged: array '{name}' is missing or has the wrong shape")
+            index._cb = arr["codebook"]
+            index._cnorms = np.einsum("cdk,cdk->ck", index._cb, index._cb, dtype=np.float64).astype(np.float32)
+            index._codes = arr["codes"]
+            index._n = N
+            index._counts = np.array(arr["code_counts"])
+            index._defaults = index._counts.argmax(axis=1).astype(np.uint8)
+            kind = header["ids_kind"]
+            if kind == "int64":
+                index._ids = np.array(arr["ids"])
+            elif kind == "str":
+                off, raw = arr["ids_offsets"], bytes(arr["ids_utf8"])
+                index._ids = [raw[off[i] : off[i + 1]].decode("utf-8") for i in range(N)]
+            elif kind != "range":
+                raise IndexFormatError(f"{path} is damaged: unknown ids kind {kind!r}")
+            if index._ids is not None and len(index._ids) != N:
+                raise IndexFormatError(f"{path} is damaged: {len(index._ids)} ids for {N} images")
+            if index.keep_exact:
+                index._exact, index._exact_norms = arr["exact_maps"], arr["exact_norms"]
+        except IndexFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise IndexFormatError(f"{path} is damaged: inconsistent header ({e})") from None
+        return index
+
+
+class _RangeMap:
+    """id -> position for implicit ids 0..n-1."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __contains__(self, i):
+        return isinstance(i, numbers.Integral) and 0 <= int(i) < self.n
+
+    def __getitem__(self, i):
+        if i not in self:
+            raise KeyError(i)
+        return int(i)
+
+
+def _exact_norms(maps_u8: np.ndarray) -> np.ndarray:
+    """Squared norms (N, C) of uint8 maps (N, C, D) read as value/255."""
+    out = np.empty(maps_u8.shape[:2], np.float32)
+    for s in range(0, len(maps_u8), 256):
+        m = maps_u8[s : s + 256].astype(np.float64) / 255.0
+        out[s : s + 256] = np.einsum("ncd,ncd->nc", m, m)
+    return out
+
+
+def _grow_rows(a: np.ndarray, n: int, new: np.ndarray) -> np.ndarray:
+    need = n + len(new)
+    if need > len(a) or not a.flags.writeable:
+        grown = np.empty((max(need, 2 * n) if a.flags.writeable else need,) + a.shape[1:], a.dtype)
+        grown[:n] = a[:n]
+        a = grown
+    a[n:need] = new
+    return a
+
+
+def _column_max(codes: np.ndarray) -> int:
+    m = 0
+    for s in range(0, codes.shape[0], 1 << 20):
+        m = max(m, int(codes[s : s + (1 << 20)].max()))
+    return m
+
+
+def _code_counts(codes_cn: np.ndarray, K: int) -> np.ndarray:
+    return np.stack([np.bincount(codes_cn[c], minlength=K)[:K] for c in range(codes_cn.shape[0])]).astype(np.int64)
