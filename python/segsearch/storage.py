@@ -75,6 +75,9 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
                 f.write(b"\0" * (-int(a.nbytes) % _ALIGN))
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved index gets normal permissions
         os.replace(tmp, path)
     except BaseException:
         try:

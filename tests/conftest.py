@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+import segsearch
+from segsearch.synthetic import synthetic_probs
+
+
+def random_probs(n, C, size, seed):
+    """Softmax of Gaussian logits: every class present everywhere (the hard, dense case)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, C, size, size)) * 2.0
+    e = np.exp(x - x.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def random_sketch(C, size, seed, n_classes=3, fill=0.5):
+    rng = np.random.default_rng(seed)
+    lab = np.full((size, size), -1, np.int32)
+    cls = rng.choice(C, size=n_classes, replace=False)
+    m = rng.random((size, size)) < fill
+    lab[m] = rng.choice(cls, size=int(m.sum()))
+    return lab
+
+
+DATASETS = {
+    # name: (N, C, size, K)
+    "random": (240, 7, 8, 16),
+    "realistic": (300, 12, 16, 32),
+}
+
+
+def make_probs(name, seed=0):
+    N, C, size, _ = DATASETS[name]
+    if name == "random":
+        return random_probs(N, C, size, seed)
+    return synthetic_probs(N, C, size, seed=seed)
+
+
+@pytest.fixture(scope="session", params=sorted(DATASETS))
+def built(request):
+    """(name, probs, index with keep_exact) for each dataset; train on all, add all."""
+    name = request.param
+    N, C, size, K = DATASETS[name]
+    probs = make_probs(name)
+    index = segsearch.Index(C, size, K, keep_exact=True)
+    index.train(probs, niter=10, seed=0)
+    index.add(probs)
+    return name, probs, index

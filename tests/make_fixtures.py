@@ -1,0 +1,28 @@
+"""Writes tests/fixtures/v<FORMAT_VERSION>.segsearch and its expected results. Run once per new format
+version (keep the old files: they are what proves old indexes stay loadable):
+
+    python tests/make_fixtures.py
+"""
+from pathlib import Path
+
+import numpy as np
+
+from segsearch import Index, Query, storage
+from segsearch.synthetic import synthetic_probs
+
+here = Path(__file__).parent / "fixtures"
+probs = synthetic_probs(64, 5, 8, seed=21)
+index = Index(5, 8, 16, class_names=["sky", "building", "road", "tree", "car"], keep_exact=True,
+              metadata={"network": "synthetic"})
+index.train(probs, niter=5, seed=0)
+index.add(probs, ids=[f"img_{i:03d}.jpg" for i in range(64)])
+name = f"v{storage.FORMAT_VERSION}"
+index.save(here / f"{name}.segsearch")
+sketch = np.full((8, 8), -1, np.int32)
+sketch[:3] = 0
+sketch[6:] = 2
+r = index.search(Query.image(probs[9]), k=10, eps=0)
+s = index.search(Query.sketch(sketch), k=10)
+np.savez(here / f"{name}.expect.npz", query=probs[9], ids=r.ids, distances=r.distances, sketch=sketch,
+         sketch_ids=s.ids)
+print("wrote", here / f"{name}.segsearch")

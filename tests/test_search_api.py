@@ -1,0 +1,198 @@
+"""Search behaviour: batches, subsets, k edge cases, ids, incremental add, from_codebook, SIMD levels."""
+import numpy as np
+import pytest
+
+import segsearch
+from segsearch import Index, Query
+
+from conftest import random_probs, random_sketch
+from reference import adc_maps, distances, topk
+
+
+@pytest.fixture(scope="module")
+def small():
+    probs = random_probs(120, 5, 8, seed=3)
+    index = Index(5, 8, 16)
+    index.train(probs, niter=5)
+    index.add(probs)
+    return probs, index
+
+
+def test_batch_equals_single_queries(small):
+    probs, index = small
+    qs = [Query.image(probs[0]), Query.sketch(random_sketch(5, 8, 1)), Query.image_and_sketch(probs[5], random_sketch(5, 8, 2))]
+    batch = index.search(qs, k=7)
+    assert isinstance(batch, list) and len(batch) == 3
+    for q, r in zip(qs, batch):
+        one = index.search(q, k=7)
+        np.testing.assert_array_equal(r.ids, one.ids)
+        np.testing.assert_array_equal(r.distances, one.distances)
+    assert index.search([], k=3) == []
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_subset_mask_and_ids(exact):
+    probs = random_probs(150, 4, 8, seed=4)
+    index = Index(4, 8, 8, keep_exact=True)
+    index.train(probs, niter=3)
+    index.add(probs)
+    q = Query.image(probs[10])
+    full = index.search(q, k=150, exact=exact)
+    d = dict(zip(full.ids.tolist(), full.distances.tolist()))
+    mask = np.zeros(150, bool)
+    mask[::3] = True
+    r = index.search(q, k=10, subset=mask, exact=exact)
+    assert all(i % 3 == 0 for i in r.ids)
+    expect = sorted((d[i], i) for i in range(0, 150, 3))[:10]
+    assert [i for _, i in expect] == r.ids.tolist()
+    ids = [7, 3, 99, 140, 3]
+    r = index.search(q, k=100, subset=ids, exact=exact)
+    assert sorted(r.ids.tolist()) == [3, 7, 99, 140]
+    assert np.all(np.diff(r.distances) >= 0)
+    np.testing.assert_allclose(r.distances, [d[i] for i in r.ids])
+    assert len(index.search(q, k=5, subset=np.zeros(150, bool), exact=exact)) == 0
+    with pytest.raises(ValueError, match="not in the index"):
+        index.search(q, subset=[1000], exact=exact)
+    with pytest.raises(ValueError, match="shape"):
+        index.search(q, subset=np.ones(10, bool), exact=exact)
+
+
+def test_k_edge_cases(small):
+    probs, index = small
+    q = Query.image(probs[1])
+    assert len(index.search(q, k=1)) == 1
+    everything = index.search(q, k=10_000)
+    assert len(everything) == len(index)
+    assert sorted(everything.ids.tolist()) == list(range(len(index)))
+    assert np.all(np.diff(everything.distances) >= 0)
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="k must"):
+            index.search(q, k=bad)
+
+
+def test_ties_are_ordered_by_insertion():
+    probs = random_probs(10, 3, 4, seed=0)
+    index = Index(3, 4, 4)
+    index.train(probs, niter=2)
+    index.add(np.repeat(probs[:1], 6, axis=0))
+    r = index.search(Query.image(probs[0]), k=6)
+    assert r.ids.tolist() == list(range(6))
+
+
+def test_string_and_int_ids_and_incremental_add():
+    probs = random_probs(60, 4, 8, seed=5)
+    index = Index(4, 8, 8)
+    index.train(probs, niter=3)
+    index.add(probs[:30], ids=[f"img{i}.jpg" for i in range(30)])
+    index.add(probs[30:], ids=[f"img{i}.jpg" for i in range(30, 60)])
+    assert len(index) == 60
+    r = index.search(Query.image(probs[42]), k=3, eps=0)
+    assert r.ids[0] == "img42.jpg"
+    r = index.search(Query.image(probs[42]), k=60, subset=["img42.jpg", "img1.jpg"])
+    assert set(r.ids.tolist()) == {"img42.jpg", "img1.jpg"}
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add(probs[:1], ids=["img3.jpg"])
+    with pytest.raises(ValueError, match="string ids"):
+        index.add(probs[:1])
+    with pytest.raises(ValueError, match="string ids"):
+        index.add(probs[:1], ids=[5])
+
+    ints = Index(4, 8, 8)
+    ints.train(probs, niter=3)
+    ints.add(probs[:10], ids=np.arange(100, 110))
+    ints.add(probs[10:12])  # continues after the largest id
+    assert ints.ids.tolist() == list(range(100, 112))
+    with pytest.raises(ValueError, match="unique"):
+        ints.add(probs[:2], ids=[1, 1])
+    with pytest.raises(ValueError, match="2 ids for 3"):
+        ints.add(probs[:3], ids=[1, 2])
+
+
+def test_add_matches_one_shot_add():
+    probs = random_probs(80, 4, 8, seed=6)
+    a = Index(4, 8, 8)
+    a.train(probs, niter=3)
+    b = Index.from_codebook(a.codebook, np.zeros((0, 4), np.uint8))
+    a.add(probs)
+    for s in range(0, 80, 17):
+        b.add(probs[s : s + 17])
+    np.testing.assert_array_equal(a.codes, b.codes)
+    q = Query.sketch(random_sketch(4, 8, 9))
+    np.testing.assert_array_equal(a.search(q, k=80).distances, b.search(q, k=80).distances)
+
+
+def test_from_codebook_matches_reference_and_views_are_read_only():
+    rng = np.random.default_rng(0)
+    C, K, n, N = 6, 32, 8, 500
+    cb = rng.random((C, K, n, n)).astype(np.float32) / 4
+    codes_cn = rng.integers(0, K, size=(C, N), dtype=np.uint8)
+    index = Index.from_codebook(cb, codes_cn.T)  # adopted without copy
+    assert np.shares_memory(index.codes, codes_cn)
+    np.testing.assert_array_equal(index.codebook, cb)
+    np.testing.assert_array_equal(index.codes, codes_cn.T)
+    with pytest.raises(ValueError):
+        index.codes[0, 0] = 1
+    with pytest.raises(ValueError):
+        index.codebook[0, 0, 0, 0] = 1
+    probs = random_probs(1, C, n, 1)[0]
+    ref = distances("image", probs, None, adc_maps(cb, codes_cn.T))
+    r = index.search(Query.image(probs), k=N, eps=0)
+    np.testing.assert_allclose(r.distances, ref[topk(ref, N)], rtol=1e-4)
+    copy = Index.from_codebook(cb, np.ascontiguousarray(codes_cn.T), ids=[f"x{i}" for i in range(N)])
+    assert copy.search(Query.image(probs), k=1, eps=0).ids[0] == f"x{r.ids[0]}"
+    with pytest.raises(ValueError, match="< n_centroids"):
+        Index.from_codebook(cb, np.full((3, C), K, np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        Index.from_codebook(cb, codes_cn.T.astype(np.int64))
+    with pytest.raises(ValueError, match=r"\(N, 6\)"):
+        Index.from_codebook(cb, codes_cn[:3].T)
+
+
+def test_simd_levels_agree():
+    """Every SIMD level this CPU supports gives identical ids and distances."""
+    levels = segsearch.supported_simd_levels()
+    assert levels[0] == "scalar" and segsearch.simd_level() in levels
+    rng = np.random.default_rng(1)
+    C, K, n, N = 9, 256, 8, 5000
+    cb = rng.random((C, K, n, n)).astype(np.float32) / 8
+    # skewed codes (mostly one value per class, as real data) plus uniform ones
+    codes = np.where(rng.random((N, C)) < 0.9, 3, rng.integers(0, K, (N, C))).astype(np.uint8)
+    codes[:700] = rng.integers(0, K, (700, C))
+    index = Index.from_codebook(cb, codes)
+    probs = random_probs(2, C, n, 2)
+    qs = [Query.image(probs[0]), Query.sketch(random_sketch(C, n, 3, n_classes=4)),
+          Query.image_and_sketch(probs[1], random_sketch(C, n, 4))]
+    mask = rng.random(N) < 0.5
+    before = segsearch.simd_level()
+    results = {}
+    try:
+        for level in levels:
+            segsearch.set_simd_level(level)
+            assert segsearch.simd_level() == level
+            results[level] = index.search(qs, k=50, eps=0) + index.search(qs, k=50, subset=mask)
+    finally:
+        segsearch.set_simd_level(before)
+    base = results["scalar"]
+    for level, res in results.items():
+        for a, b in zip(base, res):
+            np.testing.assert_array_equal(a.ids, b.ids, err_msg=level)
+            np.testing.assert_array_equal(a.distances, b.distances, err_msg=level)
+    with pytest.raises(ValueError, match="unknown SIMD level"):
+        segsearch.set_simd_level("sse9")
+
+
+def test_threads_give_same_results(small):
+    probs, index = small
+    q = Query.image(probs[2])
+    a = index.search(q, k=30, threads=1)
+    b = index.search(q, k=30, threads=2)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    with pytest.raises(ValueError, match="threads"):
+        index.search(q, threads=0)
+
+
+def test_empty_index_returns_no_results():
+    probs = random_probs(8, 3, 4, 0)
+    index = Index(3, 4, 4)
+    index.train(probs, niter=1)
+    assert len(index.search(Query.image(probs[0]), k=5)) == 0
