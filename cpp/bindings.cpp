@@ -135,7 +135,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("scan_pq",
           [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
              const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
-             std::optional<Arr<int64_t>> ids, int threads) {
+             std::optional<Arr<int64_t>> ids, int threads, std::optional<Arr<uint8_t>> dense) {
               if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
                   bad("codes must be a (C, N) uint8 array with contiguous rows");
               Codes cv;
@@ -145,6 +145,10 @@ PYBIND11_MODULE(_core, m) {
               cv.data = codes.data();
               need_dims(defaults, {cv.C}, "defaults");
               cv.defaults = defaults.data();
+              if (dense) {
+                  need_dims(*dense, {cv.C}, "dense");
+                  cv.dense = dense->data();
+              }
               need_dims(luts, {-1, cv.C, -1}, "luts");
               const int K = static_cast<int>(luts.shape(2));
               const int nq = static_cast<int>(luts.shape(0));
@@ -164,7 +168,9 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("codes"), py::arg("defaults"), py::arg("luts"), py::arg("classes"), py::arg("k"),
           py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-          "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). Codes must be < K.");
+          py::arg("dense") = py::none(),
+          "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). defaults: most common code per class;\n"
+          "dense: optional per-class flag, 1 where most codes are not the default (speed only).");
 
     m.def("search_exact",
           [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,

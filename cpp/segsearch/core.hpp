@@ -54,13 +54,15 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
 void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut);
 
 // Codes stored column-major: codes[c * stride + i], i < n. `defaults[c]` is the most common code of
-// class c (only speed depends on it).
+// class c; `dense[c]` (optional) says the class has many other codes, so skipping defaults does not pay.
+// Only speed depends on these two.
 struct Codes {
     const uint8_t* data = nullptr;
     int64_t n = 0;
     int64_t stride = 0;
     int C = 0;
     const uint8_t* defaults = nullptr;
+    const uint8_t* dense = nullptr;
 };
 
 // Which images may be returned: all, those with mask[i] != 0, or the listed positions.

@@ -8,37 +8,46 @@ namespace segsearch {
 namespace avx2_level {
 #include "kernels_generic.hpp"
 
-// dist[j] += delta[codes[j]]: 32 codes at a time; blocks where every code is the default are skipped
-// (delta[dflt] == 0), sparse blocks are added one by one, dense blocks by 8-wide gathers.
-static void accumulate(const uint8_t* __restrict codes, int64_t n, uint8_t dflt, const float* __restrict delta,
-                       float* __restrict dist) {
+// dist[j] += delta[codes[j]] skipping default codes: 64 codes per step compared at once, then only
+// the others are added, one by one (delta[dflt] == 0, so the result equals the dense loop's).
+static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt,
+                              const float* __restrict delta, float* __restrict dist) {
     const __m256i vd = _mm256_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
-    for (; j + 32 <= n; j += 32) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j));
-        uint32_t m = ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vd)));
-        if (m == 0) continue;
-        if (__builtin_popcount(m) <= 8) {
-            while (m) {
-                const int b = __builtin_ctz(m);
-                m &= m - 1;
-                dist[j + b] += delta[codes[j + b]];
-            }
-        } else {
-            for (int h = 0; h < 32; h += 8) {
-                const __m256i idx =
-                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + j + h)));
-                const __m256 g = _mm256_i32gather_ps(delta, idx, 4);
-                _mm256_storeu_ps(dist + j + h, _mm256_add_ps(_mm256_loadu_ps(dist + j + h), g));
-            }
+    for (; j + 64 <= n; j += 64) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j + 32));
+        const uint64_t lo = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, vd)));
+        const uint64_t hi = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, vd)));
+        uint64_t m = ~(lo | (hi << 32));
+        while (m) {
+            const int bit = __builtin_ctzll(m);
+            m &= m - 1;
+            dist[j + bit] += delta[codes[j + bit]];
         }
     }
     for (; j < n; ++j) dist[j] += delta[codes[j]];
 }
+
+static int64_t below(const float* __restrict dist, int64_t n, float thr, int32_t* __restrict out) {
+    const __m256 t = _mm256_set1_ps(thr);
+    int64_t m = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dist + j), t, _CMP_LT_OQ)));
+        while (mask) {
+            out[m++] = static_cast<int32_t>(j + __builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (dist[j] < thr) out[m++] = static_cast<int32_t>(j);
+    return m;
+}
 }  // namespace avx2_level
 
 const Kernels& kernels_avx2() {
-    static const Kernels k{avx2_level::generic_axpy, avx2_level::accumulate, avx2_level::generic_dot_u8};
+    using namespace avx2_level;
+    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, generic_dot_u8};
     return k;
 }
 }  // namespace segsearch

@@ -7,9 +7,20 @@ static void generic_axpy(float a, const float* __restrict x, float* __restrict y
     for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-static void generic_accumulate(const uint8_t* __restrict codes, int64_t n, uint8_t /*dflt*/,
-                               const float* __restrict delta, float* __restrict dist) {
+// Scalar lookups: vectorizing this loop means gathers, which are slower than scalar loads on many CPUs.
+__attribute__((optimize("no-tree-vectorize"))) static void generic_accumulate(
+    const uint8_t* __restrict codes, int64_t n, uint8_t /*dflt*/, const float* __restrict delta,
+    float* __restrict dist) {
     for (int64_t j = 0; j < n; ++j) dist[j] += delta[codes[j]];
+}
+
+static int64_t generic_below(const float* __restrict dist, int64_t n, float thr, int32_t* __restrict out) {
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        out[m] = static_cast<int32_t>(j);
+        m += dist[j] < thr;
+    }
+    return m;
 }
 
 static float generic_dot_u8(const float* __restrict q, const uint8_t* __restrict p, int n) {

@@ -7,8 +7,8 @@ namespace scalar_level {
 }  // namespace scalar_level
 
 const Kernels& kernels_scalar() {
-    static const Kernels k{scalar_level::generic_axpy, scalar_level::generic_accumulate,
-                           scalar_level::generic_dot_u8};
+    using namespace scalar_level;
+    static const Kernels k{generic_axpy, generic_accumulate, generic_accumulate, generic_below, generic_dot_u8};
     return k;
 }
 }  // namespace segsearch

@@ -1,4 +1,5 @@
 // Query vectors in sparse form and the LUTs of the three query kinds.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -40,20 +41,47 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         for (int j = 0; j < D; ++j)
             if (q.labels[j] < -1 || q.labels[j] >= C)
                 throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
+    std::vector<float> vbuf(has_labels ? D : 0), valbuf(D);
+    std::vector<int32_t> pixbuf(D);
+    sq.classes.reserve(C);
     for (int c = 0; c < C; ++c) {
-        const float* p = q.probs + static_cast<int64_t>(c) * D;
+        const float* v = q.probs + static_cast<int64_t>(c) * D;
+        if (has_labels) {  // drawn pixels override the photo's maps
+            for (int j = 0; j < D; ++j) {
+                const int32_t l = q.labels[j];
+                vbuf[j] = l < 0 ? v[j] : (l == c ? 1.0f : 0.0f);
+            }
+            v = vbuf.data();
+        }
+        // ||q_c||^2 over all pixels: 8 float lanes per chunk of 512, summed in double
         double n2 = 0.0;
-        for (int j = 0; j < D; ++j) {
-            float v = p[j];
-            if (has_labels && q.labels[j] >= 0) v = (q.labels[j] == c) ? 1.0f : 0.0f;
-            n2 += static_cast<double>(v) * v;
-            if (v > eps || (has_labels && q.labels[j] == c)) {
-                sq.pix.push_back(j);
-                sq.val.push_back(v);
+        for (int j0 = 0; j0 < D; j0 += 512) {
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const int j1 = std::min(D, j0 + 512);
+            int j = j0;
+            for (; j + 8 <= j1; j += 8)
+                for (int l = 0; l < 8; ++l) acc[l] += v[j + l] * v[j + l];
+            for (; j < j1; ++j) acc[0] += v[j] * v[j];
+            n2 += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        }
+        // support: branch-free compaction of the pixels with v > eps (drawn pixels of class c always)
+        // (blocks of 64 pixels with nothing above eps, most of an absent class's map, are skipped)
+        int m = 0;
+        for (int j0 = 0; j0 < D; j0 += 64) {
+            const int j1 = std::min(D, j0 + 64);
+            int hits = 0;
+            for (int j = j0; j < j1; ++j) hits += v[j] > eps;
+            if (hits == 0 && eps < 1.0f) continue;
+            for (int j = j0; j < j1; ++j) {
+                pixbuf[m] = j;
+                valbuf[m] = v[j];
+                m += (v[j] > eps) | (v[j] == 1.0f);
             }
         }
         sq.classes.push_back(c);
         sq.qnorm2.push_back(n2);
+        sq.pix.insert(sq.pix.end(), pixbuf.begin(), pixbuf.begin() + m);
+        sq.val.insert(sq.val.end(), valbuf.begin(), valbuf.begin() + m);
         sq.offsets.push_back(static_cast<int64_t>(sq.pix.size()));
     }
     return sq;

@@ -55,13 +55,16 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
     constexpr int64_t kBlock = 2048;  // dist buffer of 8 KB stays in L1
     auto fn = [&](int64_t s, int64_t e, std::vector<TopK>& heaps) {
         float dist[kBlock];
+        int32_t scratch[kBlock];
         const int64_t len = e - s;
         for (int q = 0; q < nq; ++q) {
             const float* dq = delta.data() + static_cast<int64_t>(q) * C * kRow;
             std::fill(dist, dist + len, base[q]);
-            for (int32_t c : classes[q])
-                kern.accumulate(codes.data + c * codes.stride + s, len, codes.defaults[c], dq + c * kRow, dist);
-            heaps[q].push_block(dist, s, len, subset.mask);
+            for (int32_t c : classes[q]) {
+                auto acc = (codes.dense && codes.dense[c]) ? kern.accumulate_dense : kern.accumulate_sparse;
+                acc(codes.data + c * codes.stride + s, len, codes.defaults[c], dq + c * kRow, dist);
+            }
+            heaps[q].push_block(dist, s, len, subset.mask, kern.below, scratch);
         }
     };
     run_topk(codes.n, kBlock, nq, k, threads, interrupt, fn, out);

@@ -16,7 +16,9 @@
 
 namespace segsearch {
 
-// Keeps the k smallest (distance, position) pairs; ties go to the smaller position.
+// Keeps the k smallest (distance, position) pairs; ties go to the smaller position. Positions must be
+// pushed in increasing order (each thread scans its blocks in order), so an equal distance never
+// displaces a kept one.
 class TopK {
   public:
     explicit TopK(int64_t k) : k_(k) {}
@@ -26,19 +28,26 @@ class TopK {
             heap_.emplace_back(d, i);
             std::push_heap(heap_.begin(), heap_.end());
             if (static_cast<int64_t>(heap_.size()) == k_) thr_ = heap_.front().first;
-        } else if (std::make_pair(d, i) < heap_.front()) {
+        } else if (d < thr_) {
             std::pop_heap(heap_.begin(), heap_.end());
             heap_.back() = {d, i};
             std::push_heap(heap_.begin(), heap_.end());
             thr_ = heap_.front().first;
         }
     }
-    // dist[0..len) belong to positions i0..i0+len; mask (if any) is indexed by position.
-    void push_block(const float* dist, int64_t i0, int64_t len, const uint8_t* mask) {
-        for (int64_t j = 0; j < len; ++j) {
-            if (dist[j] > thr_) continue;
-            if (mask && !mask[i0 + j]) continue;
-            push(dist[j], i0 + j);
+    // dist[0..len) belong to positions i0..i0+len; mask (if any) is indexed by position. `below` is the
+    // SIMD filter of the active kernels; `scratch` holds len ints.
+    void push_block(const float* dist, int64_t i0, int64_t len, const uint8_t* mask,
+                    int64_t (*below)(const float*, int64_t, float, int32_t*), int32_t* scratch) {
+        int64_t j = 0;
+        for (; j < len && static_cast<int64_t>(heap_.size()) < k_; ++j)  // not full yet: take everything
+            if (!mask || mask[i0 + j]) push(dist[j], i0 + j);
+        if (j == len) return;
+        const int64_t m = below(dist + j, len - j, thr_, scratch);
+        for (int64_t t = 0; t < m; ++t) {
+            const int64_t jj = j + scratch[t];
+            if (mask && !mask[i0 + jj]) continue;
+            push(dist[jj], i0 + jj);
         }
     }
     std::vector<std::pair<float, int64_t>>& items() { return heap_; }

@@ -17,6 +17,9 @@ from .query import Query, check_probs
 #: Default sparsity cut for image queries: query pixels with p_c(j) <= eps are left out of the LUT's dot
 #: products. ``eps=0`` is exact. See the README for what the default changes.
 DEFAULT_EPS = 1e-3
+#: Classes where more than this fraction of the codes differ from the most common one are scanned
+#: without trying to skip (the skipping only pays for sparse classes).
+DENSE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Index:
         self._n = 0
         self._counts = np.zeros((C, K), np.int64)
         self._defaults = np.zeros(C, np.uint8)
+        self._dense = np.zeros(C, np.uint8)
         self._ids = None  # None: ids are positions; else int64 array or list of str
         self._id_pos = None
         self._exact = np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None
@@ -177,8 +181,16 @@ class Index:
         self._commit_ids(new_ids)
         for c in range(self.num_classes):
             self._counts[c] += np.bincount(codes[:, c], minlength=self.n_centroids)[: self.n_centroids]
-        self._defaults = self._counts.argmax(axis=1).astype(np.uint8)
         self._n = need
+        self._update_code_stats()
+
+    def _update_code_stats(self) -> None:
+        """Per class: the most common code, and whether other codes are common enough that the scan
+        should not try to skip the default (affects speed only)."""
+        self._defaults = self._counts.argmax(axis=1).astype(np.uint8)
+        top = self._counts.max(axis=1)
+        total = np.maximum(self._counts.sum(axis=1), 1)
+        self._dense = ((total - top) > DENSE_FRACTION * total).astype(np.uint8)
 
     # ------------------------------------------------------------------ ids
     def _prepare_ids(self, ids, n_new: int):
@@ -307,7 +319,7 @@ class Index:
                 luts[i], cls = _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps)
                 classes.append(cls)
             ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
-                                               mask=mask, ids=pos, threads=threads)
+                                               mask=mask, ids=pos, threads=threads, dense=self._dense)
         out = [SearchResult(self._ids_at(ids[i, : counts[i]]), dists[i, : counts[i]].copy())
                for i in range(len(resolved))]
         return out[0] if single else out
@@ -340,7 +352,7 @@ class Index:
             index._codes = cd.T
             index._n = cd.shape[0]
             index._counts = _code_counts(cd.T, K)
-            index._defaults = index._counts.argmax(axis=1).astype(np.uint8)
+            index._update_code_stats()
         else:
             index._append(cd, ids)
         return index
@@ -385,7 +397,7 @@ class Index:
             index._codes = arr["codes"]
             index._n = N
             index._counts = np.array(arr["code_counts"])
-            index._defaults = index._counts.argmax(axis=1).astype(np.uint8)
+            index._update_code_stats()
             kind = header["ids_kind"]
             if kind == "int64":
                 index._ids = np.array(arr["ids"])
