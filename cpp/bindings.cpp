@@ -111,7 +111,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("build_lut",
           [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps) {
+             std::optional<Arr<int32_t>> labels, float eps, int threads) {
               Codebook cb = make_codebook(codebook, norms);
               QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D);
               Arr<float> lut({cb.C, cb.K});
@@ -121,7 +121,7 @@ PYBIND11_MODULE(_core, m) {
                   float* out = lut.mutable_data();
                   std::fill(out, out + static_cast<int64_t>(cb.C) * cb.K, 0.0f);
                   SparseQuery sq = make_sparse_query(spec, cb.C, cb.D, eps);
-                  build_lut(cb, sq, out);
+                  build_lut(cb, sq, out, threads);
                   classes = sq.classes;
               }
               Arr<int32_t> cls(static_cast<py::ssize_t>(classes.size()));
@@ -129,7 +129,7 @@ PYBIND11_MODULE(_core, m) {
               return py::make_tuple(lut, cls);
           },
           py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
-          py::arg("eps"),
+          py::arg("eps"), py::arg("threads") = 1,
           "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K).");
 
     m.def("scan_pq",

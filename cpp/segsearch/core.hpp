@@ -50,8 +50,8 @@ struct SparseQuery {
 SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
 
 // LUT[c][k] = ||q_c - a_{c,k}||^2 for the classes of `sq` (rows of classes not used are left untouched).
-// lut: C x K floats.
-void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut);
+// lut: C x K floats. Classes are spread over `threads` threads (<= 0: default).
+void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads = 1);
 
 // Codes stored column-major: codes[c * stride + i], i < n. `defaults[c]` is the most common code of
 // class c; `dense[c]` (optional) says the class has many other codes, so skipping defaults does not pay.

@@ -6,6 +6,10 @@
 #include "core.hpp"
 #include "kernels.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace segsearch {
 
 SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
@@ -87,29 +91,43 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
     return sq;
 }
 
-void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut) {
+void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads) {
     const Kernels& kern = active_kernels();
     const int K = cb.K;
+    const int n_cls = static_cast<int>(sq.classes.size());
+    if (threads <= 0) threads = default_threads();
+    // Spread classes over threads only when there is enough work to pay for waking them.
+    if (threads > 1 && sq.pix.size() < 4096) threads = 1;
     // Two-level accumulation: float partial sums over chunks of pixels, then double.
     constexpr int kChunk = 64;
-    std::vector<float> part(K);
-    std::vector<double> dot(K);
-    for (size_t e = 0; e < sq.classes.size(); ++e) {
-        const int c = sq.classes[e];
-        const float* base = cb.data + static_cast<int64_t>(c) * cb.D * K;
-        std::fill(dot.begin(), dot.end(), 0.0);
-        for (int64_t s = sq.offsets[e]; s < sq.offsets[e + 1]; s += kChunk) {
-            const int64_t stop = std::min<int64_t>(s + kChunk, sq.offsets[e + 1]);
-            std::fill(part.begin(), part.end(), 0.0f);
-            for (int64_t t = s; t < stop; ++t)
-                kern.axpy(sq.val[t], base + static_cast<int64_t>(sq.pix[t]) * K, part.data(), K);
-            for (int k = 0; k < K; ++k) dot[k] += part[k];
-        }
-        const float* an = cb.norms + static_cast<int64_t>(c) * K;
-        float* row = lut + static_cast<int64_t>(c) * K;
-        for (int k = 0; k < K; ++k) {
-            const double v = sq.qnorm2[e] - 2.0 * dot[k] + static_cast<double>(an[k]);
-            row[k] = static_cast<float>(v > 0.0 ? v : 0.0);
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        std::vector<float> part(K);
+        std::vector<double> dot(K);
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int e = 0; e < n_cls; ++e) {
+            const int c = sq.classes[e];
+            const float* base = cb.data + static_cast<int64_t>(c) * cb.D * K;
+            std::fill(dot.begin(), dot.end(), 0.0);
+            for (int64_t s = sq.offsets[e]; s < sq.offsets[e + 1]; s += kChunk) {
+                const int64_t stop = std::min<int64_t>(s + kChunk, sq.offsets[e + 1]);
+                std::fill(part.begin(), part.end(), 0.0f);
+                for (int64_t t = s; t < stop; ++t) {
+                    if (t + 4 < stop) __builtin_prefetch(base + static_cast<int64_t>(sq.pix[t + 4]) * K);
+                    kern.axpy(sq.val[t], base + static_cast<int64_t>(sq.pix[t]) * K, part.data(), K);
+                }
+                for (int k = 0; k < K; ++k) dot[k] += part[k];
+            }
+            const float* an = cb.norms + static_cast<int64_t>(c) * K;
+            float* row = lut + static_cast<int64_t>(c) * K;
+            for (int k = 0; k < K; ++k) {
+                const double v = sq.qnorm2[e] - 2.0 * dot[k] + static_cast<double>(an[k]);
+                row[k] = static_cast<float>(v > 0.0 ? v : 0.0);
+            }
         }
     }
 }

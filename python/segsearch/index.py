@@ -316,7 +316,7 @@ class Index:
             luts = np.empty((len(resolved), self.num_classes, self.n_centroids), np.float32)
             classes = []
             for i, (kind, probs, labels) in enumerate(resolved):
-                luts[i], cls = _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps)
+                luts[i], cls = _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads)
                 classes.append(cls)
             ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
                                                mask=mask, ids=pos, threads=threads, dense=self._dense)

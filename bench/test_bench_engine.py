@@ -1,0 +1,150 @@
+"""segsearch engine benchmarks (pytest-benchmark): end-to-end search, LUT, scan, sketch time vs classes
+drawn (the paper's Fig. 5), eps, the exact baseline (Table 1), N = 10M, and faiss's IndexPQ on the same
+codebook and codes. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
+without a copy) are. Command and selection: bench/README.md.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+
+import data
+from data import CLASSES, K, KINDS, N_EXACT, TOPK
+from segsearch import DEFAULT_EPS, _core
+
+try:
+    import faiss
+except ImportError:  # the faiss benchmarks skip
+    faiss = None
+
+THREADS = (1, 2)
+DRAWN = (1, 2, 5, 10, 20, 40, "all")  # classes drawn in Fig. 5; "all" = C
+_PREFIX = {"C": "C", "threads": "t", "N": "N", "drawn": "drawn", "eps": "eps"}
+needs_faiss = pytest.mark.skipif(faiss is None, reason="faiss is not installed: pip install faiss-cpu")
+
+
+def grid(**axes):
+    """``parametrize`` over the product of the axes, with ids such as ``C60-image-t1``."""
+    def label(name, v):
+        text = "default" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+        return _PREFIX.get(name, "") + text
+
+    params = [pytest.param(*vals, id="-".join(label(n, v) for n, v in zip(axes, vals)))
+              for vals in itertools.product(*axes.values())]
+    return pytest.mark.parametrize(list(axes), params)
+
+
+def lut_args(index, query, eps=DEFAULT_EPS):
+    """The arguments of ``_core.build_lut`` for a query, as ``Index.search`` passes them."""
+    return (index._cb, index._cnorms, *query.resolve(index.num_classes, index.size), eps)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+@grid(C=CLASSES, kind=KINDS, threads=THREADS)
+def test_search(measure, C, kind, threads):
+    """End to end: ``index.search(q, k=10)`` (LUT, scan, ids) at the paper's N."""
+    measure(("search", C, kind, threads), f"{kind} query C={C}",
+            data.pq_index(C).search, data.query(C, kind), k=TOPK, threads=threads)
+
+
+@grid(C=CLASSES, kind=KINDS)
+def test_lut(measure, C, kind):
+    """LUT building alone (default eps)."""
+    measure(("lut", C, kind), f"LUT C={C}", _core.build_lut, *lut_args(data.pq_index(C), data.query(C, kind)))
+
+
+@grid(C=CLASSES, threads=THREADS)
+def test_scan(measure, benchmark, C, threads):
+    """The scan alone with a prebuilt image-query LUT; reports GB of codes per second."""
+    index = data.pq_index(C)
+    lut, classes = _core.build_lut(*lut_args(index, data.query(C, "image")))
+    codes = index._codes[:, : len(index)]
+    median = measure(("scan", C, threads), f"scan C={C}",
+                     _core.scan_pq, codes, index._defaults, lut[None], [classes], TOPK, threads=threads)
+    if median:
+        benchmark.extra_info.update(gb_per_s=codes.nbytes / median / 1e9, codes_bytes=codes.nbytes)
+
+
+@grid(C=CLASSES, drawn=DRAWN)
+def test_sketch_classes(measure, benchmark, C, drawn):
+    """Sketch query time vs number of classes drawn (Fig. 5), threads=1."""
+    m = C if drawn == "all" else drawn
+    benchmark.extra_info.update(drawn=m, target_ms=0.1 + 0.03 * m)
+    measure(("sketch_drawn", C, m), f"sketch C={C}",
+            data.pq_index(C).search, data.query(C, "sketch", m), k=TOPK, threads=1)
+
+
+@functools.cache
+def eps_agreement(C: int) -> float:
+    """Mean top-10 overlap between eps=0 (exact LUT) and default-eps image queries."""
+    index, queries = data.pq_index(C), list(data.image_queries(C))
+    pairs = zip(index.search(queries, k=TOPK, eps=0.0), index.search(queries, k=TOPK))
+    return float(np.mean([len(np.intersect1d(a.ids, b.ids)) / TOPK for a, b in pairs]))
+
+
+@grid(C=CLASSES, eps=(0.0, None))
+def test_eps(measure, benchmark, C, eps):
+    """Image query with eps=0 (dense LUT) vs the default sparsity cut, threads=1."""
+    benchmark.extra_info.update(top10_agreement=eps_agreement(C), queries=data.N_QUERIES)
+    measure(("eps", C, "default" if eps is None else eps), f"image query C={C}",
+            data.pq_index(C).search, data.query(C, "image"), k=TOPK, threads=1, eps=eps)
+
+
+@pytest.mark.exact
+@grid(N=N_EXACT, kind=KINDS)
+def test_exact(measure, N, kind):
+    """The uncompressed baseline (``search(exact=True)``), C=60, threads=1."""
+    measure(("exact", N, kind), f"exact N={N}",
+            data.exact_index(N).search, data.query(60, kind), k=TOPK, exact=True, threads=1)
+
+
+@pytest.mark.big
+@pytest.mark.parametrize(("kind", "drawn", "threads"), [
+    pytest.param("image", None, 2, id="image-t2"), pytest.param("image", None, 1, id="image-t1"),
+    pytest.param("sketch", 1, 2, id="sketch-drawn1-t2"), pytest.param("sketch", 5, 2, id="sketch-drawn5-t2")])
+def test_big(measure, benchmark, kind, drawn, threads):
+    """N = 10M (scaled) synthetic codes with the C=60 codebook; extra_info has the memory figures."""
+    index, memory = data.big_index()
+    benchmark.extra_info.update(memory, n_images=len(index))
+    measure(("big", f"{kind}{drawn or ''}", threads), f"N={len(index)}",
+            index.search, data.query(60, kind, drawn), k=TOPK, threads=threads)
+
+
+# ---------------------------------------------------------------------------------------------- faiss
+def assert_same_top(ours, ids, dists):
+    """Our top-k equals faiss's as a set, except for ties at the k-th distance, with the same distances."""
+    np.testing.assert_allclose(ours.distances, dists, rtol=1e-4, err_msg="distances differ from faiss")
+    theirs, mine = set(ids.tolist()), set(ours.ids.tolist())
+    boundary = min(ours.distances[-1], dists[-1]) * (1 - 1e-4)
+    odd = [d for i, d in zip(ours.ids, ours.distances) if i not in theirs]
+    odd += [d for i, d in zip(ids, dists) if i not in mine]
+    assert all(d >= boundary for d in odd), f"top-{TOPK} differs from faiss: ours {sorted(mine)}, faiss {sorted(theirs)}"
+
+
+@pytest.mark.faiss
+@needs_faiss
+@grid(C=CLASSES, threads=THREADS)
+def test_faiss_search(measure, C, threads):
+    """faiss ``IndexPQ.search`` of an image query, after checking its top-10 against ours (eps=0)."""
+    twin, index, queries = data.faiss_twin(C), data.pq_index(C), data.image_queries(C)
+    faiss.omp_set_num_threads(threads)
+    x = np.stack([q.probs.reshape(-1) for q in queries])
+    dists, ids = twin.search(x, TOPK)
+    for ours, i, d in zip(index.search(list(queries), k=TOPK, eps=0.0), ids, dists):
+        assert_same_top(ours, i, d)
+    measure(("faiss", C, threads), f"image query C={C}", twin.search, x[:1], TOPK)
+
+
+@pytest.mark.faiss
+@needs_faiss
+@grid(C=CLASSES)
+def test_faiss_lut(measure, C):
+    """faiss's distance table alone (``ProductQuantizer.compute_distance_table``), one thread."""
+    twin = data.faiss_twin(C)
+    x = data.query(C, "image").probs.reshape(-1)
+    table = np.empty(C * K, np.float32)
+    faiss.omp_set_num_threads(1)
+    measure(("faiss_lut", C), f"LUT C={C}", twin.pq.compute_distance_table, faiss.swig_ptr(x), faiss.swig_ptr(table))

@@ -1,0 +1,63 @@
+"""Type stubs for the C++ core (``segsearch._core``)."""
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+def simd_level() -> str:
+    """The SIMD level in use: 'scalar', 'avx2' or 'avx512'."""
+
+def supported_simd_levels() -> list[str]:
+    """SIMD levels compiled in and supported by this CPU, lowest first."""
+
+def set_simd_level(level: str) -> None:
+    """Force a SIMD level; ValueError if unknown or unsupported here."""
+
+def default_threads() -> int:
+    """Threads used when none are given (OpenMP's maximum)."""
+
+def build_lut(
+    codebook: npt.NDArray[np.float32],
+    norms: npt.NDArray[np.float32],
+    kind: int,
+    probs: npt.NDArray[np.float32] | None,
+    labels: npt.NDArray[np.int32] | None,
+    eps: float,
+    threads: int = 1,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
+    """LUT (C, K) of one query and the classes it sums.
+
+    codebook: position-major (C, D, K); norms: squared centroid norms (C, K); kind: 0 image, 1 sketch,
+    2 image + sketch; probs: (C, D) for kinds 0 and 2; labels: (D,) for kinds 1 and 2 (-1 = unspecified);
+    eps: query pixels with p <= eps are left out of image LUTs (0 = exact).
+    """
+
+def scan_pq(
+    codes: npt.NDArray[np.uint8],
+    defaults: npt.NDArray[np.uint8],
+    luts: npt.NDArray[np.float32],
+    classes: Sequence[npt.NDArray[np.int32]],
+    k: int,
+    mask: npt.NDArray[np.uint8] | None = None,
+    ids: npt.NDArray[np.int64] | None = None,
+    threads: int = 0,
+    dense: npt.NDArray[np.uint8] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Top-k ADC scan of codes (C, N) (rows contiguous) for LUTs (nq, C, K).
+
+    Returns positions (nq, k), distances (nq, k) ascending, and per query the number of entries filled.
+    mask: (N,) nonzero = candidate; ids: candidate positions (sorted, unique); threads: 0 = default.
+    """
+
+def search_exact(
+    maps: npt.NDArray[np.uint8],
+    norms2: npt.NDArray[np.float32],
+    kinds: Sequence[int],
+    probs: Sequence[npt.NDArray[np.float32] | None],
+    labels: Sequence[npt.NDArray[np.int32] | None],
+    k: int,
+    mask: npt.NDArray[np.uint8] | None = None,
+    ids: npt.NDArray[np.int64] | None = None,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Exact top-k over uint8 maps (N, C, D) read as value/255, with their squared norms (N, C)."""
