@@ -196,3 +196,17 @@ def test_empty_index_returns_no_results():
     index = Index(3, 4, 4)
     index.train(probs, niter=1)
     assert len(index.search(Query.image(probs[0]), k=5)) == 0
+
+
+def test_simd_environment_override():
+    import os
+    import subprocess
+    import sys
+
+    code = "import segsearch; print(segsearch.simd_level())"
+    env = dict(os.environ, SEGSEARCH_SIMD="scalar")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "scalar"
+    env["SEGSEARCH_SIMD"] = "mmx"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "SEGSEARCH_SIMD='mmx'" in bad.stderr and "unknown SIMD level" in bad.stderr
