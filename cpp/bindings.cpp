@@ -25,7 +25,8 @@ void need_dims(const py::array& a, std::vector<py::ssize_t> shape, const char* n
         if (shape[i] >= 0 && a.shape(i) != shape[i]) bad(std::string(name) + ": wrong shape");
 }
 
-Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms) {
+Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms, const std::optional<Arr<float>>& block_sums,
+                       int block_w) {
     need_dims(codebook, {-1, -1, -1}, "codebook");
     Codebook cb;
     cb.C = static_cast<int>(codebook.shape(0));
@@ -34,6 +35,17 @@ Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms) {
     need_dims(norms, {cb.C, cb.K}, "centroid norms");
     cb.data = codebook.data();
     cb.norms = norms.data();
+    if (block_sums) {
+        int n = 0;
+        while (n * n < cb.D) ++n;
+        if (n * n != cb.D) bad("block sums need square maps");
+        if (block_w < 1 || block_w > n) bad("block width must be in 1..n");
+        const int nb = (n + block_w - 1) / block_w;
+        need_dims(*block_sums, {cb.C, static_cast<py::ssize_t>(n) * nb, cb.K}, "block sums");
+        cb.block_sums = block_sums->data();
+        cb.n = n;
+        cb.block_w = block_w;
+    }
     return cb;
 }
 
@@ -111,8 +123,9 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("build_lut",
           [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps, int threads) {
-              Codebook cb = make_codebook(codebook, norms);
+             std::optional<Arr<int32_t>> labels, float eps, int threads, std::optional<Arr<float>> block_sums,
+             int block_w) {
+              Codebook cb = make_codebook(codebook, norms, block_sums, block_w);
               QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D);
               Arr<float> lut({cb.C, cb.K});
               std::vector<int32_t> classes;
@@ -129,8 +142,9 @@ PYBIND11_MODULE(_core, m) {
               return py::make_tuple(lut, cls);
           },
           py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
-          py::arg("eps"), py::arg("threads") = 1,
-          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K).");
+          py::arg("eps"), py::arg("threads") = 1, py::arg("block_sums") = py::none(), py::arg("block_w") = 16,
+          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K); block_sums\n"
+          "(optional, C x n*ceil(n/block_w) x K) sums the codebook over runs of block_w pixels of a row.");
 
     m.def("scan_pq",
           [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,

@@ -6,6 +6,7 @@ import segsearch
 from segsearch import Query
 
 from conftest import random_sketch
+from segsearch.synthetic import synthetic_probs
 from reference import adc_maps, distances, exact_maps, topk
 
 KINDS = ["image", "sketch", "image_and_sketch"]
@@ -126,3 +127,27 @@ def test_self_query_ranks_itself_first_exact(built):
     for i in (0, 17, 101):
         res = index.search(Query.image(probs[i]), k=1, exact=True)
         assert res.ids[0] == i
+
+
+@pytest.mark.parametrize("size", [20, 32])
+def test_block_sums_give_the_same_luts(size):
+    """Sketch LUTs read precomputed sums for whole 16-pixel runs of a row; they equal the pixel-by-pixel LUT.
+    (size 20: a row has a 16-pixel block and a 4-pixel one.)"""
+    from segsearch import _core
+    from segsearch.index import BLOCK_W
+
+    C = 5
+    probs = synthetic_probs(60, C, size, seed=8)
+    index = segsearch.Index(C, size, 8)
+    index.train(probs, niter=3)
+    lab = np.full((size, size), -1, np.int32)
+    lab[: size // 2] = 2                      # whole rows
+    lab[size // 2 :, 3 : size - 1] = 0        # partial runs
+    lab[size - 3 :, :] = 4
+    p = probs[0].reshape(C, -1)
+    for kind, pr, lb in ((1, None, lab.reshape(-1)), (2, p, lab.reshape(-1))):
+        plain, cls = _core.build_lut(index._cb, index._cnorms, kind, pr, lb, 0.0)
+        fast, cls2 = _core.build_lut(index._cb, index._cnorms, kind, pr, lb, 0.0, 1, index._block_sums,
+                                     min(BLOCK_W, size))
+        np.testing.assert_array_equal(cls, cls2)
+        np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)

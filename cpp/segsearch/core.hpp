@@ -21,10 +21,15 @@ struct Interrupted : std::runtime_error {
 using InterruptCheck = std::function<bool()>;
 
 // Product-quantization codebook, position-major: data[c][pixel][k] (C x D x K floats).
+// Optionally with block sums: block_sums[c][row][b][k] = sum of data[c][row * n + x][k] over the pixels x
+// of block b (x in [b * block_w, min(n, (b + 1) * block_w))), n = sqrt(D), nb = ceil(n / block_w) blocks per
+// row. Sketch strokes cover whole blocks mostly, and such a block then costs one row read instead of block_w.
 struct Codebook {
     const float* data = nullptr;
     const float* norms = nullptr;  // ||a_{c,k}||^2, C x K
     int C = 0, D = 0, K = 0;
+    const float* block_sums = nullptr;  // C x (n * nb) x K, or null
+    int n = 0, block_w = 0;
 };
 
 // One query in its raw form. labels: D int32, -1 = unspecified, 0..C-1 = class.

@@ -91,6 +91,19 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
     return sq;
 }
 
+// If the support entries from t on cover a whole block (of one image row) with weight 1, its width.
+static int64_t whole_block(const Codebook& cb, const SparseQuery& sq, int64_t t, int64_t end) {
+    if (!cb.block_sums || sq.val[t] != 1.0f) return 0;
+    const int32_t j = sq.pix[t];
+    const int x = j % cb.n;
+    if (x % cb.block_w) return 0;
+    const int64_t w = std::min(cb.block_w, cb.n - x);
+    if (t + w > end || sq.pix[t + w - 1] != j + w - 1) return 0;  // pixels are sorted and distinct
+    for (int64_t u = t + 1; u < t + w; ++u)
+        if (sq.val[u] != 1.0f) return 0;
+    return w;
+}
+
 void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads) {
     const Kernels& kern = active_kernels();
     const int K = cb.K;
@@ -98,10 +111,11 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
     if (threads <= 0) threads = default_threads();
     // Spread classes over threads only when there is enough work to pay for waking them.
     if (threads > 1 && sq.pix.size() < 4096) threads = 1;
-    // Two-level accumulation: float partial sums over chunks of pixels, then double.
+    // Two-level accumulation: float partial sums over chunks of rows, then double.
     constexpr int kChunk = 64;
+    const int64_t nb = cb.block_sums ? (cb.n + cb.block_w - 1) / cb.block_w : 0;
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
     {
         std::vector<float> part(K);
@@ -113,14 +127,26 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
             const int c = sq.classes[e];
             const float* base = cb.data + static_cast<int64_t>(c) * cb.D * K;
             std::fill(dot.begin(), dot.end(), 0.0);
-            for (int64_t s = sq.offsets[e]; s < sq.offsets[e + 1]; s += kChunk) {
-                const int64_t stop = std::min<int64_t>(s + kChunk, sq.offsets[e + 1]);
-                std::fill(part.begin(), part.end(), 0.0f);
-                for (int64_t t = s; t < stop; ++t) {
-                    if (t + 4 < stop) __builtin_prefetch(base + static_cast<int64_t>(sq.pix[t + 4]) * K);
-                    kern.axpy(sq.val[t], base + static_cast<int64_t>(sq.pix[t]) * K, part.data(), K);
+            std::fill(part.begin(), part.end(), 0.0f);
+            int rows = 0;  // rows added to `part` since it was last flushed into `dot`
+            const int64_t s1 = sq.offsets[e + 1];
+            for (int64_t t = sq.offsets[e]; t < s1;) {
+                const int32_t j = sq.pix[t];
+                const int64_t w = whole_block(cb, sq, t, s1);
+                if (w) {  // a whole block of weight 1: its precomputed sum
+                    const int64_t x = j % cb.n, blk = (j / cb.n) * nb + x / cb.block_w;
+                    kern.axpy(1.0f, cb.block_sums + (static_cast<int64_t>(c) * cb.n * nb + blk) * K, part.data(), K);
+                    t += w;
+                } else {
+                    if (t + 4 < s1) __builtin_prefetch(base + static_cast<int64_t>(sq.pix[t + 4]) * K);
+                    kern.axpy(sq.val[t], base + static_cast<int64_t>(j) * K, part.data(), K);
+                    ++t;
                 }
-                for (int k = 0; k < K; ++k) dot[k] += part[k];
+                if (++rows == kChunk || t == s1) {
+                    for (int k = 0; k < K; ++k) dot[k] += part[k];
+                    std::fill(part.begin(), part.end(), 0.0f);
+                    rows = 0;
+                }
             }
             const float* an = cb.norms + static_cast<int64_t>(c) * K;
             float* row = lut + static_cast<int64_t>(c) * K;

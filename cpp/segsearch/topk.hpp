@@ -73,7 +73,7 @@ void run_topk(int64_t n_items, int64_t block, int nq, int64_t k, int threads, co
     auto last = std::chrono::steady_clock::now();
 
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
 #endif
     for (int64_t b = 0; b < n_blocks; ++b) {
         if (stop.load(std::memory_order_relaxed)) continue;

@@ -19,7 +19,9 @@ from .query import Query, check_probs
 DEFAULT_EPS = 1e-3
 #: Classes where more than this fraction of the codes differ from the most common one are scanned
 #: without trying to skip (the skipping only pays for sparse classes).
-DENSE_FRACTION = 0.2
+DENSE_FRACTION = 0.5
+#: Sketch LUTs read one precomputed sum per whole run of this many drawn pixels of a row.
+BLOCK_W = 16
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,21 @@ class Index:
         """Store a (C, K, D) codebook position-major and precompute centroid norms."""
         cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1), dtype=np.float32)
         self._cb = cb
+        self._derive_from_codebook()
+
+    def _derive_from_codebook(self, block_sums=None) -> None:
+        """Centroid norms, and the codebook summed over blocks of BLOCK_W pixels of a row (C, n*nb, K)."""
+        cb = self._cb
         self._cnorms = np.einsum("cdk,cdk->ck", cb, cb, dtype=np.float64).astype(np.float32)
+        if block_sums is None:
+            C, n, K, w = self.num_classes, self.size, self.n_centroids, min(BLOCK_W, self.size)
+            nb = -(-n // w)
+            block_sums = np.zeros((C, n, nb, K), np.float32)
+            grid = cb.reshape(C, n, n, K)
+            for b in range(nb):
+                block_sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2)
+            block_sums = block_sums.reshape(C, n * nb, K)
+        self._block_sums = block_sums
 
     def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K."""
@@ -313,11 +329,10 @@ class Index:
                 self._exact[: self._n], self._exact_norms[: self._n], [r[0] for r in resolved],
                 [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads)
         else:
-            luts = np.empty((len(resolved), self.num_classes, self.n_centroids), np.float32)
-            classes = []
-            for i, (kind, probs, labels) in enumerate(resolved):
-                luts[i], cls = _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads)
-                classes.append(cls)
+            built = [_core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads, self._block_sums,
+                                     min(BLOCK_W, self.size)) for kind, probs, labels in resolved]
+            luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
+            classes = [b[1] for b in built]
             ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
                                                mask=mask, ids=pos, threads=threads, dense=self._dense)
         out = [SearchResult(self._ids_at(ids[i, : counts[i]]), dists[i, : counts[i]].copy())
@@ -365,7 +380,8 @@ class Index:
         header = {"num_classes": self.num_classes, "size": self.size, "n_centroids": self.n_centroids,
                   "count": self._n, "class_names": self.class_names, "metadata": self.metadata,
                   "keep_exact": self.keep_exact, "ids_kind": ids_kind}
-        arrays = {"codebook": self._cb, "codes": self._codes[:, : self._n], "code_counts": self._counts}
+        arrays = {"codebook": self._cb, "block_sums": self._block_sums, "codes": self._codes[:, : self._n],
+                  "code_counts": self._counts}
         if ids_kind == "int64":
             arrays["ids"] = self._ids[: self._n]
         elif ids_kind == "str":
@@ -393,7 +409,10 @@ class Index:
                 if name not in arr or arr[name].shape != shape:
                     raise IndexFormatError(f"{path} is damaged: array '{name}' is missing or has the wrong shape")
             index._cb = arr["codebook"]
-            index._cnorms = np.einsum("cdk,cdk->ck", index._cb, index._cb, dtype=np.float64).astype(np.float32)
+            bs = arr.get("block_sums")
+            if bs is not None and bs.shape != (C, n * -(-n // min(BLOCK_W, n)), K):
+                raise IndexFormatError(f"{path} is damaged: array 'block_sums' has the wrong shape")
+            index._derive_from_codebook(bs)
             index._codes = arr["codes"]
             index._n = N
             index._counts = np.array(arr["code_counts"])
