@@ -163,13 +163,18 @@ def test_simd_levels_agree():
     qs = [Query.image(probs[0]), Query.sketch(random_sketch(C, n, 3, n_classes=4)),
           Query.image_and_sketch(probs[1], random_sketch(C, n, 4))]
     mask = rng.random(N) < 0.5
+    exact_probs = random_probs(300, C, n, 6)
+    exact = Index(C, n, 4, keep_exact=True)
+    exact.train(exact_probs, niter=1)
+    exact.add(exact_probs)
     before = segsearch.simd_level()
     results = {}
     try:
         for level in levels:
             segsearch.set_simd_level(level)
             assert segsearch.simd_level() == level
-            results[level] = index.search(qs, k=50, eps=0) + index.search(qs, k=50, subset=mask)
+            results[level] = (index.search(qs, k=50, eps=0) + index.search(qs, k=50, subset=mask)
+                              + exact.search(qs, k=300, exact=True))
             # both scan kernels (skipping the default code, and the plain loop) on every class
             for dense in (np.zeros(C, np.uint8), np.ones(C, np.uint8)):
                 luts = np.random.default_rng(5).random((2, C, K)).astype(np.float32)
