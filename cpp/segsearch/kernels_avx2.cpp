@@ -8,22 +8,43 @@ namespace segsearch {
 namespace avx2_level {
 #include "kernels_generic.hpp"
 
-// dist[j] += delta[codes[j]] skipping default codes: 64 codes per step compared at once, then only
-// the others are added, one by one (delta[dflt] == 0, so the result equals the dense loop's).
+// Bit mask of the codes in codes[0..64) that differ from the default.
+static inline uint64_t non_default(const uint8_t* codes, __m256i vd) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32));
+    const uint64_t lo = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, vd)));
+    const uint64_t hi = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, vd)));
+    return ~(lo | (hi << 32));
+}
+
+// dist[j] += delta[codes[j]] skipping default codes: 64 codes are compared at once and only the others
+// are added, one by one (delta[dflt] == 0, so the result equals the dense loop's). Two 64-code masks are
+// walked in one loop, which halves the hard-to-predict loop exits.
 static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt,
                               const float* __restrict delta, float* __restrict dist) {
     const __m256i vd = _mm256_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
+    for (; j + 128 <= n; j += 128) {
+        uint64_t m0 = non_default(codes + j, vd), m1 = non_default(codes + j + 64, vd);
+        const uint8_t* c1 = codes + j + 64;
+        float* d1 = dist + j + 64;
+        while (m0 | m1) {
+            if (m0) {
+                const int b = __builtin_ctzll(m0);
+                m0 &= m0 - 1;
+                dist[j + b] += delta[codes[j + b]];
+            }
+            if (m1) {
+                const int b = __builtin_ctzll(m1);
+                m1 &= m1 - 1;
+                d1[b] += delta[c1[b]];
+            }
+        }
+    }
     for (; j + 64 <= n; j += 64) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j));
-        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j + 32));
-        const uint64_t lo = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, vd)));
-        const uint64_t hi = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, vd)));
-        uint64_t m = ~(lo | (hi << 32));
-        while (m) {
-            const int bit = __builtin_ctzll(m);
-            m &= m - 1;
-            dist[j + bit] += delta[codes[j + bit]];
+        for (uint64_t m = non_default(codes + j, vd); m; m &= m - 1) {
+            const int b = __builtin_ctzll(m);
+            dist[j + b] += delta[codes[j + b]];
         }
     }
     for (; j < n; ++j) dist[j] += delta[codes[j]];
