@@ -25,6 +25,9 @@ static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_
     const __m256i vd = _mm256_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
     for (; j + 128 <= n; j += 128) {
+        // Many columns are read at once (one per class): help the hardware prefetcher.
+        _mm_prefetch(reinterpret_cast<const char*>(codes + j + 1024), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(codes + j + 1088), _MM_HINT_T0);
         uint64_t m0 = non_default(codes + j, vd), m1 = non_default(codes + j + 64, vd);
         const uint8_t* c1 = codes + j + 64;
         float* d1 = dist + j + 64;
