@@ -19,17 +19,22 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
     // Rows are 256 wide whatever K is: a code >= K (a damaged index) reads +inf, never out of bounds.
     constexpr int kRow = 256;
     if (K < 1 || K > kRow) throw InvalidArgument("K must be in 1..256");
-    std::vector<float> delta(static_cast<size_t>(nq) * C * kRow, std::numeric_limits<float>::infinity());
+    // One delta row per (query, class summed), in the order of classes[q]; first[q] is query q's first row.
+    std::vector<int64_t> first(nq + 1, 0);
+    for (int q = 0; q < nq; ++q) first[q + 1] = first[q] + static_cast<int64_t>(classes[q].size());
+    std::vector<float> delta(static_cast<size_t>(first[nq]) * kRow);
     std::vector<float> base(nq);
     for (int q = 0; q < nq; ++q) {
         double b = 0.0;
-        for (int32_t c : classes[q]) {
+        for (size_t e = 0; e < classes[q].size(); ++e) {
+            const int32_t c = classes[q][e];
             if (c < 0 || c >= C) throw InvalidArgument("class index out of range");
             const float* row = luts + (static_cast<int64_t>(q) * C + c) * K;
-            float* d = delta.data() + (static_cast<int64_t>(q) * C + c) * kRow;
+            float* d = delta.data() + (first[q] + static_cast<int64_t>(e)) * kRow;
             const float z = row[codes.defaults[c]];
             b += z;
             for (int j = 0; j < K; ++j) d[j] = row[j] - z;
+            std::fill(d + K, d + kRow, std::numeric_limits<float>::infinity());
             d[codes.defaults[c]] = 0.0f;
         }
         base[q] = static_cast<float>(b);
@@ -39,11 +44,13 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
     if (subset.ids) {
         auto fn = [&](int64_t s, int64_t e, std::vector<TopK>& heaps) {
             for (int q = 0; q < nq; ++q) {
-                const float* dq = delta.data() + static_cast<int64_t>(q) * C * kRow;
+                const float* dq = delta.data() + first[q] * kRow;
+                const size_t nc = classes[q].size();
                 for (int64_t t = s; t < e; ++t) {
                     const int64_t i = subset.ids[t];
                     float d = base[q];
-                    for (int32_t c : classes[q]) d += dq[c * kRow + codes.data[c * codes.stride + i]];
+                    for (size_t u = 0; u < nc; ++u)
+                        d += dq[u * kRow + codes.data[classes[q][u] * codes.stride + i]];
                     heaps[q].push(d, i);
                 }
             }
@@ -58,11 +65,12 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
         int32_t scratch[kBlock];
         const int64_t len = e - s;
         for (int q = 0; q < nq; ++q) {
-            const float* dq = delta.data() + static_cast<int64_t>(q) * C * kRow;
+            const float* dq = delta.data() + first[q] * kRow;
             std::fill(dist, dist + len, base[q]);
-            for (int32_t c : classes[q]) {
+            for (size_t u = 0; u < classes[q].size(); ++u) {
+                const int32_t c = classes[q][u];
                 auto acc = (codes.dense && codes.dense[c]) ? kern.accumulate_dense : kern.accumulate_sparse;
-                acc(codes.data + c * codes.stride + s, len, codes.defaults[c], dq + c * kRow, dist);
+                acc(codes.data + c * codes.stride + s, len, codes.defaults[c], dq + u * kRow, dist);
             }
             heaps[q].push_block(dist, s, len, subset.mask, kern.below, scratch);
         }

@@ -1,6 +1,7 @@
 """The PQ index: codebooks, uint8 codes, ids, optional exact maps; search for the three query kinds."""
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class SearchResult:
 
 
 def _check_count(value, name: str, lo: int, hi: int | None = None) -> int:
+    if type(value) is int and value >= lo and (hi is None or value <= hi):  # the common case, fast
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer; got {value!r}")
     v = int(value)
@@ -308,7 +311,7 @@ class Index:
         k = _check_count(k, "k", 1)
         threads = 0 if threads is None else _check_count(threads, "threads", 1)
         eps = DEFAULT_EPS if eps is None else float(eps)
-        if not (np.isfinite(eps) and eps >= 0):
+        if not (math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0; got {eps}")
         mask, pos = self._subset(subset)
         resolved = [q.resolve(self.num_classes, self.size) for q in queries]
