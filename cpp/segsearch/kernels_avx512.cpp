@@ -8,12 +8,13 @@ namespace segsearch {
 namespace avx512_level {
 #include "kernels_generic.hpp"
 
-// Same contract as the AVX2 versions, with one 64-byte compare per step and 16-wide compares.
+// Same contract as the AVX2 versions: one 64-byte compare per step (and 16-wide float compares below).
 static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt,
                               const float* __restrict delta, float* __restrict dist) {
     const __m512i vd = _mm512_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
     for (; j + 64 <= n; j += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(codes + j + 1024), _MM_HINT_T0);  // see the AVX2 version
         uint64_t m = _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(reinterpret_cast<const void*>(codes + j)), vd);
         while (m) {
             const int bit = __builtin_ctzll(m);

@@ -3,18 +3,18 @@
 #pragma once
 #include <cstdint>
 
-static void generic_axpy(float a, const float* __restrict x, float* __restrict y, int n) {
+[[maybe_unused]] static void generic_axpy(float a, const float* __restrict x, float* __restrict y, int n) {
     for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 // Scalar lookups: vectorizing this loop means gathers, which are slower than scalar loads on many CPUs.
-__attribute__((optimize("no-tree-vectorize"))) static void generic_accumulate(
+[[maybe_unused]] __attribute__((optimize("no-tree-vectorize"))) static void generic_accumulate(
     const uint8_t* __restrict codes, int64_t n, uint8_t /*dflt*/, const float* __restrict delta,
     float* __restrict dist) {
     for (int64_t j = 0; j < n; ++j) dist[j] += delta[codes[j]];
 }
 
-static int64_t generic_below(const float* __restrict dist, int64_t n, float thr, int32_t* __restrict out) {
+[[maybe_unused]] static int64_t generic_below(const float* __restrict dist, int64_t n, float thr, int32_t* __restrict out) {
     int64_t m = 0;
     for (int64_t j = 0; j < n; ++j) {
         out[m] = static_cast<int32_t>(j);
@@ -23,7 +23,7 @@ static int64_t generic_below(const float* __restrict dist, int64_t n, float thr,
     return m;
 }
 
-static float generic_dot_u8(const float* __restrict q, const uint8_t* __restrict p, int n) {
+[[maybe_unused]] static float generic_dot_u8(const float* __restrict q, const uint8_t* __restrict p, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
