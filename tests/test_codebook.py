@@ -20,7 +20,7 @@ def brute_force_codes(probs, codebook):
 def test_encode_is_nearest_centroid(maker):
     probs = random_probs(150, 5, 8, 0) if maker == "random" else synthetic_probs(150, 5, 8, seed=0)
     cb = train_codebook(probs, 16, niter=5, seed=0)
-    codes = encode(probs, cb, batch=37)
+    codes = encode(probs, cb.transpose(0, 2, 1), batch=37)
     ref, d = brute_force_codes(probs, cb)
     # equal, or an exact tie in distance
     same = codes == ref
@@ -44,7 +44,7 @@ def test_kmeans_reduces_quantization_error():
     errs = []
     for niter in (0, 10):
         cb = train_codebook(probs, 16, niter=niter, seed=0)
-        codes = encode(probs, cb)
+        codes = encode(probs, cb.transpose(0, 2, 1))
         rec = cb[np.arange(4)[None], codes.astype(np.int64)]
         errs.append(((rec - x) ** 2).sum())
     assert errs[1] < errs[0]
@@ -53,7 +53,7 @@ def test_kmeans_reduces_quantization_error():
 def test_absent_rows_get_the_reserved_centroid():
     probs = synthetic_probs(100, 8, 8, seed=3)
     cb = train_codebook(probs, 8, niter=3)
-    codes = encode(probs, cb)
+    codes = encode(probs, cb.transpose(0, 2, 1))
     mass = probs.reshape(100, 8, -1).sum(-1)
     # rows with almost no probability mass are encoded as centroid 0 (the mean of the absent rows)
     assert np.all(codes[mass < 0.1] == 0)
@@ -69,7 +69,7 @@ def test_few_distinct_rows():
     """Fewer informative rows than centroids: still valid, nearest-centroid codes."""
     probs = synthetic_probs(40, 10, 8, seed=4, present=(1, 1))
     cb = train_codebook(probs, 32, niter=2)
-    codes = encode(probs, cb)
+    codes = encode(probs, cb.transpose(0, 2, 1))
     ref, d = brute_force_codes(probs, cb)
     picked = np.take_along_axis(d, codes[..., None].astype(np.int64), -1)[..., 0]
     # float32 ||x||^2 - 2 x.a + ||a||^2 resolves distances to ~1e-6 of ||x||^2
@@ -83,4 +83,5 @@ def test_gpu_matches_cpu():
     cpu = train_codebook(probs, 8, niter=3, device="cpu")
     gpu = train_codebook(probs, 8, niter=3, device="cuda")
     np.testing.assert_allclose(cpu, gpu, atol=1e-4)
-    np.testing.assert_array_equal(encode(probs, cpu, device="cpu"), encode(probs, cpu, device="cuda"))
+    pm = cpu.transpose(0, 2, 1)
+    np.testing.assert_array_equal(encode(probs, pm, device="cpu"), encode(probs, pm, device="cuda"))

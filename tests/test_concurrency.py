@@ -1,12 +1,10 @@
 """The core's OpenMP threads next to torch's, and Ctrl-C during a long search."""
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 
-import numpy as np
 import torch
 
 from segsearch import Index, Query

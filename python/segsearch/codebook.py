@@ -92,26 +92,29 @@ def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed
 
 
 def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int = 4096) -> np.ndarray:
-    """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook (C, K, D)."""
+    """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook laid out position-major,
+    (C, D, K) (the index's own layout; pass ``cb.transpose(0, 2, 1)`` for a (C, K, D) one)."""
     N, C = probs.shape[:2]
-    K, D = codebook.shape[1], codebook.shape[2]
+    D, K = codebook.shape[1], codebook.shape[2]
     dev = pick_device(device)
     codes = np.empty((N, C), dtype=np.uint8)
     with torch.inference_mode():
         for c in range(C):
-            cents = torch.from_numpy(np.ascontiguousarray(codebook[c])).to(dev)
-            cnorm2 = (cents * cents).sum(1)
-            cnorm = cnorm2.sqrt()
-            others = torch.cat([cnorm[1:], cnorm.new_full((1,), float("inf"))]) if K > 1 else cnorm.new_full((1,), float("inf"))
+            cents = torch.from_numpy(np.array(codebook[c], dtype=np.float32)).to(dev)  # (D, K), a copy
+            cnorm2 = (cents * cents).sum(0)
+            a0 = cents[:, 0].contiguous()
+            others = cnorm2[1:].sqrt() if K > 1 else cnorm2.new_full((1,), float("inf"))
             for s in range(0, N, batch):
                 x = torch.from_numpy(np.ascontiguousarray(probs[s : s + batch, c].reshape(-1, D))).to(dev)
                 xn2 = (x * x).sum(1)
-                d0 = (xn2 - 2.0 * (x @ cents[0]) + cnorm2[0]).clamp_min(0)
+                d0 = (xn2 - 2.0 * (x @ a0) + cnorm2[0]).clamp_min(0)
                 # Lower bound of the distance to every other centroid from the norms alone.
                 lb = (xn2.sqrt()[:, None] - others[None, :]).square().min(1).values
                 code = torch.zeros(len(x), dtype=torch.int64, device=dev)
                 todo = (d0 >= lb).nonzero().flatten()
                 if len(todo):
-                    code[todo] = _nearest(x[todo], cents, cnorm2)[0]
+                    xt = x[todo]
+                    d = (xt * xt).sum(1, keepdim=True) - 2.0 * (xt @ cents) + cnorm2[None, :]
+                    code[todo] = d.argmin(dim=1)
                 codes[s : s + batch, c] = code.to(torch.uint8).cpu().numpy()
     return codes

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -176,7 +174,7 @@ class Index:
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
         a = self._check_batch(probs)
-        codes = encode(a, self.codebook.reshape(self.num_classes, self.n_centroids, self.dim), device=device)
+        codes = encode(a, self._cb, device=device)
         exact = norms = None
         if self.keep_exact:
             exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
