@@ -13,8 +13,17 @@ from .index import DEFAULT_EPS, Index, SearchResult
 from .query import Query
 
 __version__ = "0.1.0"
-__all__ = ["Index", "Query", "SearchResult", "SegsearchError", "IndexFormatError", "NotTrainedError",
+__all__ = ["Index", "Query", "SearchResult", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
            "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+
+
+def __getattr__(name: str):
+    # The segmentation network is imported on first use: searching an index does not need it.
+    if name == "Segmenter":
+        from .segmenter import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module 'segsearch' has no attribute {name!r}")
 
 
 def simd_level() -> str:

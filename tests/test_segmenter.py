@@ -1,0 +1,186 @@
+"""The DeepLab port, its TFLite importer, weight lookup and the Segmenter.
+
+Tests that need the published model or photos read them from the read-only ``shared`` folder next
+to the repository and are skipped when it is absent. The torch/TFLite agreement test needs the
+``ai-edge-litert`` interpreter (``test`` extra) and is skipped without it.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segsearch import weights as W
+from segsearch.deeplab import DeepLabV3MobileNetV2, fake_quant_asymmetric_int8, tf_same_pad
+from segsearch.errors import SegsearchError
+from segsearch.segmenter import ADE20K_CLASSES, Segmenter, make_palette
+from segsearch.tflite_import import EXPECTED_TFLITE_SHA256, TFLiteImportError, import_tflite, sha256_file
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MODEL_DIR = SHARED / "models" / "deeplabv3-mnv2-ade20k"
+MODEL = MODEL_DIR / "model.tflite"
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="shared model not available")
+
+
+def photos(n_camvid: int, n_coco: int) -> list[Path]:
+    """A few real photos spread over the CamVid and COCO-MINI lists."""
+    camvid = sorted((SHARED / "data" / "camvid").glob("*/images/*.jpg"))
+    coco = sorted((SHARED / "data" / "coco-mini" / "images").glob("*.jpg"))
+    if len(camvid) < n_camvid or len(coco) < n_coco:
+        pytest.skip("shared photos not available")
+    pick = lambda files, k: [files[i] for i in np.linspace(0, len(files) - 1, k).round().astype(int)]
+    return pick(camvid, n_camvid) + pick(coco, n_coco)
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty weights cache and no SEGSEARCH_WEIGHTS."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(W, "cache_dir", lambda: cache)
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """The real model imported once into a temporary safetensors file: (path, sha256)."""
+    if not MODEL.is_file():
+        pytest.skip("shared model not available")
+    out = tmp_path_factory.mktemp("weights") / "deeplab.safetensors"
+    return out, import_tflite(MODEL, out)
+
+
+@pytest.fixture(scope="module")
+def segmenter(imported):
+    return Segmenter.default(device="cpu", weights=imported[0])
+
+
+# --- pure unit tests (no shared data) ---------------------------------------------------------
+
+def test_palette_fixed_and_distinct():
+    p = make_palette()
+    assert p.shape == (151, 3) and p.dtype == np.uint8
+    assert len({tuple(c) for c in p}) == 151
+    np.testing.assert_array_equal(p, make_palette())
+
+
+def test_tf_same_padding_is_asymmetric_for_even_sizes():
+    x = torch.ones(1, 1, 6, 7)
+    y = tf_same_pad(x, kernel=3, stride=2)
+    # height 6: out 3, total pad 1 -> (0 top, 1 bottom); width 7: out 4, total pad 2 -> (1, 1)
+    assert y.shape == (1, 1, 7, 9)
+    assert y[0, 0, 0].sum() == 7 and y[0, 0, -1].sum() == 0
+    assert y[0, 0, :, 0].sum() == 0 and y[0, 0, :, -1].sum() == 0
+
+
+def test_fake_quant_is_on_a_256_level_grid_per_pixel():
+    x = torch.randn(2, 40, 3, 3) * 5
+    q = fake_quant_asymmetric_int8(x)
+    span = x.amax(1).clamp(min=0) - x.amin(1).clamp(max=0)
+    assert torch.all((q - x).abs() <= span.unsqueeze(1) / 255 * 0.5 + 1e-5)
+    assert torch.equal(fake_quant_asymmetric_int8(torch.zeros(1, 4, 2, 2)), torch.zeros(1, 4, 2, 2))
+
+
+def test_network_shapes_any_size():
+    model = DeepLabV3MobileNetV2().eval()
+    with torch.inference_mode():
+        out = model(torch.rand(1, 3, 66, 97) * 2 - 1)
+    assert out.shape == (1, 151, 66, 97)
+
+
+def test_missing_weights_error(empty_cache, tmp_path):
+    with pytest.raises(W.WeightsNotFoundError) as e:
+        W.resolve_weights()
+    msg = str(e.value)
+    assert isinstance(e.value, SegsearchError) and isinstance(e.value, FileNotFoundError)
+    assert "sayakpaul/lite-model/deeplabv3-mobilenetv2-ade20k/1/default/1" in msg
+    assert "deeplabv3_mnv2_ade20k_train_2018_12_03" in msg
+    assert str(empty_cache) in msg and W.ENV_VAR in msg
+    with pytest.raises(W.WeightsNotFoundError, match="nowhere.tflite"):
+        Segmenter.default(weights=tmp_path / "nowhere.tflite")
+
+
+def test_not_a_tflite_file(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    with pytest.raises(TFLiteImportError):
+        import_tflite(bad, tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+# --- on the published model --------------------------------------------------------------------
+
+@needs_model
+def test_classes_equal_labels_txt():
+    lines = [ln for ln in (MODEL_DIR / "labels.txt").read_text().splitlines() if ln.strip()]
+    names = [re.split(r"\s+", ln.strip(), maxsplit=1)[1] for ln in lines]
+    assert list(ADE20K_CLASSES) == names
+
+
+def test_importer_on_real_file(imported):
+    from safetensors import safe_open
+
+    path, digest = imported
+    assert digest == sha256_file(path)
+    assert path.with_name(path.name + ".sha256").read_text().split()[0] == digest
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata()["source_sha256"] == sha256_file(MODEL) == EXPECTED_TFLITE_SHA256
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    expected = DeepLabV3MobileNetV2().state_dict()
+    assert state.keys() == expected.keys()
+    for k, v in state.items():
+        assert v.shape == expected[k].shape, k
+        assert v.dtype == torch.float32 and torch.isfinite(v).all(), k
+    assert state["logits.conv.weight"].abs().max() > 0
+
+
+@needs_model
+def test_tflite_path_is_imported_once_into_the_cache(empty_cache, monkeypatch):
+    first = W.resolve_weights(MODEL)
+    assert first.parent == empty_cache and first.suffix == ".safetensors"
+    mtime = first.stat().st_mtime_ns
+    monkeypatch.setenv(W.ENV_VAR, str(MODEL))
+    assert W.resolve_weights() == first and first.stat().st_mtime_ns == mtime
+
+
+def test_agreement_with_tflite_interpreter(segmenter):
+    Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+    interp = Interpreter(str(MODEL), num_threads=2)
+    interp.allocate_tensors()
+    agree, mae = [], []
+    for path in photos(3, 3):
+        x = segmenter.preprocess([path])  # the Segmenter's own preprocessing, (1, 3, 513, 513)
+        interp.set_tensor(interp.get_input_details()[0]["index"], x.permute(0, 2, 3, 1).numpy())
+        interp.invoke()
+        ref = torch.from_numpy(interp.get_tensor(interp.get_output_details()[0]["index"])).permute(0, 3, 1, 2)
+        with torch.inference_mode():
+            ours = segmenter.model(x)
+        agree.append((ours.argmax(1) == ref.argmax(1)).float().mean().item())
+        mae.append((ours.softmax(1) - ref.softmax(1)).abs().mean().item())
+    assert np.mean(agree) >= 0.98, agree
+    assert np.mean(mae) < 0.02, mae
+
+
+def test_predict_input_kinds_and_probabilities(segmenter):
+    path = photos(0, 1)[0]
+    pil = Image.open(path).convert("RGB")
+    arr = np.array(pil)
+    inputs = [path, str(path), pil, arr, torch.from_numpy(arr).permute(2, 0, 1),
+              torch.from_numpy(arr).permute(2, 0, 1).float() / 255]
+    probs = segmenter.predict(inputs, size=16, batch_size=3)
+    assert probs.shape == (6, 151, 16, 16) and probs.dtype == np.float32
+    assert np.abs(probs.sum(1) - 1).max() < 1e-4
+    for p in probs[1:]:
+        np.testing.assert_allclose(p, probs[0], atol=1e-5)
+    assert len(segmenter.classes) == 151 and segmenter.palette.shape == (151, 3)
+
+
+def test_predict_single_non_square_photo_default_size(segmenter):
+    arr = np.asarray(Image.open(photos(1, 0)[0]).convert("RGB"))[:200, :300]
+    probs = segmenter.predict(arr)
+    assert probs.shape == (1, 151, 64, 64)
+    assert np.abs(probs.sum(1) - 1).max() < 1e-4 and np.isfinite(probs).all()
