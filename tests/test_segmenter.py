@@ -184,3 +184,41 @@ def test_predict_single_non_square_photo_default_size(segmenter):
     probs = segmenter.predict(arr)
     assert probs.shape == (1, 151, 64, 64)
     assert np.abs(probs.sum(1) - 1).max() < 1e-4 and np.isfinite(probs).all()
+
+
+class _TinyNet(torch.nn.Module):
+    """A random 1x1-conv 'network' with torchvision's output convention."""
+
+    def __init__(self, n_classes, as_dict):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, n_classes, 1)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        y = self.conv(x)[:, :, ::4, ::4]  # lower-resolution logits, as many networks give
+        return {"out": y, "aux": y} if self.as_dict else y
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_other_networks_through_the_adapter(as_dict):
+    torch.manual_seed(0)
+    names = ["sky", "road", "tree", "car", "person"]
+    net = _TinyNet(len(names), as_dict)
+    seg = (Segmenter.from_torchvision(net, names, device="cpu", input_size=64) if as_dict
+           else Segmenter.from_module(net, names, device="cpu", input_size=64))
+    photo = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    probs = seg.predict([photo, photo], size=8)
+    assert probs.shape == (2, 5, 8, 8) and seg.classes == names and seg.palette.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # the same maps by hand: resize, ImageNet normalization, logits, softmax, area average
+    x = torch.from_numpy(np.array(Image.fromarray(photo).resize((64, 64), Image.BILINEAR))).permute(2, 0, 1)[None].float()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = net.conv((x / 255 - mean) / std)[:, :, ::4, ::4]
+    expect = torch.nn.functional.adaptive_avg_pool2d(torch.softmax(logits, 1), 8)[0].numpy()
+    np.testing.assert_allclose(probs[0], expect, atol=1e-5)
+    with pytest.raises(ValueError, match="one channel per class"):
+        Segmenter.from_module(net, names[:3], device="cpu", input_size=64).predict(photo)
+    with pytest.raises(ValueError, match="classes"):
+        Segmenter.from_torchvision(_TinyNet(5, True), device="cpu")

@@ -91,21 +91,38 @@ def _as_list(images) -> list:
 
 
 class Segmenter:
-    """Semantic segmentation into the 151 ADE20K classes (index 0 = 'others').
+    """Semantic segmentation of photos into per-class probability maps.
 
-    Build it with :meth:`default`; call :meth:`predict` to get per-class probability maps.
+    :meth:`default` is the DeepLabV3-MobileNetV2 network for the 151 ADE20K classes (index 0 = 'others');
+    :meth:`from_module` and :meth:`from_torchvision` wrap other networks. Call :meth:`predict` to get maps.
     """
 
-    input_size = NATIVE_SIZE
-
-    def __init__(self, model: DeepLabV3MobileNetV2, device: str | torch.device | None = None):
+    def __init__(self, model: torch.nn.Module, classes: Sequence[str] = ADE20K_CLASSES,
+                 device: str | torch.device | None = None, *, input_size: int = NATIVE_SIZE,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 name: str = "deeplabv3-mnv2-ade20k"):
+        """``model`` maps (B, 3, input_size, input_size) float input to logits (B, len(classes), h, w), or to
+        a dict whose ``"out"`` entry is that (torchvision's convention). Input is ``rgb / 127.5 - 1`` when
+        ``mean``/``std`` are None (the default network), else ``(rgb / 255 - mean) / std``."""
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if input_size < 1:
+            raise ValueError(f"input_size must be >= 1, got {input_size}")
         self.device = torch.device(device)
-        # channels-last is markedly faster for this depthwise-heavy network on CPU (oneDNN)
+        # channels-last is markedly faster for depthwise-heavy networks on CPU (oneDNN)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.classes = list(ADE20K_CLASSES)
+        self.classes = [str(c) for c in classes]
+        if not self.classes:
+            raise ValueError("classes must name at least one class")
         self.palette = make_palette(len(self.classes))
+        self.input_size = int(input_size)
+        self.name = name
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        self._mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        self._std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
 
     @classmethod
     def default(cls, device: str | torch.device | None = None,
@@ -119,30 +136,65 @@ class Segmenter:
         """
         model = DeepLabV3MobileNetV2()
         model.load_state_dict(load_weights(weights))
-        return cls(model, device)
+        return cls(model, ADE20K_CLASSES, device)
+
+    @classmethod
+    def from_module(cls, model: torch.nn.Module, classes: Sequence[str], *, device=None, input_size: int = 512,
+                    mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                    name: str | None = None) -> "Segmenter":
+        """Any ``nn.Module`` returning logits (B, len(classes), h, w) (or ``{"out": logits}``) plus its class
+        names. Photos are resized to ``input_size`` squared and normalized with ``mean``/``std`` (ImageNet's
+        by default) on RGB in [0, 1]."""
+        return cls(model, classes, device, input_size=input_size, mean=mean, std=std,
+                   name=name or type(model).__name__)
+
+    @classmethod
+    def from_torchvision(cls, model: torch.nn.Module, classes: Sequence[str] | None = None, *, device=None,
+                         input_size: int = 520) -> "Segmenter":
+        """A torchvision segmentation model (``deeplabv3_*``, ``fcn_*``, ``lraspp_*``; they return
+        ``{"out": logits}`` at input size). ``classes`` default to the model's weights' categories when it
+        was built with pretrained weights (``model.segsearch_categories`` may also be set by the caller).
+        Needs torchvision installed only to build the model."""
+        if classes is None:
+            classes = getattr(model, "segsearch_categories", None)
+        if classes is None:
+            raise ValueError("pass classes=[...] (one name per output channel of the model)")
+        return cls.from_module(model, classes, device=device, input_size=input_size,
+                               name=f"torchvision:{type(model).__name__}")
 
     def preprocess(self, photos: Sequence) -> torch.Tensor:
-        """Network input (B, 3, 513, 513) on the device: photos stretched to 513x513, ``rgb / 127.5 - 1``."""
+        """Network input (B, 3, S, S) on the device (S = :attr:`input_size`): photos stretched to S x S, then
+        ``rgb / 127.5 - 1`` (default network) or ``(rgb / 255 - mean) / std``."""
         arrays = [np.asarray(_to_pil(p).resize((self.input_size, self.input_size), Image.BILINEAR))
                   for p in photos]
         x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
-        return (x / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+        x = x / 127.5 - 1.0 if self._mean is None else (x / 255.0 - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if isinstance(out, dict):
+            out = out["out"]
+        if out.ndim != 4 or out.shape[1] != len(self.classes):
+            raise ValueError(f"the network returned shape {tuple(out.shape)}; expected (B, {len(self.classes)}, h, w) "
+                             "logits, one channel per class name")
+        return out
 
     def logits(self, images, batch_size: int = 4) -> torch.Tensor:
-        """Raw network logits (B, 151, 513, 513) on the segmenter's device."""
+        """Raw network logits (B, C, h, w) on the segmenter's device."""
         photos = _as_list(images)
         out = []
         with torch.inference_mode():
             for i in range(0, len(photos), batch_size):
-                out.append(self.model(self.preprocess(photos[i:i + batch_size])))
+                out.append(self._forward(self.preprocess(photos[i:i + batch_size])))
         return torch.cat(out)
 
     def predict(self, images, size: int = 64, batch_size: int = 4) -> np.ndarray:
-        """Softmax maps float32 (B, 151, size, size) for one photo or a batch of photos.
+        """Softmax maps float32 (B, C, size, size) for one photo or a batch of photos.
 
         Accepts file paths, PIL images, HxWx3 uint8 numpy arrays, and torch tensors (uint8 HxWx3 or
         3xHxW, or float 3xHxW in [0, 1]); a 4-D array/tensor is a batch. Each photo is stretched to
-        513x513 (aspect ratio ignored), segmented, and its probabilities area-averaged to
+        input_size squared (aspect ratio ignored), segmented, and its probabilities area-averaged to
         ``size x size``; each pixel's probabilities sum to 1.
         """
         if size < 1:
@@ -151,7 +203,7 @@ class Segmenter:
         out = []
         with torch.inference_mode():
             for i in range(0, len(photos), batch_size):
-                logits = self.model(self.preprocess(photos[i:i + batch_size]))
+                logits = self._forward(self.preprocess(photos[i:i + batch_size]))
                 probs = F.adaptive_avg_pool2d(torch.softmax(logits, dim=1), size)
                 out.append(probs.float().cpu())
         if not out:
