@@ -222,3 +222,26 @@ def test_other_networks_through_the_adapter(as_dict):
         Segmenter.from_module(net, names[:3], device="cpu", input_size=64).predict(photo)
     with pytest.raises(ValueError, match="classes"):
         Segmenter.from_torchvision(_TinyNet(5, True), device="cpu")
+
+
+def test_iter_predict_decodes_in_workers_and_skips_bad_files(tmp_path):
+    torch.manual_seed(1)
+    names = ["a", "b", "c"]
+    seg = Segmenter.from_module(_TinyNet(3, False), names, device="cpu", input_size=32)
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"p{i}.png"
+        Image.fromarray((rng.random((20 + i, 30, 3)) * 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    paths.insert(2, tmp_path / "bad.jpg")
+    paths.append(tmp_path / "missing.png")
+    got, failed = {}, []
+    for idx, probs, bad in seg.iter_predict(paths, size=4, batch_size=3, workers=2):
+        got.update(zip(idx.tolist(), probs))
+        failed += bad
+    assert sorted(got) == [0, 1, 3, 4, 5]
+    assert [i for i, _ in failed] == [2, 6] and all(msg for _, msg in failed)
+    expect = seg.predict([paths[i] for i in sorted(got)], size=4)
+    np.testing.assert_allclose(np.stack([got[i] for i in sorted(got)]), expect, atol=1e-6)

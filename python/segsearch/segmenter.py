@@ -90,6 +90,30 @@ def _as_list(images) -> list:
     return list(images)
 
 
+class _PhotoFiles(torch.utils.data.Dataset):
+    """Image files decoded and resized to the network's square input, in DataLoader workers."""
+
+    def __init__(self, paths: list, size: int):
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            pixels = np.asarray(_to_pil(self.paths[i]).resize((self.size, self.size), Image.BILINEAR))
+            return i, pixels, None
+        except Exception as e:  # unreadable or corrupt file: reported, never fatal
+            return i, None, f"{type(e).__name__}: {e}"
+
+
+def _collate(items):
+    ok = [(i, p) for i, p, err in items if err is None]
+    failed = [(i, err) for i, _, err in items if err is not None]
+    pixels = torch.from_numpy(np.stack([p for _, p in ok])) if ok else None
+    return [i for i, _ in ok], pixels, failed
+
+
 class Segmenter:
     """Semantic segmentation of photos into per-class probability maps.
 
@@ -189,13 +213,41 @@ class Segmenter:
                 out.append(self._forward(self.preprocess(photos[i:i + batch_size])))
         return torch.cat(out)
 
-    def predict(self, images, size: int = 64, batch_size: int = 4) -> np.ndarray:
+    def _maps(self, x: torch.Tensor, size: int, autocast: bool) -> torch.Tensor:
+        """Softmax maps (B, C, size, size) float32 on the CPU for a preprocessed batch."""
+        use_amp = autocast and self.device.type == "cuda"
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            logits = self._forward(x)
+        return F.adaptive_avg_pool2d(torch.softmax(logits.float(), dim=1), size).cpu()
+
+    def iter_predict(self, paths: Sequence, size: int = 64, batch_size: int = 16, workers: int = 2,
+                     autocast: bool = False):
+        """Segment image files in batches, decoding them in ``workers`` background processes (a torch
+        DataLoader). Yields ``(indices, probs, failed)`` per batch: the positions in ``paths`` that were
+        segmented, their maps float32 (len(indices), C, size, size), and ``(position, error)`` for the
+        files that could not be read (they are skipped, never abort the run)."""
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        loader = torch.utils.data.DataLoader(
+            _PhotoFiles(list(paths), self.input_size), batch_size=batch_size, num_workers=workers,
+            collate_fn=_collate, pin_memory=self.device.type == "cuda")
+        with torch.inference_mode():
+            for idx, pixels, failed in loader:
+                if not idx:
+                    yield np.zeros(0, np.int64), np.zeros((0, len(self.classes), size, size), np.float32), failed
+                    continue
+                x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+                x = x / 127.5 - 1.0 if self._mean is None else (x / 255.0 - self._mean) / self._std
+                probs = self._maps(x.contiguous(memory_format=torch.channels_last), size, autocast)
+                yield np.asarray(idx, np.int64), probs.numpy(), failed
+
+    def predict(self, images, size: int = 64, batch_size: int = 4, autocast: bool = False) -> np.ndarray:
         """Softmax maps float32 (B, C, size, size) for one photo or a batch of photos.
 
         Accepts file paths, PIL images, HxWx3 uint8 numpy arrays, and torch tensors (uint8 HxWx3 or
         3xHxW, or float 3xHxW in [0, 1]); a 4-D array/tensor is a batch. Each photo is stretched to
         input_size squared (aspect ratio ignored), segmented, and its probabilities area-averaged to
-        ``size x size``; each pixel's probabilities sum to 1.
+        ``size x size``; each pixel's probabilities sum to 1. ``autocast``: float16 on CUDA.
         """
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -203,9 +255,7 @@ class Segmenter:
         out = []
         with torch.inference_mode():
             for i in range(0, len(photos), batch_size):
-                logits = self._forward(self.preprocess(photos[i:i + batch_size]))
-                probs = F.adaptive_avg_pool2d(torch.softmax(logits, dim=1), size)
-                out.append(probs.float().cpu())
+                out.append(self._maps(self.preprocess(photos[i:i + batch_size]), size, autocast))
         if not out:
             return np.zeros((0, len(self.classes), size, size), np.float32)
         return torch.cat(out).numpy()
