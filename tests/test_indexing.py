@@ -1,0 +1,264 @@
+"""``segsearch index``: a folder of real photos end to end, resuming after an interruption, ``--add``,
+captions, and the one-line errors. Needs the shared model and CamVid photos (skipped without them);
+the photos are copied into temporary folders, and the model is imported into a temporary file.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from segsearch import Index, Query
+from segsearch import weights as W
+from segsearch.cli import main
+from segsearch.indexing import find_photos, read_captions, store_captions
+from segsearch.segmenter import Segmenter
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"
+CAMVID = SHARED / "data" / "camvid" / "train" / "images"
+_PREDICT = Segmenter.predict
+needs_data = pytest.mark.skipif(not MODEL.is_file() or not CAMVID.is_dir(), reason="shared model/photos not available")
+
+#: Small and fast: 32x32 maps, 3 centroids, batches of 2, a 4-photo training sample.
+OPTS = ["--size", "32", "--centroids", "3", "--batch", "2", "--sample", "4"]
+
+
+def camvid(n: int) -> list[Path]:
+    files = sorted(CAMVID.glob("*.jpg"))
+    return [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
+
+
+def make_folder(root: Path, photos: list[Path], junk: bool = True) -> list[str]:
+    """Copy photos into root (the second half under sub/), plus a corrupt .jpg and a text file."""
+    rels = []
+    for i, p in enumerate(photos):
+        rel = p.name if i < len(photos) // 2 else f"sub/{p.name}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, root / rel)
+        rels.append(rel)
+    if junk:
+        (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+        (root / "notes.txt").write_text("not a photo")
+    return sorted(rels)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """The real model imported once into a temporary safetensors file."""
+    if not MODEL.is_file():
+        pytest.skip("shared model not available")
+    from segsearch.tflite_import import import_tflite
+
+    out = tmp_path_factory.mktemp("weights") / "deeplab.safetensors"
+    import_tflite(MODEL, out)
+    return out
+
+
+class Counter:
+    """Replaces Segmenter.predict: counts the photos segmented; raises KeyboardInterrupt past ``limit``."""
+
+    def __init__(self, limit: int | None = None):
+        self.n, self.limit = 0, limit
+
+    def install(self, monkeypatch) -> Counter:
+        def predict(seg, images, *args, **kwargs):
+            if self.limit is not None and self.n + len(images) > self.limit:
+                raise KeyboardInterrupt
+            out = _PREDICT(seg, images, *args, **kwargs)
+            self.n += len(images)
+            return out
+
+        monkeypatch.setattr(Segmenter, "predict", predict)
+        return self
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, weights):
+    """One uninterrupted run over 6 photos + a corrupt file: (photos dir, index dir, rel paths, exit code, stdout)."""
+    if not CAMVID.is_dir():
+        pytest.skip("shared photos not available")
+    base = tmp_path_factory.mktemp("clean")
+    photos = base / "photos"
+    rels = make_folder(photos, camvid(6))
+    captions = base / "captions.csv"
+    captions.write_text(f"path,caption\n{rels[0]},a street\n{rels[0]},cars on a road\nnot/there.jpg,x\n")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["index", str(photos), "--out", str(base / "idx"), "--weights", str(weights), *OPTS,
+                   "--captions", str(captions)])
+    return photos, base / "idx", rels, rc, buf.getvalue()
+
+
+@needs_data
+def test_index_folder_end_to_end(clean, weights):
+    photos, out, rels, rc, stdout = clean
+    assert rc == 0
+    index = Index.load(out / "index.segsearch")
+    assert len(index) == 6
+    assert list(index.ids) == rels  # relative paths, '/'-separated, sorted
+    assert any(r.startswith("sub/") for r in rels)
+    assert index.n_centroids == 3 and index.size == 32 and index.num_classes == 151
+    assert index.metadata["network"] == "deeplabv3-mnv2-ade20k"
+    assert index.metadata["photos_dir"] == str(photos.resolve()) and index.metadata["size"] == 32
+    assert index.class_names[:4] == ["others", "wall", "building", "sky"]
+    # the corrupt file is reported and recorded as failed; the text file is ignored
+    assert "1 photo could not be read" in stdout and "corrupt.jpg (" in stdout and str(photos) not in stdout
+    db = sqlite3.connect(out / "work" / "state.sqlite")
+    rows = dict(db.execute("SELECT path, status FROM photos").fetchall())
+    db.close()
+    assert rows.pop("corrupt.jpg") == "failed" and set(rows.values()) == {"done"} and "notes.txt" not in rows
+    assert not (out / "work" / "sample.f16").exists()
+    assert "stored 2 captions" in stdout
+    db = sqlite3.connect(out / "captions.sqlite")
+    assert db.execute("SELECT path, caption FROM captions").fetchall() == [(rels[0], "a street"),
+                                                                           (rels[0], "cars on a road")]
+    db.close()  # the sample maps are deleted once everything is done
+    # a photo's own maps find it first
+    seg = Segmenter.default(device="cpu", weights=weights)
+    probs = seg.predict(photos / rels[4], size=32)
+    assert index.search(Query.image(probs[0]), k=1).ids[0] == rels[4]
+
+
+@needs_data
+def test_rerun_of_a_finished_index_does_nothing(clean, weights, monkeypatch, capsys):
+    photos, out, _, _, _ = clean
+    before = Index.load(out / "index.segsearch", mmap=False).codes.copy()
+    counter = Counter().install(monkeypatch)
+    assert main(["index", str(photos), "--out", str(out), "--weights", str(weights), *OPTS]) == 0
+    assert counter.n == 0
+    np.testing.assert_array_equal(Index.load(out / "index.segsearch").codes, before)
+    # other options than the folder was started with: a one-line error, nothing touched
+    assert main(["index", str(photos), "--out", str(out), "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segsearch: error:") and "size=32" in err and err.count("\n") == 1
+
+
+@needs_data
+@pytest.mark.parametrize("limit", [2, 5], ids=["during-sample", "during-encoding"])
+def test_resume_after_interrupt(clean, weights, tmp_path, monkeypatch, limit):
+    _, clean_out, rels, _, _ = clean
+    photos = tmp_path / "photos"
+    assert make_folder(photos, camvid(6)) == rels
+    args = ["index", str(photos), "--out", str(tmp_path / "idx"), "--weights", str(weights), *OPTS]
+    first = Counter(limit).install(monkeypatch)
+    assert main(args) == 130  # interrupted
+    assert not (tmp_path / "idx" / "index.segsearch").exists()
+    assert 0 < first.n <= limit
+    assert (tmp_path / "idx" / "work" / "codebook.npy").exists() == (limit == 5)
+    second = Counter().install(monkeypatch)
+    assert main(args) == 0
+    assert first.n + second.n == 6  # no readable photo was segmented twice
+    got, want = Index.load(tmp_path / "idx" / "index.segsearch"), Index.load(clean_out / "index.segsearch")
+    assert list(got.ids) == list(want.ids)
+    np.testing.assert_array_equal(got.codes, want.codes)
+    np.testing.assert_array_equal(got.codebook, want.codebook)
+
+
+@needs_data
+def test_add_photos_and_clamp_k(weights, tmp_path, monkeypatch, capsys):
+    photos, out = tmp_path / "photos", tmp_path / "idx"
+    five = camvid(5)
+    make_folder(photos, five[:3], junk=False)
+    base = ["index", str(photos), "--out", str(out), "--weights", str(weights), "--size", "32", "--batch", "2"]
+    assert main(base + ["--centroids", "8"]) == 0
+    assert "lowered to 3" in capsys.readouterr().out  # K > readable sample photos: clamped, with a note
+    first = Index.load(out / "index.segsearch", mmap=False)
+    assert len(first) == 3 and first.n_centroids == 3
+    for p in five[3:]:
+        shutil.copyfile(p, photos / f"new_{p.name}")
+    # new photos in a finished index need --add
+    assert main(base) == 2
+    assert "--add" in capsys.readouterr().err
+    counter = Counter().install(monkeypatch)
+    assert main(base + ["--add"]) == 0
+    assert counter.n == 2  # only the new photos are segmented
+    index = Index.load(out / "index.segsearch")
+    assert len(index) == 5
+    assert list(index.ids[:3]) == list(first.ids)
+    assert sorted(index.ids[3:]) == sorted(f"new_{p.name}" for p in five[3:])
+    np.testing.assert_array_equal(index.codebook, first.codebook)  # no retraining
+    np.testing.assert_array_equal(index.codes[:3], first.codes)
+
+
+def test_empty_folder_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "readme.txt").write_text("no photos here")
+    assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segsearch: error: no photos") and err.count("\n") == 1
+    assert main(["index", str(tmp_path / "missing"), "--out", str(tmp_path / "idx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_device_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx"), "--device", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segsearch: error: --device 'nonsense'") and err.count("\n") == 1
+
+
+def test_bad_captions_file_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "caps.csv").write_text("file,text\n")
+    for caps in ["caps.csv", "missing.json"]:
+        assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx"),
+                     "--captions", str(tmp_path / caps)]) == 2
+        assert capsys.readouterr().err.startswith("segsearch: error:")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_add_without_an_index_is_an_error(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx"), "--add"]) == 2
+    assert "--add needs an existing index" in capsys.readouterr().err
+
+
+@needs_data
+def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(W, "cache_dir", lambda: tmp_path / "empty-cache")
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    make_folder(tmp_path / "photos", camvid(1), junk=False)
+    assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segsearch: error:") and err.count("\n") == 1
+    assert "DeepLabV3-MobileNetV2-ADE20K weights" in err and "SEGSEARCH_WEIGHTS" in err
+
+
+def test_find_photos_by_extension_recursively(tmp_path):
+    for rel in ["b.JPG", "a.png", "sub/c.jpeg", "sub/deeper/d.webp", "e.bmp", "f.gif", "g.txt", "h.Jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    assert find_photos(tmp_path) == ["a.png", "b.JPG", "e.bmp", "h.Jpg", "sub/c.jpeg", "sub/deeper/d.webp"]
+
+
+def test_captions_coco_json_and_csv(tmp_path):
+    paths = ["images/000001.jpg", "images/000002.jpg", "x/a.jpg"]
+    coco = {"images": [{"id": 1, "file_name": "000001.jpg"}, {"id": 2, "file_name": "000002.jpg"},
+                       {"id": 3, "file_name": "missing.jpg"}],
+            "annotations": [{"image_id": 1, "caption": "A dog on grass. "}, {"image_id": 1, "caption": "A dog."},
+                            {"image_id": 2, "caption": "A street."}, {"image_id": 3, "caption": "gone"}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    pairs, unmatched = read_captions(tmp_path / "c.json", paths)
+    assert pairs == [("images/000001.jpg", "A dog on grass."), ("images/000001.jpg", "A dog."),
+                     ("images/000002.jpg", "A street.")]
+    assert unmatched == 1
+    (tmp_path / "c.csv").write_text('path,caption\nx/a.jpg,"red car, parked"\nx/a.jpg,a car\nnope.jpg,?\n')
+    db = tmp_path / "captions.sqlite"
+    assert store_captions(tmp_path / "c.csv", db, paths, log=lambda s: None) == 2
+    assert store_captions(tmp_path / "c.csv", db, paths, log=lambda s: None) == 2  # replaced, not doubled
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT path, caption FROM captions ORDER BY rowid").fetchall() == [
+        ("x/a.jpg", "red car, parked"), ("x/a.jpg", "a car")]
+    con.close()
+    (tmp_path / "bad.csv").write_text("file,text\na,b\n")
+    with pytest.raises(ValueError, match="path,caption"):
+        read_captions(tmp_path / "bad.csv", paths)
