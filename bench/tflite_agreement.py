@@ -8,7 +8,7 @@ saves a side-by-side picture (photo | torch labels | TFLite labels) for 3 photos
 
 Needs the ``test`` extra (ai-edge-litert) and the shared data next to the repository::
 
-    python bench/tflite_agreement.py [--out bench-report/agreement.png] [--photos 40] [--threads 2]
+    python bench/tflite_agreement.py [--out bench-report/agreement.png] [--photos 40] [--threads 2] [--hybrid-quant]
 """
 from __future__ import annotations
 
@@ -54,11 +54,12 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=40, help="number of photos (half CamVid, half COCO-MINI)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both torch and TFLite")
     ap.add_argument("--weights", default=str(MODEL), help=".tflite or imported .safetensors weights")
+    ap.add_argument("--hybrid-quant", action="store_true", help="mimic TFLite's int8 rounding of activations")
     args = ap.parse_args(argv)
     from ai_edge_litert.interpreter import Interpreter
 
     torch.set_num_threads(args.threads)
-    seg = Segmenter.default(device="cpu", weights=args.weights)
+    seg = Segmenter.default(device="cpu", weights=args.weights, hybrid_quant=args.hybrid_quant)
     interp = Interpreter(str(MODEL), num_threads=args.threads)
     interp.allocate_tensors()
     in_idx = interp.get_input_details()[0]["index"]

@@ -150,15 +150,16 @@ class Segmenter:
 
     @classmethod
     def default(cls, device: str | torch.device | None = None,
-                weights: str | os.PathLike | None = None) -> "Segmenter":
+                weights: str | os.PathLike | None = None, *, hybrid_quant: bool = False) -> "Segmenter":
         """The DeepLabV3-MobileNetV2-ADE20K segmenter.
 
         ``weights``: a ``.tflite`` or imported ``.safetensors`` file; None looks in
         ``$SEGSEARCH_WEIGHTS`` and then the user cache (see :mod:`segsearch.weights`, which raises
         ``WeightsNotFoundError`` explaining where to get them). ``device``: default CUDA if
-        available, else CPU.
+        available, else CPU. ``hybrid_quant=True`` mimics TFLite's int8 rounding of activations for the
+        closest match to the TFLite interpreter (99.5% vs 99.3% of pixels), about 1.4x slower on CPU.
         """
-        model = DeepLabV3MobileNetV2()
+        model = DeepLabV3MobileNetV2(hybrid_quant=hybrid_quant)
         model.load_state_dict(load_weights(weights))
         return cls(model, ADE20K_CLASSES, device)
 
