@@ -9,7 +9,6 @@ import numpy as np
 
 from . import _core, storage
 from ._convert import as_numpy
-from .codebook import encode, train_codebook
 from .errors import IndexFormatError, NotTrainedError
 from .query import Query, check_probs
 
@@ -165,6 +164,8 @@ class Index:
             )
         a = self._check_batch(probs)
         niter = _check_count(niter, "niter", 0)
+        from .codebook import train_codebook  # torch is imported only when codebooks are made
+
         cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
         self._set_codebook(cb)
         return self
@@ -174,6 +175,8 @@ class Index:
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
         a = self._check_batch(probs)
+        from .codebook import encode  # torch is imported only when maps are encoded
+
         codes = encode(a, self._cb, device=device)
         exact = norms = None
         if self.keep_exact:
