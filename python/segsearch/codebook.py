@@ -113,8 +113,6 @@ def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int =
                 code = torch.zeros(len(x), dtype=torch.int64, device=dev)
                 todo = (d0 >= lb).nonzero().flatten()
                 if len(todo):
-                    xt = x[todo]
-                    d = (xt * xt).sum(1, keepdim=True) - 2.0 * (xt @ cents) + cnorm2[None, :]
-                    code[todo] = d.argmin(dim=1)
+                    code[todo] = _nearest(x[todo], cents.T, cnorm2)[0]
                 codes[s : s + batch, c] = code.to(torch.uint8).cpu().numpy()
     return codes

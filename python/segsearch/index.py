@@ -142,18 +142,23 @@ class Index:
         self._cb = cb
         self._derive_from_codebook()
 
+    def _block_sums_shape(self) -> tuple[int, int, int]:
+        """(C, n * blocks per row, K) of the codebook summed over blocks of BLOCK_W pixels of a row."""
+        n = self.size
+        return self.num_classes, n * -(-n // min(BLOCK_W, n)), self.n_centroids
+
     def _derive_from_codebook(self, block_sums=None) -> None:
         """Centroid norms, and the codebook summed over blocks of BLOCK_W pixels of a row (C, n*nb, K)."""
         cb = self._cb
         self._cnorms = np.einsum("cdk,cdk->ck", cb, cb, dtype=np.float64).astype(np.float32)
         if block_sums is None:
             C, n, K, w = self.num_classes, self.size, self.n_centroids, min(BLOCK_W, self.size)
-            nb = -(-n // w)
+            nb = self._block_sums_shape()[1] // n
             block_sums = np.zeros((C, n, nb, K), np.float32)
             grid = cb.reshape(C, n, n, K)
             for b in range(nb):
                 block_sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2)
-            block_sums = block_sums.reshape(C, n * nb, K)
+            block_sums = block_sums.reshape(self._block_sums_shape())
         self._block_sums = block_sums
 
     def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
@@ -364,8 +369,9 @@ class Index:
         if cd.dtype != np.uint8:
             raise ValueError(f"codes must be uint8; got dtype {cd.dtype}")
         index = cls(C, n, K, class_names, metadata=metadata)
-        if cd.size and int(_column_max(cd)) >= K:
-            raise ValueError(f"codes must be < n_centroids={K}; found {int(_column_max(cd))}")
+        top = _column_max(cd)
+        if top >= K:
+            raise ValueError(f"codes must be < n_centroids={K}; found {top}")
         index._set_codebook(cb.reshape(C, K, n * n))
         if cd.T.flags.c_contiguous and ids is None:  # adopt the (C, N) storage as is
             index._codes = cd.T
@@ -414,7 +420,7 @@ class Index:
                     raise IndexFormatError(f"{path} is damaged: array '{name}' is missing or has the wrong shape")
             index._cb = arr["codebook"]
             bs = arr.get("block_sums")
-            if bs is not None and bs.shape != (C, n * -(-n // min(BLOCK_W, n)), K):
+            if bs is not None and bs.shape != index._block_sums_shape():
                 raise IndexFormatError(f"{path} is damaged: array 'block_sums' has the wrong shape")
             index._derive_from_codebook(bs)
             index._codes = arr["codes"]

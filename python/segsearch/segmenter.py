@@ -90,6 +90,11 @@ def _as_list(images) -> list:
     return list(images)
 
 
+def _square_pixels(photo, size: int) -> np.ndarray:
+    """A photo stretched to size x size (bilinear, aspect ratio ignored): uint8 (size, size, 3)."""
+    return np.asarray(_to_pil(photo).resize((size, size), Image.BILINEAR))
+
+
 class _PhotoFiles(torch.utils.data.Dataset):
     """Image files decoded and resized to the network's square input, in DataLoader workers."""
 
@@ -101,8 +106,7 @@ class _PhotoFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         try:
-            pixels = np.asarray(_to_pil(self.paths[i]).resize((self.size, self.size), Image.BILINEAR))
-            return i, pixels, None
+            return i, _square_pixels(self.paths[i], self.size), None
         except Exception as e:  # unreadable or corrupt file: reported, never fatal
             return i, None, f"{type(e).__name__}: {e}"
 
@@ -190,9 +194,12 @@ class Segmenter:
     def preprocess(self, photos: Sequence) -> torch.Tensor:
         """Network input (B, 3, S, S) on the device (S = :attr:`input_size`): photos stretched to S x S, then
         ``rgb / 127.5 - 1`` (default network) or ``(rgb / 255 - mean) / std``."""
-        arrays = [np.asarray(_to_pil(p).resize((self.input_size, self.input_size), Image.BILINEAR))
-                  for p in photos]
-        x = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float()
+        pixels = torch.from_numpy(np.stack([_square_pixels(p, self.input_size) for p in photos]))
+        return self._normalize(pixels.to(self.device))
+
+    def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, S, S, 3) on the device -> the network's float input (B, 3, S, S), channels-last."""
+        x = pixels.permute(0, 3, 1, 2).float()
         x = x / 127.5 - 1.0 if self._mean is None else (x / 255.0 - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last)
 
@@ -237,9 +244,7 @@ class Segmenter:
                 if not idx:
                     yield np.zeros(0, np.int64), np.zeros((0, len(self.classes), size, size), np.float32), failed
                     continue
-                x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-                x = x / 127.5 - 1.0 if self._mean is None else (x / 255.0 - self._mean) / self._std
-                probs = self._maps(x.contiguous(memory_format=torch.channels_last), size, autocast)
+                probs = self._maps(self._normalize(pixels.to(self.device, non_blocking=True)), size, autocast)
                 yield np.asarray(idx, np.int64), probs.numpy(), failed
 
     def predict(self, images, size: int = 64, batch_size: int = 4, autocast: bool = False) -> np.ndarray:
