@@ -1,0 +1,92 @@
+"""Network probability maps of real photos, cached in ``bench/.cache`` as float16 ``.npy``.
+
+The cache key is a hash of the network (its name and weight file), the map size and the photo list (paths
+relative to the data folder and file sizes), so a changed list or network gives a new file. Segmenting the
+468 CamVid photos takes several minutes on 2 CPU cores; later runs load the file in a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+SHARED = HERE.parent.parent / "shared"
+MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"
+SIZE = 64
+
+
+def log(msg: str) -> None:
+    print(f"[maps] {msg}", file=sys.stderr, flush=True)
+
+
+def weights_path() -> str | None:
+    """``$SEGSEARCH_WEIGHTS``, else the shared TFLite file when present, else None (the user cache)."""
+    if os.environ.get("SEGSEARCH_WEIGHTS"):
+        return os.environ["SEGSEARCH_WEIGHTS"]
+    return str(MODEL) if MODEL.is_file() else None
+
+
+def _key(paths: list[Path], root: Path, network: str, weights: str) -> str:
+    files = [[str(p.relative_to(root)), p.stat().st_size] for p in paths]
+    blob = json.dumps({"network": network, "weights": weights, "size": SIZE, "files": files}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def network_maps(paths: list[Path], root: Path, *, tag: str, threads: int = 2) -> np.ndarray:
+    """float16 (N, 151, SIZE, SIZE) softmax maps of ``paths`` (in order) from the default network, cached.
+
+    ``root`` is the data folder the paths are keyed relative to; ``tag`` names the cache file.
+    """
+    from segsearch.weights import resolve_weights
+
+    weights = resolve_weights(weights_path())
+    network = "deeplabv3-mnv2-ade20k"
+    path = CACHE / f"maps-{tag}-{_key(paths, root, network, weights.name)}-n{SIZE}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    import torch
+
+    from segsearch import Segmenter
+
+    torch.set_num_threads(threads)
+    seg = Segmenter.default(device="cpu", weights=weights)
+    out = np.zeros((len(paths), len(seg.classes), SIZE, SIZE), np.float16)
+    done = np.zeros(len(paths), bool)
+    t0 = time.perf_counter()
+    for idx, probs, failed in seg.iter_predict(paths, size=SIZE, batch_size=4, workers=1):
+        if failed:
+            raise RuntimeError(f"unreadable photos: {[(str(paths[i]), e) for i, e in failed]}")
+        out[idx] = probs.astype(np.float16)
+        done[idx] = True
+        log(f"{tag}: {done.sum()}/{len(paths)} photos segmented ({time.perf_counter() - t0:.0f} s)")
+    CACHE.mkdir(exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, out, allow_pickle=False)
+    os.replace(tmp, path)
+    log(f"{tag}: cached as {path.name}")
+    return np.load(path, allow_pickle=False, mmap_mode="r")
+
+
+def camvid_photos() -> tuple[list[Path], Path]:
+    """All CamVid photos (train then val, sorted by name) and the data folder."""
+    root = SHARED / "data" / "camvid"
+    return sorted((root / "train" / "images").glob("*.jpg")) + sorted((root / "val" / "images").glob("*.jpg")), root
+
+
+def coco_photos() -> tuple[list[Path], Path]:
+    root = SHARED / "data" / "coco-mini"
+    return sorted((root / "images").glob("*.jpg")), root
+
+
+if __name__ == "__main__":
+    for tag, (paths, root) in (("camvid", camvid_photos()), ("coco-mini", coco_photos())):
+        maps = network_maps(paths, root, tag=tag)
+        log(f"{tag}: {maps.shape} {maps.dtype}")
