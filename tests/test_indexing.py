@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from segsearch import Index, Query
 from segsearch import weights as W
+from segsearch.captions import read_captions, store_captions
 from segsearch.cli import main
-from segsearch.indexing import find_photos, read_captions, store_captions
+from segsearch.indexing import find_photos
 from segsearch.segmenter import Segmenter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

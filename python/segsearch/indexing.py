@@ -3,7 +3,7 @@
 Layout of an index folder ``OUT``::
 
     OUT/index.segsearch        the final index (ids = photo paths relative to the photos folder)
-    OUT/captions.sqlite        optional: table captions(path TEXT, caption TEXT)
+    OUT/captions.sqlite        optional: the photos' captions (see segsearch.captions)
     OUT/work/state.sqlite      progress: one row per photo (pending / done / failed, error, codes)
     OUT/work/sample.f16        float16 maps of the training sample (deleted once every photo is done)
     OUT/work/codebook.npy      the trained codebooks, float32 (C, K, n, n), written atomically
@@ -21,7 +21,6 @@ the number of readable sample photos it is lowered to that number (with a printe
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .captions import read_captions_checked, write_captions
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 NETWORK = "deeplabv3-mnv2-ade20k"
@@ -163,7 +164,7 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     paths = find_photos(root)
     if not paths:
         raise ValueError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {str(root)!r}")
-    caption_pairs = _read_captions_early(captions, paths, log) if captions is not None else None
+    caption_pairs = read_captions_checked(captions, paths, log) if captions is not None else None
     out = Path(out_dir).expanduser()
     work = out / "work"
     if add and not (work / "codebook.npy").is_file():
@@ -199,7 +200,7 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     finally:
         st.close()
     if caption_pairs is not None:
-        report.n_captions = _write_captions(caption_pairs, out / CAPTIONS_FILE)
+        report.n_captions = write_captions(caption_pairs, out / CAPTIONS_FILE)
     return report
 
 
@@ -396,67 +397,3 @@ def _write_index(st, out: Path, cb: np.ndarray, seg: _LazySegmenter, root: Path,
     index.save(path)
     st.put("finished", True)
     return path
-
-
-# ---------------------------------------------------------------------------------------------- captions
-
-def read_captions(file, paths: list[str]) -> tuple[list[tuple[str, str]], int]:
-    """(path, caption) pairs from a COCO captions json or a ``path,caption`` CSV, matched to the indexed
-    ``paths`` (exactly, else by unique file name); returns (pairs, number of captions left unmatched)."""
-    file = Path(file)
-    if file.suffix.lower() == ".json":
-        with open(file, encoding="utf-8") as f:
-            data = json.load(f)
-        try:
-            names = {im["id"]: im["file_name"] for im in data["images"]}
-            raw = [(names.get(a["image_id"]), a["caption"]) for a in data["annotations"]]
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{file} is not a COCO captions file (missing {e})") from None
-    else:
-        with open(file, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "caption"} <= set(reader.fieldnames):
-                raise ValueError(f"{file}: a captions CSV needs the header 'path,caption'")
-            raw = [(r["path"], r["caption"]) for r in reader]
-    exact = set(paths)
-    by_name: dict[str, str | None] = {}
-    for p in paths:
-        name = p.rsplit("/", 1)[-1]
-        by_name[name] = None if name in by_name else p  # None: ambiguous
-    pairs, unmatched = [], 0
-    for p, caption in raw:
-        p = None if p is None else str(p).replace("\\", "/")
-        target = p if p in exact else by_name.get(p.rsplit("/", 1)[-1]) if p else None
-        if target is None or caption is None:
-            unmatched += 1
-        else:
-            pairs.append((target, str(caption).strip()))
-    return pairs, unmatched
-
-
-def _read_captions_early(file, paths: list[str], log: Callable[[str], None]) -> list[tuple[str, str]]:
-    """Read (and so check) the captions file before the long indexing run."""
-    pairs, unmatched = read_captions(file, paths)
-    if unmatched:
-        log(f"note: {unmatched} captions name photos that are not in the folder; skipped")
-    return pairs
-
-
-def store_captions(file, db_path: Path, paths: list[str], log: Callable[[str], None] = print) -> int:
-    """Replace the captions in ``db_path`` (table ``captions(path, caption)``) with those of ``file``;
-    returns how many were stored."""
-    return _write_captions(_read_captions_early(file, paths, log), db_path)
-
-
-def _write_captions(pairs: list[tuple[str, str]], db_path: Path) -> int:
-    """Replace the table ``captions(path, caption)`` of ``db_path`` with ``pairs`` (one transaction)."""
-    db = sqlite3.connect(str(db_path))
-    try:
-        with db:
-            db.execute("CREATE TABLE IF NOT EXISTS captions (path TEXT NOT NULL, caption TEXT NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS captions_path ON captions (path)")
-            db.execute("DELETE FROM captions")
-            db.executemany("INSERT INTO captions VALUES (?, ?)", pairs)
-    finally:
-        db.close()
-    return len(pairs)
