@@ -9,7 +9,6 @@ Averaging probabilities keeps every pixel's class distribution summing to 1.
 """
 from __future__ import annotations
 
-import colorsys
 import os
 from collections.abc import Sequence
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .deeplab import NATIVE_SIZE, NUM_CLASSES, DeepLabV3MobileNetV2
+from .palette import make_palette
 from .weights import load_weights
 
 __all__ = ["ADE20K_CLASSES", "Segmenter", "make_palette"]
@@ -43,21 +43,6 @@ ADE20K_CLASSES = (
     'screen', 'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic', 'tray', 'ashcan', 'fan',
     'pier', 'crt', 'plate', 'monitor', 'bulletin', 'shower', 'radiator', 'glass', 'clock', 'flag',
 )
-
-
-def make_palette(n: int = NUM_CLASSES) -> np.ndarray:
-    """A fixed, distinct RGB colour per class, uint8 (n, 3); class 0 ('others') is black.
-
-    Hues follow the golden-ratio sequence; saturation and value cycle through three levels so that
-    neighbouring hues also differ in brightness.
-    """
-    colors = [(0, 0, 0)]
-    for i in range(1, n):
-        h = (i * 0.618033988749895) % 1.0
-        s = (1.0, 0.65, 0.85)[i % 3]
-        v = (0.95, 0.75, 0.55)[(i // 3) % 3]
-        colors.append(tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v)))
-    return np.asarray(colors, dtype=np.uint8)
 
 
 def _to_pil(image) -> Image.Image:

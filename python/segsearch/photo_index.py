@@ -1,0 +1,250 @@
+"""Search an index folder made by ``segsearch index``: by photo, sketch, photo + partial sketch, and caption words.
+
+>>> pi = PhotoIndex.open("my-index")
+>>> for hit in pi.search(sketch="sky-over-road.png", text="bus", k=5):
+...     print(hit.rank, hit.path, hit.distance, hit.text_score)
+
+Ranking (the method's "text + proposed system"): without text, by spatial-semantic distance; with text and
+no photo or sketch, by text score alone (photos with no query word are left out); with both, by text score
+(most query words first), ties broken by distance.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .captions import Captions, normalize_words
+from .index import Index
+from .palette import make_palette
+from .query import Query, check_labels
+
+__all__ = ["Hit", "PhotoIndex", "open_index"]
+
+INDEX_FILE = "index.segsearch"
+CAPTIONS_FILE = "captions.sqlite"
+#: The network ``segsearch index`` uses; image queries on its indexes use the same one.
+DEFAULT_NETWORK = "deeplabv3-mnv2-ade20k"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. ``distance`` is NaN for a text-only search; ``text_score`` is None without text."""
+
+    rank: int
+    id: str | int
+    path: Path
+    distance: float
+    text_score: int | None = None
+
+    def as_dict(self) -> dict:
+        d = math.nan if self.distance is None else self.distance
+        return {"rank": self.rank, "id": self.id, "path": str(self.path),
+                "distance": None if math.isnan(d) else d, "text_score": self.text_score}
+
+
+class PhotoIndex:
+    """An index folder: the index, where its photos are, their captions, and the network for photo queries."""
+
+    def __init__(self, index: Index, *, photos_dir=None, captions: Captions | None = None, segmenter=None,
+                 device=None, weights=None, index_dir=None):
+        self.index = index
+        self.index_dir = None if index_dir is None else Path(index_dir)
+        meta = index.metadata or {}
+        root = photos_dir if photos_dir is not None else meta.get("photos_dir")
+        self.photos_dir = None if root is None else Path(root)
+        self.captions = captions
+        self._segmenter = segmenter
+        self._device, self._weights = device, weights
+        names = index.class_names or [str(i) for i in range(index.num_classes)]
+        self.classes: list[str] = list(names)
+        self.palette: np.ndarray = make_palette(index.num_classes)
+        if segmenter is not None:
+            self._check_segmenter(segmenter)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, index_dir, *, segmenter=None, device=None, weights=None, photos_dir=None,
+             mmap: bool = True) -> "PhotoIndex":
+        """Open ``index_dir`` (``index.segsearch`` and optionally ``captions.sqlite``), memory-mapped.
+
+        ``segmenter``: any object with ``classes`` and ``predict(images, size=n)`` (default: the network the
+        index was built with, loaded on the first photo query, on ``device`` with ``weights``).
+        ``photos_dir`` overrides where the photos are (default: the folder recorded at indexing time).
+        """
+        d = Path(index_dir).expanduser()
+        if not d.is_dir():
+            raise FileNotFoundError(f"index directory {d} does not exist; build it with "
+                                    "'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+        f = d / INDEX_FILE
+        if not f.is_file():
+            hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
+                    if (d / "work").is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+            raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
+        index = Index.load(f, mmap=mmap)
+        caps = Captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
+        return cls(index, photos_dir=photos_dir, captions=caps, segmenter=segmenter, device=device,
+                   weights=weights, index_dir=d)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __repr__(self) -> str:
+        return (f"PhotoIndex({self.index_dir or ''!s}: {len(self)} photos, {len(self.classes)} classes, "
+                f"{self.size}x{self.size}, captions={'yes' if self.has_captions else 'no'})")
+
+    @property
+    def size(self) -> int:
+        return self.index.size
+
+    @property
+    def has_captions(self) -> bool:
+        return self.captions is not None
+
+    def path(self, id) -> Path:
+        """The file of an indexed photo (its id joined to the photos folder)."""
+        p = Path(str(id))
+        return p if self.photos_dir is None or p.is_absolute() else self.photos_dir / p
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def segmenter(self):
+        """The network for photo queries (loaded on first use)."""
+        if self._segmenter is None:
+            network = (self.index.metadata or {}).get("network")
+            if network != DEFAULT_NETWORK:
+                raise ValueError(
+                    f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
+                    ", so photo queries need that network: pass segmenter= to PhotoIndex.open, or query by sketch")
+            from .segmenter import Segmenter
+
+            seg = Segmenter.default(device=self._device, weights=self._weights)
+            self._check_segmenter(seg)
+            self._segmenter = seg
+        return self._segmenter
+
+    def _check_segmenter(self, seg) -> None:
+        n = len(seg.classes)
+        if n != self.index.num_classes:
+            raise ValueError(f"the network has {n} classes but the index has {self.index.num_classes}; "
+                             "the index was built with another network")
+
+    def segment(self, photo) -> np.ndarray:
+        """Softmax maps float32 (C, n, n) of one photo (path, PIL image or array), at the index's map size."""
+        if isinstance(photo, (str, os.PathLike)) and not Path(photo).is_file():
+            raise FileNotFoundError(f"photo {photo} does not exist")
+        try:
+            maps = self.segmenter.predict([photo], size=self.size)
+        except (OSError, SyntaxError) as e:  # PIL's decoding errors
+            raise ValueError(f"cannot read photo {photo}: {e}") from None
+        return np.asarray(maps)[0]
+
+    def sketch_labels(self, sketch) -> np.ndarray:
+        """A sketch as an int32 label map (-1 = unspecified): from an array, or a PNG path / PIL image."""
+        from PIL import Image
+
+        from .sketch_io import read_sketch
+
+        if isinstance(sketch, (str, os.PathLike, Image.Image)):
+            lab = read_sketch(sketch, self.palette, self.index.num_classes)
+        else:
+            lab = check_labels(sketch, "sketch")
+        if lab.size and lab.max() >= self.index.num_classes:
+            raise ValueError(f"the sketch uses class {int(lab.max())} but the index has classes "
+                             f"0..{self.index.num_classes - 1}")
+        return lab
+
+    def query(self, *, image=None, maps=None, sketch=None) -> Query | None:
+        """The :class:`Query` for a photo (or its ``maps``) and/or a sketch; None if neither is given."""
+        if image is not None and maps is not None:
+            raise ValueError("give the query photo either as image= or as its maps=, not both")
+        probs = self.segment(image) if image is not None else maps
+        lab = None if sketch is None else self.sketch_labels(sketch)
+        if probs is None:
+            if lab is None:
+                return None
+            if (lab < 0).all():
+                raise ValueError("the sketch is empty (nothing drawn); draw at least one class, or give a photo "
+                                 "or text")
+            return Query.sketch(lab)
+        if lab is None or (lab < 0).all():
+            return Query.image(probs)
+        return Query.image_and_sketch(probs, lab)
+
+    # ------------------------------------------------------------------ search
+    def search(self, *, image=None, maps=None, sketch=None, text: str | None = None, k: int = 10,
+               threads: int | None = None) -> list[Hit]:
+        """Rank the photos; see the module docstring for how text and layout combine.
+
+        ``image``: query photo (path, PIL image or array), segmented by the network; ``maps``: its softmax
+        maps (C, n, n) instead. ``sketch``: label map (-1 = unspecified) or sketch PNG; with a photo, the
+        drawn pixels override the photo's maps. ``text``: caption words. Returns at most ``k`` hits, best first.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a whole number >= 1; got {k!r}")
+        q = self.query(image=image, maps=maps, sketch=sketch)
+        words = None
+        if text is not None and text.strip():
+            if self.captions is None:
+                raise ValueError("this index has no captions, so it cannot be searched by text; index the photos "
+                                 "with '--captions FILE' or leave the text out")
+            words = " ".join(sorted(normalize_words(text)))
+            if not words:
+                raise ValueError(f"the text {text!r} has no words to search for")
+        if q is None and words is None:
+            raise ValueError("nothing to search for: give a photo, a sketch (draw at least one class) or text")
+        if words is None:
+            res = self.index.search(q, k, threads=threads)
+            return [Hit(i + 1, id_, self.path(id_), float(d)) for i, (id_, d) in
+                    enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+        scores = self.captions.scores(words)
+        if q is None:
+            order = sorted(scores.items(), key=lambda t: (-t[1], self._position(t[0])))[:k]
+            return [Hit(i + 1, p, self.path(p), math.nan, s) for i, (p, s) in enumerate(order)]
+        return self._text_and_layout(q, scores, k, threads)
+
+    def _position(self, id_) -> int:
+        pos = self.index._positions()
+        return pos[id_] if id_ in pos else len(self)
+
+    def _text_and_layout(self, q: Query, scores: dict[str, int], k: int, threads) -> list[Hit]:
+        """Sort by text score, ties by distance: one restricted search per score level, best level first."""
+        pos = self.index._positions()
+        by_level: dict[int, list[str]] = {}
+        for p, s in scores.items():
+            if p in pos:
+                by_level.setdefault(s, []).append(p)
+        hits: list[Hit] = []
+        for s in sorted(by_level, reverse=True):
+            res = self.index.search(q, k - len(hits), subset=by_level[s], threads=threads)
+            hits += [Hit(len(hits) + i + 1, p, self.path(p), float(d), s)
+                     for i, (p, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+            if len(hits) >= k:
+                return hits
+        rest = np.ones(len(self), bool)
+        for ids in by_level.values():
+            rest[[pos[p] for p in ids]] = False
+        if rest.any():
+            res = self.index.search(q, k - len(hits), subset=rest, threads=threads)
+            hits += [Hit(len(hits) + i + 1, p, self.path(p), float(d), 0)
+                     for i, (p, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+        return hits
+
+    # ------------------------------------------------------------------ decoded codes
+    def predicted_labels(self, id) -> np.ndarray:
+        """The indexed photo's label map int32 (n, n): argmax over classes of its PQ-decoded maps."""
+        pos = self.index._positions()
+        if id not in pos:
+            raise ValueError(f"{id!r} is not in the index")
+        codes = np.asarray(self.index.codes[pos[id]], np.int64)  # (C,)
+        cb = self.index.codebook  # (C, K, n, n)
+        maps = cb[np.arange(len(codes)), codes]  # (C, n, n)
+        return np.argmax(maps, axis=0).astype(np.int32)
+
+
+def open_index(index_dir, **kwargs) -> PhotoIndex:
+    """:meth:`PhotoIndex.open`."""
+    return PhotoIndex.open(index_dir, **kwargs)

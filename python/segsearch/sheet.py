@@ -1,0 +1,127 @@
+"""Contact sheets: the query (photo and/or sketch, with a legend of the classes drawn) and the top results,
+each with its rank, distance and a semi-transparent overlay of its labels decoded from the index."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .palette import colorize
+
+__all__ = ["contact_sheet"]
+
+BACKGROUND = (250, 250, 250)
+INK = (20, 20, 20)
+MUTED = (110, 110, 110)
+PAD = 8
+OVERLAY_ALPHA = 0.45
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(im: Image.Image, box: int) -> Image.Image:
+    im = im.convert("RGB")
+    im.thumbnail((box, box), Image.BILINEAR)
+    return im
+
+
+def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA,
+             skip_unspecified: bool = True) -> Image.Image:
+    """``photo`` with the label map (resized nearest to the photo) blended over it."""
+    colours = Image.fromarray(colorize(labels, palette)).resize(photo.size, Image.NEAREST)
+    mask = (np.asarray(labels) >= 0) if skip_unspecified else np.ones(np.shape(labels), bool)
+    m = Image.fromarray((mask * int(round(alpha * 255))).astype(np.uint8)).resize(photo.size, Image.NEAREST)
+    return Image.composite(colours, photo, m)
+
+
+def _open_photo(path) -> Image.Image | None:
+    from PIL import ImageOps
+
+    try:
+        with Image.open(path) as im:
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, ValueError):
+        return None
+
+
+def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text: str | None = None,
+                  thumb: int = 200, columns: int = 5) -> Image.Image:
+    """A PIL image: the query panel (photo, sketch over it or alone, legend, text) and the hits in a grid.
+
+    ``photo_index``: the :class:`~segsearch.photo_index.PhotoIndex` searched; ``hits``: its results;
+    ``image``: the query photo (path or PIL image); ``sketch``: the query label map (-1 = unspecified).
+    Photos that cannot be read any more show as grey tiles.
+    """
+    palette, classes = photo_index.palette, photo_index.classes
+    title_font, font = _font(16), _font(13)
+    line = 18
+    # ---- query panel
+    photo = None
+    if image is not None:
+        photo = image.convert("RGB") if isinstance(image, Image.Image) else _open_photo(image)
+    lab = None if sketch is None else np.asarray(sketch)
+    if photo is not None:
+        q = _fit(photo, thumb * 2)
+        if lab is not None:
+            q = _overlay(q, lab, palette, alpha=0.6)
+    elif lab is not None:
+        side = thumb * 2
+        q = Image.fromarray(colorize(lab, palette, unspecified=(255, 255, 255))).resize((side, side), Image.NEAREST)
+    else:
+        q = None
+    drawn = [] if lab is None else [int(c) for c in np.unique(lab) if c >= 0]
+    legend_h = line * (len(drawn) + (1 if text else 0)) + (line if q is not None else 0)
+    q_w = q.width if q is not None else thumb * 2
+    q_h = (q.height if q is not None else 0) + legend_h + line
+    # ---- results grid
+    cols = max(1, min(columns, len(hits))) if hits else 1
+    rows = math.ceil(len(hits) / cols) if hits else 0
+    cell_w, cell_h = thumb + PAD, thumb + 2 * line + PAD
+    grid_w = cols * cell_w
+    width = PAD + q_w + 2 * PAD + grid_w + PAD
+    height = max(q_h, rows * cell_h + line) + 2 * PAD
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    d = ImageDraw.Draw(sheet)
+    x, y = PAD, PAD
+    d.text((x, y), "query", fill=INK, font=title_font)
+    y += line
+    if q is not None:
+        sheet.paste(q, (x, y))
+        d.rectangle([x, y, x + q.width - 1, y + q.height - 1], outline=MUTED)
+        y += q.height + 4
+    for c in drawn:
+        d.rectangle([x, y + 2, x + 12, y + 14], fill=tuple(int(v) for v in palette[c]), outline=MUTED)
+        d.text((x + 18, y), f"{classes[c]}", fill=INK, font=font)
+        y += line
+    if text:
+        d.text((x, y), f'text: "{text}"', fill=INK, font=font)
+    # ---- hits
+    gx = PAD + q_w + 2 * PAD
+    d.text((gx, PAD), f"top {len(hits)}" if hits else "no results", fill=INK, font=title_font)
+    for i, h in enumerate(hits):
+        cx, cy = gx + (i % cols) * cell_w, PAD + line + (i // cols) * cell_h
+        im = _open_photo(h.path)
+        if im is None:
+            tile = Image.new("RGB", (thumb, thumb * 3 // 4), (200, 200, 200))
+        else:
+            tile = _fit(im, thumb)
+            try:
+                tile = _overlay(tile, photo_index.predicted_labels(h.id), palette, skip_unspecified=False)
+            except ValueError:
+                pass
+        sheet.paste(tile, (cx, cy))
+        dist = "" if h.distance is None or math.isnan(h.distance) else f"  d={h.distance:.4g}"
+        score = "" if h.text_score is None else f"  words={h.text_score}"
+        d.text((cx, cy + tile.height + 2), f"#{h.rank}{dist}{score}", fill=INK, font=font)
+        name = str(h.id)
+        if len(name) > 30:
+            name = "…" + name[-29:]
+        d.text((cx, cy + tile.height + 2 + line), name, fill=MUTED, font=font)
+    return sheet
