@@ -1,14 +1,19 @@
 """The ``segsearch`` command line.
 
 ``segsearch index PHOTOS_DIR --out INDEX_DIR`` builds (or resumes, or with ``--add`` extends) an index of a
-folder of photos; see :mod:`segsearch.indexing`. Bad input prints one line ``segsearch: error: ...`` on
+folder of photos (see :mod:`segsearch.indexing`); ``segsearch search INDEX_DIR ...`` ranks it by photo, sketch
+and/or caption words (see :mod:`segsearch.photo_index`); ``segsearch classes INDEX_DIR`` lists its classes. Bad input prints one line ``segsearch: error: ...`` on
 stderr and exits with status 2; an interrupted run exits with 130 and resumes when run again.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sqlite3
 import sys
+from pathlib import Path
 
 from .errors import SegsearchError
 
@@ -47,6 +52,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", default=None, metavar="FILE",
                    help="COCO captions .json or a CSV with header path,caption; stored in INDEX_DIR/captions.sqlite")
     p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",
+                       description="Rank the indexed photos. A photo alone is an image query, a sketch alone a "
+                                   "sketch query, both a photo with a partial sketch drawn over it. --text ranks by "
+                                   "the number of query words in the captions, ties broken by the layout distance.")
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.add_argument("--image", metavar="PHOTO", default=None, help="query photo")
+    p.add_argument("--sketch", metavar="SKETCH.png", default=None,
+                   help="sketch PNG: single-channel (0 = unspecified, v = class v-1) or RGB in the index's palette "
+                        "(black = unspecified); any size")
+    p.add_argument("--draw", metavar="CLASS:x0,y0,x1,y1", action="append", default=[],
+                   help="draw a box of a class into the sketch, in fractions of the canvas, e.g. sky:0,0,1,0.4 "
+                        "(repeatable; painted over --sketch)")
+    p.add_argument("--text", default=None, help="caption words (needs an index built with --captions)")
+    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per result line")
+    p.add_argument("--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results")
+    p.add_argument("--threads", type=_positive, default=None, help="search threads (default: all cores)")
+    p.add_argument("--device", default=None, help="torch device for the photo's network (default: cuda if available)")
+    p.add_argument("--weights", default=None, help="network weights (.tflite or imported .safetensors)")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
+                       description="Print one line per class: the value a single-channel sketch PNG uses for it "
+                                   "(class index + 1), its colour in RGB sketches, and its name.")
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.add_argument("--json", action="store_true", help="one JSON object per class")
+    p.set_defaults(func=_cmd_classes)
     return parser
 
 
@@ -65,6 +98,68 @@ def _cmd_index(args) -> int:
               f"{names}{more}")
     if args.captions is not None:
         print(f"stored {report.n_captions} captions")
+    return 0
+
+
+def _parse_box(spec: str) -> tuple[str, list[str]]:
+    name, sep, box = spec.rpartition(":")
+    if not sep or not name:
+        raise ValueError(f"--draw {spec!r}: expected CLASS:x0,y0,x1,y1, e.g. sky:0,0,1,0.4")
+    return name, box.split(",")
+
+
+def _cmd_search(args) -> int:
+    import numpy as np
+
+    from .photo_index import PhotoIndex
+    from .sketch_io import sketch_from_boxes
+
+    if args.image is None and args.sketch is None and not args.draw and not (args.text and args.text.strip()):
+        raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
+    if args.image is not None and not Path(args.image).is_file():
+        raise FileNotFoundError(f"photo {args.image} does not exist")
+    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights)
+    sketch = None if args.sketch is None else pi.sketch_labels(args.sketch)
+    if args.draw:
+        boxes = sketch_from_boxes([_parse_box(s) for s in args.draw], pi.classes, pi.size)
+        if sketch is None:
+            sketch = boxes
+        else:
+            from .query import resize_nearest
+
+            base = resize_nearest(sketch, pi.size) if sketch.shape != (pi.size, pi.size) else sketch.copy()
+            sketch = np.where(boxes >= 0, boxes, base)
+    hits = pi.search(image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads)
+    for h in hits:
+        if args.json:
+            print(json.dumps(h.as_dict()))
+        else:
+            dist = "-" if math.isnan(h.distance) else f"{h.distance:.6g}"
+            words = "" if h.text_score is None else f"\t{h.text_score}"
+            print(f"{h.rank}\t{h.path}\t{dist}{words}")
+    if args.sheet:
+        from .sheet import contact_sheet
+
+        sheet = contact_sheet(pi, hits, image=args.image, sketch=sketch, text=args.text)
+        out = Path(args.sheet)
+        tmp = out.with_name(out.name + ".tmp")
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, out)
+    if not hits:
+        print("no results" + (" (no photo's captions contain the words)" if args.text else ""), file=sys.stderr)
+    return 0
+
+
+def _cmd_classes(args) -> int:
+    from .photo_index import PhotoIndex
+
+    pi = PhotoIndex.open(args.index_dir)
+    for c, (name, rgb) in enumerate(zip(pi.classes, pi.palette.tolist())):
+        colour = "#{:02x}{:02x}{:02x}".format(*rgb)
+        if args.json:
+            print(json.dumps({"class": c, "value": c + 1, "name": name, "color": colour}))
+        else:
+            print(f"{c + 1}\t{colour}\t{name}")
     return 0
 
 

@@ -118,7 +118,8 @@ class PhotoIndex:
             if network != DEFAULT_NETWORK:
                 raise ValueError(
                     f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
-                    ", so photo queries need that network: pass segmenter= to PhotoIndex.open, or query by sketch")
+                    ", so photo queries need that network (from Python: PhotoIndex.open(..., segmenter=...)); "
+                    "query by sketch or text instead")
             from .segmenter import Segmenter
 
             seg = Segmenter.default(device=self._device, weights=self._weights)

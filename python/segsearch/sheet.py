@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .palette import colorize
 
@@ -27,9 +27,8 @@ def _font(size: int):
 
 
 def _fit(im: Image.Image, box: int) -> Image.Image:
-    im = im.convert("RGB")
-    im.thumbnail((box, box), Image.BILINEAR)
-    return im
+    """Scaled (up or down) to fit a box x box square, aspect ratio kept."""
+    return ImageOps.contain(im.convert("RGB"), (box, box), Image.BILINEAR)
 
 
 def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA,
@@ -42,8 +41,6 @@ def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha:
 
 
 def _open_photo(path) -> Image.Image | None:
-    from PIL import ImageOps
-
     try:
         with Image.open(path) as im:
             return ImageOps.exif_transpose(im).convert("RGB")
