@@ -127,6 +127,26 @@ def test_index_folder_end_to_end(clean, weights):
 
 
 @needs_data
+def test_search_the_real_index_from_the_command_line(clean, weights, tmp_path, capsys):
+    """segsearch search on the folder indexed above, with the real network for the photo query."""
+    photos, out, rels, rc, _ = clean
+    assert rc == 0
+    capsys.readouterr()
+    sheet = tmp_path / "sheet.png"
+    assert main(["search", str(out), "--image", str(photos / rels[4]), "-k", "3", "--json",
+                 "--weights", str(weights), "--sheet", str(sheet)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rows[0]["id"] == rels[4] and rows[0]["path"] == str(photos.resolve() / rels[4]) and len(rows) == 3
+    assert sheet.stat().st_size > 10_000
+    # photo + a road drawn over its bottom third; text ranks the captioned photo first
+    assert main(["search", str(out), "--image", str(photos / rels[4]), "--draw", "road:0,0.66,1,1",
+                 "--text", "Cars", "-k", "6", "--json", "--weights", str(weights)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rows[0]["id"] == rels[0] and rows[0]["text_score"] == 1 and len(rows) == 6
+    assert [r["text_score"] for r in rows[1:]] == [0] * 5
+
+
+@needs_data
 def test_rerun_of_a_finished_index_does_nothing(clean, weights, monkeypatch, capsys):
     photos, out, _, _, _ = clean
     before = Index.load(out / "index.segsearch", mmap=False).codes.copy()
