@@ -80,7 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--json", action="store_true", help="one JSON object per class")
     p.set_defaults(func=_cmd_classes)
+
+    p = sub.add_parser("gui", help="the sketch tool: draw where classes are, search as you draw",
+                       description="Open a window to draw a sketch (optionally over a photo) and see the nearest "
+                                   "photos after every stroke; click a result to refine from it.")
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.add_argument("-k", type=_positive, default=12, help="number of results shown (default 12)")
+    p.add_argument("--device", default=None, help="torch device for photo queries (default: cuda if available)")
+    p.add_argument("--weights", default=None, help="network weights (.tflite or imported .safetensors)")
+    p.set_defaults(func=_cmd_gui)
     return parser
+
+
+def _cmd_gui(args) -> int:
+    from . import gui
+
+    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k)
 
 
 def _cmd_index(args) -> int:
