@@ -10,10 +10,11 @@ import os as _os
 from . import _core
 from .errors import IndexFormatError, NotTrainedError, SegsearchError
 from .index import DEFAULT_EPS, Index, SearchResult
+from .photo_index import Hit, PhotoIndex
 from .query import Query
 
 __version__ = "0.1.0"
-__all__ = ["Index", "Query", "SearchResult", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
+__all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
            "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
 
 
