@@ -194,7 +194,7 @@ class SketchApp:
         self.render()
         self._set_status(f"{len(photo_index)} photos, {len(self.classes)} classes. Pick a class and draw; "
                          "the search runs when a stroke ends.")
-        master.after(POLL_MS, self._poll)
+        self._after_id = master.after(POLL_MS, self._poll)
 
     # ------------------------------------------------------------------------------------------------ layout
     def _index_name(self) -> str:
@@ -552,7 +552,7 @@ class SketchApp:
         if self._state_dirty:
             self._state_dirty = False
             self.write_state()
-        self.master.after(POLL_MS, self._poll)
+        self._after_id = self.master.after(POLL_MS, self._poll)
 
     def _apply(self, ans: _Answer) -> None:
         self._pending = False
@@ -688,7 +688,11 @@ class SketchApp:
             return
         self._closed = True
         self._searcher.stop()
-        self.master.destroy()
+        try:
+            self.master.after_cancel(self._after_id)
+            self.master.destroy()
+        except tk.TclError:
+            pass
 
 
 def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12) -> int:

@@ -1,0 +1,350 @@
+"""The sketch tool on a real X server (Xvfb): the app driven with xdotool in a subprocess, and widget-level
+checks in-process. Skipped when Xvfb, xdotool or tkinter is missing, unless SEGSEARCH_REQUIRE_GUI=1 (CI),
+which makes that a failure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photo_folder import CLASSES, FakeSegmenter, make_index_folder
+
+from segsearch.sketch_io import read_sketch
+
+REQUIRE = os.environ.get("SEGSEARCH_REQUIRE_GUI", "") == "1"
+RUNNER = Path(__file__).resolve().parent / "gui_runner.py"
+WAIT = 30.0  # seconds; only a bound for a hung app, no timing is asserted
+
+
+def _unavailable(why: str):
+    if REQUIRE:
+        pytest.fail(f"SEGSEARCH_REQUIRE_GUI=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private Xvfb display (:90..:99) for this module; DISPLAY points at it while the tests run."""
+    for tool in ("Xvfb", "xdotool"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is not installed (apt-get install xvfb xdotool)")
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        _unavailable("tkinter is not available (apt-get install python3-tk)")
+    proc = disp = None
+    for n in range(90, 100):
+        if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
+            continue
+        p = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            time.sleep(0.05)
+        if p.poll() is None and Path(f"/tmp/.X11-unix/X{n}").exists():
+            proc, disp = p, f":{n}"
+            break
+        p.kill()
+        p.wait()
+    if proc is None:
+        _unavailable("no free X display among :90..:99 for Xvfb")
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = disp
+    try:
+        yield disp
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """(index_dir, photos_dir, names): 40 synthetic photos, their index and captions."""
+    index_dir, photos, names, _ = make_index_folder(tmp_path_factory.mktemp("gui"))
+    return index_dir, photos, names
+
+
+def _xdo(*args) -> str:
+    r = subprocess.run(["xdotool", *map(str, args)], capture_output=True, text=True, timeout=WAIT)
+    assert r.returncode == 0, f"xdotool {' '.join(map(str, args))}: {r.stderr}"
+    return r.stdout
+
+
+def _centre(box):
+    x, y, w, h = box
+    return x + w // 2, y + h // 2
+
+
+def _grab(disp: str, out: Path) -> Image.Image:
+    from PIL import ImageGrab
+
+    try:
+        im = ImageGrab.grab(xdisplay=disp)
+        im.save(out)
+    except OSError:  # Pillow without XCB: ImageMagick
+        subprocess.run(["import", "-display", disp, "-window", "root", str(out)], check=True, timeout=WAIT)
+        im = Image.open(out)
+    return im.convert("RGB")
+
+
+# ----------------------------------------------------------------------------------- the app, driven by xdotool
+def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
+    index_dir, photos, names = folder
+    state_file = tmp_path / "state.json"
+    env = dict(os.environ, DISPLAY=display, SEGSEARCH_GUI_STATE=str(state_file))
+    proc = subprocess.Popen([sys.executable, str(RUNNER), str(index_dir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def state(until, what):
+        deadline = time.monotonic() + WAIT
+        s = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the app exited: {proc.communicate()[1]}"
+            try:
+                s = json.loads(state_file.read_text())
+            except (OSError, ValueError):
+                s = None
+            if s is not None and until(s):
+                return s
+            time.sleep(0.05)
+        pytest.fail(f"timed out waiting for {what}; last state: {s}")
+
+    try:
+        wid = _xdo("search", "--sync", "--onlyvisible", "--name", "^segsearch").split()[0]
+        s = state(lambda s: s["canvas"][2] > 100, "the window to be laid out")
+        subprocess.run(["xdotool", "windowfocus", wid], capture_output=True, timeout=WAIT)
+
+        # pick 'road' with the class filter box: click it, type, Return picks the first match
+        x, y = _centre(s["filter_entry"])
+        _xdo("mousemove", x, y, "click", "1")
+        _xdo("type", "--delay", "20", "road")
+        _xdo("key", "Return")
+        s = state(lambda s: s["selected_class"] == "road" and s["visible_classes"] == ["road"], "road to be picked")
+
+        # draw a stroke along the bottom of the canvas; the search runs when it ends
+        cx, cy, cw, ch = s["canvas"]
+        y0 = cy + ch - 60
+        _xdo("mousemove", cx + 40, y0, "mousedown", "1")
+        for i in range(1, 9):
+            _xdo("mousemove", cx + 40 + i * (cw - 80) // 8, y0 + (i % 2) * 10)
+        _xdo("mouseup", "1")
+        s = state(lambda s: s["search_count"] >= 1 and not s["pending"], "results of the stroke")
+        assert s["classes_drawn"] == ["road"]
+        assert s["error"] is None
+        assert s["n_results"] == 12 and len(s["result_boxes"]) == 12
+        assert {r["id"] for r in s["results"]} <= set(names)
+        assert "ms" in s["status"] and s["query_ms"] is not None
+        assert s["query_id"] is None
+
+        # clicking a result makes it the query photo and keeps the strokes
+        target = s["results"][2]["id"]
+        x, y = _centre(s["result_boxes"][2])
+        _xdo("mousemove", x, y, "click", "1")
+        n = s["search_count"]
+        s = state(lambda s: s["query_id"] == target and s["search_count"] > n and not s["pending"],
+                  "the clicked result to become the query")
+        assert s["classes_drawn"] == ["road"]
+        assert Path(s["query_photo"]) == photos / target
+        assert s["n_results"] == 12 and s["error"] is None
+
+        shot = _grab(display, tmp_path / "screen.png")
+        px = np.asarray(shot)
+        assert shot.size == (1280, 1024)
+        assert px.std() > 10 and len(np.unique(px.reshape(-1, 3), axis=0)) > 50  # a window, not a blank screen
+
+        # keyboard: Ctrl+Z undoes the stroke (the photo stays the query), E picks the eraser
+        _xdo("mousemove", cx + cw // 2, cy + ch // 2)
+        _xdo("key", "ctrl+z")
+        s = state(lambda s: s["classes_drawn"] == [] and s["can_redo"], "Ctrl+Z to undo the stroke")
+        assert s["query_id"] == target
+        _xdo("key", "e")
+        state(lambda s: s["tool"] == "eraser", "E to pick the eraser")
+
+        _xdo("key", "ctrl+q")
+        assert proc.wait(WAIT) == 0
+        out, err = proc.communicate()
+        assert "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------------- widget-level, in-process
+@pytest.fixture
+def app(display, folder):
+    import tkinter as tk
+
+    from segsearch.gui import SketchApp
+    from segsearch.photo_index import PhotoIndex
+
+    pi = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
+    root = tk.Tk()
+    a = SketchApp(root, pi, k=6)
+    root.update()
+    yield a
+    a.close()
+
+
+def _pump(app, until, what):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        app.master.update()
+        if until():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _drag(app, points, button=1):
+    c = app.canvas
+    x, y = points[0]
+    c.event_generate(f"<ButtonPress-{button}>", x=x, y=y)
+    for x, y in points[1:]:
+        c.event_generate("<Motion>", x=x, y=y, state=256 << (button - 1))
+    c.event_generate(f"<ButtonRelease-{button}>", x=x, y=y)
+    app.master.update()
+
+
+def _searched(app, n):
+    _pump(app, lambda: app.search_count > n and not app._pending, "a search to finish")
+
+
+def test_palette_click_and_filter_box(app):
+    app.filter_var.set("o")
+    app.master.update()
+    assert [app.classes[c] for c in app._visible_classes] == [c for c in CLASSES if "o" in c]
+    row = app._visible_classes.index(CLASSES.index("road"))
+    x, y, w, h = app.palette_list.bbox(row)
+    app.palette_list.event_generate("<Button-1>", x=x + 5, y=y + h // 2)
+    app.palette_list.event_generate("<ButtonRelease-1>", x=x + 5, y=y + h // 2)
+    app.master.update()
+    assert app.current_class == CLASSES.index("road")
+    assert app.class_label.cget("text") == "road"
+    app.filter_var.set("zzz")
+    app.master.update()
+    assert app.palette_list.size() == 0 and app._visible_classes == []
+    app.filter_var.set("")
+    app.master.update()
+    assert app.palette_list.size() == len(CLASSES)
+
+
+def test_stroke_searches_and_shortcuts_undo_redo_clear(app):
+    app.select_class("sky")
+    _drag(app, [(20, 30), (200, 30), (480, 40)])
+    assert app.sketch.classes_drawn() == [CLASSES.index("sky")]
+    assert (np.asarray(app.sketch.labels)[15, 10:100] == CLASSES.index("sky")).all()  # canvas 512 -> sketch 256
+    _searched(app, 0)
+    assert len(app.hits) == 6 and app.error is None
+    assert "ms" in app.status.cget("text")
+    assert app.result_cells[0].cget("text").startswith("1. ")
+
+    app.canvas.focus_set()
+    n = app.search_count
+    app.canvas.event_generate("<Control-z>")
+    assert app.sketch.is_empty()
+    _pump(app, lambda: app.hits == [], "the results to clear on an empty sketch")
+    assert "Nothing to search" in app.status.cget("text")
+    app.canvas.event_generate("<Control-y>")
+    assert app.sketch.classes_drawn() == [CLASSES.index("sky")]
+    _searched(app, n)
+    app.canvas.event_generate("<Delete>")
+    assert app.sketch.is_empty()
+
+    # brush size and tool keys; typed into an entry they are text, not shortcuts
+    b = app.brush
+    app.canvas.event_generate("<Key-bracketright>")
+    assert app.brush > b
+    app.canvas.event_generate("<Key-bracketleft>")
+    app.canvas.event_generate("<Key-bracketleft>")
+    assert app.brush < b
+    app.canvas.event_generate("<Key-f>")
+    assert app.tool == "fill"
+    app.filter_entry.focus_force()
+    app.master.update()
+    app.filter_entry.event_generate("<Key-e>")
+    app.master.update()
+    assert app.tool == "fill" and app.filter_var.get() == "e"
+    app.canvas.focus_force()
+    app.master.update()
+    app.canvas.event_generate("<Key-e>")
+    assert app.tool == "eraser"
+
+
+def test_fill_eraser_and_sketch_file_round_trip(app, tmp_path):
+    road, sky = CLASSES.index("road"), CLASSES.index("sky")
+    app.select_class("sky")
+    _drag(app, [(0, 200), (511, 200)])           # a wall across the canvas
+    app.set_tool("fill")
+    app.select_class(road)
+    app.canvas.event_generate("<ButtonPress-1>", x=250, y=450)
+    app.canvas.event_generate("<ButtonRelease-1>", x=250, y=450)
+    lab = np.asarray(app.sketch.labels)
+    assert (lab[-1] == road).all() and (lab[0] == -1).all()
+    assert app.sketch.classes_drawn() == [sky, road]
+
+    app.set_tool("eraser")
+    _drag(app, [(250, 450)])
+    assert app.sketch.labels[225, 125] == -1
+
+    path = tmp_path / "sketch.png"
+    assert app.save_sketch(path)
+    saved = np.asarray(app.sketch.labels).copy()
+    assert (read_sketch(path, app.palette, len(CLASSES)) == saved).all()
+    app.clear()
+    assert app.load_sketch(path)
+    assert (np.asarray(app.sketch.labels) == saved).all()
+
+    # a bad file is an error in the status bar, not an exception
+    bad = tmp_path / "bad.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(bad)
+    assert not app.load_sketch(bad)
+    assert app.error and "not class colours" in app.status.cget("text")
+    assert not app.load_sketch(tmp_path / "missing.png")
+    assert (np.asarray(app.sketch.labels) == saved).all()
+
+
+def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
+    _, photos, names = folder
+    app.select_class("tree")
+    _drag(app, [(100, 100), (300, 300)])
+    _searched(app, 0)
+    hit = app.hits[1]
+    n = app.search_count
+    app.result_cells[1].event_generate("<Button-1>", x=5, y=5)
+    _searched(app, n)
+    assert app.photo_id == hit.id and app.photo_path == photos / hit.id
+    assert app.sketch.classes_drawn() == [CLASSES.index("tree")]  # strokes kept
+    assert app.query_label.cget("text").startswith(f"Query: {hit.id}")
+    assert app.error is None and len(app.hits) == 6
+
+    # caption words: text + layout ranking
+    n = app.search_count
+    app.text_var.set("car")
+    app.text_entry.event_generate("<Return>")
+    _searched(app, n)
+    assert app.error is None and app.hits
+    assert all(h.text_score is not None for h in app.hits)
+    assert app.hits[0].text_score >= 1
+
+    # a photo that cannot be read: status bar error, the query photo stays
+    bad = photos.parent / "broken.jpg"
+    bad.write_bytes(b"not a photo")
+    app.set_photo(bad)
+    assert app.error and app.photo_id == hit.id
+    app.remove_photo()
+    assert app.photo_path is None and app.query_label.cget("text") == "Query: sketch only"
