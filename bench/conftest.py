@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import segsearch
-from data import CLASSES, KINDS, N_BIG, N_EXACT, N_PAPER, SCALE
+from data import CLASSES, KINDS, N_BIG, N_EXACT, N_PAPER, SCALE, machine_info
 
 HERE = Path(__file__).resolve().parent
 #: key -> {"median": seconds or None, "info": extra_info}, filled by ``measure`` for the summary.
@@ -17,8 +17,10 @@ RESULTS: dict[tuple, dict] = {}
 
 
 def pytest_configure(config):
-    for name, what in (("exact", "exact (uncompressed) baseline, Table 1 sizes"),
+    config.segsearch_machine = machine_info()  # the load average before the benchmarks run
+    for name, what in (("exact", "Table 1 sizes: the exact (uncompressed) baseline, PQ with K = 4..256"),
                        ("big", f"N = {N_BIG:,} synthetic codes"),
+                       ("large", f"N = {N_PAPER:,} (the paper-scale index: Sec. 4.3, Fig. 5) and N = {N_BIG:,}"),
                        ("faiss", "faiss IndexPQ baseline with the same codebook and codes")):
         config.addinivalue_line("markers", f"{name}: {what}")
     json_path = getattr(config.option, "benchmark_json", None)
@@ -154,3 +156,4 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Add the summary tables to ``--benchmark-json``."""
     output_json["segsearch_summary"] = {"title": _header(), "scale": SCALE,
                                         "sections": {t: [list(r) for r in rows] for t, _, rows in _sections()}}
+    output_json["segsearch_machine"] = {"before": config.segsearch_machine, "after": machine_info()}

@@ -46,6 +46,8 @@ N_PAPER = scaled(82_783)
 N_EXACT = (scaled(1_835), scaled(3_353))  # the paper's Table 1 sizes (C = 60)
 N_BIG = scaled(10_000_000)
 N_TRAIN = max(K, scaled(2_000))  # k-means needs at least K images
+N_SCALING = tuple(scaled(n) for n in (10_000, 100_000, 1_000_000, 10_000_000))  # codes-only scaling curve
+KS_TABLE1 = (4, 16, 64, 256)  # Table 1's K (the paper: 4, 16, 64) plus ours
 N_QUERIES = 20
 SKETCH_CLASSES = 5  # classes drawn in the sketch of the end-to-end and 10M benchmarks
 BATCH = 1_000  # images generated and encoded at a time
@@ -56,6 +58,18 @@ TRAIN_SEED, QUERY_SEED, CODES_SEED = 1_000_000_001, 1_000_000_002, 1_000_000_003
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def machine_info() -> dict:
+    """CPU model, cores, SIMD level and the load average now (to tell whether the machine is shared)."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "simd": segsearch.simd_level(),
+            "loadavg": list(os.getloadavg()), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 # ---------------------------------------------------------------------------------------------- indexes
@@ -101,6 +115,60 @@ def exact_index(n_images: int) -> Index:
     return cached_index(60, n_images, keep_exact=True)
 
 
+def trained_codebook(C: int, n_centroids: int = K) -> np.ndarray:
+    """The codebook (C, K, n, n) trained on the N_TRAIN synthetic training images, cached as ``.npy``.
+
+    For K = 256 it is the paper-scale index's codebook (the same training), taken from that index's cache
+    file when it exists instead of training again.
+    """
+    path = CACHE / f"codebook-C{C}-K{n_centroids}-T{N_TRAIN}-n{SIZE}-v{DATA_VERSION}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    pq_path = CACHE / f"pq-C{C}-N{N_PAPER}-K{K}-T{N_TRAIN}-n{SIZE}-v{DATA_VERSION}.segsearch"
+    if n_centroids == K and pq_path.exists():
+        codebook = np.array(Index.load(pq_path, mmap=True).codebook)
+    else:
+        t0 = time.perf_counter()
+        index = Index(C, SIZE, n_centroids).train(synthetic_probs(N_TRAIN, C, SIZE, seed=TRAIN_SEED))
+        codebook = np.array(index.codebook)
+        log(f"C={C} K={n_centroids}: codebook trained in {time.perf_counter() - t0:.0f} s")
+    _save_npy(path, codebook)
+    return codebook
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    CACHE.mkdir(exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array, allow_pickle=False)
+    tmp.replace(path)
+
+
+@functools.cache
+def table1_codes(n_centroids: int) -> np.ndarray:
+    """uint8 codes (max(N_EXACT), 60) of the exact baseline's images, encoded with ``trained_codebook(60, K)``:
+    the same synthetic images as ``exact_index`` (smaller N = a prefix), cached as ``.npy``."""
+    n = max(N_EXACT)
+    path = CACHE / f"codes-C60-N{n}-K{n_centroids}-T{N_TRAIN}-n{SIZE}-v{DATA_VERSION}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    from segsearch.codebook import encode
+
+    cb = trained_codebook(60, n_centroids)
+    cb = np.ascontiguousarray(cb.reshape(60, n_centroids, SIZE * SIZE).transpose(0, 2, 1))  # position-major
+    codes = np.concatenate([encode(synthetic_probs(min(BATCH, n - s), 60, SIZE, seed=s), cb)
+                            for s in range(0, n, BATCH)])
+    log(f"K={n_centroids}: {n:,} Table 1 images encoded")
+    _save_npy(path, codes)
+    return codes
+
+
+@functools.cache
+def table1_index(n_images: int, n_centroids: int) -> Index:
+    """A C = 60 PQ index with K centroids over the first n_images of the exact baseline's images."""
+    return Index.from_codebook(trained_codebook(60, n_centroids), table1_codes(n_centroids)[:n_images])
+
+
 def rss_bytes() -> int:
     """This process's resident memory (VmRSS)."""
     with open("/proc/self/status") as f:
@@ -117,7 +185,7 @@ def big_index() -> tuple[Index, dict]:
     The codes are adopted without a copy (``codes.T`` of a (C, N) array). Returns the index and its memory
     figures: resident memory the index added to the process vs its codes + codebook (+5% allowed).
     """
-    codebook = np.ascontiguousarray(pq_index(60).codebook)  # resident before the baseline, as is the query
+    codebook = trained_codebook(60)  # resident before the baseline, as is the query
     probe = query(60, "image")
     before = rss_bytes()
     t0 = time.perf_counter()
@@ -131,6 +199,16 @@ def big_index() -> tuple[Index, dict]:
     return index, {"rss_mb": after / 2**20, "rss_index_mb": (after - before) / 2**20,
                    "codes_mb": codes_b / 2**20, "codebook_mb": codebook_b / 2**20,
                    "rss_target_mb": (1.05 * codes_b + codebook_b) / 2**20}
+
+
+@functools.cache
+def scaling_index(n_images: int) -> Index:
+    """n_images synthetic codes (``synthetic_codes``, no maps) with the C = 60, K = 256 codebook: the points
+    of the scaling curve. Its largest N is ``big_index``'s index (the same codes)."""
+    if n_images == N_BIG:
+        return big_index()[0]
+    codes = synthetic_codes(n_images, 60, K, seed=CODES_SEED, layout="CN")
+    return Index.from_codebook(trained_codebook(60), codes.T)
 
 
 # ---------------------------------------------------------------------------------------------- queries

@@ -1,6 +1,7 @@
 """segsearch engine benchmarks (pytest-benchmark): end-to-end search, LUT, scan, sketch time vs classes
-drawn (the paper's Fig. 5), eps, the exact baseline (Table 1), N = 10M, and faiss's IndexPQ on the same
-codebook and codes. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
+drawn (the paper's Fig. 5), eps, the exact baseline and K = 4..256 at Table 1's sizes, N = 10^4..10^7
+scaling, N = 10M, and faiss's IndexPQ on the same codebook and codes. Marker ``large``: the paper-scale
+index (N = 82,783) and N = 10^7. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
 without a copy) are. Command and selection: bench/README.md.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import data
-from data import CLASSES, K, KINDS, N_EXACT, TOPK
+from data import CLASSES, K, KINDS, KS_TABLE1, N_BIG, N_EXACT, N_SCALING, TOPK
 from segsearch import DEFAULT_EPS, _core
 
 try:
@@ -22,7 +23,8 @@ except ImportError:  # the faiss benchmarks skip
 
 THREADS = (1, 2)
 DRAWN = (1, 2, 5, 10, 20, 40, "all")  # classes drawn in Fig. 5; "all" = C
-_PREFIX = {"C": "C", "threads": "t", "N": "N", "drawn": "drawn", "eps": "eps"}
+_PREFIX = {"K": "K", "C": "C", "threads": "t", "N": "N", "drawn": "drawn", "eps": "eps"}
+large = pytest.mark.large
 needs_faiss = pytest.mark.skipif(faiss is None, reason="faiss is not installed: pip install faiss-cpu")
 
 
@@ -43,6 +45,7 @@ def lut_args(index, query, eps=DEFAULT_EPS):
 
 
 # ---------------------------------------------------------------------------------------------- engine
+@large
 @grid(C=CLASSES, kind=KINDS, threads=THREADS)
 def test_search(measure, C, kind, threads):
     """End to end: ``index.search(q, k=10)`` (LUT, scan, ids) at the paper's N."""
@@ -50,12 +53,14 @@ def test_search(measure, C, kind, threads):
             data.pq_index(C).search, data.query(C, kind), k=TOPK, threads=threads)
 
 
+@large
 @grid(C=CLASSES, kind=KINDS)
 def test_lut(measure, C, kind):
     """LUT building alone (default eps)."""
     measure(("lut", C, kind), f"LUT C={C}", _core.build_lut, *lut_args(data.pq_index(C), data.query(C, kind)))
 
 
+@large
 @grid(C=CLASSES, threads=THREADS)
 def test_scan(measure, benchmark, C, threads):
     """The scan alone with a prebuilt image-query LUT; reports GB of codes per second."""
@@ -68,6 +73,7 @@ def test_scan(measure, benchmark, C, threads):
         benchmark.extra_info.update(gb_per_s=codes.nbytes / median / 1e9, codes_bytes=codes.nbytes)
 
 
+@large
 @grid(C=CLASSES, drawn=DRAWN)
 def test_sketch_classes(measure, benchmark, C, drawn):
     """Sketch query time vs number of classes drawn (Fig. 5), threads=1."""
@@ -85,6 +91,7 @@ def eps_agreement(C: int) -> float:
     return float(np.mean([len(np.intersect1d(a.ids, b.ids)) / TOPK for a, b in pairs]))
 
 
+@large
 @grid(C=CLASSES, eps=(0.0, None))
 def test_eps(measure, benchmark, C, eps):
     """Image query with eps=0 (dense LUT) vs the default sparsity cut, threads=1."""
@@ -101,6 +108,29 @@ def test_exact(measure, N, kind):
             data.exact_index(N).search, data.query(60, kind), k=TOPK, exact=True, threads=1)
 
 
+@pytest.mark.exact
+@grid(N=N_EXACT, K=KS_TABLE1)
+def test_table1(measure, benchmark, N, K):
+    """Table 1: PQ image query at the exact baseline's sizes with K = 4, 16, 64 (the paper's) and 256, C=60,
+    threads=1 (grouped with ``test_exact``)."""
+    index = data.table1_index(N, K)
+    benchmark.extra_info.update(n_images=len(index), n_centroids=K)
+    measure(("table1", N, K), f"exact N={N}", index.search, data.query(60, "image"), k=TOPK, threads=1)
+
+
+@pytest.mark.parametrize(("N", "kind"), [
+    pytest.param(n, kind, id=f"N{n}-{kind}", marks=[large] if n >= N_BIG else [])
+    for n in N_SCALING for kind in KINDS])
+def test_scaling(measure, benchmark, N, kind):
+    """Search time vs N (10^4..10^7, scaled) for the three query kinds: synthetic codes with the C=60, K=256
+    codebook, threads=1. extra_info: the index's bytes per image (codes) and its fixed bytes (codebook)."""
+    index = data.scaling_index(N)
+    benchmark.extra_info.update(n_images=len(index), code_bytes_per_image=index.num_classes,
+                                fixed_bytes=index._cb.nbytes + index._block_sums.nbytes + index._cnorms.nbytes)
+    measure(("scaling", N, kind), f"scaling {kind}", index.search, data.query(60, kind), k=TOPK, threads=1)
+
+
+@large
 @pytest.mark.big
 @pytest.mark.parametrize(("kind", "drawn", "threads"), [
     pytest.param("image", None, 2, id="image-t2"), pytest.param("image", None, 1, id="image-t1"),
@@ -124,6 +154,7 @@ def assert_same_top(ours, ids, dists):
     assert all(d >= boundary for d in odd), f"top-{TOPK} differs from faiss: ours {sorted(mine)}, faiss {sorted(theirs)}"
 
 
+@large
 @pytest.mark.faiss
 @needs_faiss
 @grid(C=CLASSES, threads=THREADS)
@@ -138,6 +169,7 @@ def test_faiss_search(measure, C, threads):
     measure(("faiss", C, threads), f"image query C={C}", twin.search, x[:1], TOPK)
 
 
+@large
 @pytest.mark.faiss
 @needs_faiss
 @grid(C=CLASSES)
