@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sqlite3
 
 import numpy as np
@@ -110,6 +111,22 @@ def test_sketch_and_combined_queries(folder, pi):
     empty = np.full((SIZE, SIZE), -1)
     assert [h.id for h in pi.search(maps=maps, sketch=empty, k=5)] == \
         pi.index.search(Query.image(maps), 5).ids.tolist()
+
+
+def test_photo_maps_are_cached_per_file(folder, tmp_path):
+    _, photos, names, _ = folder
+    seg = FakeSegmenter()
+    pi = PhotoIndex.open(folder[0], segmenter=seg)
+    a = pi.segment(photos / names[0])
+    pi.search(image=photos / names[0], sketch=_sky_road(), k=3)
+    assert seg.calls == 1
+    # a changed file is segmented again
+    shutil.copyfile(photos / names[0], tmp_path / "q.png")
+    pi.segment(tmp_path / "q.png")
+    Image.open(photos / names[1]).save(tmp_path / "q.png")
+    b = pi.segment(tmp_path / "q.png")
+    assert seg.calls == 3 and not np.array_equal(a, b)
+    np.testing.assert_array_equal(b, seg.predict([photos / names[1]], size=SIZE)[0])
 
 
 def test_k_larger_than_index_returns_all_sorted(pi):

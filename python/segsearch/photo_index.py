@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ INDEX_FILE = "index.segsearch"
 CAPTIONS_FILE = "captions.sqlite"
 #: The network ``segsearch index`` uses; image queries on its indexes use the same one.
 DEFAULT_NETWORK = "deeplabv3-mnv2-ade20k"
+#: How many photo files' maps :meth:`PhotoIndex.segment` keeps.
+MAPS_CACHE = 16
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PhotoIndex:
         self.captions = captions
         self._segmenter = segmenter
         self._device, self._weights = device, weights
+        self._maps_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         names = index.class_names or [str(i) for i in range(index.num_classes)]
         self.classes: list[str] = list(names)
         self.palette: np.ndarray = make_palette(index.num_classes)
@@ -134,14 +138,31 @@ class PhotoIndex:
                              "the index was built with another network")
 
     def segment(self, photo) -> np.ndarray:
-        """Softmax maps float32 (C, n, n) of one photo (path, PIL image or array), at the index's map size."""
-        if isinstance(photo, (str, os.PathLike)) and not Path(photo).is_file():
-            raise FileNotFoundError(f"photo {photo} does not exist")
+        """Softmax maps float32 (C, n, n) of one photo (path, PIL image or array), at the index's map size.
+
+        The maps of the last few photo files are cached (keyed by path, size and modification time), so
+        searching again with the same photo and new strokes does not run the network again.
+        """
+        key = None
+        if isinstance(photo, (str, os.PathLike)):
+            p = Path(photo)
+            if not p.is_file():
+                raise FileNotFoundError(f"photo {photo} does not exist")
+            st = p.stat()
+            key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+            if key in self._maps_cache:
+                self._maps_cache.move_to_end(key)
+                return self._maps_cache[key]
         try:
-            maps = self.segmenter.predict([photo], size=self.size)
+            maps = np.asarray(self.segmenter.predict([photo], size=self.size))[0]
         except (OSError, SyntaxError) as e:  # PIL's decoding errors
             raise ValueError(f"cannot read photo {photo}: {e}") from None
-        return np.asarray(maps)[0]
+        if key is not None:
+            maps.flags.writeable = False
+            self._maps_cache[key] = maps
+            while len(self._maps_cache) > MAPS_CACHE:
+                self._maps_cache.popitem(last=False)
+        return maps
 
     def sketch_labels(self, sketch) -> np.ndarray:
         """A sketch as an int32 label map (-1 = unspecified): from an array, or a PNG path / PIL image."""
