@@ -348,3 +348,19 @@ def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
     assert app.error and app.photo_id == hit.id
     app.remove_photo()
     assert app.photo_path is None and app.query_label.cget("text") == "Query: sketch only"
+
+
+# ------------------------------------------------------------------------------------------ the command, no display
+def test_gui_subcommand_arguments_and_one_line_errors(folder, tmp_path):
+    from segsearch.cli import build_parser
+
+    args = build_parser().parse_args(["gui", "somewhere", "-k", "5", "--device", "cpu"])
+    assert (args.index_dir, args.k, args.device, args.weights) == ("somewhere", 5, "cpu", None)
+    assert args.func.__name__ == "_cmd_gui"
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    for target, words in ((tmp_path / "missing", "does not exist"), (folder[0], "display")):
+        r = subprocess.run([sys.executable, "-m", "segsearch.cli", "gui", str(target)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("segsearch: error:") and words in lines[0], r.stderr
