@@ -178,6 +178,7 @@ class SketchApp:
         self._state_dirty = True
         self._stroking = False
         self._last_xy = None
+        self._pointer = (-1000, -1000)
         self._visible_classes: list[int] = []
         self._tk_images: list = []
         self._closed = False
@@ -333,7 +334,9 @@ class SketchApp:
             r.bind(seq, lambda e, fn=fn: (fn(), "break")[1])
         # plain keys act on the sketch unless the user is typing in an entry
         for seq, fn in (("<Key-e>", lambda: self.set_tool(ERASER)), ("<Key-f>", lambda: self.set_tool(FILL)),
-                        ("<Key-b>", lambda: self.set_tool(BRUSH)), ("<Key-bracketleft>", lambda: self.change_brush(-1)),
+                        ("<Key-b>", lambda: self.set_tool(BRUSH)), ("<Key-E>", lambda: self.set_tool(ERASER)),
+                        ("<Key-F>", lambda: self.set_tool(FILL)), ("<Key-B>", lambda: self.set_tool(BRUSH)),
+                        ("<Key-bracketleft>", lambda: self.change_brush(-1)),
                         ("<Key-bracketright>", lambda: self.change_brush(+1)), ("<Delete>", self.clear),
                         ("<Return>", self.request_search)):
             r.bind(seq, lambda e, fn=fn: None if isinstance(e.widget, tk.Entry) else fn())
@@ -404,6 +407,7 @@ class SketchApp:
     def set_brush(self, radius: int) -> None:
         self.brush = int(min(max(int(radius), BRUSH_MIN), BRUSH_MAX))
         self.brush_var.set(self.brush)
+        self._update_cursor()
         self._state_dirty = True
 
     def _brush_moved(self, value) -> None:
@@ -456,9 +460,15 @@ class SketchApp:
         self.canvas.tag_raise(self._cursor_item)
 
     def _hover(self, event) -> None:
-        r = self.brush * self.zoom
-        self.canvas.coords(self._cursor_item, event.x - r, event.y - r, event.x + r, event.y + r)
+        self._pointer = (event.x, event.y)
+        self._update_cursor()
         self.canvas.itemconfigure(self._cursor_item, state="hidden" if self.tool == FILL else "normal")
+
+    def _update_cursor(self) -> None:
+        """The brush outline around the pointer."""
+        x, y = self._pointer
+        r = self.brush * self.zoom
+        self.canvas.coords(self._cursor_item, x - r, y - r, x + r, y + r)
 
     def _sketch_changed(self) -> None:
         self.render()
@@ -549,10 +559,11 @@ class SketchApp:
                     self._apply(ans)
         except queue.Empty:
             pass
+        finally:  # keep polling even if showing an answer failed (the error goes to the status bar)
+            self._after_id = self.master.after(POLL_MS, self._poll)
         if self._state_dirty:
             self._state_dirty = False
             self.write_state()
-        self._after_id = self.master.after(POLL_MS, self._poll)
 
     def _apply(self, ans: _Answer) -> None:
         self._pending = False
