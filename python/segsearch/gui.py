@@ -187,6 +187,7 @@ class SketchApp:
         master.title(f"segsearch — {self._index_name()}")
         master.report_callback_exception = self._report_exception
         master.protocol("WM_DELETE_WINDOW", self.close)
+        master.bind("<Configure>", self._mark_dirty, add="+")  # widget positions are part of the state
         self._build_menu()
         self._build_widgets()
         self._bind_keys()
@@ -469,6 +470,9 @@ class SketchApp:
         x, y = self._pointer
         r = self.brush * self.zoom
         self.canvas.coords(self._cursor_item, x - r, y - r, x + r, y + r)
+
+    def _mark_dirty(self, event=None) -> None:
+        self._state_dirty = True
 
     def _sketch_changed(self) -> None:
         self.render()
