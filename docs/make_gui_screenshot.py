@@ -13,9 +13,8 @@ import tkinter as tk
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageGrab
-
 import segsearch
+from PIL import Image, ImageGrab
 from segsearch.gui import SketchApp
 from segsearch.photo_index import PhotoIndex
 from segsearch.synthetic import synthetic_probs

@@ -1,16 +1,15 @@
 """Start the sketch tool on an index folder with the tests' fake network (no weights needed).
 
-``python tests/gui_runner.py INDEX_DIR [K]``; used by tests/test_gui.py and docs/make_gui_screenshot.py.
+``python tests/gui_runner.py INDEX_DIR [K]``; tests/test_gui.py drives it with xdotool.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from photo_folder import FakeSegmenter  # noqa: E402
-
-from segsearch import gui  # noqa: E402
-from segsearch.photo_index import PhotoIndex  # noqa: E402
+from photo_folder import FakeSegmenter
+from segsearch import gui
+from segsearch.photo_index import PhotoIndex
 
 
 def main(argv) -> int:

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from photo_folder import CLASSES, FakeSegmenter, make_index_folder
-
+from PIL import Image
 from segsearch.sketch_io import read_sketch
 
 REQUIRE = os.environ.get("SEGSEARCH_REQUIRE_GUI", "") == "1"
@@ -79,7 +77,7 @@ def folder(tmp_path_factory):
 
 
 def _xdo(*args) -> str:
-    r = subprocess.run(["xdotool", *map(str, args)], capture_output=True, text=True, timeout=WAIT)
+    r = subprocess.run(["xdotool", *map(str, args)], capture_output=True, text=True, timeout=WAIT, check=False)
     assert r.returncode == 0, f"xdotool {' '.join(map(str, args))}: {r.stderr}"
     return r.stdout
 
@@ -126,7 +124,7 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
     try:
         wid = _xdo("search", "--sync", "--onlyvisible", "--name", "^segsearch").split()[0]
         s = state(lambda s: s["canvas"][2] > 100, "the window to be laid out")
-        subprocess.run(["xdotool", "windowfocus", wid], capture_output=True, timeout=WAIT)
+        subprocess.run(["xdotool", "windowfocus", wid], capture_output=True, timeout=WAIT, check=False)
 
         # pick 'road' with the class filter box: click it, type, Return picks the first match
         x, y = _centre(s["filter_entry"])
@@ -176,7 +174,7 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
 
         _xdo("key", "ctrl+q")
         assert proc.wait(WAIT) == 0
-        out, err = proc.communicate()
+        _, err = proc.communicate()
         assert "Traceback" not in err, err
     finally:
         if proc.poll() is None:
@@ -229,7 +227,7 @@ def test_palette_click_and_filter_box(app):
     app.master.update()
     assert [app.classes[c] for c in app._visible_classes] == [c for c in CLASSES if "o" in c]
     row = app._visible_classes.index(CLASSES.index("road"))
-    x, y, w, h = app.palette_list.bbox(row)
+    x, y, _, h = app.palette_list.bbox(row)
     app.palette_list.event_generate("<Button-1>", x=x + 5, y=y + h // 2)
     app.palette_list.event_generate("<ButtonRelease-1>", x=x + 5, y=y + h // 2)
     app.master.update()
@@ -319,7 +317,7 @@ def test_fill_eraser_and_sketch_file_round_trip(app, tmp_path):
 
 
 def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
-    _, photos, names = folder
+    photos = folder[1]
     app.select_class("tree")
     _drag(app, [(100, 100), (300, 300)])
     _searched(app, 0)
@@ -360,7 +358,7 @@ def test_gui_subcommand_arguments_and_one_line_errors(folder, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     for target, words in ((tmp_path / "missing", "does not exist"), (folder[0], "display")):
         r = subprocess.run([sys.executable, "-m", "segsearch.cli", "gui", str(target)], env=env,
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, check=False)
         assert r.returncode == 2
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("segsearch: error:") and words in lines[0], r.stderr

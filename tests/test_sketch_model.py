@@ -1,7 +1,6 @@
 """The drawing tool's sketch model: strokes, erase, flood fill, undo/redo, resizing, overlay (no display)."""
 import numpy as np
 import pytest
-
 from segsearch.palette import make_palette
 from segsearch.query import Query, resize_nearest
 from segsearch.sketch_model import Sketch
@@ -137,7 +136,7 @@ def test_labels_at_matches_resize_nearest_and_builds_a_query():
     assert (small == resize_nearest(np.asarray(s.labels), 16)).all()
     assert (small[0] == 2).all() and (small[-1] == 6).all()
     q = Query.sketch(small)
-    kind, _, labels = q.resolve(num_classes=8, size=16)
+    _, _, labels = q.resolve(num_classes=8, size=16)
     assert labels.shape == (256,)
 
 

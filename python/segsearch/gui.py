@@ -28,7 +28,7 @@ from PIL import Image, ImageOps, ImageTk
 from .sketch_io import read_sketch, save_sketch
 from .sketch_model import UNSPECIFIED, Sketch
 
-__all__ = ["SketchApp", "run", "STATE_ENV"]
+__all__ = ["STATE_ENV", "SketchApp", "run"]
 
 #: Environment variable naming a JSON file the app rewrites with its state after every change.
 STATE_ENV = "SEGSEARCH_GUI_STATE"
@@ -45,7 +45,8 @@ BRUSH, ERASER, FILL = "brush", "eraser", "fill"
 
 
 def _hex(rgb) -> str:
-    return "#%02x%02x%02x" % tuple(int(v) for v in rgb)
+    r, g, b = (int(v) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _text_colour(rgb) -> str:
@@ -131,7 +132,7 @@ class _Searcher:
             ans.hits = self.pi.search(maps=maps, sketch=req.labels, text=req.text, k=req.k)
             ans.search_ms = (time.perf_counter() - t0) * 1e3
             ans.thumbs = [self._thumb(h.path) for h in ans.hits]
-        except Exception as e:  # shown in the status bar; the worker keeps running
+        except Exception as e:  # noqa: BLE001 -- any failure is shown in the status bar; the worker keeps running
             ans.error = " ".join(str(e).split()) or type(e).__name__
         return ans
 

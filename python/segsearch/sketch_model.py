@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from .query import check_labels, resize_nearest
 
-__all__ = ["Sketch", "UNSPECIFIED"]
+__all__ = ["UNSPECIFIED", "Sketch"]
 
 #: The label of pixels the user has not drawn (or has erased).
 UNSPECIFIED = -1
@@ -72,7 +72,7 @@ class Sketch:
         out = np.zeros(lab.shape + (4,), np.uint8)
         drawn = lab >= 0
         out[..., :3] = pal[np.clip(lab, 0, len(pal) - 1)]
-        out[..., 3] = np.where(drawn, int(round(float(alpha) * 255)), 0)
+        out[..., 3] = np.where(drawn, round(float(alpha) * 255), 0)
         out[~drawn, :3] = 0
         return out
 
@@ -202,9 +202,9 @@ class Sketch:
         return True
 
     @staticmethod
-    def _check_cls(cls) -> None:
-        if not isinstance(cls, (int, np.integer)) or isinstance(cls, bool) or cls < UNSPECIFIED:
-            raise ValueError(f"class must be a whole number >= -1 (-1 = unspecified); got {cls!r}")
+    def _check_cls(value) -> None:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < UNSPECIFIED:
+            raise ValueError(f"class must be a whole number >= -1 (-1 = unspecified); got {value!r}")
 
 
 def _as_points(points) -> list[tuple[float, float]]:
