@@ -90,7 +90,7 @@ class _Searcher:
         self._lock = threading.Condition()
         self._request: _Request | None = None
         self._stop = False
-        self._maps: dict[str, np.ndarray] = {}
+        self._last_photo: str | None = None
         self._thumbs: dict[str, Image.Image] = {}
         self._thread = threading.Thread(target=self._loop, name="segsearch-gui-search", daemon=True)
         self._thread.start()
@@ -119,15 +119,12 @@ class _Searcher:
         ans = _Answer(req.seq)
         try:
             maps = None
-            if req.photo is not None:
-                maps = self._maps.get(req.photo)
-                if maps is None:
-                    t0 = time.perf_counter()
-                    maps = self.pi.segment(req.photo)
+            if req.photo is not None:  # PhotoIndex.segment caches the maps of recent photos
+                t0 = time.perf_counter()
+                maps = self.pi.segment(req.photo)
+                if req.photo != self._last_photo:
                     ans.segment_ms = (time.perf_counter() - t0) * 1e3
-                    if len(self._maps) > 64:
-                        self._maps.clear()
-                    self._maps[req.photo] = maps
+                    self._last_photo = req.photo
             t0 = time.perf_counter()
             ans.hits = self.pi.search(maps=maps, sketch=req.labels, text=req.text, k=req.k)
             ans.search_ms = (time.perf_counter() - t0) * 1e3
@@ -180,6 +177,7 @@ class SketchApp:
         self._stroking = False
         self._last_xy = None
         self._pointer = (-1000, -1000)
+        self._segmented_photo: Path | None = None
         self._visible_classes: list[int] = []
         self._tk_images: list = []
         self._closed = False
@@ -551,8 +549,9 @@ class SketchApp:
                                        text or None, self.k))
         self._pending = True
         self._state_dirty = True
-        if self.photo_path is not None:
-            self._set_status("Searching…")
+        if self.photo_path is not None and self.photo_path != self._segmented_photo:
+            self._segmented_photo = self.photo_path
+            self._set_status(f"Segmenting {self.photo_path.name} (the first photo also loads the network)…")
 
     def _poll(self) -> None:
         if self._closed:
