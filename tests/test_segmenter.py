@@ -65,6 +65,7 @@ def test_palette_fixed_and_distinct():
     p = make_palette()
     assert p.shape == (151, 3) and p.dtype == np.uint8
     assert len({tuple(c) for c in p}) == 151
+    assert not (p == 0).all(axis=1).any()  # black is "unspecified" in sketch files
     np.testing.assert_array_equal(p, make_palette())
 
 

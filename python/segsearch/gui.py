@@ -203,7 +203,7 @@ class SketchApp:
         return str(d) if d is not None else "index"
 
     def _default_class(self) -> int:
-        # the first class that is not 'others' (whose colour, black, reads as unspecified in sketch files)
+        # the first class that is not the catch-all 'others'
         return 1 if len(self.classes) > 1 and self.classes[0].lower() == "others" else 0
 
     def _build_menu(self) -> None:
@@ -628,8 +628,7 @@ class SketchApp:
         except (OSError, ValueError) as e:
             self._show_error(f"cannot save the sketch to {path}: {e}")
             return False
-        note = " (class 0 is black, saved as unspecified)" if 0 in self.sketch.classes_drawn() else ""
-        self._set_status(f"Saved the sketch to {path}{note}")
+        self._set_status(f"Saved the sketch to {path}")
         return True
 
     def load_sketch(self, path) -> bool:

@@ -9,12 +9,14 @@ __all__ = ["colorize", "make_palette"]
 
 
 def make_palette(n: int = 151) -> np.ndarray:
-    """A fixed, distinct RGB colour per class, uint8 (n, 3); class 0 ('others') is black.
+    """A fixed, distinct RGB colour per class, uint8 (n, 3); class 0 ('others' in ADE20K) is dark grey.
 
+    No class is pure black, which sketch files reserve for unspecified pixels, so every class survives a
+    saved sketch.
     Hues follow the golden-ratio sequence; saturation and value cycle through three levels so that
     neighbouring hues also differ in brightness.
     """
-    colors = [(0, 0, 0)]
+    colors = [(64, 64, 64)]
     for i in range(1, n):
         h = (i * 0.618033988749895) % 1.0
         s = (1.0, 0.65, 0.85)[i % 3]
