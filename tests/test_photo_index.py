@@ -338,3 +338,17 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("segsearch: error: ") and message in err and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_path):
+    from segsearch import Index
+    from segsearch.photo_index import DEFAULT_NETWORK
+    from segsearch.weights import WeightsNotFoundError
+
+    index_dir, photos, names, _ = folder
+    index = Index.load(index_dir / "index.segsearch")
+    index.metadata["network"] = DEFAULT_NETWORK
+    pi = PhotoIndex(index, weights=tmp_path / "nowhere.tflite")
+    with pytest.raises(WeightsNotFoundError) as e:
+        pi.search(image=photos / names[0])
+    assert "cannot read photo" not in str(e.value)

@@ -153,8 +153,9 @@ class PhotoIndex:
             if key in self._maps_cache:
                 self._maps_cache.move_to_end(key)
                 return self._maps_cache[key]
+        seg = self.segmenter  # loading the network raises its own errors (e.g. missing weights)
         try:
-            maps = np.asarray(self.segmenter.predict([photo], size=self.size))[0]
+            maps = np.asarray(seg.predict([photo], size=self.size))[0]
         except (OSError, SyntaxError) as e:  # PIL's decoding errors
             raise ValueError(f"cannot read photo {photo}: {e}") from None
         if key is not None:
