@@ -211,6 +211,57 @@ def scaling_index(n_images: int) -> Index:
     return Index.from_codebook(trained_codebook(60), codes.T)
 
 
+@functools.cache
+def real_index():
+    """The paper-scale N of *real* codes, or None: the network's maps of the 468 CamVid photos (cached by
+    ``maps_cache.py``; None when that cache is missing) encoded with a K = 256 codebook trained on them, the
+    code table repeated to N_PAPER rows. The scan's cost depends on each class's share of non-default codes,
+    which repeating keeps. Returns (index, maps of photo 0 float32, its argmax label map)."""
+    import maps_cache
+
+    paths, root = maps_cache.camvid_photos()
+    maps16 = maps_cache.cached_maps(paths, root, tag="camvid")
+    if maps16 is None:
+        return None
+    path = CACHE / f"codebook-{Path(maps16.filename).stem}-all-K{K}.npy"
+    if path.exists():
+        codebook = np.load(path, allow_pickle=False)
+    else:
+        t0 = time.perf_counter()
+        codebook = np.array(Index(maps16.shape[1], SIZE, K).train(_as_probs(maps16)).codebook)
+        _save_npy(path, codebook)
+        log(f"CamVid codebook K={K} trained in {time.perf_counter() - t0:.0f} s")
+    small = Index.from_codebook(codebook, np.zeros((0, maps16.shape[1]), np.uint8))
+    for s in range(0, len(maps16), 100):
+        small.add(_as_probs(maps16[s : s + 100]))
+    reps = -(-N_PAPER // len(small))
+    codes = np.ascontiguousarray(np.tile(small.codes.T, (1, reps))[:, :N_PAPER])  # (C, N)
+    photo = _as_probs(maps16[:1])[0]
+    return Index.from_codebook(codebook, codes.T), photo, photo.argmax(0).astype(np.int32)
+
+
+def _as_probs(maps16) -> np.ndarray:
+    p = np.asarray(maps16, dtype=np.float32)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def real_query(kind: str) -> Query:
+    """A query on ``real_index``: CamVid photo 0's maps; a sketch of its 5 largest classes (argmax, the other
+    pixels unspecified); the photo with its 2 largest classes drawn over it."""
+    _, photo, labels = real_index()
+
+    def largest(m):
+        counts = np.bincount(labels.ravel())
+        keep = np.argsort(-counts, kind="stable")[:m]
+        return np.where(np.isin(labels, keep), labels, -1).astype(np.int32)
+
+    if kind == "image":
+        return Query.image(photo)
+    if kind == "sketch":
+        return Query.sketch(largest(SKETCH_CLASSES))
+    return Query.image_and_sketch(photo, largest(2))
+
+
 # ---------------------------------------------------------------------------------------------- queries
 @functools.cache
 def image_queries(C: int) -> tuple[Query, ...]:

@@ -39,24 +39,38 @@ def _key(paths: list[Path], root: Path, network: str, weights: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _cache_path(paths: list[Path], root: Path, tag: str) -> Path:
+    from segsearch.weights import resolve_weights
+
+    weights = resolve_weights(weights_path())
+    return CACHE / f"maps-{tag}-{_key(paths, root, 'deeplabv3-mnv2-ade20k', weights.name)}-n{SIZE}.npy"
+
+
+def cached_maps(paths: list[Path], root: Path, *, tag: str) -> np.ndarray | None:
+    """The cached maps of ``network_maps`` (memory-mapped), or None when they are not cached (or the photos
+    or the network's weights are missing)."""
+    try:
+        path = _cache_path(paths, root, tag)
+    except (OSError, ValueError):  # WeightsNotFoundError is an OSError
+        return None
+    return np.load(path, allow_pickle=False, mmap_mode="r") if paths and path.exists() else None
+
+
 def network_maps(paths: list[Path], root: Path, *, tag: str, threads: int = 2) -> np.ndarray:
     """float16 (N, 151, SIZE, SIZE) softmax maps of ``paths`` (in order) from the default network, cached.
 
     ``root`` is the data folder the paths are keyed relative to; ``tag`` names the cache file.
     """
-    from segsearch.weights import resolve_weights
-
-    weights = resolve_weights(weights_path())
-    network = "deeplabv3-mnv2-ade20k"
-    path = CACHE / f"maps-{tag}-{_key(paths, root, network, weights.name)}-n{SIZE}.npy"
-    if path.exists():
-        return np.load(path, allow_pickle=False, mmap_mode="r")
+    cached = cached_maps(paths, root, tag=tag)
+    if cached is not None:
+        return cached
+    path = _cache_path(paths, root, tag)
     import torch
 
     from segsearch import Segmenter
 
     torch.set_num_threads(threads)
-    seg = Segmenter.default(device="cpu", weights=weights)
+    seg = Segmenter.default(device="cpu", weights=weights_path())
     out = np.zeros((len(paths), len(seg.classes), SIZE, SIZE), np.float16)
     done = np.zeros(len(paths), bool)
     t0 = time.perf_counter()

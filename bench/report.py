@@ -3,10 +3,11 @@
     python bench/report.py --out bench-report/paper [--quality-only | --timing-only | --render-only]
                            [--large] [--threads 2]
 
-1. timing: ``pytest bench/test_bench_engine.py --benchmark-only --benchmark-json=OUT/engine.json``, without
+1. quality (run first: it caches the network maps that ``test_real_codes`` times): ``python bench/quality.py
+   --out OUT`` (CamVid nDCG, COCO-MINI text vs text + layout);
+2. timing: ``pytest bench/test_bench_engine.py --benchmark-only --benchmark-json=OUT/engine.json``, without
    the ``large`` benchmarks (N = 82,783 and 10^7: Sec. 4.3, Fig. 5, faiss, N = 10M) unless ``--large``;
    ``SEGSEARCH_BENCH_SCALE`` scales every N as in the bench;
-2. quality: ``python bench/quality.py --out OUT`` (CamVid nDCG, COCO-MINI text vs text + layout);
 3. renders ``OUT/report.md`` and PNG plots from ``OUT/engine.json`` and ``OUT/quality.json`` (whichever
    exist: ``--timing-only`` keeps an earlier quality.json, and vice versa; ``--render-only`` runs nothing).
 
@@ -232,9 +233,9 @@ def machine_lines(tag: str, m: dict | None) -> list[str]:
     lines = [text]
     own = threads or 1
     if load0 > 0.5 or load1 > own + 0.75:
-        lines.append(f"  - **The machine was shared** (load average {load0:.2f} before this part started, "
-                     f"{load1:.2f} after it, on {cores} cores): its timings are noisy, likely slower than on an "
-                     "idle machine.")
+        lines.append(f"  - **The machine may have been shared**: other work was running (load average {load0:.2f} "
+                     f"before this part started, {load1:.2f} after it, on {cores} cores; part of it may be this "
+                     "command's own earlier part). Timings are noisy and likely slower than on an idle machine.")
     return lines
 
 
@@ -265,6 +266,18 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
                  "measured \"Eq. (10) and sorting\" in MATLAB; ours is the whole `index.search` call.\n")
     else:
         s.append("Not measured in this run (needs `--large`).\n")
+    rows = []
+    for kind in ("image", "sketch", "image_and_sketch"):
+        real = bench.median(f"test_real_codes[{kind}]")
+        if real is not None:
+            rows.append((kind, ms(real), ms(bench.median(f"test_search[C151-{kind}-t1]"))))
+    if rows:
+        info = bench.info("test_real_codes[image]")
+        s.append(f"Real codes: the network's maps of the 468 CamVid photos encoded (C = 151, K = 256, "
+                 f"{info.get('nondefault_codes_per_image', float('nan')):.1f} codes per image differ from their "
+                 f"class's most common code), repeated to N = {info.get('n_images', 0):,}, queried with a CamVid "
+                 "photo (sketch: its 5 largest classes; image + sketch: 2 drawn over it), 1 thread:\n")
+        s.append(md_table(("query", "real codes", "synthetic codes (C = 151)"), rows) + "\n")
 
     # Fig. 5
     s.append("## Fig. 5: sketch query time vs number of classes drawn, N = 82,783\n")
@@ -328,10 +341,10 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
                              for N in Ns) + ".")
         big = next((b["extra_info"] for b in bench.matching("test_big[")), None)
         if big:
-            s.append(f" Measured at N = {big['n_images']:,}: the index added {big['rss_index_mb']:.0f} MB to the "
-                     f"process (codes {big['codes_mb']:.0f} MB + codebook {big['codebook_mb']:.0f} MB), "
-                     f"{big['rss_index_mb'] * 2**20 / big['n_images']:.1f} B/image.")
-        s.append("\n\n![scaling](scaling.png)\n")
+            s[-1] += (f" Measured at N = {big['n_images']:,}: the index added {big['rss_index_mb']:.0f} MB to the "
+                      f"process (codes {big['codes_mb']:.0f} MB + codebook {big['codebook_mb']:.0f} MB), "
+                      f"{big['rss_index_mb'] * 2**20 / big['n_images']:.1f} B/image.")
+        s.append("\n![scaling](scaling.png)\n")
         rows = [(b["name"][len("test_big["):-1], ms(b["stats"]["median"])) for b in bench.matching("test_big[")]
         if rows:
             s.append("N = 10^7 (C = 60):\n\n" + md_table(("query", "median"), rows) + "\n")
@@ -341,8 +354,10 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
     sections = summary.get("sections", {})
     if sections:
         s.append("## Bench summary (as printed by the bench)\n")
+        heads = {"targets": ("", "measured", "target", "")}
         for title, rows in sections.items():
-            s.append(f"**{title}**\n\n" + md_table(("", "", "", ""), rows) + "\n")
+            head = heads.get(title, ("", "segsearch", "faiss", "faiss/segsearch") if "faiss" in title else ("",) * 4)
+            s.append(f"**{title}**\n\n" + md_table(head, rows) + "\n")
     return s
 
 
@@ -482,10 +497,10 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     status = 0
+    if not (args.timing_only or args.render_only):  # first: it caches the network maps test_real_codes uses
+        status |= run_quality(out, args.threads)
     if not (args.quality_only or args.render_only):
         status |= run_timing(out, args.large)
-    if not (args.timing_only or args.render_only):
-        status |= run_quality(out, args.threads)
     path = render(out)
     log(f"wrote {path}" + ("" if status == 0 else " (a part failed: see above)"))
     return 1 if status else 0

@@ -130,6 +130,21 @@ def test_scaling(measure, benchmark, N, kind):
     measure(("scaling", N, kind), f"scaling {kind}", index.search, data.query(60, kind), k=TOPK, threads=1)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_real_codes(measure, benchmark, kind):
+    """Real codes at the paper's N: the network's maps of the CamVid photos encoded (C=151, K=256) and
+    repeated to N = 82,783 (scaled), queried with a CamVid photo, threads=1; next to ``test_search[C151-*-t1]``
+    on synthetic maps. Skips without the cached maps (``python bench/maps_cache.py``)."""
+    real = data.real_index()
+    if real is None:
+        pytest.skip("no cached CamVid network maps: run python bench/maps_cache.py (or bench/quality.py) first")
+    index = real[0]
+    n = len(index)
+    benchmark.extra_info.update(n_images=n, nondefault_codes_per_image=float(
+        (index._codes[:, :n] != index._defaults[:, None]).sum() / n))
+    measure(("real", kind), f"{kind} query C=151", index.search, data.real_query(kind), k=TOPK, threads=1)
+
+
 @large
 @pytest.mark.big
 @pytest.mark.parametrize(("kind", "drawn", "threads"), [
