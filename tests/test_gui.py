@@ -158,6 +158,9 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
         assert s["classes_drawn"] == ["road"]
         assert Path(s["query_photo"]) == photos / target
         assert s["n_results"] == 12 and s["error"] is None
+        # the result that is the query photo (if it is among the results) is marked
+        ranks = [r["rank"] for r in s["results"] if r["id"] == target]
+        assert s["query_result"] == (ranks[0] if ranks else None)
 
         shot = _grab(display, tmp_path / "screen.png")
         px = np.asarray(shot)
@@ -329,6 +332,9 @@ def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
     assert app.sketch.classes_drawn() == [CLASSES.index("tree")]  # strokes kept
     assert app.query_label.cget("text").startswith(f"Query: {hit.id}")
     assert app.error is None and len(app.hits) == 6
+    # the query photo's own result, when it is listed, is framed; the others are not
+    framed = [str(c.cget("relief")) == "solid" for c in app.result_cells[:6]]
+    assert framed == [h.id == hit.id for h in app.hits]
 
     # caption words: text + layout ranking
     n = app.search_count

@@ -40,6 +40,7 @@ BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8   # brush radius in sketch pixels
 PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0              # sketch opacity over a photo / on the blank canvas
 POLL_MS = 30
 THUMB_CACHE = 256
+QUERY_FRAME = "#d9480f"   # frame of the result that is the current query photo
 
 BRUSH, ERASER, FILL = "brush", "eraser", "fill"
 
@@ -318,6 +319,7 @@ class SketchApp:
             cell.grid(row=i // RESULT_COLUMNS, column=i % RESULT_COLUMNS, padx=3, pady=3, sticky="n")
             cell.bind("<Button-1>", lambda e, i=i: self.use_result(i))
             self.result_cells.append(cell)
+        self._cell_bg = self.result_cells[0].cget("background") if self.result_cells else None
         self._blank_thumb = ImageTk.PhotoImage(Image.new("RGB", (THUMB_PX, THUMB_PX), "#eeeeee"), master=root)
         for cell in self.result_cells:
             cell.configure(image=self._blank_thumb, text="")
@@ -528,6 +530,10 @@ class SketchApp:
         self.query_label.configure(text="Query: sketch only")
         self._sketch_changed()
 
+    def is_query(self, hit) -> bool:
+        """Whether a result is the current query photo."""
+        return self.photo_id is not None and hit.id == self.photo_id
+
     def use_result(self, i: int) -> None:
         """Make result ``i`` (0-based) the query photo, keeping the strokes."""
         if 0 <= i < len(self.hits):
@@ -598,9 +604,15 @@ class SketchApp:
                 t = "" if h.text_score is None else f"  words={h.text_score}"
                 name = Path(str(h.id)).name
                 name = name if len(name) <= 20 else name[:9] + "…" + name[-10:]
-                cell.configure(image=tkim, text=f"{h.rank}. {name}\n{d}{t}", relief="ridge")
+                if self.is_query(h):  # the photo the query starts from: framed and labelled
+                    cell.configure(image=tkim, text=f"{h.rank}. {name}\n{d}{t}  (query)", relief="solid",
+                                   borderwidth=3, background=QUERY_FRAME)
+                else:
+                    cell.configure(image=tkim, text=f"{h.rank}. {name}\n{d}{t}", relief="ridge",
+                                   borderwidth=1, background=self._cell_bg)
             else:
-                cell.configure(image=self._blank_thumb, text="", relief="flat")
+                cell.configure(image=self._blank_thumb, text="", relief="flat", borderwidth=1,
+                               background=self._cell_bg)
         self._state_dirty = True
 
     # ----------------------------------------------------------------------------------------------- files
@@ -677,6 +689,7 @@ class SketchApp:
             "query_id": self.photo_id,
             "text": self.text_var.get(),
             "results": [h.as_dict() for h in self.hits],
+            "query_result": next((h.rank for h in self.hits if self.is_query(h)), None),
             "n_results": len(self.hits),
             "search_count": self.search_count, "pending": self._pending,
             "query_ms": self.last_query_ms, "status": self.status.cget("text"), "error": self.error,
