@@ -106,13 +106,19 @@ def _targets():
 
 
 def _other():
-    """Context figures: eps=0 vs default, exact baseline."""
+    """Context figures: eps=0 vs default, real-derived vs synthetic data, exact baseline."""
     for C in CLASSES:
         exact, approx = _median(("eps", C, 0.0)), _median(("eps", C, "default"))
         agree = _info(("eps", C, 0.0), "top10_agreement")
         if exact and approx:
             yield (f"image query C={C} threads=1, eps=0 vs default", f"{_ms(exact)} vs {_ms(approx)}",
                    f"top-10 agreement {agree:.3f}", "")
+    for C in CLASSES:
+        for kind in KINDS:
+            real, synth = _median(("real_search", C, kind, 1)), _median(("search", C, kind, 1))
+            if real:
+                yield (f"{kind} query C={C} threads=1, real-derived vs synthetic data",
+                       f"{_ms(real)} vs {_ms(synth) if synth else '-'}", "(augmented CamVid maps)", "")
     for n in N_EXACT:
         for kind in KINDS:
             m = _median(("exact", n, kind))

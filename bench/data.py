@@ -1,9 +1,14 @@
 """Data for the segsearch benchmarks: sizes, cached synthetic indexes, queries, the faiss twin, memory.
 
 Everything is scaled by the environment variable ``SEGSEARCH_BENCH_SCALE`` (default 1.0 = the paper's
-sizes); ``0.01`` gives a smoke run in a minute. Indexes are built from :mod:`segsearch.synthetic` maps in
-batches (the maps of N = 82,783 images do not fit in memory) and cached in ``bench/.cache``; delete that
-folder to rebuild them. ``python bench/data.py`` builds the caches ahead of a run.
+sizes); ``0.01`` gives a smoke run in a minute. Two kinds of data, built in batches (the maps of N = 82,783
+images do not fit in memory) and cached in ``bench/.cache`` (delete that folder to rebuild them):
+
+- synthetic: :mod:`segsearch.synthetic` maps and codes (the engine's regression targets);
+- real-derived: the network's maps of the CamVid photos (``maps_cache``), one video sequence held out for the
+  queries, the other photos flipped, cropped and shifted to reach N (``augmented_batch``).
+
+``python bench/data.py`` builds the caches ahead of a run.
 """
 from __future__ import annotations
 
@@ -211,55 +216,277 @@ def scaling_index(n_images: int) -> Index:
     return Index.from_codebook(trained_codebook(60), codes.T)
 
 
+# ---------------------------------------------------------------------------------------------- real-derived
+# Augmented real maps: the network's maps of the CamVid photos (``maps_cache``). Sequence REAL_QUERY_SEQ is held
+# out: REAL_N_QUERIES of its photos are the queries and none of its photos is in any database (its neighbouring
+# frames are near-duplicates of the queries). The other photos are flipped, cropped and shifted to reach N.
+REAL_VERSION = 1  # bump when the augmentation changes, to invalidate the real-derived caches
+REAL_QUERY_SEQ = "0001TP"
+REAL_BATCH = 250  # augmented maps made and encoded at a time (C = 151: 620 MB of float32 maps)
+REAL_SEED = 1_000_000_004
+SHIFT_MAX, CROP_MIN = 6, 52  # shift by up to +-6 px (edge replication); crop windows of 52..64 px
+
+
 @functools.cache
-def real_index():
-    """The paper-scale N of *real* codes, or None: the network's maps of the 468 CamVid photos (cached by
-    ``maps_cache.py``; None when that cache is missing) encoded with a K = 256 codebook trained on them, the
-    code table repeated to N_PAPER rows. The scan's cost depends on each class's share of non-default codes,
-    which repeating keeps. Returns (index, maps of photo 0 float32, its argmax label map)."""
+def camvid():
+    """The CamVid maps split for the real-derived data, or None without the cached network maps
+    (``python bench/maps_cache.py``): dict with the database photos' float16 maps ``base``, the query photos'
+    ``queries16``, their photo numbers, the classes by total probability mass over ``base`` (``order``)."""
     import maps_cache
 
     paths, root = maps_cache.camvid_photos()
     maps16 = maps_cache.cached_maps(paths, root, tag="camvid")
     if maps16 is None:
         return None
-    path = CACHE / f"codebook-{Path(maps16.filename).stem}-all-K{K}.npy"
+    seq = np.array([p.name[:6] for p in paths])
+    held, base = np.flatnonzero(seq == REAL_QUERY_SEQ), np.flatnonzero(seq != REAL_QUERY_SEQ)
+    queries = held[np.linspace(0, len(held) - 1, N_QUERIES).round().astype(int)]
+    base16 = np.ascontiguousarray(maps16[base])
+    mass = np.zeros(base16.shape[1])
+    for s in range(0, len(base16), 50):
+        mass += base16[s : s + 50].astype(np.float32).sum(axis=(0, 2, 3))
+    return {"key": f"{Path(maps16.filename).stem}-{REAL_QUERY_SEQ}", "base": base16,
+            "queries16": np.array(maps16[queries]), "base_ids": base, "query_ids": queries, "n_held": len(held),
+            "n_photos": len(paths), "mass": mass, "order": np.argsort(-mass, kind="stable")}
+
+
+def real_classes(maps, C: int, *, normalise: bool = True):
+    """float16 maps (B, 151, n, n) as a float32 torch tensor (B, C, n, n), renormalised per pixel unless told
+    not to: all 151 network classes for C = 151; else the C - 1 classes with the most mass over the database
+    photos (by mass, descending) and one 'others' class with the sum of the rest."""
+    import torch
+
+    p = torch.from_numpy(np.ascontiguousarray(maps)).float()  # torch converts float16 far faster than numpy
+    if C != p.shape[1]:
+        order = torch.from_numpy(camvid()["order"])
+        p = torch.cat([p[:, order[: C - 1]], p[:, order[C - 1 :]].sum(dim=1, keepdim=True)], dim=1)
+    if normalise:
+        p /= p.sum(dim=1, keepdim=True)
+    return p
+
+
+def _axis(offset, width, shift, flip=None):
+    """Bilinear sampling positions along one axis: output pixel u takes the crop window's pixel
+    clamp(u - shift) (a shift with edge replication), the window [offset, offset + width) resized to SIZE
+    (half-pixel centres, as ``F.interpolate(mode='bilinear')``), mirrored when ``flip``.
+    Returns (i0, i1, f): value = (1 - f) * x[i0] + f * x[i1], each (B, SIZE)."""
+    u = np.arange(SIZE)
+    s = np.clip(u[None] - shift[:, None], 0, SIZE - 1)
+    x = np.clip(offset[:, None] + (s + 0.5) * width[:, None] / SIZE - 0.5, 0, SIZE - 1)
+    if flip is not None:
+        x = np.where(flip[:, None], SIZE - 1 - x, x)
+    i0 = np.minimum(np.floor(x).astype(np.int64), SIZE - 2)
+    return i0, i0 + 1, (x - i0).astype(np.float32)
+
+
+@functools.cache
+def _base_transposed(C: int):
+    """The database photos' maps in C classes, float32 torch (n_base, C, cols, rows) (C = 151: 1 GB)."""
+    import torch
+
+    base = camvid()["base"]
+    return torch.cat([real_classes(base[s : s + 50], C, normalise=False).transpose(2, 3).contiguous()
+                      for s in range(0, len(base), 50)])
+
+
+@functools.cache
+def _buffers(C: int):
+    import torch
+
+    return torch.empty(REAL_BATCH, C, SIZE, SIZE), torch.empty(REAL_BATCH, C, SIZE, SIZE)
+
+
+def augmented_batch(C: int, start: int, count: int = REAL_BATCH) -> np.ndarray:
+    """Augmented maps start .. start+count-1 (start a multiple of REAL_BATCH) of the real-derived set, float32
+    (count, C, n, n), each pixel summing to 1. Map i is the same for every N and C: a database photo drawn at
+    random, mirrored with probability 1/2, a random 52..64 px window resized back to 64 x 64 (bilinear),
+    shifted by -6..6 px each way with edge replication; seeded per batch. The array is a buffer that the next
+    call overwrites: use or copy it before then."""
+    import torch
+
+    if start % REAL_BATCH or not 0 < count <= REAL_BATCH:
+        raise ValueError(f"start must be a multiple of {REAL_BATCH} and 0 < count <= {REAL_BATCH}")
+    rng = np.random.default_rng([REAL_SEED, start])
+    B = REAL_BATCH
+    src = rng.integers(0, len(camvid()["base"]), B)
+    flip = rng.random(B) < 0.5
+    width = rng.integers(CROP_MIN, SIZE + 1, B)
+    x0, y0 = rng.integers(0, SIZE - width + 1), rng.integers(0, SIZE - width + 1)
+    dx, dy = rng.integers(-SHIFT_MAX, SHIFT_MAX + 1, (2, B))
+    cols, rows = _axis(x0, width, dx, flip), _axis(y0, width, dy)
+
+    def weights(i0, i1, f):  # (count, n source pixels, n output pixels): the bilinear sampling as a matrix
+        w = torch.zeros(count, SIZE, SIZE)
+        w.scatter_(1, torch.from_numpy(i0[:count, None]), torch.from_numpy(1 - f[:count, None]))
+        return w.scatter_add_(1, torch.from_numpy(i1[:count, None]), torch.from_numpy(f[:count, None]))
+
+    # Preallocated buffers: fresh 0.6 GB arrays per batch cost more in page faults than the arithmetic.
+    xt, out = (b[:count] for b in _buffers(C))
+    torch.index_select(_base_transposed(C), 0, torch.from_numpy(src[:count]), out=xt)  # (count, C, cols, rows)
+    torch.bmm(xt.view(count, C * SIZE, SIZE), weights(*rows), out=out.view(count, C * SIZE, SIZE))  # rows
+    xt.copy_(out.transpose(2, 3))  # (count, C, rows, cols)
+    torch.bmm(xt.view(count, C * SIZE, SIZE), weights(*cols), out=out.view(count, C * SIZE, SIZE))  # columns
+    out /= out.sum(dim=1, keepdim=True)
+    return out.numpy()
+
+
+def augmented_batches(C: int, n_images: int):
+    """(start, maps) over the first n_images augmented maps, REAL_BATCH at a time."""
+    for start in range(0, n_images, REAL_BATCH):
+        yield start, augmented_batch(C, start, min(REAL_BATCH, n_images - start))
+
+
+def _real_name(C: int, what: str) -> Path:
+    return CACHE / f"real-{camvid()['key']}-C{C}-{what}-T{N_TRAIN}-n{SIZE}-v{REAL_VERSION}.npy"
+
+
+BUILD_TIMES = CACHE / f"real-build-seconds-T{N_TRAIN}-v{REAL_VERSION}.json"  # one file per scale
+
+
+def _record_time(name: str, seconds: float) -> None:
+    import json
+
+    times = json.loads(BUILD_TIMES.read_text()) if BUILD_TIMES.exists() else {}
+    times[name] = round(seconds, 1)
+    BUILD_TIMES.write_text(json.dumps(times, indent=1, sort_keys=True))
+
+
+def real_build_times() -> dict:
+    import json
+
+    return json.loads(BUILD_TIMES.read_text()) if BUILD_TIMES.exists() else {}
+
+
+def real_codebook(C: int, n_centroids: int = K) -> np.ndarray:
+    """Codebook (C, K, n, n) trained (k-means, seed 0) on the first N_TRAIN augmented maps, cached as .npy."""
+    path = _real_name(C, f"K{n_centroids}-codebook")
     if path.exists():
-        codebook = np.load(path, allow_pickle=False)
-    else:
+        return np.load(path, allow_pickle=False)
+    t0 = time.perf_counter()
+    sample = np.empty((N_TRAIN, C, SIZE, SIZE), np.float32)  # C = 151: 4.9 GB
+    for start, maps in augmented_batches(C, N_TRAIN):
+        sample[start : start + len(maps)] = maps
+    t1 = time.perf_counter()
+    codebook = np.array(Index(C, SIZE, n_centroids).train(sample, seed=0).codebook)
+    del sample
+    t2 = time.perf_counter()
+    _save_npy(path, codebook)
+    _record_time(f"C{C} K{n_centroids} codebook: {N_TRAIN:,} maps augmented", t1 - t0)
+    _record_time(f"C{C} K{n_centroids} codebook: k-means on {N_TRAIN:,} maps", t2 - t1)
+    log(f"real C={C} K={n_centroids}: {N_TRAIN} maps augmented in {t1 - t0:.0f} s, k-means {t2 - t1:.0f} s")
+    return codebook
+
+
+def real_codes(C: int, n_images: int, n_centroids: int = K) -> np.ndarray:
+    """uint8 codes (n_images, C) of the first n_images augmented maps with ``real_codebook``, cached as .npy."""
+    path = _real_name(C, f"N{n_images}-K{n_centroids}-codes")
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    from segsearch.codebook import encode
+
+    cb = real_codebook(C, n_centroids)
+    cb = np.ascontiguousarray(cb.reshape(C, n_centroids, SIZE * SIZE).transpose(0, 2, 1))  # position-major
+    codes = np.empty((n_images, C), np.uint8)
+    t0, t_aug = time.perf_counter(), 0.0
+    for start in range(0, n_images, REAL_BATCH):
+        t = time.perf_counter()
+        maps = augmented_batch(C, start, min(REAL_BATCH, n_images - start))
+        t_aug += time.perf_counter() - t
+        codes[start : start + len(maps)] = encode(maps, cb)
+        if (start // REAL_BATCH) % 20 == 19 or start + len(maps) == n_images:
+            log(f"real C={C} K={n_centroids}: {start + len(maps):,}/{n_images:,} augmented and encoded "
+                f"({time.perf_counter() - t0:.0f} s, {t_aug:.0f} s of it augmenting)")
+    total = time.perf_counter() - t0
+    _save_npy(path, codes)
+    _record_time(f"C{C} K{n_centroids} codes of N={n_images:,}: augment", t_aug)
+    _record_time(f"C{C} K{n_centroids} codes of N={n_images:,}: encode", total - t_aug)
+    return codes
+
+
+@functools.cache
+def real_pq_index(C: int) -> Index | None:
+    """The paper-scale (N_PAPER) real-derived PQ index for C classes (K = 256), or None without the maps."""
+    if camvid() is None:
+        return None
+    codes = real_codes(C, N_PAPER)
+    return Index.from_codebook(real_codebook(C), np.ascontiguousarray(codes.T).T)  # adopts the (C, N) copy
+
+
+@functools.cache
+def real_table1_index(n_images: int, n_centroids: int) -> Index:
+    """C = 60 real-derived PQ index with K centroids over the first n_images augmented maps."""
+    return Index.from_codebook(real_codebook(60, n_centroids), real_codes(60, max(N_EXACT), n_centroids)[:n_images])
+
+
+@functools.cache
+def real_exact_index(n_images: int) -> Index:
+    """C = 60 index keeping the first n_images augmented maps (uint8) for the exact baseline, cached."""
+    path = CACHE / f"real-{camvid()['key']}-exact-C60-N{n_images}-n{SIZE}-v{REAL_VERSION}.segsearch"
+    if not path.exists():
         t0 = time.perf_counter()
-        codebook = np.array(Index(maps16.shape[1], SIZE, K).train(_as_probs(maps16)).codebook)
-        _save_npy(path, codebook)
-        log(f"CamVid codebook K={K} trained in {time.perf_counter() - t0:.0f} s")
-    small = Index.from_codebook(codebook, np.zeros((0, maps16.shape[1]), np.uint8))
-    for s in range(0, len(maps16), 100):
-        small.add(_as_probs(maps16[s : s + 100]))
-    reps = -(-N_PAPER // len(small))
-    codes = np.ascontiguousarray(np.tile(small.codes.T, (1, reps))[:, :N_PAPER])  # (C, N)
-    photo = _as_probs(maps16[:1])[0]
-    return Index.from_codebook(codebook, codes.T), photo, photo.argmax(0).astype(np.int32)
+        index = Index(60, SIZE, 1, keep_exact=True).train(augmented_batch(60, 0, 1))
+        for _, maps in augmented_batches(60, n_images):
+            index.add(maps)
+        CACHE.mkdir(exist_ok=True)
+        index.save(path)
+        _record_time(f"C60 exact maps of N={n_images:,}: augment + quantise", time.perf_counter() - t0)
+    return Index.load(path, mmap=False)
 
 
-def _as_probs(maps16) -> np.ndarray:
-    p = np.asarray(maps16, dtype=np.float32)
-    return p / p.sum(axis=1, keepdims=True)
+@functools.cache
+def real_query_maps(C: int) -> np.ndarray:
+    """float32 (N_QUERIES, C, n, n): the held-out photos' maps (not augmented; in no database)."""
+    return real_classes(camvid()["queries16"], C).numpy()
 
 
-def real_query(kind: str) -> Query:
-    """A query on ``real_index``: CamVid photo 0's maps; a sketch of its 5 largest classes (argmax, the other
-    pixels unspecified); the photo with its 2 largest classes drawn over it."""
-    _, photo, labels = real_index()
+def real_class_order(C: int) -> np.ndarray:
+    """The C classes by total mass over the database photos, descending ('others' where its mass falls)."""
+    mass = camvid()["mass"]
+    if C != len(mass):
+        order = camvid()["order"]
+        mass = np.append(mass[order[: C - 1]], mass[order[C - 1 :]].sum())
+    return np.argsort(-mass, kind="stable")
 
-    def largest(m):
-        counts = np.bincount(labels.ravel())
-        keep = np.argsort(-counts, kind="stable")[:m]
-        return np.where(np.isin(labels, keep), labels, -1).astype(np.int32)
 
+def real_sketch(C: int, drawn: int, photo: int = 0) -> tuple[np.ndarray, str]:
+    """A sketch of ``drawn`` classes from held-out photo ``photo``'s label map (argmax of its network maps) and
+    how it was made: 'photo' = its ``drawn`` largest classes where drawn, the other pixels unspecified; when
+    the photo has fewer classes, 'bands' = the ``drawn`` classes with the most mass over the database, as a
+    full sketch of bands (``band_sketch``)."""
+    labels = real_query_maps(C)[photo].argmax(axis=0).astype(np.int32)
+    counts = np.bincount(labels.ravel(), minlength=C)
+    if drawn <= (counts > 0).sum():
+        keep = np.argsort(-counts, kind="stable")[:drawn]
+        return np.where(np.isin(labels, keep), labels, -1).astype(np.int32), "photo"
+    return band_sketch(C, drawn, real_class_order(C)), "bands"
+
+
+def real_query(C: int, kind: str, drawn: int | None = None) -> Query:
+    """Held-out photo 0 as an image query; a sketch of its SKETCH_CLASSES (or ``drawn``) largest classes; the
+    photo with its 2 largest classes drawn over it."""
+    photo = real_query_maps(C)[0]
     if kind == "image":
         return Query.image(photo)
     if kind == "sketch":
-        return Query.sketch(largest(SKETCH_CLASSES))
-    return Query.image_and_sketch(photo, largest(2))
+        return Query.sketch(real_sketch(C, drawn or SKETCH_CLASSES)[0])
+    if kind == "image_and_sketch":
+        return Query.image_and_sketch(photo, real_sketch(C, 2)[0])
+    raise ValueError(f"unknown query kind {kind!r}")
+
+
+def real_description(C: int) -> dict:
+    """How the real-derived data was made, for the report."""
+    cam = camvid()
+    d = {"photos": cam["n_photos"], "database_photos": len(cam["base"]), "held_out_sequence": REAL_QUERY_SEQ,
+         "held_out_photos": cam["n_held"], "queries": N_QUERIES, "shift_max_px": SHIFT_MAX, "crop_min_px": CROP_MIN,
+         "train_maps": N_TRAIN, "seed": REAL_SEED, "version": REAL_VERSION,
+         "query_photo_classes": int((np.bincount(real_query_maps(C)[0].argmax(0).ravel()) > 0).sum()),
+         "build_seconds": real_build_times()}
+    if C != cam["base"].shape[1]:
+        mass = cam["mass"]
+        d["others_classes"] = int(len(mass) - (C - 1))
+        d["others_mass_share"] = float(mass[cam["order"][C - 1 :]].sum() / mass.sum())
+    return d
 
 
 # ---------------------------------------------------------------------------------------------- queries
@@ -269,12 +496,13 @@ def image_queries(C: int) -> tuple[Query, ...]:
     return tuple(Query.image(p) for p in synthetic_probs(N_QUERIES, C, SIZE, seed=QUERY_SEED))
 
 
-def band_sketch(C: int, drawn: int) -> np.ndarray:
-    """A full sketch of classes 0..drawn-1 (the most frequent ones), each one region of the n x n map in
-    raster order: horizontal bands while drawn <= n, runs of pixels beyond."""
+def band_sketch(C: int, drawn: int, classes=None) -> np.ndarray:
+    """A full sketch of classes[0..drawn-1] (default: classes 0..drawn-1, the most frequent synthetic ones),
+    each one region of the n x n map in raster order: horizontal bands while drawn <= n, runs of pixels beyond."""
     if not 1 <= drawn <= C:
         raise ValueError(f"drawn must be in 1..{C}; got {drawn}")
-    return (np.arange(SIZE * SIZE) * drawn // (SIZE * SIZE)).reshape(SIZE, SIZE).astype(np.int32)
+    bands = (np.arange(SIZE * SIZE) * drawn // (SIZE * SIZE)).reshape(SIZE, SIZE)
+    return (bands if classes is None else np.asarray(classes)[bands]).astype(np.int32)
 
 
 def partial_sketch() -> np.ndarray:
@@ -319,4 +547,14 @@ if __name__ == "__main__":
         pq_index(c)
     for n in N_EXACT:
         exact_index(n)
+    if camvid() is None:
+        log("no cached CamVid network maps (python bench/maps_cache.py): real-derived data not built")
+    else:
+        for c in CLASSES:
+            real_pq_index(c)
+        for k in KS_TABLE1:
+            real_table1_index(max(N_EXACT), k)
+        for n in N_EXACT:
+            real_exact_index(n)
+        log(f"real-derived build times (s): {real_build_times()}")
     log("done")

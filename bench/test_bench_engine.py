@@ -1,6 +1,7 @@
 """segsearch engine benchmarks (pytest-benchmark): end-to-end search, LUT, scan, sketch time vs classes
 drawn (the paper's Fig. 5), eps, the exact baseline and K = 4..256 at Table 1's sizes, N = 10^4..10^7
-scaling, N = 10M, and faiss's IndexPQ on the same codebook and codes. Marker ``large``: the paper-scale
+scaling, N = 10M, and faiss's IndexPQ on the same codebook and codes, on synthetic data; Sec. 4.3, Fig. 5
+and Table 1 again on real-derived data (``test_real_*``: augmented CamVid network maps, bench/data.py). Marker ``large``: the paper-scale
 index (N = 82,783) and N = 10^7. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
 without a copy) are. Command and selection: bench/README.md.
 """
@@ -14,7 +15,7 @@ import pytest
 
 import data
 from data import CLASSES, K, KINDS, KS_TABLE1, N_BIG, N_EXACT, N_SCALING, TOPK
-from segsearch import DEFAULT_EPS, _core
+from segsearch import DEFAULT_EPS, Query, _core
 
 try:
     import faiss
@@ -47,10 +48,12 @@ def lut_args(index, query, eps=DEFAULT_EPS):
 # ---------------------------------------------------------------------------------------------- engine
 @large
 @grid(C=CLASSES, kind=KINDS, threads=THREADS)
-def test_search(measure, C, kind, threads):
-    """End to end: ``index.search(q, k=10)`` (LUT, scan, ids) at the paper's N."""
+def test_search(measure, benchmark, C, kind, threads):
+    """End to end: ``index.search(q, k=10)`` (LUT, scan, ids) at the paper's N, synthetic data."""
+    index = data.pq_index(C)
+    benchmark.extra_info.update(code_stats(index))
     measure(("search", C, kind, threads), f"{kind} query C={C}",
-            data.pq_index(C).search, data.query(C, kind), k=TOPK, threads=threads)
+            index.search, data.query(C, kind), k=TOPK, threads=threads)
 
 
 @large
@@ -118,6 +121,58 @@ def test_table1(measure, benchmark, N, K):
     measure(("table1", N, K), f"exact N={N}", index.search, data.query(60, "image"), k=TOPK, threads=1)
 
 
+# ---------------------------------------------------------------------------------------------- real-derived
+def real_or_skip(index):
+    if index is None:
+        pytest.skip("no cached CamVid network maps: run python bench/maps_cache.py (or bench/quality.py) first")
+    return index
+
+
+def code_stats(index) -> dict:
+    """Codes per image that differ from their class's most common code (what the scan pays for)."""
+    n = len(index)
+    return {"n_images": n, "nondefault_codes_per_image": float(
+        (index._codes[:, :n] != index._defaults[:, None]).sum() / max(n, 1))}
+
+
+@large
+@grid(C=CLASSES, kind=KINDS, threads=THREADS)
+def test_real_search(measure, benchmark, C, kind, threads):
+    """``test_search`` on real-derived data: augmented CamVid network maps (``data.augmented_batch``) at the
+    paper's N, queried with a held-out CamVid photo (sketch: its 5 largest classes; image + sketch: its 2
+    largest drawn over it). Skips without the cached maps."""
+    index = real_or_skip(data.real_pq_index(C))
+    benchmark.extra_info.update(code_stats(index), data=data.real_description(C))
+    measure(("real_search", C, kind, threads), f"{kind} query C={C}",
+            index.search, data.real_query(C, kind), k=TOPK, threads=threads)
+
+
+@large
+@grid(C=CLASSES, drawn=DRAWN)
+def test_real_sketch_classes(measure, benchmark, C, drawn):
+    """``test_sketch_classes`` (Fig. 5) on real-derived data: the held-out photo's m largest classes where it
+    has m classes, else full bands of the m classes with the most mass (``data.real_sketch``), threads=1."""
+    index = real_or_skip(data.real_pq_index(C))
+    m = C if drawn == "all" else drawn
+    sketch, how = data.real_sketch(C, m)
+    benchmark.extra_info.update(drawn=m, sketch=how, sketched_fraction=float((sketch >= 0).mean()))
+    measure(("real_sketch_drawn", C, m), f"sketch C={C}", index.search, Query.sketch(sketch), k=TOPK, threads=1)
+
+
+@pytest.mark.exact
+@grid(N=N_EXACT, K=(*KS_TABLE1, "exact"))
+def test_real_table1(measure, benchmark, N, K):
+    """Table 1 on real-derived data: C = 60, the first N augmented maps, PQ with K = 4..256 or exact search
+    (``keep_exact`` maps), an image query of a held-out photo, threads=1."""
+    if data.camvid() is None:
+        real_or_skip(None)
+    exact = K == "exact"
+    index = data.real_exact_index(N) if exact else data.real_table1_index(N, K)
+    benchmark.extra_info.update(n_images=len(index), n_centroids=K)
+    measure(("real_table1", N, K), f"exact N={N}", index.search, data.real_query(60, "image"), k=TOPK,
+            exact=exact, threads=1)
+
+
 @pytest.mark.parametrize(("N", "kind"), [
     pytest.param(n, kind, id=f"N{n}-{kind}", marks=[large] if n >= N_BIG else [])
     for n in N_SCALING for kind in KINDS])
@@ -128,21 +183,6 @@ def test_scaling(measure, benchmark, N, kind):
     benchmark.extra_info.update(n_images=len(index), code_bytes_per_image=index.num_classes,
                                 fixed_bytes=index._cb.nbytes + index._block_sums.nbytes + index._cnorms.nbytes)
     measure(("scaling", N, kind), f"scaling {kind}", index.search, data.query(60, kind), k=TOPK, threads=1)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_real_codes(measure, benchmark, kind):
-    """Real codes at the paper's N: the network's maps of the CamVid photos encoded (C=151, K=256) and
-    repeated to N = 82,783 (scaled), queried with a CamVid photo, threads=1; next to ``test_search[C151-*-t1]``
-    on synthetic maps. Skips without the cached maps (``python bench/maps_cache.py``)."""
-    real = data.real_index()
-    if real is None:
-        pytest.skip("no cached CamVid network maps: run python bench/maps_cache.py (or bench/quality.py) first")
-    index = real[0]
-    n = len(index)
-    benchmark.extra_info.update(n_images=n, nondefault_codes_per_image=float(
-        (index._codes[:, :n] != index._defaults[:, None]).sum() / n))
-    measure(("real", kind), f"{kind} query C=151", index.search, data.real_query(kind), k=TOPK, threads=1)
 
 
 @large
