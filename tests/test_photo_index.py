@@ -352,3 +352,15 @@ def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_pat
     with pytest.raises(WeightsNotFoundError) as e:
         pi.search(image=photos / names[0])
     assert "cannot read photo" not in str(e.value)
+
+
+def test_text_search_normalises_query_words_once(tmp_path):
+    """'horses' folds to the stem of 'horse'; the search must not fold that stem again."""
+    index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
+    write_captions([(names[0], "Two horses on a beach."), (names[1], "A house by the boxes")],
+                   index_dir / "captions.sqlite")
+    pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
+    for text, expect in (("horse", names[0]), ("HORSES!", names[0]), ("houses box", names[1])):
+        hits = pi.search(text=text, k=5)
+        assert [h.id for h in hits] == [expect], text
+    assert pi.search(text="horses houses", sketch=_sky_road(), k=2)[0].text_score == 1

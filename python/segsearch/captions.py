@@ -94,7 +94,12 @@ class Captions:
 
     def scores(self, text: str) -> dict[str, int]:
         """{photo id: number of distinct query words in its captions}, for photos scoring at least 1."""
-        words = sorted(normalize_words(text))
+        return self.word_scores(normalize_words(text))
+
+    def word_scores(self, words: set[str]) -> dict[str, int]:
+        """:meth:`scores` for words already normalised by :func:`normalize_words` (normalising is not
+        idempotent: 'horses' -> 'hors', and 'hors' -> 'hor')."""
+        words = sorted(words)
         if not words:
             return {}
         if self._words is not None:

@@ -214,7 +214,7 @@ class PhotoIndex:
             if self.captions is None:
                 raise ValueError("this index has no captions, so it cannot be searched by text; index the photos "
                                  "with '--captions FILE' or leave the text out")
-            words = " ".join(sorted(normalize_words(text)))
+            words = normalize_words(text)
             if not words:
                 raise ValueError(f"the text {text!r} has no words to search for")
         if q is None and words is None:
@@ -223,7 +223,7 @@ class PhotoIndex:
             res = self.index.search(q, k, threads=threads)
             return [Hit(i + 1, id_, self.path(id_), float(d)) for i, (id_, d) in
                     enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
-        scores = self.captions.scores(words)
+        scores = self.captions.word_scores(words)
         if q is None:
             order = sorted(scores.items(), key=lambda t: (-t[1], self._position(t[0])))[:k]
             return [Hit(i + 1, p, self.path(p), math.nan, s) for i, (p, s) in enumerate(order)]
