@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import maps_cache
 import numpy as np
 
 import segsearch
@@ -57,7 +58,7 @@ N_QUERIES = 20
 SKETCH_CLASSES = 5  # classes drawn in the sketch of the end-to-end and 10M benchmarks
 BATCH = 1_000  # images generated and encoded at a time
 DATA_VERSION = 1  # bump when the generated data changes, to invalidate the caches
-CACHE = Path(__file__).resolve().parent / ".cache"
+CACHE = maps_cache.CACHE
 TRAIN_SEED, QUERY_SEED, CODES_SEED = 1_000_000_001, 1_000_000_002, 1_000_000_003
 
 
@@ -101,8 +102,7 @@ def cached_index(C: int, n_images: int, *, keep_exact: bool = False) -> Index:
     name = f"exact-C{C}-N{n_images}" if keep_exact else f"pq-C{C}-N{n_images}-K{K}-T{N_TRAIN}"
     path = CACHE / f"{name}-n{SIZE}-v{DATA_VERSION}.segsearch"
     if not path.exists():
-        CACHE.mkdir(exist_ok=True)
-        (CACHE / ".gitignore").write_text("*\n")
+        maps_cache.ensure_cache()
         log(f"building {path.name} (cached for later runs)")
         build_index(C, n_images, keep_exact=keep_exact).save(path)
     return Index.load(path, mmap=False)
@@ -137,16 +137,8 @@ def trained_codebook(C: int, n_centroids: int = K) -> np.ndarray:
         index = Index(C, SIZE, n_centroids).train(synthetic_probs(N_TRAIN, C, SIZE, seed=TRAIN_SEED))
         codebook = np.array(index.codebook)
         log(f"C={C} K={n_centroids}: codebook trained in {time.perf_counter() - t0:.0f} s")
-    _save_npy(path, codebook)
+    maps_cache.save_npy(path, codebook)
     return codebook
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    CACHE.mkdir(exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array, allow_pickle=False)
-    tmp.replace(path)
 
 
 @functools.cache
@@ -164,7 +156,7 @@ def table1_codes(n_centroids: int) -> np.ndarray:
     codes = np.concatenate([encode(synthetic_probs(min(BATCH, n - s), 60, SIZE, seed=s), cb)
                             for s in range(0, n, BATCH)])
     log(f"K={n_centroids}: {n:,} Table 1 images encoded")
-    _save_npy(path, codes)
+    maps_cache.save_npy(path, codes)
     return codes
 
 
@@ -232,7 +224,6 @@ def camvid():
     """The CamVid maps split for the real-derived data, or None without the cached network maps
     (``python bench/maps_cache.py``): dict with the database photos' float16 maps ``base``, the query photos'
     ``queries16``, their photo numbers, the classes by total probability mass over ``base`` (``order``)."""
-    import maps_cache
 
     paths, root = maps_cache.camvid_photos()
     maps16 = maps_cache.cached_maps(paths, root, tag="camvid")
@@ -370,7 +361,7 @@ def real_codebook(C: int, n_centroids: int = K) -> np.ndarray:
     codebook = np.array(Index(C, SIZE, n_centroids).train(sample, seed=0).codebook)
     del sample
     t2 = time.perf_counter()
-    _save_npy(path, codebook)
+    maps_cache.save_npy(path, codebook)
     _record_time(f"C{C} K{n_centroids} codebook: {N_TRAIN:,} maps augmented", t1 - t0)
     _record_time(f"C{C} K{n_centroids} codebook: k-means on {N_TRAIN:,} maps", t2 - t1)
     log(f"real C={C} K={n_centroids}: {N_TRAIN} maps augmented in {t1 - t0:.0f} s, k-means {t2 - t1:.0f} s")
@@ -397,7 +388,7 @@ def real_codes(C: int, n_images: int, n_centroids: int = K) -> np.ndarray:
             log(f"real C={C} K={n_centroids}: {start + len(maps):,}/{n_images:,} augmented and encoded "
                 f"({time.perf_counter() - t0:.0f} s, {t_aug:.0f} s of it augmenting)")
     total = time.perf_counter() - t0
-    _save_npy(path, codes)
+    maps_cache.save_npy(path, codes)
     _record_time(f"C{C} K{n_centroids} codes of N={n_images:,}: augment", t_aug)
     _record_time(f"C{C} K{n_centroids} codes of N={n_images:,}: encode", total - t_aug)
     return codes
@@ -427,7 +418,7 @@ def real_exact_index(n_images: int) -> Index:
         index = Index(60, SIZE, 1, keep_exact=True).train(augmented_batch(60, 0, 1))
         for _, maps in augmented_batches(60, n_images):
             index.add(maps)
-        CACHE.mkdir(exist_ok=True)
+        maps_cache.ensure_cache()
         index.save(path)
         _record_time(f"C60 exact maps of N={n_images:,}: augment + quantise", time.perf_counter() - t0)
     return Index.load(path, mmap=False)

@@ -26,6 +26,21 @@ def log(msg: str) -> None:
     print(f"[maps] {msg}", file=sys.stderr, flush=True)
 
 
+def ensure_cache() -> Path:
+    """Create ``bench/.cache`` (ignored by git) if missing; returns it."""
+    CACHE.mkdir(exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n")
+    return CACHE
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Save ``array`` to ``path`` in the cache (a temporary file renamed into place, no pickle)."""
+    ensure_cache()
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
 def weights_path() -> str | None:
     """``$SEGSEARCH_WEIGHTS``, else the shared TFLite file when present, else None (the user cache)."""
     if os.environ.get("SEGSEARCH_WEIGHTS"):
@@ -80,11 +95,7 @@ def network_maps(paths: list[Path], root: Path, *, tag: str, threads: int = 2) -
         out[idx] = probs.astype(np.float16)
         done[idx] = True
         log(f"{tag}: {done.sum()}/{len(paths)} photos segmented ({time.perf_counter() - t0:.0f} s)")
-    CACHE.mkdir(exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out, allow_pickle=False)
-    os.replace(tmp, path)
+    save_npy(path, out)
     log(f"{tag}: cached as {path.name}")
     return np.load(path, allow_pickle=False, mmap_mode="r")
 

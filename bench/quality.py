@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ import maps_cache  # noqa: E402
 from data import machine_info  # noqa: E402
 
 from segsearch import Index, Query  # noqa: E402
+from segsearch.captions import normalize_words, read_captions  # noqa: E402
 from segsearch.evaluation import (class_histogram, grade, histogram_distances, label_grid,  # noqa: E402
                                   layout_agreement, ndcg, query_maps)
 from segsearch.segmenter import ADE20K_CLASSES  # noqa: E402
@@ -149,9 +149,7 @@ def fold_codebook(db: np.ndarray, K: int, key: str) -> np.ndarray:
     t0 = time.perf_counter()
     index = Index(C, maps_cache.SIZE, K).train(np.concatenate([db, db[..., ::-1]]), seed=0)
     codebook = np.array(index.codebook)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, codebook, allow_pickle=False)
-    os.replace(tmp, path)
+    maps_cache.save_npy(path, codebook)
     log(f"codebook K={K} trained in {time.perf_counter() - t0:.0f} s")
     return codebook
 
@@ -261,23 +259,13 @@ def map_statistics(maps16: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- COCO
-def word_normalizer():
-    """``segsearch.captions.normalize_words`` (the product's text ranking words)."""
-    from segsearch.captions import normalize_words
-
-    return normalize_words
-
-
 def run_coco(threads: int) -> dict:
     t_start = time.perf_counter()
-    normalize_words = word_normalizer()
     paths, root = maps_cache.coco_photos()
     maps = as_probs(maps_cache.network_maps(paths, root, tag="coco-mini", threads=threads))
-    meta = json.loads((root / "captions_train2017.json").read_text())
-    by_id = {im["id"]: im["file_name"] for im in meta["images"]}
     captions = {p.name: [] for p in paths}
-    for a in meta["annotations"]:
-        captions[by_id[a["image_id"]]].append(a["caption"])
+    for name, caption in read_captions(root / "captions_train2017.json", list(captions))[0]:
+        captions[name].append(caption)
     names = [line.split("\t")[1].strip() for line in (root / "classes.txt").read_text().splitlines() if line.strip()]
     lut = np.full(257, -1, np.int64)  # COCO label -> ADE20K class; 0 background, 255 crowd, unmapped -> -1
     for i, name in enumerate(names[1:81], start=1):
