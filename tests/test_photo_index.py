@@ -342,12 +342,12 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
 
 def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_path):
     from segsearch import Index
-    from segsearch.photo_index import DEFAULT_NETWORK
+    from segsearch.indexing import NETWORK
     from segsearch.weights import WeightsNotFoundError
 
     index_dir, photos, names, _ = folder
     index = Index.load(index_dir / "index.segsearch")
-    index.metadata["network"] = DEFAULT_NETWORK
+    index.metadata["network"] = NETWORK
     pi = PhotoIndex(index, weights=tmp_path / "nowhere.tflite")
     with pytest.raises(WeightsNotFoundError) as e:
         pi.search(image=photos / names[0])

@@ -142,8 +142,7 @@ def _cmd_search(args) -> int:
         else:
             from .query import resize_nearest
 
-            base = resize_nearest(sketch, pi.size) if sketch.shape != (pi.size, pi.size) else sketch.copy()
-            sketch = np.where(boxes >= 0, boxes, base)
+            sketch = np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
     hits = pi.search(image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads)
     for h in hits:
         if args.json:

@@ -20,15 +20,12 @@ import numpy as np
 
 from .captions import Captions, normalize_words
 from .index import Index
+from .indexing import CAPTIONS_FILE, INDEX_FILE, NETWORK
 from .palette import make_palette
 from .query import Query, check_labels
 
 __all__ = ["Hit", "PhotoIndex", "open_index"]
 
-INDEX_FILE = "index.segsearch"
-CAPTIONS_FILE = "captions.sqlite"
-#: The network ``segsearch index`` uses; image queries on its indexes use the same one.
-DEFAULT_NETWORK = "deeplabv3-mnv2-ade20k"
 #: How many photo files' maps :meth:`PhotoIndex.segment` keeps.
 MAPS_CACHE = 16
 
@@ -44,9 +41,9 @@ class Hit:
     text_score: int | None = None
 
     def as_dict(self) -> dict:
-        d = math.nan if self.distance is None else self.distance
+        """JSON-able: a NaN distance (text-only search) becomes None."""
         return {"rank": self.rank, "id": self.id, "path": str(self.path),
-                "distance": None if math.isnan(d) else d, "text_score": self.text_score}
+                "distance": None if math.isnan(self.distance) else self.distance, "text_score": self.text_score}
 
 
 class PhotoIndex:
@@ -119,7 +116,7 @@ class PhotoIndex:
         """The network for photo queries (loaded on first use)."""
         if self._segmenter is None:
             network = (self.index.metadata or {}).get("network")
-            if network != DEFAULT_NETWORK:
+            if network != NETWORK:
                 raise ValueError(
                     f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
                     ", so photo queries need that network (from Python: PhotoIndex.open(..., segmenter=...)); "
@@ -220,14 +217,17 @@ class PhotoIndex:
         if q is None and words is None:
             raise ValueError("nothing to search for: give a photo, a sketch (draw at least one class) or text")
         if words is None:
-            res = self.index.search(q, k, threads=threads)
-            return [Hit(i + 1, id_, self.path(id_), float(d)) for i, (id_, d) in
-                    enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+            return self._hits(self.index.search(q, k, threads=threads))
         scores = self.captions.word_scores(words)
         if q is None:
             order = sorted(scores.items(), key=lambda t: (-t[1], self._position(t[0])))[:k]
             return [Hit(i + 1, p, self.path(p), math.nan, s) for i, (p, s) in enumerate(order)]
         return self._text_and_layout(q, scores, k, threads)
+
+    def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
+        """Hits for an index search result, ranked from ``start + 1``."""
+        return [Hit(start + i + 1, id_, self.path(id_), float(d), score)
+                for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
 
     def _position(self, id_) -> int:
         pos = self.index._positions()
@@ -242,18 +242,14 @@ class PhotoIndex:
                 by_level.setdefault(s, []).append(p)
         hits: list[Hit] = []
         for s in sorted(by_level, reverse=True):
-            res = self.index.search(q, k - len(hits), subset=by_level[s], threads=threads)
-            hits += [Hit(len(hits) + i + 1, p, self.path(p), float(d), s)
-                     for i, (p, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+            hits += self._hits(self.index.search(q, k - len(hits), subset=by_level[s], threads=threads), len(hits), s)
             if len(hits) >= k:
                 return hits
         rest = np.ones(len(self), bool)
         for ids in by_level.values():
             rest[[pos[p] for p in ids]] = False
         if rest.any():
-            res = self.index.search(q, k - len(hits), subset=rest, threads=threads)
-            hits += [Hit(len(hits) + i + 1, p, self.path(p), float(d), 0)
-                     for i, (p, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+            hits += self._hits(self.index.search(q, k - len(hits), subset=rest, threads=threads), len(hits), 0)
         return hits
 
     # ------------------------------------------------------------------ decoded codes

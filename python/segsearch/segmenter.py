@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from .deeplab import NATIVE_SIZE, NUM_CLASSES, DeepLabV3MobileNetV2
+from .deeplab import NATIVE_SIZE, DeepLabV3MobileNetV2
 from .palette import make_palette
 from .weights import load_weights
 
