@@ -25,6 +25,7 @@ from tkinter import filedialog, messagebox
 import numpy as np
 from PIL import Image, ImageOps, ImageTk
 
+from .sheet import open_photo
 from .sketch_io import read_sketch, save_sketch
 from .sketch_model import UNSPECIFIED, Sketch
 
@@ -53,14 +54,6 @@ def _hex(rgb) -> str:
 def _text_colour(rgb) -> str:
     r, g, b = (int(v) for v in rgb)
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
-
-
-def _open_photo(path, size: tuple[int, int]) -> Image.Image:
-    """A photo file as RGB, EXIF orientation applied, reduced cheaply towards ``size`` (JPEG draft mode)."""
-    with Image.open(path) as im:
-        im.draft("RGB", size)
-        im = ImageOps.exif_transpose(im)
-        return im.convert("RGB")
 
 
 @dataclass
@@ -139,7 +132,7 @@ class _Searcher:
         im = self._thumbs.get(key)
         if im is None:
             try:
-                im = ImageOps.contain(_open_photo(path, (THUMB_PX, THUMB_PX)), (THUMB_PX, THUMB_PX))
+                im = ImageOps.contain(open_photo(path, (THUMB_PX, THUMB_PX)), (THUMB_PX, THUMB_PX))
             except (OSError, ValueError, SyntaxError):
                 return None
             if len(self._thumbs) >= THUMB_CACHE:
@@ -514,7 +507,7 @@ class SketchApp:
         """Make ``path`` the query photo (the strokes are kept)."""
         p = Path(path)
         try:
-            img = _open_photo(p, (CANVAS_PX, CANVAS_PX)).resize((CANVAS_PX, CANVAS_PX), Image.BILINEAR)
+            img = open_photo(p, (CANVAS_PX, CANVAS_PX)).resize((CANVAS_PX, CANVAS_PX), Image.BILINEAR)
         except FileNotFoundError:
             self._show_error(f"photo {p} does not exist")
             return
@@ -600,7 +593,7 @@ class SketchApp:
                 h, im = hits[i], thumbs[i]
                 tkim = ImageTk.PhotoImage(im, master=self.master) if im is not None else self._blank_thumb
                 self._tk_images.append(tkim)
-                d = "" if h.distance is None or math.isnan(h.distance) else f"d={h.distance:.2f}"
+                d = "" if math.isnan(h.distance) else f"d={h.distance:.2f}"
                 t = "" if h.text_score is None else f"  words={h.text_score}"
                 name = Path(str(h.id)).name
                 name = name if len(name) <= 20 else name[:9] + "…" + name[-10:]

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .palette import colorize
 
-__all__ = ["contact_sheet"]
+__all__ = ["contact_sheet", "open_photo"]
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -40,11 +40,19 @@ def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha:
     return Image.composite(colours, photo, m)
 
 
-def _open_photo(path) -> Image.Image | None:
+def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
+    """A photo file as RGB, EXIF orientation applied; with ``size``, decoded at a reduced scale towards it
+    where the format allows (JPEG draft mode). Raises PIL's errors for unreadable files."""
+    with Image.open(path) as im:
+        if size is not None:
+            im.draft("RGB", size)
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def _open_or_none(path, size: tuple[int, int]) -> Image.Image | None:
     try:
-        with Image.open(path) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError):
+        return open_photo(path, size)
+    except (OSError, ValueError, SyntaxError):
         return None
 
 
@@ -62,7 +70,7 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
     # ---- query panel
     photo = None
     if image is not None:
-        photo = image.convert("RGB") if isinstance(image, Image.Image) else _open_photo(image)
+        photo = image.convert("RGB") if isinstance(image, Image.Image) else _open_or_none(image, (2 * thumb,) * 2)
     lab = None if sketch is None else np.asarray(sketch)
     if photo is not None:
         q = _fit(photo, thumb * 2)
@@ -104,7 +112,7 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
     d.text((gx, PAD), f"top {len(hits)}" if hits else "no results", fill=INK, font=title_font)
     for i, h in enumerate(hits):
         cx, cy = gx + (i % cols) * cell_w, PAD + line + (i // cols) * cell_h
-        im = _open_photo(h.path)
+        im = _open_or_none(h.path, (thumb, thumb))
         if im is None:
             tile = Image.new("RGB", (thumb, thumb * 3 // 4), (200, 200, 200))
         else:
@@ -114,7 +122,7 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
             except ValueError:
                 pass
         sheet.paste(tile, (cx, cy))
-        dist = "" if h.distance is None or math.isnan(h.distance) else f"  d={h.distance:.4g}"
+        dist = "" if math.isnan(h.distance) else f"  d={h.distance:.4g}"
         score = "" if h.text_score is None else f"  words={h.text_score}"
         d.text((cx, cy + tile.height + 2), f"#{h.rank}{dist}{score}", fill=INK, font=font)
         name = str(h.id)
