@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -153,12 +152,11 @@ def _cmd_search(args) -> int:
             print(f"{h.rank}\t{h.path}\t{dist}{words}")
     if args.sheet:
         from .sheet import contact_sheet
+        from .storage import atomic_write
 
         sheet = contact_sheet(pi, hits, image=args.image, sketch=sketch, text=args.text)
-        out = Path(args.sheet)
-        tmp = out.with_name(out.name + ".tmp")
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, out)
+        with atomic_write(args.sheet) as f:
+            sheet.save(f, format="PNG")
     if not hits:
         print("no results" + (" (no photo's captions contain the words)" if args.text else ""), file=sys.stderr)
     return 0

@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, ImageTk
 from .sheet import open_photo
 from .sketch_io import read_sketch, save_sketch
 from .sketch_model import UNSPECIFIED, Sketch
+from .storage import atomic_write
 
 __all__ = ["STATE_ENV", "SketchApp", "run"]
 
@@ -697,9 +698,9 @@ class SketchApp:
         if self.state_path is None:
             return
         try:
-            tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-            tmp.write_text(json.dumps(self.state()))
-            os.replace(tmp, self.state_path)
+            state = json.dumps(self.state()).encode()
+            with atomic_write(self.state_path) as f:  # tests read it while the app writes
+                f.write(state)
         except (OSError, tk.TclError):
             pass
 

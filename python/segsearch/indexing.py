@@ -81,12 +81,10 @@ def find_photos(root: str | os.PathLike) -> list[str]:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    from .storage import atomic_write
+
+    with atomic_write(path) as f:
         np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class _State:

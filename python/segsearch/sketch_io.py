@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -68,14 +67,13 @@ def read_sketch(file, palette: np.ndarray, num_classes: int | None = None) -> np
 def save_sketch(path, labels, palette: np.ndarray) -> None:
     """Write a label map (-1 = unspecified) as an RGB PNG in ``palette``, black = unspecified (atomically)."""
     from .palette import colorize
+    from .storage import atomic_write
 
     lab = np.asarray(labels)
     if lab.ndim != 2:
         raise ValueError(f"a sketch is a 2-D label map; got shape {lab.shape}")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(colorize(lab, np.asarray(palette, np.uint8))).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        Image.fromarray(colorize(lab, np.asarray(palette, np.uint8))).save(f, format="PNG")
 
 
 def class_index(name: str, classes: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ No pickle: arrays are raw bytes described by the JSON header.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -60,24 +61,34 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
     head = dict(header, arrays=entries)
     blob = json.dumps(head, sort_keys=True).encode()
     data_start = -(-(_PREFIX.size + len(blob)) // _ALIGN) * _ALIGN
+    with atomic_write(path) as f:
+        f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob), zlib.crc32(blob)))
+        f.write(blob)
+        f.write(b"\0" * (data_start - f.tell()))
+        for name, a in arrays.items():
+            a = np.ascontiguousarray(a)
+            step = 1 << 26
+            flat = a.reshape(-1).view(np.uint8) if a.size else np.zeros(0, np.uint8)
+            for s in range(0, flat.size, step):
+                f.write(flat[s : s + step].tobytes())
+            f.write(b"\0" * (-int(a.nbytes) % _ALIGN))
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Write a file all or nothing: yields a binary file for a temporary file beside ``path``, which is
+    flushed, fsynced and renamed onto ``path`` when the block ends, or removed if it raises (``path`` is then
+    left as it was)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob), zlib.crc32(blob)))
-            f.write(blob)
-            f.write(b"\0" * (data_start - f.tell()))
-            for name, a in arrays.items():
-                a = np.ascontiguousarray(a)
-                step = 1 << 26
-                flat = a.reshape(-1).view(np.uint8) if a.size else np.zeros(0, np.uint8)
-                for s in range(0, flat.size, step):
-                    f.write(flat[s : s + step].tobytes())
-                f.write(b"\0" * (-int(a.nbytes) % _ALIGN))
+            yield f
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved index gets normal permissions
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets normal permissions
         os.replace(tmp, path)
     except BaseException:
         try:
