@@ -1,21 +1,21 @@
 """Plain numpy references of the method's distances, written straight from the equations."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from segsearch.evaluation import query_maps
 
 
 def query_vectors(kind: str, probs, labels, C: int, D: int):
     """(classes summed, q (C, D) float64) for a query kind: 'image', 'sketch' or 'image_and_sketch'."""
     if kind == "image":
         return np.arange(C), np.asarray(probs, np.float64).reshape(C, D)
-    lab = np.asarray(labels).reshape(D)
-    onehot = (lab[None, :] == np.arange(C)[:, None]).astype(np.float64)
-    if kind == "sketch":
-        return np.unique(lab[lab >= 0]), onehot
-    q = np.asarray(probs, np.float64).reshape(C, D).copy()
-    drawn = lab >= 0
-    q[:, drawn] = onehot[:, drawn]
-    return np.arange(C), q
+    n = math.isqrt(D)
+    lab = np.asarray(labels).reshape(n, n)
+    if kind == "sketch":  # drawn pixels one-hot, the rest 0; only the drawn classes are summed
+        return np.unique(lab[lab >= 0]), query_maps(lab, C).reshape(C, D)
+    return np.arange(C), query_maps(lab, C, np.asarray(probs, np.float64).reshape(C, n, n)).reshape(C, D)
 
 
 def distances(kind: str, probs, labels, maps: np.ndarray) -> np.ndarray:
