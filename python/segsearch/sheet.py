@@ -31,11 +31,10 @@ def _fit(im: Image.Image, box: int) -> Image.Image:
     return ImageOps.contain(im.convert("RGB"), (box, box), Image.BILINEAR)
 
 
-def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA,
-             skip_unspecified: bool = True) -> Image.Image:
+def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA) -> Image.Image:
     """``photo`` with the label map (resized nearest to the photo) blended over it."""
     colours = Image.fromarray(colorize(labels, palette)).resize(photo.size, Image.NEAREST)
-    mask = (np.asarray(labels) >= 0) if skip_unspecified else np.ones(np.shape(labels), bool)
+    mask = np.asarray(labels) >= 0  # unspecified sketch pixels stay clear
     m = Image.fromarray((mask * int(round(alpha * 255))).astype(np.uint8)).resize(photo.size, Image.NEAREST)
     return Image.composite(colours, photo, m)
 
@@ -118,7 +117,7 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
         else:
             tile = _fit(im, thumb)
             try:
-                tile = _overlay(tile, photo_index.predicted_labels(h.id), palette, skip_unspecified=False)
+                tile = _overlay(tile, photo_index.predicted_labels(h.id), palette)
             except ValueError:
                 pass
         sheet.paste(tile, (cx, cy))
