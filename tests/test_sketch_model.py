@@ -176,3 +176,35 @@ def test_to_rgba_overlay():
 def test_bad_input_raises_value_error(bad):
     with pytest.raises(ValueError):
         bad(Sketch(8))
+
+
+def test_letterbox_keeps_the_aspect_ratio_centred():
+    from segsearch.sketch_model import letterbox
+
+    assert letterbox(64, 48, 512, 512) == (0, 64, 512, 384)      # wide: bars above and below
+    assert letterbox(48, 64, 512, 512) == (64, 0, 384, 512)      # tall: bars left and right
+    assert letterbox(100, 100, 512, 512) == (0, 0, 512, 512)
+    assert letterbox(960, 720, 400, 300) == (0, 0, 400, 300)
+    assert letterbox(10000, 1, 512, 512) == (0, 255, 512, 1)     # never thinner than a pixel
+    for bad in ((0, 48, 512, 512), (64, -1, 512, 512), (64.5, 48, 512, 512), (64, 48, 512, True)):
+        with pytest.raises(ValueError, match="whole number"):
+            letterbox(*bad)
+
+
+def test_sketch_view_maps_the_grid_onto_the_photo_area():
+    from segsearch.sketch_model import SketchView
+
+    v = SketchView((256, 256), (0, 64, 512, 384))
+    assert v.scale == (2.0, 1.5)
+    assert v.to_sketch(0, 64) == (0.0, 0.0) and v.to_sketch(512, 448) == (256.0, 256.0)
+    assert v.to_sketch(100, 160) == (50.0, 64.0)
+    assert v.to_canvas(*v.to_sketch(123, 321)) == (123.0, 321.0)
+    assert v.contains(10, 64) and not v.contains(10, 63) and not v.contains(10, 448)
+    x, y = v.to_sketch(256, 20)                                   # on the bar: outside the sketch
+    assert not 0 <= y < 256
+    s = Sketch(256)
+    assert not s.fill(x, y, 1) and s.is_empty()
+    with pytest.raises(ValueError):
+        SketchView((256, 256), (0, 0, 0, 10))
+    with pytest.raises(ValueError):
+        SketchView((256,), (0, 0, 10, 10))

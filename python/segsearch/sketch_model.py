@@ -4,6 +4,10 @@ A :class:`Sketch` holds an int32 label map of the canvas resolution (e.g. 256 x 
 0..C-1 = class, in the conventions of :meth:`segsearch.Query.sketch`. Coordinates are (x, y) = (column, row)
 in label-map pixels. Every completed stroke, fill, clear or load is one entry of a bounded undo history; an
 entry stores only the pixels it changed.
+
+:func:`letterbox` and :class:`SketchView` place the sketch on a screen canvas: a query photo is shown with its
+aspect ratio kept, and the sketch grid is stretched over the photo's area (as the network stretches a photo to
+a square), so a stroke lands on the part of the photo under the pointer and never on the bars around it.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 
 from .query import check_labels, resize_nearest
 
-__all__ = ["UNSPECIFIED", "Sketch"]
+__all__ = ["UNSPECIFIED", "Sketch", "SketchView", "letterbox"]
 
 #: The label of pixels the user has not drawn (or has erased).
 UNSPECIFIED = -1
@@ -291,3 +295,53 @@ def _region(labels: np.ndarray, row: int, col: int) -> np.ndarray:
                     stack.append((nr, j))
                 j += 1
     return mask
+
+
+def _whole(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def letterbox(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int, int, int]:
+    """The largest rectangle of a ``width`` x ``height`` picture's aspect ratio that fits in a ``box_width`` x
+    ``box_height`` box, centred: ``(x, y, w, h)`` in box pixels (w, h >= 1; the rest of the box is bars)."""
+    width, height = _whole("width", width), _whole("height", height)
+    box_width, box_height = _whole("box_width", box_width), _whole("box_height", box_height)
+    if width * box_height >= height * box_width:       # wider than the box: full width, bars above and below
+        w, h = box_width, max(1, min(box_height, round(box_width * height / width)))
+    else:                                               # taller: full height, bars left and right
+        w, h = max(1, min(box_width, round(box_height * width / height))), box_height
+    return (box_width - w) // 2, (box_height - h) // 2, w, h
+
+
+class SketchView:
+    """Where a sketch grid of ``shape`` (rows, cols) is shown on a canvas: stretched over ``area`` = (x, y, w, h)
+    canvas pixels (e.g. the photo's :func:`letterbox`). Converts between canvas and sketch coordinates."""
+
+    def __init__(self, shape: tuple[int, int], area: tuple[int, int, int, int]):
+        if len(shape) != 2 or len(area) != 4:
+            raise ValueError(f"shape must be (rows, cols) and area (x, y, w, h); got {shape!r}, {area!r}")
+        self.shape = (_whole("rows", shape[0]), _whole("cols", shape[1]))
+        x, y = (_whole(n, v, minimum=0) for n, v in (("x", area[0]), ("y", area[1])))
+        self.area = (x, y, _whole("area width", area[2]), _whole("area height", area[3]))
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Canvas pixels per sketch pixel, (horizontal, vertical)."""
+        return self.area[2] / self.shape[1], self.area[3] / self.shape[0]
+
+    def to_sketch(self, cx: float, cy: float) -> tuple[float, float]:
+        """Canvas (x, y) -> sketch (x, y) = (column, row); outside 0..cols / 0..rows when on the bars."""
+        sx, sy = self.scale
+        return (cx - self.area[0]) / sx, (cy - self.area[1]) / sy
+
+    def to_canvas(self, x: float, y: float) -> tuple[float, float]:
+        """Sketch (x, y) -> canvas (x, y)."""
+        sx, sy = self.scale
+        return self.area[0] + x * sx, self.area[1] + y * sy
+
+    def contains(self, cx: float, cy: float) -> bool:
+        """Whether canvas point (cx, cy) lies on the sketch (not on the bars around it)."""
+        x, y, w, h = self.area
+        return x <= cx < x + w and y <= cy < y + h
