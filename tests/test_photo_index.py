@@ -305,11 +305,16 @@ def test_cli_sketch_file_over_boxes(folder, tmp_path, capsys):
 
 
 def test_cli_classes(folder, capsys):
+    # one numbering: the first column is the class index (as in the API and the sketch tool's palette); the
+    # single-channel sketch PNG value (index + 1) has its own column
     assert main(["classes", str(folder[0])]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(CLASSES) and lines[1].split("\t")[0] == "2" and lines[1].split("\t")[2] == "sky"
+    assert lines[0].split("\t") == ["class", "png", "colour", "name"]
+    assert len(lines) == 1 + len(CLASSES)
+    assert lines[2].split("\t")[:2] == ["1", "2"] and lines[2].split("\t")[3] == "sky" == CLASSES[1]
     assert main(["classes", str(folder[0]), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[3])["name"] == "road"
+    row = json.loads(capsys.readouterr().out.splitlines()[3])
+    assert (row["class"], row["value"], row["name"]) == (3, 4, "road") and CLASSES[3] == "road"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -163,15 +163,20 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_classes(args) -> int:
+    """One line per class: its index (0-based, the number used by the Python API, labels.txt, the sketch
+    tool's palette and ``--draw``), the value a single-channel sketch PNG uses for it (index + 1), its colour
+    in RGB sketches and its name; tab-separated under a header line, or one JSON object per class."""
     from .photo_index import PhotoIndex
 
     pi = PhotoIndex.open(args.index_dir)
+    if not args.json:
+        print("class\tpng\tcolour\tname")
     for c, (name, rgb) in enumerate(zip(pi.classes, pi.palette.tolist())):
         colour = "#{:02x}{:02x}{:02x}".format(*rgb)
         if args.json:
             print(json.dumps({"class": c, "value": c + 1, "name": name, "color": colour}))
         else:
-            print(f"{c + 1}\t{colour}\t{name}")
+            print(f"{c}\t{c + 1}\t{colour}\t{name}")
     return 0
 
 
