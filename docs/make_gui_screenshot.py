@@ -2,7 +2,8 @@
 
 Run on an X display, e.g. ``xvfb-run -s "-screen 0 1280x1024x24" python docs/make_gui_screenshot.py``.
 The photos are synthetic scenes (label maps from :mod:`segsearch.synthetic` painted in natural colours with
-noise); a colour-matching stand-in for the network segments them, so searches behave sensibly.
+noise), 4:3 like most camera photos and named like a camera's files; a colour-matching stand-in for the
+network segments them, so searches behave sensibly.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def make_folder(root: Path) -> PhotoIndex:
     for i, lab in enumerate(labels):
         rgb = COLOURS[lab] + rng.normal(0, 12, lab.shape + (3,))
         im = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).resize((128, 96), Image.BILINEAR)
-        names.append(f"scene{i:03d}.png")
+        names.append(f"IMG_20240612_{101500 + 37 * i:06d}.png")
         im.save(photos / names[-1])
     seg = ColourSegmenter()
     maps = seg.predict([photos / n for n in names], size=SIZE)
@@ -64,7 +65,7 @@ def make_folder(root: Path) -> PhotoIndex:
 
 def wait(app: SketchApp, n: int) -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (app.search_count <= n or app._pending):
+    while time.monotonic() < deadline and (app.search_count <= n or app.pending):
         app.master.update()
         time.sleep(0.01)
 
@@ -80,14 +81,14 @@ def main(out: str = "docs/gui.png") -> None:
         app.set_brush(30)
         app.sketch.stroke([(20, 30), (236, 30)], CLASSES.index("sky"), 30)
         app.sketch.stroke([(20, 225), (236, 225)], CLASSES.index("road"), 28)
-        app._sketch_changed()
+        app.sketch_changed()
         wait(app, 0)
         app.use_result(1)
         wait(app, 1)
         app.select_class("car")
         app.set_brush(12)
         app.sketch.stroke([(90, 170), (150, 170)], CLASSES.index("car"), 14)
-        app._sketch_changed()
+        app.sketch_changed()
         wait(app, 2)
         root.update()
         x, y = root.winfo_rootx(), root.winfo_rooty()

@@ -126,12 +126,18 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
         s = state(lambda s: s["canvas"][2] > 100, "the window to be laid out")
         subprocess.run(["xdotool", "windowfocus", wid], capture_output=True, timeout=WAIT, check=False)
 
-        # pick 'road' with the class filter box: click it, type, Return picks the first match
+        # pick 'sky' with the class filter box: click it, type, Return picks the match
         x, y = _centre(s["filter_entry"])
+        _xdo("mousemove", x, y, "click", "1")
+        _xdo("type", "--delay", "20", "sky")
+        _xdo("key", "Return")
+        s = state(lambda s: s["selected_class"] == "sky" and s["visible_classes"] == ["sky"], "sky to be picked")
+        # then 'road': clicking the box again and typing replaces the old text (not "skyroad")
         _xdo("mousemove", x, y, "click", "1")
         _xdo("type", "--delay", "20", "road")
         _xdo("key", "Return")
-        s = state(lambda s: s["selected_class"] == "road" and s["visible_classes"] == ["road"], "road to be picked")
+        s = state(lambda s: s["selected_class"] == "road", "road to be picked")
+        assert s["filter"] == "road" and s["visible_classes"] == ["road"]
 
         # draw a stroke along the bottom of the canvas; the search runs when it ends
         cx, cy, cw, ch = s["canvas"]
@@ -174,6 +180,15 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
         assert s["query_id"] == target
         _xdo("key", "e")
         state(lambda s: s["tool"] == "eraser", "E to pick the eraser")
+
+        # a filter that matches no class says so in the status bar (one line) and keeps the class
+        x, y = _centre(s["filter_entry"])
+        _xdo("mousemove", x, y, "click", "1")
+        _xdo("type", "--delay", "20", "zebra")
+        _xdo("key", "Return")
+        s = state(lambda s: "No class matches" in s["status"], "the no-match message")
+        assert s["selected_class"] == "road" and "zebra" in s["status"] and "\n" not in s["status_shown"]
+        assert s["status_bar"][2] <= s["window"][2]
 
         _xdo("key", "ctrl+q")
         assert proc.wait(WAIT) == 0
@@ -228,17 +243,17 @@ def _searched(app, n):
 def test_palette_click_and_filter_box(app):
     app.filter_var.set("o")
     app.master.update()
-    assert [app.classes[c] for c in app._visible_classes] == [c for c in CLASSES if "o" in c]
-    row = app._visible_classes.index(CLASSES.index("road"))
+    assert [app.classes[c] for c in app.visible_classes] == [c for c in CLASSES if "o" in c]
+    row = app.visible_classes.index(CLASSES.index("road"))
     x, y, _, h = app.palette_list.bbox(row)
     app.palette_list.event_generate("<Button-1>", x=x + 5, y=y + h // 2)
     app.palette_list.event_generate("<ButtonRelease-1>", x=x + 5, y=y + h // 2)
     app.master.update()
     assert app.current_class == CLASSES.index("road")
-    assert app.class_label.cget("text") == "road"
+    assert app.class_label.cget("text") == f"{CLASSES.index('road')} road"
     app.filter_var.set("zzz")
     app.master.update()
-    assert app.palette_list.size() == 0 and app._visible_classes == []
+    assert app.palette_list.size() == 0 and app.visible_classes == []
     app.filter_var.set("")
     app.master.update()
     assert app.palette_list.size() == len(CLASSES)
@@ -352,6 +367,216 @@ def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
     assert app.error and app.photo_id == hit.id
     app.remove_photo()
     assert app.photo_path is None and app.query_label.cget("text") == "Query: sketch only"
+
+
+# ------------------------------------------------------------------------- the user report: status, filter, numbers
+def _type(widget, text):
+    for ch in text:
+        widget.event_generate(f"<Key-{ch}>")
+    widget.update()
+
+
+def _click(widget, x=5, y=5):
+    widget.event_generate("<Button-1>", x=x, y=y)
+    widget.event_generate("<ButtonRelease-1>", x=x, y=y)
+    widget.update()
+
+
+def test_status_bar_never_widens_the_window(app, tmp_path, caplog):
+    root = app.master
+    root.update()
+    width, req = root.winfo_width(), root.winfo_reqwidth()
+    long_path = tmp_path / ("a_very_long_folder_name_" * 30) / "photo.jpg"   # an error of over 1,000 characters
+    with caplog.at_level("INFO", logger="segsearch.gui"):
+        app.set_photo(long_path)
+        root.update()
+    bar = app.status
+    assert app.error and len(bar.full_text) > 1000 and str(long_path) in bar.full_text
+    assert (root.winfo_width(), root.winfo_reqwidth()) == (width, req)
+    assert bar.winfo_width() <= width
+    shown = bar.shown_text
+    assert "\n" not in shown and shown.endswith("…") and shown[:-1] in bar.full_text
+    assert bar.font.measure(shown) <= bar.available_width()
+    # the full message: in a tooltip over the status bar, and in the log
+    assert any(r.levelname == "ERROR" and str(long_path) in r.getMessage() for r in caplog.records)
+    bar.event_generate("<Enter>", x=5, y=5)
+    root.update()
+    assert bar.tooltip.window is not None and bar.tooltip.label.cget("text") == bar.full_text
+    bar.event_generate("<Leave>")
+    root.update()
+    assert bar.tooltip.window is None
+    # a message with line breaks is one line too; a short one is shown whole, without a tooltip
+    app._set_status("first line\nsecond line")
+    root.update()
+    assert bar.shown_text == "first line second line" and bar.tooltip.text == ""
+    assert root.winfo_width() == width
+
+
+def test_filter_box_replaces_its_text_after_a_pick_and_reports_no_match(app):
+    sky, road = CLASSES.index("sky"), CLASSES.index("road")
+    entry = app.filter_entry
+    _click(entry)
+    _type(entry, "road")
+    entry.event_generate("<Return>")
+    app.master.update()
+    assert app.current_class == road and app.filter_var.get() == "road"
+    assert entry.selection_present()                # the picked text is selected: typing replaces it
+    # back in the box (a click clears Tk's selection), typing starts a new filter: "sky", not "roadsky"
+    _click(entry)
+    _type(entry, "sky")
+    assert app.filter_var.get() == "sky" and app.visible_classes == [sky]
+    entry.event_generate("<Return>")
+    app.master.update()
+    assert app.current_class == sky and app.error is None
+
+    # a click in the palette is a pick too
+    _click(entry)
+    app.filter_var.set("o")
+    app.master.update()
+    row = app.visible_classes.index(road)
+    x, y, _, h = app.palette_list.bbox(row)
+    _click(app.palette_list, x + 5, y + h // 2)
+    assert app.current_class == road
+    _click(entry)
+    _type(entry, "tree")
+    assert app.filter_var.get() == "tree"
+
+    # no match: Return says so in the status bar, the class stays, the box keeps the focus and its text goes
+    # on the next key
+    app.filter_var.set("")
+    _type(entry, "zebra")
+    entry.focus_force()
+    entry.event_generate("<Return>")
+    app.master.update()
+    assert app.current_class == road
+    assert "No class matches" in app.status.full_text and "zebra" in app.status.full_text and app.status.error
+    assert "road" in app.status.full_text
+    assert app.master.focus_get() is entry
+    _type(entry, "sky")
+    assert app.filter_var.get() == "sky"
+    entry.event_generate("<Return>")
+    app.master.update()
+    assert app.current_class == sky
+    # an exact name wins over an earlier class containing it; an empty filter picks nothing
+    assert app.best_match("car") == CLASSES.index("car") and app.best_match("zz") is None
+    app.filter_var.set("")
+    entry.event_generate("<Return>")
+    app.master.update()
+    assert app.current_class == sky
+
+
+def test_one_class_numbering_in_the_palette_and_segsearch_classes(app, folder, capsys):
+    from segsearch.cli import main
+
+    assert main(["classes", str(folder[0])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["class", "png", "colour", "name"]
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [r[3] for r in rows] == CLASSES
+    app.filter_var.set("")
+    app.master.update()
+    for c, (index, png, colour, name) in enumerate(rows):
+        assert int(index) == c and int(png) == c + 1            # class index; the PNG value is index + 1
+        number, shown = app.palette_list.get(c).split(maxsplit=1)
+        assert (int(number), shown) == (c, name)
+        assert colour == "#{:02x}{:02x}{:02x}".format(*app.palette[c])
+    app.select_class(int(rows[3][0]))
+    assert app.classes[app.current_class] == rows[3][3] and app.class_label.full_text == f"3 {rows[3][3]}"
+
+
+def test_query_photo_keeps_its_aspect_ratio_and_strokes_map_to_it(app, folder):
+    from segsearch.gui.window import BAR_RGB
+
+    photos, names = folder[1], folder[2]
+    photo = Image.open(photos / names[0]).convert("RGB")
+    assert photo.size == (64, 48)
+    app.set_photo(photos / names[0])
+    _searched(app, 0)
+    assert app.view.area == (0, 64, 512, 384)        # 4:3 in a 512 square: grey bars above and below
+    assert str(photos / names[0]) in app.query_label.tooltip.text
+    assert app.view.scale == (2.0, 1.5)
+    shown = np.asarray(app.canvas_image.convert("RGB")).astype(int)
+    assert (shown[:64] == BAR_RGB).all() and (shown[448:] == BAR_RGB).all()
+    src = np.asarray(photo).astype(int)
+    for bx, by in ((0, 0), (3, 3), (1, 2)):           # the photo's 16 x 12 px blocks, not stretched
+        assert np.abs(shown[64 + (6 + 12 * by) * 8, (8 + 16 * bx) * 8] - src[6 + 12 * by, 8 + 16 * bx]).max() <= 2
+
+    # strokes map to the photo's area: canvas y = 64 + 96 is sketch row 64 (the sketch covers the photo)
+    sky = CLASSES.index("sky")
+    app.select_class("sky")
+    app.set_brush(8)
+    _drag(app, [(100, 160), (400, 160)])
+    lab = np.asarray(app.sketch.labels)
+    assert lab[64, 60:190].tolist() == [sky] * 130 and (lab[76:] == -1).all()
+    # the bars are not part of the sketch: a fill there does nothing
+    app.set_tool("fill")
+    before = lab.copy()
+    app.canvas.event_generate("<ButtonPress-1>", x=256, y=20)
+    app.canvas.event_generate("<ButtonRelease-1>", x=256, y=20)
+    assert (np.asarray(app.sketch.labels) == before).all()
+    # the brush outline is round in the sketch, so an ellipse over a 4:3 photo
+    app.set_tool("brush")
+    app.canvas.event_generate("<Motion>", x=256, y=256)
+    x0, y0, x1, y1 = app.canvas.coords(app._cursor_item)
+    assert (x1 - x0, y1 - y0) == (32.0, 24.0)
+    app.remove_photo()
+    assert app.view.area == (0, 0, 512, 512)
+
+
+def test_result_captions_show_the_whole_file_name(app, folder):
+    import dataclasses
+
+    photos = folder[1]
+    app.select_class("sky")
+    _drag(app, [(20, 30), (480, 40)])
+    _searched(app, 0)
+    short = "Seq05VD_f01080.png"
+    long = "IMG_20230815_143022_HDR_panorama_stitched_final_edit_v2.jpg"
+    hits = [dataclasses.replace(app.hits[0], id=short, path=photos / short),
+            dataclasses.replace(app.hits[1], id=f"2023/holiday/{long}", path=photos / "2023" / "holiday" / long)]
+    app._show_hits(hits, [None, None])
+    app.master.update()
+    first, second = app.result_cells[:2]
+    for cell in (first, second):
+        lines = cell.cget("text").split("\n")
+        assert len(lines) <= 4 and all(cell.font.measure(x) <= cell.text_width for x in lines)
+    lines = first.cget("text").split("\n")
+    assert lines[0] == f"1. d={hits[0].distance:.2f}"     # rank and distance
+    assert "".join(lines[1:]) == short                     # the whole name, wrapped if need be
+    lines = second.cget("text").split("\n")
+    assert lines[0].startswith("2. d=")
+    name = "".join(lines[1:])
+    head, tail = name.split("…")                           # too long for two lines: cut in the middle
+    assert long.startswith(head) and long.endswith(tail) and len(head) >= 5 and len(tail) >= 5
+    # the full path in a tooltip
+    second.event_generate("<Enter>", x=5, y=5)
+    app.master.update()
+    assert str(hits[1].path) in second.tooltip.label.cget("text")
+    second.event_generate("<Leave>")
+    assert app.result_cells[2].cget("text") == "" and app.result_cells[2].tooltip.text == ""
+    # the query photo's own result and the caption words matched are on a last line, also in full
+    app.photo_id = short
+    app._show_hits([dataclasses.replace(hits[0], text_score=2)], [None])
+    lines = first.cget("text").split("\n")
+    assert lines[0] == f"1. d={hits[0].distance:.2f}" and lines[-1] == "words=2  (query)"
+    assert "".join(lines[1:-1]) == short
+
+
+def test_text_fitting_helpers():
+    from segsearch.gui.widgets import elide_end, elide_middle, wrap_lines
+
+    def measure(s):
+        return 10 * len(s)
+
+    assert elide_end("status message", 200, measure) == "status message"
+    assert elide_end("status message", 80, measure) == "status…"
+    assert elide_middle("Seq05VD_f01080.png", 100, measure) == "Seq0…0.png"
+    assert wrap_lines("Seq05VD_f01080.png", 100, measure) == ["Seq05VD_", "f01080.png"]
+    lines = wrap_lines("abcdefghij" * 5, 100, measure, max_lines=2)
+    assert len(lines) == 2 and "…" in "".join(lines) and all(measure(x) <= 100 for x in lines)
+    assert wrap_lines("", 100, measure) == []
+    with pytest.raises(ValueError):
+        wrap_lines("x", 100, measure, max_lines=0)
 
 
 # ------------------------------------------------------------------------------------------ the command, no display

@@ -1,149 +1,51 @@
-"""``segsearch gui INDEX_DIR``: a minimal Tk sketch tool for interactive spatial-semantic search (Tk + Pillow).
+"""The sketch tool's window: :class:`SketchApp` lays out the tools, the canvas, the class palette, the results
+and the status bar, and turns mouse and key events into sketch edits and search requests.
 
-Draw where classes are (on a blank canvas or over a query photo), and the search runs by itself when a stroke
-ends; click a result to make it the new query photo while keeping the strokes, then draw more (the paper's
-interactive loop, Sec. 3.1). Searches and photo segmentation run in a worker thread, so the window never
-blocks; only the Tk main thread touches widgets.
-
-The drawing logic lives in :mod:`segsearch.sketch_model` (no Tk). Set ``SEGSEARCH_GUI_STATE=path.json`` to have
-the app write its state (drawn classes, results, query photo, widget positions) after every change, for
-tests that drive the window with xdotool.
+Only the Tk main thread touches widgets; searches run in :class:`~segsearch.gui.search_worker.SearchWorker`,
+whose answers the window polls. The drawing logic is :class:`segsearch.sketch_model.Sketch` (no Tk).
 """
 from __future__ import annotations
 
-import json
-import math
-import os
+import logging
 import queue
-import threading
-import time
 import tkinter as tk
-from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import filedialog, messagebox
 
 import numpy as np
-from PIL import Image, ImageOps, ImageTk
+from PIL import Image, ImageTk
 
-from .sheet import open_photo
-from .sketch_io import read_sketch, save_sketch
-from .sketch_model import UNSPECIFIED, Sketch
-from .storage import atomic_write
+from ..sheet import open_photo
+from ..sketch_io import class_index, read_sketch, save_sketch
+from ..sketch_model import UNSPECIFIED, Sketch, SketchView, letterbox
+from .search_worker import SearchAnswer, SearchRequest, SearchWorker
+from .state_file import StateFile, app_state
+from .widgets import ElidedLabel, ResultCell, StatusBar, hex_colour, one_line, text_colour
 
-__all__ = ["STATE_ENV", "SketchApp", "run"]
+__all__ = ["BRUSH", "ERASER", "FILL", "SketchApp"]
 
-#: Environment variable naming a JSON file the app rewrites with its state after every change.
-STATE_ENV = "SEGSEARCH_GUI_STATE"
+log = logging.getLogger("segsearch.gui")
+
 SKETCH_RES = 256          # label-map resolution of the canvas
 CANVAS_PX = 512           # on-screen size of the canvas
-THUMB_PX = 112            # result thumbnails
+THUMB_SIZE = (112, 84)    # result thumbnails fit in this box (4:3, like most photos)
 RESULT_COLUMNS = 3
 BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8   # brush radius in sketch pixels
 PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0              # sketch opacity over a photo / on the blank canvas
+BAR_RGB = (96, 96, 96)    # the bars beside a query photo whose aspect ratio is not the canvas's
 POLL_MS = 30
-THUMB_CACHE = 256
 QUERY_FRAME = "#d9480f"   # frame of the result that is the current query photo
+MESSAGE_BOX_CHARS = 600   # longer error messages are cut in the message box (the status bar tooltip has them)
+_CONTROL, _ALT = 0x4, 0x8  # Tk event.state bits
 
 BRUSH, ERASER, FILL = "brush", "eraser", "fill"
 
 
-def _hex(rgb) -> str:
-    r, g, b = (int(v) for v in rgb)
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _text_colour(rgb) -> str:
-    r, g, b = (int(v) for v in rgb)
-    return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
-
-
-@dataclass
-class _Request:
-    seq: int
-    labels: np.ndarray | None       # sketch at the index's n x n, None if nothing is drawn
-    photo: str | None               # query photo file
-    text: str | None
-    k: int
-
-
-@dataclass
-class _Answer:
-    seq: int
-    hits: list = field(default_factory=list)
-    thumbs: list = field(default_factory=list)
-    search_ms: float = 0.0
-    segment_ms: float | None = None
-    error: str | None = None
-
-
-class _Searcher:
-    """One worker thread running the latest search request (older pending ones are dropped)."""
-
-    def __init__(self, photo_index):
-        self.pi = photo_index
-        self.answers: queue.Queue = queue.Queue()
-        self._lock = threading.Condition()
-        self._request: _Request | None = None
-        self._stop = False
-        self._last_photo: str | None = None
-        self._thumbs: dict[str, Image.Image] = {}
-        self._thread = threading.Thread(target=self._loop, name="segsearch-gui-search", daemon=True)
-        self._thread.start()
-
-    def submit(self, req: _Request) -> None:
-        with self._lock:
-            self._request = req
-            self._lock.notify()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stop = True
-            self._lock.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while self._request is None and not self._stop:
-                    self._lock.wait()
-                if self._stop:
-                    return
-                req, self._request = self._request, None
-            self.answers.put(self._answer(req))
-
-    def _answer(self, req: _Request) -> _Answer:
-        ans = _Answer(req.seq)
-        try:
-            maps = None
-            if req.photo is not None:  # PhotoIndex.segment caches the maps of recent photos
-                t0 = time.perf_counter()
-                maps = self.pi.segment(req.photo)
-                if req.photo != self._last_photo:
-                    ans.segment_ms = (time.perf_counter() - t0) * 1e3
-                    self._last_photo = req.photo
-            t0 = time.perf_counter()
-            ans.hits = self.pi.search(maps=maps, sketch=req.labels, text=req.text, k=req.k)
-            ans.search_ms = (time.perf_counter() - t0) * 1e3
-            ans.thumbs = [self._thumb(h.path) for h in ans.hits]
-        except Exception as e:  # noqa: BLE001 -- any failure is shown in the status bar; the worker keeps running
-            ans.error = " ".join(str(e).split()) or type(e).__name__
-        return ans
-
-    def _thumb(self, path) -> Image.Image | None:
-        key = str(path)
-        im = self._thumbs.get(key)
-        if im is None:
-            try:
-                im = ImageOps.contain(open_photo(path, (THUMB_PX, THUMB_PX)), (THUMB_PX, THUMB_PX))
-            except (OSError, ValueError, SyntaxError):
-                return None
-            if len(self._thumbs) >= THUMB_CACHE:
-                self._thumbs.clear()
-            self._thumbs[key] = im
-        return im
-
-
 class SketchApp:
-    """The sketch tool in a Tk ``master`` (a Tk root or Toplevel) over an opened :class:`PhotoIndex`."""
+    """The sketch tool in a Tk ``master`` (a Tk root or Toplevel) over an opened :class:`PhotoIndex`.
+
+    ``k`` results are shown; with ``state_path`` the app rewrites that JSON file with its state after every
+    change (see :mod:`segsearch.gui.state_file`)."""
 
     def __init__(self, master: tk.Misc, photo_index, *, k: int = 12, state_path=None):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -151,32 +53,35 @@ class SketchApp:
         self.master = master
         self.pi = photo_index
         self.k = k
-        self.state_path = None if state_path is None else Path(state_path)
+        self._state_file = None if state_path is None else StateFile(state_path)
+        self.state_path = None if state_path is None else self._state_file.path
         self.classes: list[str] = list(photo_index.classes)
         self.palette = np.asarray(photo_index.palette, np.uint8)
         self.sketch = Sketch(SKETCH_RES)
-        self.zoom = CANVAS_PX / SKETCH_RES
+        self.view = SketchView(self.sketch.shape, (0, 0, CANVAS_PX, CANVAS_PX))
         self.tool = BRUSH
         self.current_class = self._default_class()
         self.brush = BRUSH_DEFAULT
         self.photo_path: Path | None = None
         self.photo_id = None                 # the index id when the query photo is a result
-        self._photo_img: Image.Image | None = None
+        self._photo_img: Image.Image | None = None   # the photo at its size on the canvas
+        self.canvas_image: Image.Image | None = None  # what the canvas shows (photo, bars, sketch)
         self.hits: list = []
         self.search_count = 0
         self.last_query_ms: float | None = None
         self.error: str | None = None
+        self.visible_classes: list[int] = []
+        self._filter_stale = False           # the filter holds a picked class's text: typing replaces it
         self._seq = 0
         self._pending = False
         self._state_dirty = True
         self._stroking = False
+        self._stroke_cls = UNSPECIFIED
         self._last_xy = None
         self._pointer = (-1000, -1000)
         self._segmented_photo: Path | None = None
-        self._visible_classes: list[int] = []
-        self._tk_images: list = []
         self._closed = False
-        self._searcher = _Searcher(photo_index)
+        self._worker = SearchWorker(photo_index, THUMB_SIZE)
 
         master.title(f"segsearch — {self._index_name()}")
         master.report_callback_exception = self._report_exception
@@ -230,6 +135,9 @@ class SketchApp:
 
     def _build_widgets(self) -> None:
         root = self.master
+        # the status bar first, so the packer keeps it when the window is small; it never asks for width
+        self.status = StatusBar(root)
+        self.status.pack(side="bottom", fill="x")
         body = tk.Frame(root)
         body.pack(side="top", fill="both", expand=True)
 
@@ -279,15 +187,18 @@ class SketchApp:
         # --- middle: class palette with a filter box
         mid = tk.Frame(body)
         mid.pack(side="left", fill="y", padx=4, pady=6)
-        self.class_label = tk.Label(mid, text="", width=22, relief="groove", pady=4)
+        self.class_label = ElidedLabel(mid, width=22, anchor="center", relief="groove", pady=4)
         self.class_label.pack(side="top", fill="x")
         tk.Label(mid, text="Filter classes:", anchor="w").pack(side="top", fill="x", pady=(6, 0))
         self.filter_var = tk.StringVar()
-        self.filter_entry = tk.Entry(mid, textvariable=self.filter_var, width=22)
+        self.filter_entry = tk.Entry(mid, textvariable=self.filter_var, width=22, exportselection=False)
         self.filter_entry.pack(side="top", fill="x")
         self.filter_var.trace_add("write", lambda *a: self._fill_palette())
+        self.filter_entry.bind("<Key>", self._filter_key)
         self.filter_entry.bind("<Return>", self._filter_return)
-        self.filter_entry.bind("<Escape>", lambda e: (self.filter_var.set(""), self.canvas.focus_set()))
+        self.filter_entry.bind("<KP_Enter>", self._filter_return)
+        self.filter_entry.bind("<Escape>", self._filter_escape)
+        self.filter_entry.bind("<FocusIn>", self._filter_focus, add="+")
         lf = tk.Frame(mid)
         lf.pack(side="top", fill="both", expand=True, pady=4)
         self.palette_list = tk.Listbox(lf, width=22, height=28, exportselection=False, activestyle="none",
@@ -301,26 +212,16 @@ class SketchApp:
         # --- right: results
         right = tk.Frame(body)
         right.pack(side="left", fill="both", expand=True, padx=6, pady=6)
-        self.query_label = tk.Label(right, text="Query: sketch only", anchor="w")
+        self.query_label = ElidedLabel(right, text="Query: sketch only", elide="middle")
         self.query_label.pack(side="top", fill="x")
         self.results_frame = tk.Frame(right)
         self.results_frame.pack(side="top", fill="both", expand=True)
-        self.result_cells: list[tk.Label] = []
+        self.result_cells: list[ResultCell] = []
         for i in range(self.k):
-            cell = tk.Label(self.results_frame, compound="top", width=THUMB_PX + 8, height=THUMB_PX + 34,
-                            relief="flat", borderwidth=1, cursor="hand2", justify="center",
-                            font=("Helvetica", 9))
+            cell = ResultCell(self.results_frame, thumb_size=THUMB_SIZE, query_colour=QUERY_FRAME)
             cell.grid(row=i // RESULT_COLUMNS, column=i % RESULT_COLUMNS, padx=3, pady=3, sticky="n")
-            cell.bind("<Button-1>", lambda e, i=i: self.use_result(i))
+            cell.bind("<Button-1>", lambda e, i=i: self.use_result(i), add="+")
             self.result_cells.append(cell)
-        self._cell_bg = self.result_cells[0].cget("background") if self.result_cells else None
-        self._blank_thumb = ImageTk.PhotoImage(Image.new("RGB", (THUMB_PX, THUMB_PX), "#eeeeee"), master=root)
-        for cell in self.result_cells:
-            cell.configure(image=self._blank_thumb, text="")
-
-        # --- bottom: status bar
-        self.status = tk.Label(root, text="", anchor="w", relief="sunken", padx=4)
-        self.status.pack(side="bottom", fill="x")
 
     def _bind_keys(self) -> None:
         r = self.master
@@ -340,67 +241,125 @@ class SketchApp:
     # ---------------------------------------------------------------------------------------------- palette
     def _fill_palette(self) -> None:
         needle = self.filter_var.get().strip().lower()
-        self._visible_classes = [i for i, n in enumerate(self.classes) if needle in n.lower()]
+        self.visible_classes = [i for i, n in enumerate(self.classes) if needle in n.lower()]
         lb = self.palette_list
         lb.delete(0, "end")
-        for row, c in enumerate(self._visible_classes):
-            lb.insert("end", f" {c:3d}  {self.classes[c]}")
+        for row, c in enumerate(self.visible_classes):
+            lb.insert("end", f" {c:3d}  {self.classes[c]}")  # the class index, as in `segsearch classes`
             rgb = self.palette[c % len(self.palette)]
-            lb.itemconfigure(row, background=_hex(rgb), foreground=_text_colour(rgb),
-                             selectbackground=_hex(rgb), selectforeground=_text_colour(rgb))
-        if self.current_class in self._visible_classes:
-            row = self._visible_classes.index(self.current_class)
+            lb.itemconfigure(row, background=hex_colour(rgb), foreground=text_colour(rgb),
+                             selectbackground=hex_colour(rgb), selectforeground=text_colour(rgb))
+        if self.current_class in self.visible_classes:
+            row = self.visible_classes.index(self.current_class)
             lb.selection_set(row)
             lb.see(row)
         self._state_dirty = True
 
+    def best_match(self, text: str) -> int | None:
+        """The class the filter text ``text`` picks: a class named exactly so, else the first whose name starts
+        with it, else the first containing it (case-insensitive); None when no class name contains it."""
+        needle = text.strip().lower()
+        names = [n.lower() for n in self.classes]
+        for test in (lambda n: n == needle, lambda n: n.startswith(needle), lambda n: needle in n):
+            for c, n in enumerate(names):
+                if test(n):
+                    return c
+        return None
+
+    def _picked_from_filter(self) -> None:
+        """After a class is picked, the filter's text is selected and the next typing replaces it."""
+        self._filter_stale = bool(self.filter_var.get())
+        if self._filter_stale:
+            self.filter_entry.selection_range(0, "end")
+            self.filter_entry.icursor("end")
+
     def _palette_clicked(self, event=None) -> None:
         sel = self.palette_list.curselection()
-        if sel and sel[0] < len(self._visible_classes):
-            self._select_class(self._visible_classes[sel[0]])
+        if sel and sel[0] < len(self.visible_classes):
+            self._select_class(self.visible_classes[sel[0]])
+            self._picked_from_filter()
+
+    def _filter_key(self, event):
+        # A widget binding, run before the Entry's own: after a pick, a typed character starts a new filter.
+        if not self._filter_stale or event.state & (_CONTROL | _ALT):
+            return None
+        if event.char and event.char.isprintable():
+            self._filter_stale = False
+            self.filter_var.set("")
+        elif event.keysym in ("BackSpace", "Delete", "Left", "Right", "Home", "End"):
+            self._filter_stale = False  # the user edits the old text
+        return None
+
+    def _filter_focus(self, event=None) -> None:
+        if self._filter_stale:  # after the click's own handling (which clears the selection), select the text
+            self.filter_entry.after_idle(self._picked_from_filter)
 
     def _filter_return(self, event=None):
-        if self._visible_classes:
-            self._select_class(self._visible_classes[0])
+        text = self.filter_var.get().strip()
+        if not text:
+            self.canvas.focus_set()
+            return "break"
+        c = self.best_match(text)
+        if c is None:
+            self._picked_from_filter()  # typing replaces the text that matched nothing
+            self._show_error(f"No class matches \u201c{text}\u201d; still drawing {self.classes[self.current_class]}."
+                             " Type another name (Escape clears the filter).")
+            return "break"
+        self._select_class(c)
+        self._picked_from_filter()
+        self.canvas.focus_set()
+        return "break"
+
+    def _filter_escape(self, event=None):
+        self._filter_stale = False
+        self.filter_var.set("")
         self.canvas.focus_set()
         return "break"
 
     def _select_class(self, c: int) -> None:
         self.current_class = int(c)
         rgb = self.palette[c % len(self.palette)]
-        self.class_label.configure(text=f"{self.classes[c]}", background=_hex(rgb), foreground=_text_colour(rgb))
+        self.class_label.configure(background=hex_colour(rgb), foreground=text_colour(rgb))
+        self.class_label.set_text(f"{c} {self.classes[c]}")
         lb = self.palette_list
         lb.selection_clear(0, "end")
-        if c in self._visible_classes:
-            lb.selection_set(self._visible_classes.index(c))
+        if c in self.visible_classes:
+            row = self.visible_classes.index(c)
+            lb.selection_set(row)
+            lb.see(row)
         if self.tool == ERASER:
             self.set_tool(BRUSH)
         self._state_dirty = True
 
     def select_class(self, name_or_index) -> None:
-        """Pick the drawing class by name or number."""
-        from .sketch_io import class_index
-
-        c = name_or_index if isinstance(name_or_index, int) else class_index(str(name_or_index), self.classes)
+        """Pick the drawing class by name or by class index (0-based: the palette's and `segsearch classes`'
+        number). Raises ValueError for an unknown name or an index out of range."""
+        if isinstance(name_or_index, (int, np.integer)) and not isinstance(name_or_index, bool):
+            c = int(name_or_index)
+        else:
+            c = class_index(str(name_or_index), self.classes)
         if not 0 <= c < len(self.classes):
             raise ValueError(f"class {c} is not in 0..{len(self.classes) - 1}")
         self._select_class(c)
 
     # ------------------------------------------------------------------------------------------------ tools
     def set_tool(self, tool: str) -> None:
+        """Pick the brush, the eraser or the flood fill ("brush", "eraser", "fill")."""
         if tool not in (BRUSH, ERASER, FILL):
-            raise ValueError(f"unknown tool {tool!r}")
+            raise ValueError(f"unknown tool {tool!r}; expected one of {BRUSH!r}, {ERASER!r}, {FILL!r}")
         self.tool = tool
         self.tool_var.set(tool)
         self.canvas.configure(cursor="spraycan" if tool == FILL else "crosshair")
         self._state_dirty = True
 
     def change_brush(self, step: int) -> None:
+        """A larger (``step`` > 0) or smaller brush, by about a quarter."""
         b = self.brush
         b = max(b + 1, round(b * 1.25)) if step > 0 else min(b - 1, round(b / 1.25))
         self.set_brush(b)
 
     def set_brush(self, radius: int) -> None:
+        """The brush radius in sketch pixels, clamped to 1..64."""
         self.brush = int(min(max(int(radius), BRUSH_MIN), BRUSH_MAX))
         self.brush_var.set(self.brush)
         self._update_cursor()
@@ -411,19 +370,17 @@ class SketchApp:
         self._state_dirty = True
 
     # ---------------------------------------------------------------------------------------------- drawing
-    def _to_sketch(self, event) -> tuple[float, float]:
-        return event.x / self.zoom, event.y / self.zoom
-
     def _press(self, event, *, erase: bool) -> None:
         self.canvas.focus_set()
-        x, y = self._to_sketch(event)
+        x, y = self.view.to_sketch(event.x, event.y)
         if self.tool == FILL and not erase:
             if self.sketch.fill(x, y, self.current_class):
-                self._sketch_changed()
+                self.sketch_changed()
             return
         cls = UNSPECIFIED if erase or self.tool == ERASER else self.current_class
         self.sketch.begin_stroke(cls, self.brush)
         self._stroking = True
+        self._stroke_cls = cls
         self._last_xy = (event.x, event.y)
         self.sketch.extend_stroke([(x, y)])
         self._draw_live(event.x, event.y, event.x, event.y, cls)
@@ -434,8 +391,8 @@ class SketchApp:
             return
         x0, y0 = self._last_xy
         self._last_xy = (event.x, event.y)
-        self.sketch.extend_stroke([self._to_sketch(event)])
-        self._draw_live(x0, y0, event.x, event.y, self.sketch._stroke_cls)
+        self.sketch.extend_stroke([self.view.to_sketch(event.x, event.y)])
+        self._draw_live(x0, y0, event.x, event.y, self._stroke_cls)
 
     def _release(self, event) -> None:
         if not self._stroking:
@@ -443,14 +400,14 @@ class SketchApp:
         self._stroking = False
         self.canvas.delete("live")
         if self.sketch.end_stroke():
-            self._sketch_changed()
+            self.sketch_changed()
         else:
             self.render()
 
     def _draw_live(self, x0, y0, x1, y1, cls: int) -> None:
         """Immediate feedback while dragging (the composited overlay is redrawn when the stroke ends)."""
-        w = max(2 * self.brush * self.zoom, 1)
-        colour = "#bbbbbb" if cls < 0 else _hex(self.palette[cls % len(self.palette)])
+        w = max(2 * self.brush * min(self.view.scale), 1)
+        colour = "#bbbbbb" if cls < 0 else hex_colour(self.palette[cls % len(self.palette)])
         self.canvas.create_line(x0, y0, x1, y1, width=w, fill=colour, capstyle="round", tags="live",
                                 stipple="gray50" if cls < 0 else "")
         self.canvas.tag_raise(self._cursor_item)
@@ -461,43 +418,55 @@ class SketchApp:
         self.canvas.itemconfigure(self._cursor_item, state="hidden" if self.tool == FILL else "normal")
 
     def _update_cursor(self) -> None:
-        """The brush outline around the pointer."""
+        """The brush outline around the pointer (an ellipse when the photo is not square: the brush is round
+        in the sketch, which is stretched over the photo)."""
         x, y = self._pointer
-        r = self.brush * self.zoom
-        self.canvas.coords(self._cursor_item, x - r, y - r, x + r, y + r)
+        sx, sy = self.view.scale
+        self.canvas.coords(self._cursor_item, x - self.brush * sx, y - self.brush * sy,
+                           x + self.brush * sx, y + self.brush * sy)
 
     def _mark_dirty(self, event=None) -> None:
         self._state_dirty = True
 
-    def _sketch_changed(self) -> None:
+    def sketch_changed(self) -> None:
+        """Redraw the canvas and search (call after changing :attr:`sketch` directly)."""
         self.render()
         self.request_search()
 
     def undo(self) -> None:
+        """Undo the last stroke, fill, clear or load."""
         if self.sketch.undo():
-            self._sketch_changed()
+            self.sketch_changed()
         else:
             self._set_status("Nothing to undo.")
 
     def redo(self) -> None:
+        """Redo the last undone step."""
         if self.sketch.redo():
-            self._sketch_changed()
+            self.sketch_changed()
         else:
             self._set_status("Nothing to redo.")
 
     def clear(self) -> None:
+        """Erase the whole sketch (one undo step)."""
         if self.sketch.clear():
-            self._sketch_changed()
+            self.sketch_changed()
 
     def render(self) -> None:
-        """Redraw the canvas: the query photo (or white) with the sketch over it."""
+        """Redraw the canvas: the query photo with its aspect ratio kept (bars beside it) or white, and the
+        sketch stretched over the photo's area."""
         size = (CANVAS_PX, CANVAS_PX)
+        x, y, w, h = self.view.area
         if self._photo_img is not None:
-            base, alpha = self._photo_img.convert("RGBA"), PHOTO_ALPHA
+            base, alpha = Image.new("RGBA", size, BAR_RGB + (255,)), PHOTO_ALPHA
+            base.paste(self._photo_img.convert("RGBA"), (x, y))
         else:
             base, alpha = Image.new("RGBA", size, (255, 255, 255, 255)), BLANK_ALPHA
-        over = Image.fromarray(self.sketch.to_rgba(self.palette, alpha), "RGBA").resize(size, Image.NEAREST)
-        img = ImageTk.PhotoImage(Image.alpha_composite(base, over), master=self.master)
+        over = Image.new("RGBA", size, (0, 0, 0, 0))
+        over.paste(Image.fromarray(self.sketch.to_rgba(self.palette, alpha), "RGBA").resize((w, h), Image.NEAREST),
+                   (x, y))
+        self.canvas_image = Image.alpha_composite(base, over)
+        img = ImageTk.PhotoImage(self.canvas_image, master=self.master)
         self._canvas_photo = img  # keep a reference: Tk does not
         self.canvas.itemconfigure(self._canvas_item, image=img)
         self.canvas.tag_raise(self._cursor_item)
@@ -505,10 +474,13 @@ class SketchApp:
 
     # ---------------------------------------------------------------------------------------------- queries
     def set_photo(self, path, photo_id=None) -> None:
-        """Make ``path`` the query photo (the strokes are kept)."""
+        """Make ``path`` the query photo (the strokes are kept); an unreadable photo is an error in the status
+        bar and the current query photo stays."""
         p = Path(path)
         try:
-            img = open_photo(p, (CANVAS_PX, CANVAS_PX)).resize((CANVAS_PX, CANVAS_PX), Image.BILINEAR)
+            img = open_photo(p, (CANVAS_PX, CANVAS_PX))
+            area = letterbox(img.width, img.height, CANVAS_PX, CANVAS_PX)
+            img = img.resize(area[2:], Image.BILINEAR)
         except FileNotFoundError:
             self._show_error(f"photo {p} does not exist")
             return
@@ -516,13 +488,19 @@ class SketchApp:
             self._show_error(f"cannot read photo {p}: {e}")
             return
         self.photo_path, self.photo_id, self._photo_img = p, photo_id, img
-        self.query_label.configure(text=f"Query: {photo_id if photo_id is not None else p.name} + sketch")
-        self._sketch_changed()
+        self.view = SketchView(self.sketch.shape, area)
+        self.query_label.set_text(f"Query: {photo_id if photo_id is not None else p.name} + sketch",
+                                  tooltip=f"Query photo: {p}")
+        self._update_cursor()
+        self.sketch_changed()
 
     def remove_photo(self) -> None:
+        """Search by the sketch alone again."""
         self.photo_path = self.photo_id = self._photo_img = None
-        self.query_label.configure(text="Query: sketch only")
-        self._sketch_changed()
+        self.view = SketchView(self.sketch.shape, (0, 0, CANVAS_PX, CANVAS_PX))
+        self.query_label.set_text("Query: sketch only")
+        self._update_cursor()
+        self.sketch_changed()
 
     def is_query(self, hit) -> bool:
         """Whether a result is the current query photo."""
@@ -534,7 +512,13 @@ class SketchApp:
             hit = self.hits[i]
             self.set_photo(hit.path, photo_id=hit.id)
 
+    @property
+    def pending(self) -> bool:
+        """Whether a search is running whose answer is not shown yet."""
+        return self._pending
+
     def request_search(self) -> None:
+        """Search with the current sketch, query photo and caption words (in the worker thread)."""
         text = self.text_var.get().strip() if self.pi.has_captions else ""
         drawn = not self.sketch.is_empty()
         if not drawn and self.photo_path is None and not text:
@@ -545,8 +529,9 @@ class SketchApp:
             return
         self._seq += 1
         labels = self.sketch.labels_at(self.pi.size) if drawn else None
-        self._searcher.submit(_Request(self._seq, labels, None if self.photo_path is None else str(self.photo_path),
-                                       text or None, self.k))
+        self._worker.submit(SearchRequest(self._seq, labels,
+                                          None if self.photo_path is None else str(self.photo_path),
+                                          text or None, self.k))
         self._pending = True
         self._state_dirty = True
         if self.photo_path is not None and self.photo_path != self._segmented_photo:
@@ -558,7 +543,7 @@ class SketchApp:
             return
         try:
             while True:
-                ans = self._searcher.answers.get_nowait()
+                ans = self._worker.answers.get_nowait()
                 if ans.seq == self._seq:
                     self._apply(ans)
         except queue.Empty:
@@ -569,7 +554,7 @@ class SketchApp:
             self._state_dirty = False
             self.write_state()
 
-    def _apply(self, ans: _Answer) -> None:
+    def _apply(self, ans: SearchAnswer) -> None:
         self._pending = False
         self.search_count += 1
         if ans.error is not None:
@@ -588,47 +573,37 @@ class SketchApp:
 
     def _show_hits(self, hits, thumbs) -> None:
         self.hits = list(hits)
-        self._tk_images = []
         for i, cell in enumerate(self.result_cells):
             if i < len(hits):
-                h, im = hits[i], thumbs[i]
-                tkim = ImageTk.PhotoImage(im, master=self.master) if im is not None else self._blank_thumb
-                self._tk_images.append(tkim)
-                d = "" if math.isnan(h.distance) else f"d={h.distance:.2f}"
-                t = "" if h.text_score is None else f"  words={h.text_score}"
-                name = Path(str(h.id)).name
-                name = name if len(name) <= 20 else name[:9] + "…" + name[-10:]
-                if self.is_query(h):  # the photo the query starts from: framed and labelled
-                    cell.configure(image=tkim, text=f"{h.rank}. {name}\n{d}{t}  (query)", relief="solid",
-                                   borderwidth=3, background=QUERY_FRAME)
-                else:
-                    cell.configure(image=tkim, text=f"{h.rank}. {name}\n{d}{t}", relief="ridge",
-                                   borderwidth=1, background=self._cell_bg)
+                cell.show(hits[i], thumbs[i], is_query=self.is_query(hits[i]))
             else:
-                cell.configure(image=self._blank_thumb, text="", relief="flat", borderwidth=1,
-                               background=self._cell_bg)
+                cell.clear()
         self._state_dirty = True
 
     # ----------------------------------------------------------------------------------------------- files
     def ask_open_photo(self) -> None:
+        """File dialog: pick a query photo."""
         path = filedialog.askopenfilename(parent=self.master, title="Open a query photo", filetypes=[
             ("Photos", "*.jpg *.jpeg *.png *.webp *.bmp *.JPG *.JPEG *.PNG"), ("All files", "*")])
         if path:
             self.set_photo(path)
 
     def ask_save_sketch(self) -> None:
+        """File dialog: save the sketch as a PNG."""
         path = filedialog.asksaveasfilename(parent=self.master, title="Save the sketch", defaultextension=".png",
                                             filetypes=[("PNG", "*.png")])
         if path:
             self.save_sketch(path)
 
     def ask_load_sketch(self) -> None:
+        """File dialog: load a sketch PNG."""
         path = filedialog.askopenfilename(parent=self.master, title="Load a sketch",
                                           filetypes=[("PNG", "*.png"), ("All files", "*")])
         if path:
             self.load_sketch(path)
 
     def save_sketch(self, path) -> bool:
+        """Save the sketch as an RGB PNG in the index's palette; False (and a status bar error) on failure."""
         try:
             save_sketch(path, self.sketch.labels, self.palette)
         except (OSError, ValueError) as e:
@@ -638,105 +613,57 @@ class SketchApp:
         return True
 
     def load_sketch(self, path) -> bool:
+        """Replace the sketch with a sketch PNG; False (and a status bar error) when it cannot be read."""
         try:
             lab = read_sketch(path, self.palette, len(self.classes))
             self.sketch.set_labels(lab)
         except (OSError, ValueError) as e:
             self._show_error(str(e))
             return False
-        self._sketch_changed()
+        self.sketch_changed()
         return True
 
     # --------------------------------------------------------------------------------------- status, state
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.configure(text=text, foreground="#b00000" if error else "#000000")
+        self.status.show(text, error=error)
         self._state_dirty = True
 
     def _show_error(self, text: str) -> None:
-        self.error = text
+        self.error = one_line(text)
         self._set_status(text, error=True)
 
     def _report_exception(self, exc, val, tb) -> None:
-        # Tk callback errors go to the status bar (and a message box), never a traceback on stderr.
-        msg = " ".join(str(val).split()) or exc.__name__
+        # Tk callback errors go to the status bar (and a message box), never a traceback on stderr; the
+        # traceback is logged at DEBUG level.
+        log.debug("error in a Tk callback", exc_info=(exc, val, tb))
+        msg = one_line(val) or exc.__name__
         self._show_error(f"{exc.__name__}: {msg}")
-        if not os.environ.get(STATE_ENV):
-            messagebox.showerror("segsearch", msg, parent=self.master)
+        if self._state_file is None:
+            short = msg if len(msg) <= MESSAGE_BOX_CHARS else msg[:MESSAGE_BOX_CHARS] + "…"
+            messagebox.showerror("segsearch", short, parent=self.master)
 
     def state(self) -> dict:
         """What the app shows, for tests: drawn classes, results, query photo, and where widgets are on screen."""
-        def box(w):
-            return [w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()]
-
-        lb = self.palette_list
-        rows = []
-        for row in range(len(self._visible_classes)):
-            b = lb.bbox(row)
-            if b:
-                rows.append([lb.winfo_rootx() + b[0], lb.winfo_rooty() + b[1], b[2], b[3]])
-        return {
-            "classes_drawn": [self.classes[c] for c in self.sketch.classes_drawn()],
-            "selected_class": self.classes[self.current_class],
-            "tool": self.tool, "brush": self.brush,
-            "visible_classes": [self.classes[c] for c in self._visible_classes],
-            "query_photo": None if self.photo_path is None else str(self.photo_path),
-            "query_id": self.photo_id,
-            "text": self.text_var.get(),
-            "results": [h.as_dict() for h in self.hits],
-            "query_result": next((h.rank for h in self.hits if self.is_query(h)), None),
-            "n_results": len(self.hits),
-            "search_count": self.search_count, "pending": self._pending,
-            "query_ms": self.last_query_ms, "status": self.status.cget("text"), "error": self.error,
-            "can_undo": self.sketch.can_undo, "can_redo": self.sketch.can_redo,
-            "canvas": box(self.canvas), "canvas_scale": self.zoom,
-            "result_boxes": [box(c) for c in self.result_cells[:len(self.hits)]],
-            "filter_entry": box(self.filter_entry), "text_entry": box(self.text_entry),
-            "palette_rows": rows,
-        }
+        return app_state(self)
 
     def write_state(self) -> None:
-        if self.state_path is None:
-            return
-        try:
-            state = json.dumps(self.state()).encode()
-            with atomic_write(self.state_path) as f:  # tests read it while the app writes
-                f.write(state)
-        except (OSError, tk.TclError):
-            pass
+        """Rewrite the state file, if the app has one."""
+        if self._state_file is not None:
+            self._state_file.write(self)
 
     def close(self) -> None:
+        """Stop the worker and destroy the window."""
         if self._closed:
             return
         self._closed = True
-        self._searcher.stop()
+        self._worker.stop()
         try:
             self.master.after_cancel(self._after_id)
             self.master.destroy()
         except tk.TclError:
             pass
 
-
-def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12) -> int:
-    """Open the sketch tool on ``index_dir`` (or an opened :class:`PhotoIndex`) and run until the window closes.
-
-    Raises ValueError / FileNotFoundError for a bad index folder or when no display is available.
-    """
-    if photo_index is None:
-        if index_dir is None:
-            raise ValueError("give an index folder or an opened PhotoIndex")
-        from .photo_index import PhotoIndex
-
-        photo_index = PhotoIndex.open(index_dir, device=device, weights=weights)
-    try:
-        root = tk.Tk(className="segsearch")
-    except tk.TclError as e:
-        raise ValueError(f"cannot open a window ({e}); the sketch tool needs a display (set DISPLAY)") from None
-    app = SketchApp(root, photo_index, k=k, state_path=os.environ.get(STATE_ENV) or None)
-    try:
-        root.mainloop()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app._closed = True
-        app._searcher.stop()
-    return 0
+    def stop_worker(self) -> None:
+        """Mark the app closed and let the worker thread end (when the window is already gone)."""
+        self._closed = True
+        self._worker.stop()

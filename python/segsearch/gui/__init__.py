@@ -1,0 +1,46 @@
+"""``segsearch gui INDEX_DIR``: a minimal Tk sketch tool for interactive spatial-semantic search (Tk + Pillow).
+
+Draw where classes are (on a blank canvas or over a query photo), and the search runs by itself when a stroke
+ends; click a result to make it the new query photo while keeping the strokes, then draw more (the paper's
+interactive loop, Sec. 3.1). Searches and photo segmentation run in a worker thread, so the window never
+blocks; only the Tk main thread touches widgets.
+
+Modules: :mod:`~segsearch.gui.window` (:class:`SketchApp`, the window), :mod:`~segsearch.gui.widgets`
+(tooltips, the status bar, result cells), :mod:`~segsearch.gui.search_worker` (the search thread and
+thumbnails) and :mod:`~segsearch.gui.state_file` (the test hook: set ``SEGSEARCH_GUI_STATE=path.json`` to have
+the app write its state after every change, for tests that drive the window with xdotool). The drawing logic
+lives in :mod:`segsearch.sketch_model` (no Tk).
+"""
+from __future__ import annotations
+
+import tkinter as tk
+
+from .state_file import STATE_ENV, state_path_from_env
+from .window import SketchApp
+
+__all__ = ["STATE_ENV", "SketchApp", "run"]
+
+
+def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12) -> int:
+    """Open the sketch tool on ``index_dir`` (or an opened :class:`PhotoIndex`) and run until the window closes.
+
+    Raises ValueError / FileNotFoundError for a bad index folder or when no display is available.
+    """
+    if photo_index is None:
+        if index_dir is None:
+            raise ValueError("give an index folder or an opened PhotoIndex")
+        from ..photo_index import PhotoIndex
+
+        photo_index = PhotoIndex.open(index_dir, device=device, weights=weights)
+    try:
+        root = tk.Tk(className="segsearch")
+    except tk.TclError as e:
+        raise ValueError(f"cannot open a window ({e}); the sketch tool needs a display (set DISPLAY)") from None
+    app = SketchApp(root, photo_index, k=k, state_path=state_path_from_env())
+    try:
+        root.mainloop()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.stop_worker()
+    return 0
