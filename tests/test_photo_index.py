@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from segsearch import Query
-from segsearch.captions import Captions, normalize_words, score_text, write_captions
+from segsearch.captions import STOP_WORDS, Captions, distinct_word_count, normalize_words, write_captions
 from segsearch.cli import main
 from segsearch.photo_index import PhotoIndex
 from segsearch.sketch_io import class_index, read_sketch, save_sketch, sketch_from_boxes
@@ -45,38 +45,49 @@ def _sky_road(n=SIZE):
                                       ("houses", "house"), ("glasses", "glass"), ("benches", "bench"),
                                       ("CATS!", "cat"), ("man's", "man"), ("dishes", "dish")])
 def test_plural_case_punctuation_insensitive(a, b):
+    """The paper's score's word normalisation (kept for the reproduction bench)."""
     assert normalize_words(a) == normalize_words(b)
 
 
 def test_distinct_words_not_different_stems():
     assert normalize_words("glass grass bus boss") == {"glass", "grass", "bus", "boss"}
-    assert score_text("dog dog dogs", ["A dog.", "Two dogs and a dog"]) == 1  # distinct query words
-    assert score_text("red car street", ["A red car.", "On the Street!"]) == 3
-    assert score_text("red car", ["a blue truck"]) == 0
+    assert distinct_word_count("dog dog dogs", ["A dog.", "Two dogs and a dog"]) == 1  # distinct query words
+    assert distinct_word_count("red car street", ["A red car.", "On the Street!"]) == 3
+    assert distinct_word_count("red car", ["a blue truck"]) == 0
+    assert distinct_word_count("a man on the street", ["A man.", "On the Street!"]) == 5  # stop words count too
 
 
-def test_caption_scores_match_brute_force(folder, tmp_path):
+def _level(text, captions):
+    """Brute-force text level for the synthetic captions (plain nouns and -s plurals, where the paper's plural
+    folding and Porter stemming agree): distinct non-stop query words found in the captions."""
+    return distinct_word_count([w for w in text.split() if w.lower() not in STOP_WORDS], captions)
+
+
+def test_caption_levels_match_brute_force(folder, tmp_path):
     index_dir, _, names, caps = folder
     c = Captions(index_dir / "captions.sqlite")
-    for text in ("car", "cars road dog", "TREES, water!", "zebra", "house houses boat"):
-        expect = {n: score_text(text, cs) for n, cs in caps.items()}
-        assert c.scores(text) == {n: s for n, s in expect.items() if s > 0}
+    for text in ("car", "cars road dog", "TREES water", "zebra", "house houses boat", "the dog and a tree"):
+        expect = {n: _level(text.replace(",", ""), cs) for n, cs in caps.items()}
+        assert c.levels(text) == {n: s for n, s in expect.items() if s > 0}, text
+        assert set(c.bm25(text)) == {n for n, s in expect.items() if s > 0}, text
     assert c.of(names[0]) == caps[names[0]]
-    # a file written before the word table existed gives the same scores
+    # a file written before the full-text index existed gives the same scores
     old = tmp_path / "old.sqlite"
     db = sqlite3.connect(old)
     db.execute("CREATE TABLE captions (path TEXT NOT NULL, caption TEXT NOT NULL)")
     db.executemany("INSERT INTO captions VALUES (?, ?)", [(n, x) for n, cs in caps.items() for x in cs])
     db.commit()
     db.close()
-    assert Captions(old).scores("cars road dog") == c.scores("cars road dog")
+    assert Captions(old).levels("cars road dog") == c.levels("cars road dog")
+    assert Captions(old).bm25("cars road dog") == pytest.approx(c.bm25("cars road dog"), rel=1e-12)
 
 
 def test_write_captions_replaces(tmp_path):
     db = tmp_path / "c.sqlite"
     write_captions([("a.jpg", "Dogs"), ("b.jpg", "a cat")], db)
     write_captions([("b.jpg", "dog")], db)
-    assert Captions(db).scores("dog") == {"b.jpg": 1} and len(Captions(db)) == 1
+    assert Captions(db).levels("dog") == {"b.jpg": 1} and len(Captions(db)) == 1
+    assert list(Captions(db).bm25("dogs")) == ["b.jpg"]
 
 
 # ---------------------------------------------------------------------------------------------- search
@@ -136,22 +147,25 @@ def test_k_larger_than_index_returns_all_sorted(pi):
 
 
 def test_text_only_ranking(folder, pi):
+    """Text alone: by bm25, best first, ties by position in the index; photos without a query word left out."""
     _, _, names, caps = folder
     text = "cars road dog"
     hits = pi.search(text=text, k=100)
-    scores = {n: score_text(text, cs) for n, cs in caps.items()}
-    expect = sorted((n for n in scores if scores[n] > 0), key=lambda n: (-scores[n], names.index(n)))
+    bm25 = pi.captions.bm25(text)
+    expect = sorted((n for n in caps if _level(text, caps[n]) > 0), key=lambda n: (-bm25[n], names.index(n)))
     assert [h.id for h in hits] == expect
-    assert all(math.isnan(h.distance) and h.text_score == scores[h.id] for h in hits)
+    assert all(math.isnan(h.distance) and h.text_score == _level(text, caps[h.id]) and h.bm25 == bm25[h.id]
+               for h in hits)
+    assert len({h.bm25 for h in hits}) < len(hits)  # some ties, broken by position
     assert [h.id for h in pi.search(text=text, k=3)] == expect[:3]
 
 
 def test_text_and_layout_sorts_by_score_then_distance(folder, pi):
     _, _, names, caps = folder
-    text, lab = "tree water person", _sky_road()
+    text, lab = "a tree by the water with a person", _sky_road()
     everything = pi.index.search(Query.sketch(lab), len(pi))
     dist = dict(zip(everything.ids.tolist(), everything.distances.tolist()))
-    score = {n: score_text(text, caps.get(n, [])) for n in names}
+    score = {n: _level(text, caps.get(n, [])) for n in names}
     for k in (1, 5, 17, len(names)):
         hits = pi.search(sketch=lab, text=text, k=k)
         assert len(hits) == k
@@ -360,7 +374,7 @@ def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_pat
 
 
 def test_text_search_normalises_query_words_once(tmp_path):
-    """'horses' folds to the stem of 'horse'; the search must not fold that stem again."""
+    """'horses' stems like 'horse'; the search must not stem that stem again (Porter: 'hors' -> 'hor')."""
     index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
     write_captions([(names[0], "Two horses on a beach."), (names[1], "A house by the boxes")],
                    index_dir / "captions.sqlite")

@@ -1,14 +1,34 @@
-"""Photo captions in SQLite and the method's text ranking.
+"""Photo captions in SQLite, ranked by SQLite's full-text search (FTS5: Porter stemming, bm25).
 
-An index folder's ``captions.sqlite`` holds two tables (one file, written in one transaction)::
+An index folder's ``captions.sqlite`` (written by :func:`write_captions` in one transaction) holds::
 
     captions(path TEXT, caption TEXT)          the captions as given, several per photo allowed
-    caption_words(word TEXT, path TEXT)        each photo's distinct normalised caption words
+    caption_photos(id INTEGER PRIMARY KEY,     one row per captioned photo, in order of its first caption
+                   path TEXT UNIQUE)
+    caption_fts(text)                          FTS5, tokenize='porter unicode61', contentless; row ``id`` is
+                                               all the captions of photo ``id`` together
 
-Text ranking (the paper's "text-based retrieval"): a photo's score is the number of *distinct* query words
-found among the words of its captions. Words are compared after :func:`normalize_words`: lower case,
-punctuation and apostrophes dropped, and simple English plurals folded onto a common stem ("horses" and
-"horse", "boxes" and "box", "skies" and "sky" match). No stop words are removed: every typed word counts.
+Text ranking:
+
+- **Text alone** ranks by bm25 (:meth:`Captions.bm25`, higher is better): a query word weighs by how rare it is
+  among the photos (inverse document frequency), so "horse" outweighs "a" and "man" when few photos show a
+  horse, and by how often the photo's captions use it, relative to their length. A photo is one FTS5 document
+  made of all its captions: document frequency then counts photos (the unit ranked), and a word several
+  captioners used counts more than a word one of them used; scoring captions apart and summing would favour
+  photos with more captions, and taking the best caption would ignore the other captions' agreement.
+- **Text + layout** ranks by the *text level* (:meth:`Captions.levels`): the number of distinct query words,
+  after stemming and leaving out :data:`STOP_WORDS`, found in the photo's captions (if every query word is a
+  stop word, none is left out); ties are broken by the layout distance.
+- Words are matched by SQLite's ``porter unicode61`` tokenizer: case, punctuation and diacritics are ignored
+  and English suffixes stemmed ("horses" matches "horse", "riding" matches "rides"). Query text is split into
+  words here and each word is quoted, so nothing typed (``"``, ``*``, ``-``, ``:``, ``NEAR``, ``AND``, ``OR``)
+  is read as an FTS5 operator.
+- The paper's score, the number of distinct query words found in a photo's captions with every word counting
+  the same (stop words included), is :func:`distinct_word_count` (words compared after
+  :func:`normalize_words`); the reproduction bench (``bench/quality.py``) uses it.
+
+Files from older versions (a ``captions`` table, with or without the former ``caption_words`` table) still
+open: their full-text index is built in memory when they are opened.
 """
 from __future__ import annotations
 
@@ -16,25 +36,141 @@ import csv
 import json
 import re
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "STOP_WORDS",
     "Captions",
+    "FTS5Unavailable",
+    "QueryWord",
+    "distinct_word_count",
+    "level_words",
+    "match_expression",
     "normalize_words",
+    "query_words",
     "read_captions",
     "read_captions_checked",
-    "score_text",
     "store_captions",
     "write_captions",
 ]
 
+#: English function words left out of the text level (not out of bm25, whose weights make them count little).
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be been before being below between both but by
+can could did do does doing down during each few for from further had has have having he her here hers him his
+how i if in into is it its itself just me more most my no nor not of off on once only or other our ours out over
+own s same she should so some such t than that the their theirs them then there these they this those through
+to too under until up very was we were what when where which while who whom why will with would you your yours
+""".split())
+
+#: The FTS5 module and tokenizer (a module constant, not user input: SQL cannot take them as parameters).
+_FTS = "fts5"
+_TOKENIZE = "porter unicode61"
 _WORD = re.compile(r"[^\W_]+")
 _SIBILANT = ("s", "x", "z", "ch", "sh")
 
 
+class FTS5Unavailable(RuntimeError):
+    """The Python's SQLite lacks FTS5 (or its porter tokenizer), which caption search needs."""
+
+
+_fts5_checked: set[str] = set()
+
+
+def _check_fts5() -> None:
+    """Raise :class:`FTS5Unavailable` with a clear message if this SQLite cannot make the caption index."""
+    if _FTS in _fts5_checked:
+        return
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE VIRTUAL TABLE probe USING {_FTS}(text, tokenize='{_TOKENIZE}')")
+    except sqlite3.OperationalError as e:
+        raise FTS5Unavailable(
+            f"caption search needs SQLite's FTS5 full-text search with the porter tokenizer, but the SQLite of "
+            f"this Python ({sqlite3.sqlite_version}) cannot make it ({e}); use a Python whose sqlite3 module is "
+            "built with FTS5 (the python.org, Debian/Ubuntu, Homebrew and conda builds are)") from None
+    finally:
+        db.close()
+    _fts5_checked.add(_FTS)
+
+
+# ------------------------------------------------------------------------------------------- query words
+
+@dataclass(frozen=True)
+class QueryWord:
+    """One distinct word of a query: ``text`` as typed (its first spelling), ``terms`` its stemmed index
+    term(s) (one for a plain word), ``stop`` whether it is a stop word."""
+
+    text: str
+    terms: tuple[str, ...]
+    stop: bool
+
+    @property
+    def phrase(self) -> str:
+        """The word as a quoted FTS5 string: matched literally, never read as an operator."""
+        return '"' + self.text.replace('"', '""') + '"'
+
+
+_local = threading.local()
+
+
+def _stems(tokens: list[str]) -> list[tuple[str, ...]]:
+    """The index terms SQLite's ``porter unicode61`` tokenizer makes of each token (an in-memory FTS5 table
+    read back through fts5vocab, so the stems are exactly those of the caption index)."""
+    db = getattr(_local, "stemmer", None)
+    if db is None:
+        _check_fts5()
+        db = sqlite3.connect(":memory:")
+        db.execute(f"CREATE VIRTUAL TABLE words USING {_FTS}(w, tokenize='{_TOKENIZE}')")
+        db.execute(f"CREATE VIRTUAL TABLE terms USING {_FTS}vocab(words, instance)")
+        _local.stemmer = db
+    with db:
+        db.execute("DELETE FROM words")
+        db.executemany("INSERT INTO words(rowid, w) VALUES (?, ?)", enumerate(tokens))
+        rows = db.execute("SELECT doc, term FROM terms ORDER BY doc, \"offset\"").fetchall()
+    out: list[list[str]] = [[] for _ in tokens]
+    for doc, term in rows:
+        out[doc].append(term)
+    return [tuple(t) for t in out]
+
+
+def query_words(text: str) -> list[QueryWord]:
+    """The distinct words of a query, in the order typed: split on anything but letters and digits, compared
+    by their stems ("horse Horses" is one word). A stem is a stop word only if every spelling typed is."""
+    if not isinstance(text, str):
+        raise ValueError(f"the query text must be a string; got {type(text).__name__}")
+    tokens = _WORD.findall(text)
+    words: dict[tuple[str, ...], QueryWord] = {}
+    for tok, terms in zip(tokens, _stems(tokens)):
+        if not terms:
+            continue
+        stop = tok.lower() in STOP_WORDS
+        if terms not in words:
+            words[terms] = QueryWord(tok, terms, stop)
+        elif words[terms].stop and not stop:
+            words[terms] = QueryWord(words[terms].text, terms, False)
+    return list(words.values())
+
+
+def match_expression(words: Iterable[QueryWord]) -> str:
+    """An FTS5 query matching a photo with any of ``words``: each word quoted, joined by OR ('' if none)."""
+    return " OR ".join(w.phrase for w in words)
+
+
+def level_words(words: list[QueryWord]) -> list[QueryWord]:
+    """The words the text level counts: the non-stop words, or all of them if every word is a stop word."""
+    content = [w for w in words if not w.stop]
+    return content or list(words)
+
+
+# ------------------------------------------------------------------------------------------- the paper's count
+
 def _stem(w: str) -> str:
-    """Fold a simple English plural onto the stem its singular also gets."""
+    """Fold a simple English plural onto the stem its singular also gets (the paper-score normalisation)."""
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     if len(w) > 4 and w.endswith("es") and w[:-2].endswith(_SIBILANT):
@@ -47,12 +183,14 @@ def _stem(w: str) -> str:
 
 
 def normalize_words(text: str) -> set[str]:
-    """The distinct normalised words of ``text`` (see the module docstring)."""
+    """The distinct words of ``text`` as :func:`distinct_word_count` compares them: lower case, punctuation and
+    apostrophes dropped, simple English plurals folded ("horses"/"horse", "boxes"/"box", "skies"/"sky")."""
     return {_stem(w) for w in _WORD.findall(text.lower().replace("'", "").replace("\u2019", ""))}
 
 
-def score_text(query: str | Iterable[str], captions: Iterable[str]) -> int:
-    """Number of distinct query words found in ``captions`` (one photo's captions)."""
+def distinct_word_count(query: str | Iterable[str], captions: Iterable[str]) -> int:
+    """The paper's text score: how many distinct query words (after :func:`normalize_words`; every word counts,
+    stop words included) are found in ``captions``, one photo's captions."""
     q = normalize_words(query) if isinstance(query, str) else set().union(*map(normalize_words, query))
     have: set[str] = set()
     for c in captions:
@@ -60,58 +198,105 @@ def score_text(query: str | Iterable[str], captions: Iterable[str]) -> int:
     return len(q & have)
 
 
-class Captions:
-    """The captions of an index folder, opened read-only; ``scores(text)`` ranks photos by caption words.
+# ------------------------------------------------------------------------------------------- the index
 
-    Files written before the ``caption_words`` table existed are read too (their words are computed in memory).
+def _create_fts(db: sqlite3.Connection, schema: str) -> None:
+    """Create the photo table and the full-text index in ``schema`` ('main' or 'temp')."""
+    db.execute(f"CREATE TABLE {schema}.caption_photos (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE)")
+    db.execute(f"CREATE VIRTUAL TABLE {schema}.caption_fts USING {_FTS}(text, content='', tokenize='{_TOKENIZE}')")
+
+
+def _fill_fts(db: sqlite3.Connection, source: str) -> None:
+    """Index the captions of table ``source`` (``main.captions`` or an old file's): one photo row per path in
+    order of its first caption, one FTS5 document per photo with all its captions, a line each."""
+    db.execute(f"INSERT INTO caption_photos (path) SELECT path FROM {source} GROUP BY path ORDER BY MIN(rowid)")
+    db.execute(f"INSERT INTO caption_fts (rowid, text) SELECT p.id, group_concat(c.caption, char(10)) "
+               f"FROM caption_photos AS p JOIN {source} AS c ON c.path = p.path GROUP BY p.id")
+
+
+class Captions:
+    """The captions of an index folder, opened read-only: :meth:`bm25` and :meth:`levels` score photos for a
+    query, :meth:`of` gives a photo's captions. Safe to share between threads (queries are serialised).
+
+    Files written before the full-text index existed are read too: it is then built in memory.
     """
 
     def __init__(self, db_path: str | Path):
-        self.path = Path(db_path)
+        self.path: Path | None = Path(db_path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no captions file {self.path}; index the photos with --captions FILE")
+        _check_fts5()
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        try:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise ValueError(f"{self.path} is not a captions file ({e}); re-run segsearch index with "
+                             "--captions FILE") from None
         if "captions" not in tables:
             self._db.close()
             raise ValueError(f"{self.path} has no captions table; re-run segsearch index with --captions FILE")
-        self._words: dict[str, set[str]] | None = None
-        if "caption_words" not in tables:  # older file: index the words in memory
-            self._words = {}
-            for path, caption in self._db.execute("SELECT path, caption FROM captions"):
-                for w in normalize_words(caption):
-                    self._words.setdefault(w, set()).add(path)
+        #: True if the file predates the full-text index (then built in memory, in the connection's temp schema).
+        self.legacy = not {"caption_photos", "caption_fts"} <= tables
+        if self.legacy:
+            with self._db:
+                _create_fts(self._db, "temp")
+                _fill_fts(self._db, "main.captions")
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> "Captions":
+        """Captions held in memory only (for benchmarks and tests): the same tables and ranking as a file."""
+        _check_fts5()
+        self = cls.__new__(cls)
+        self.path, self.legacy, self._lock = None, False, threading.Lock()  # path None: not a file
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        _write(self._db, _check_pairs(pairs))
+        return self
 
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> "Captions":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM captions").fetchone()[0]
+        """The number of captions."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM captions").fetchone()[0]
 
     def of(self, path: str) -> list[str]:
         """The captions of one photo (its id in the index), in the order stored."""
-        return [r[0] for r in self._db.execute("SELECT caption FROM captions WHERE path = ? ORDER BY rowid", (path,))]
+        with self._lock:
+            rows = self._db.execute("SELECT caption FROM captions WHERE path = ? ORDER BY rowid", (path,))
+            return [r[0] for r in rows]
 
-    def scores(self, text: str) -> dict[str, int]:
-        """{photo id: number of distinct query words in its captions}, for photos scoring at least 1."""
-        return self.word_scores(normalize_words(text))
-
-    def word_scores(self, words: set[str]) -> dict[str, int]:
-        """:meth:`scores` for words already normalised by :func:`normalize_words` (normalising is not
-        idempotent: 'horses' -> 'hors', and 'hors' -> 'hor')."""
-        words = sorted(words)
-        if not words:
+    def bm25(self, text: str) -> dict[str, float]:
+        """{photo id: bm25 score} (higher is better, > 0) of the photos whose captions contain any word of
+        ``text``, stop words included (SQLite's bm25: k1 = 1.2, b = 0.75, photos as documents)."""
+        expr = match_expression(query_words(text))
+        if not expr:
             return {}
-        if self._words is not None:
-            out: dict[str, int] = {}
-            for w in words:
-                for p in self._words.get(w, ()):
-                    out[p] = out.get(p, 0) + 1
-            return out
-        marks = ",".join("?" * len(words))
-        rows = self._db.execute(f"SELECT path, COUNT(*) FROM caption_words WHERE word IN ({marks}) GROUP BY path",
-                                words)
-        return dict(rows.fetchall())
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT p.path, -bm25(caption_fts) FROM caption_fts JOIN caption_photos AS p "
+                "ON p.id = caption_fts.rowid WHERE caption_fts MATCH ?", (expr,)).fetchall()
+        return dict(rows)
+
+    def levels(self, text: str) -> dict[str, int]:
+        """{photo id: text level} for photos with level >= 1: the number of distinct query words (stemmed; stop
+        words left out unless all are stop words, :func:`level_words`) found in the photo's captions."""
+        counts: Counter[str] = Counter()
+        with self._lock:
+            for w in level_words(query_words(text)):
+                rows = self._db.execute(
+                    "SELECT p.path FROM caption_fts JOIN caption_photos AS p ON p.id = caption_fts.rowid "
+                    "WHERE caption_fts MATCH ?", (w.phrase,))
+                counts.update(r[0] for r in rows)
+        return dict(counts)
 
 
 # ------------------------------------------------------------------------------------------- caption files
@@ -163,22 +348,43 @@ def store_captions(file, db_path: Path, paths: list[str], log: Callable[[str], N
     return write_captions(read_captions_checked(file, paths, log), db_path)
 
 
+def _check_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    out = []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ValueError(f"caption {i} must be a (path, caption) pair of strings; got {pair!r}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _write(db: sqlite3.Connection, pairs: list[tuple[str, str]]) -> None:
+    """Replace everything in ``db`` (autocommit mode) with ``pairs``, in one transaction."""
+    db.isolation_level = None  # explicit BEGIN/COMMIT: the CREATE/DROP statements join the transaction too
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("caption_fts", "caption_photos", "caption_words"):  # caption_words: the former word table
+            db.execute(f"DROP TABLE IF EXISTS main.{table}")
+        db.execute("CREATE TABLE IF NOT EXISTS captions (path TEXT NOT NULL, caption TEXT NOT NULL)")
+        db.execute("CREATE INDEX IF NOT EXISTS captions_path ON captions (path)")
+        db.execute("DELETE FROM captions")
+        db.executemany("INSERT INTO captions VALUES (?, ?)", pairs)
+        _create_fts(db, "main")
+        _fill_fts(db, "main.captions")
+        db.execute("PRAGMA user_version = 2")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def write_captions(pairs: Iterable[tuple[str, str]], db_path: Path) -> int:
-    """Replace the captions of ``db_path`` with ``pairs`` (path, caption), and their word table, in one
-    transaction; returns how many captions were stored."""
-    pairs = list(pairs)
-    words = {(w, p) for p, c in pairs for w in normalize_words(c)}
+    """Replace the captions of ``db_path`` with ``pairs`` (path, caption) and rebuild their full-text index, in
+    one transaction (an older file is converted); returns how many captions were stored."""
+    _check_fts5()
+    pairs = _check_pairs(pairs)
     db = sqlite3.connect(str(db_path))
     try:
-        with db:
-            db.execute("CREATE TABLE IF NOT EXISTS captions (path TEXT NOT NULL, caption TEXT NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS captions_path ON captions (path)")
-            db.execute("CREATE TABLE IF NOT EXISTS caption_words (word TEXT NOT NULL, path TEXT NOT NULL, "
-                       "PRIMARY KEY (word, path)) WITHOUT ROWID")
-            db.execute("DELETE FROM captions")
-            db.execute("DELETE FROM caption_words")
-            db.executemany("INSERT INTO captions VALUES (?, ?)", pairs)
-            db.executemany("INSERT INTO caption_words VALUES (?, ?)", sorted(words))
+        _write(db, pairs)
     finally:
         db.close()
     return len(pairs)

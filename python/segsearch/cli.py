@@ -148,8 +148,9 @@ def _cmd_search(args) -> int:
             print(json.dumps(h.as_dict()))
         else:
             dist = "-" if math.isnan(h.distance) else f"{h.distance:.6g}"
-            words = "" if h.text_score is None else f"\t{h.text_score}"
-            print(f"{h.rank}\t{h.path}\t{dist}{words}")
+            words = "" if h.text_score is None else f"\t{h.text_score}"  # the text level
+            bm25 = "" if h.bm25 is None else f"\t{h.bm25:.4g}"  # text alone: the score that ranked it
+            print(f"{h.rank}\t{h.path}\t{dist}{words}{bm25}")
     if args.sheet:
         from .sheet import contact_sheet
         from .storage import atomic_write

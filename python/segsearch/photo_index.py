@@ -5,8 +5,8 @@
 ...     print(hit.rank, hit.path, hit.distance, hit.text_score)
 
 Ranking (the method's "text + proposed system"): without text, by spatial-semantic distance; with text and
-no photo or sketch, by text score alone (photos with no query word are left out); with both, by text score
-(most query words first), ties broken by distance.
+no photo or sketch, by the captions' bm25 score (photos with no query word are left out); with both, by text
+level (most distinct non-stop query words first, see :mod:`segsearch.captions`), ties broken by distance.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .captions import Captions, normalize_words
+from .captions import Captions, query_words
 from .index import Index
 from .indexing import CAPTIONS_FILE, INDEX_FILE, NETWORK
 from .palette import make_palette
@@ -32,18 +32,26 @@ MAPS_CACHE = 16
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``distance`` is NaN for a text-only search; ``text_score`` is None without text."""
+    """One search result.
+
+    ``distance``: the layout distance, NaN for a text-only search. ``text_score``: None without text, else the
+    photo's text level, the number of distinct query words (stemmed, stop words left out unless the query has
+    only stop words) found in its captions; it ranks text + layout searches. ``bm25``: for a text-only search,
+    the captions' bm25 score that ranked it (higher is better), else None.
+    """
 
     rank: int
     id: str | int
     path: Path
     distance: float
     text_score: int | None = None
+    bm25: float | None = None
 
     def as_dict(self) -> dict:
         """JSON-able: a NaN distance (text-only search) becomes None."""
         return {"rank": self.rank, "id": self.id, "path": str(self.path),
-                "distance": None if math.isnan(self.distance) else self.distance, "text_score": self.text_score}
+                "distance": None if math.isnan(self.distance) else self.distance, "text_score": self.text_score,
+                "bm25": self.bm25}
 
 
 class PhotoIndex:
@@ -206,23 +214,25 @@ class PhotoIndex:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a whole number >= 1; got {k!r}")
         q = self.query(image=image, maps=maps, sketch=sketch)
-        words = None
-        if text is not None and text.strip():
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be a string of caption words; got {type(text).__name__}")
+        has_text = text is not None and text.strip() != ""
+        if has_text:
             if self.captions is None:
                 raise ValueError("this index has no captions, so it cannot be searched by text; index the photos "
                                  "with '--captions FILE' or leave the text out")
-            words = normalize_words(text)
-            if not words:
+            if not query_words(text):
                 raise ValueError(f"the text {text!r} has no words to search for")
-        if q is None and words is None:
+        if q is None and not has_text:
             raise ValueError("nothing to search for: give a photo, a sketch (draw at least one class) or text")
-        if words is None:
+        if not has_text:
             return self._hits(self.index.search(q, k, threads=threads))
-        scores = self.captions.word_scores(words)
-        if q is None:
+        levels = self.captions.levels(text)
+        if q is None:  # text alone: bm25, best first; ties by position in the index
+            scores = self.captions.bm25(text)
             order = sorted(scores.items(), key=lambda t: (-t[1], self._position(t[0])))[:k]
-            return [Hit(i + 1, p, self.path(p), math.nan, s) for i, (p, s) in enumerate(order)]
-        return self._text_and_layout(q, scores, k, threads)
+            return [Hit(i + 1, p, self.path(p), math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
+        return self._text_and_layout(q, levels, k, threads)
 
     def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
         """Hits for an index search result, ranked from ``start + 1``."""
@@ -233,11 +243,12 @@ class PhotoIndex:
         pos = self.index._positions()
         return pos[id_] if id_ in pos else len(self)
 
-    def _text_and_layout(self, q: Query, scores: dict[str, int], k: int, threads) -> list[Hit]:
-        """Sort by text score, ties by distance: one restricted search per score level, best level first."""
+    def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads) -> list[Hit]:
+        """Sort by text level (:meth:`Captions.levels`; photos not in ``levels`` have level 0), ties by distance,
+        then by position in the index: one restricted search per level, best level first."""
         pos = self.index._positions()
         by_level: dict[int, list[str]] = {}
-        for p, s in scores.items():
+        for p, s in levels.items():
             if p in pos:
                 by_level.setdefault(s, []).append(p)
         hits: list[Hit] = []
