@@ -95,14 +95,53 @@ def test_network_shapes_any_size():
 
 def test_missing_weights_error(empty_cache, tmp_path):
     with pytest.raises(W.WeightsNotFoundError) as e:
-        W.resolve_weights()
+        Segmenter.default(weights=tmp_path / "nowhere.tflite")
     msg = str(e.value)
     assert isinstance(e.value, SegsearchError) and isinstance(e.value, FileNotFoundError)
-    assert "sayakpaul/lite-model/deeplabv3-mobilenetv2-ade20k/1/default/1" in msg
-    assert "deeplabv3_mnv2_ade20k_train_2018_12_03" in msg
-    assert str(empty_cache) in msg and W.ENV_VAR in msg
-    with pytest.raises(W.WeightsNotFoundError, match="nowhere.tflite"):
-        Segmenter.default(weights=tmp_path / "nowhere.tflite")
+    assert "nowhere.tflite" in msg and "--weights FILE" in msg and W.ENV_VAR in msg and len(msg) < 300
+    with pytest.raises(W.WeightsNotFoundError, match="--weights FILE") as e:
+        W.resolve_weights(sha256="ab" * 32)  # weights an index recorded, found neither bundled nor cached
+    assert "abababababab..." in str(e.value) and str(empty_cache) in str(e.value)
+
+
+def test_the_network_ships_with_the_package():
+    assert W.BUNDLED.is_file() and sha256_file(W.BUNDLED) == W.BUNDLED_SHA256 == EXPECTED_TFLITE_SHA256
+    assert (W.BUNDLED.parent / "LICENSE-Apache-2.0.txt").is_file() and (W.BUNDLED.parent / "NOTICE.md").is_file()
+    if MODEL.is_file():
+        assert sha256_file(MODEL) == W.BUNDLED_SHA256
+
+
+def test_bundled_network_is_imported_once_and_found_whatever_its_name(empty_cache):
+    from safetensors import safe_open
+
+    first = W.resolve_weights()  # no argument, no variable, empty cache: the bundled file, imported
+    assert first.parent == empty_cache and first.suffix == ".safetensors"
+    with safe_open(str(first), "pt") as f:
+        assert f.metadata()["source_sha256"] == W.BUNDLED_SHA256
+    assert W.weights_sha256(first) == W.BUNDLED_SHA256
+    mtime = first.stat().st_mtime_ns
+    assert W.resolve_weights() == first and first.stat().st_mtime_ns == mtime  # not imported again
+    renamed = first.with_name("my-weights.safetensors")
+    first.rename(renamed)
+    assert W.resolve_weights() == renamed and W.resolve_weights(sha256=W.BUNDLED_SHA256) == renamed
+    assert sorted(p.name for p in empty_cache.glob("*.safetensors")) == ["my-weights.safetensors"]
+
+
+def test_unwritable_cache_imports_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(W, "cache_dir", lambda: blocker / "cache")  # mkdir fails
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    state, sha = W.load_weights()
+    assert sha == W.BUNDLED_SHA256 and state.keys() == DeepLabV3MobileNetV2().state_dict().keys()
+
+
+def test_default_segmenter_records_its_identity(empty_cache):
+    seg = Segmenter.default(device="cpu")
+    assert seg.name == W.NETWORK and seg.weights_sha256 == W.BUNDLED_SHA256
+    other = Segmenter.from_module(_TinyNet(3, False), ["a", "b", "c"], device="cpu", input_size=16)
+    assert other.name == "_TinyNet" and other.weights_sha256 is None
+    assert Segmenter(_TinyNet(3, False), ["a", "b", "c"], device="cpu").name == "_TinyNet"
 
 
 def test_not_a_tflite_file(tmp_path):
