@@ -19,11 +19,12 @@ from segsearch.captions import read_captions, store_captions
 from segsearch.cli import main
 from segsearch.indexing import find_photos
 from segsearch.segmenter import Segmenter
+from segsearch.tflite_import import EXPECTED_TFLITE_SHA256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"
 CAMVID = SHARED / "data" / "camvid" / "train" / "images"
-_PREDICT = Segmenter.predict
+_MAPS = Segmenter._maps
 needs_data = pytest.mark.skipif(not MODEL.is_file() or not CAMVID.is_dir(), reason="shared model/photos not available")
 
 #: Small and fast: 32x32 maps, 3 centroids, batches of 2, a 4-photo training sample.
@@ -62,26 +63,36 @@ def weights(tmp_path_factory):
 
 
 class Counter:
-    """Replaces Segmenter.predict: counts the photos segmented; raises KeyboardInterrupt past ``limit``."""
+    """Wraps the network pass every segmentation goes through (``Segmenter._maps``): counts the photos
+    segmented; raises KeyboardInterrupt past ``limit``."""
 
     def __init__(self, limit: int | None = None):
         self.n, self.limit = 0, limit
 
     def install(self, monkeypatch) -> Counter:
-        def predict(seg, images, *args, **kwargs):
-            if self.limit is not None and self.n + len(images) > self.limit:
+        def maps(seg, x, *args, **kwargs):
+            if self.limit is not None and self.n + len(x) > self.limit:
                 raise KeyboardInterrupt
-            out = _PREDICT(seg, images, *args, **kwargs)
-            self.n += len(images)
+            out = _MAPS(seg, x, *args, **kwargs)
+            self.n += len(x)
             return out
 
-        monkeypatch.setattr(Segmenter, "predict", predict)
+        monkeypatch.setattr(Segmenter, "_maps", maps)
         return self
 
 
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """An empty user cache for imported weights, and no SEGSEARCH_WEIGHTS."""
+    monkeypatch.setattr(W, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, weights):
-    """One uninterrupted run over 6 photos + a corrupt file: (photos dir, index dir, rel paths, exit code, stdout)."""
+def clean(tmp_path_factory):
+    """One uninterrupted run over 6 photos + a corrupt file, with the bundled network (no --weights) and an
+    empty weights cache: (photos dir, index dir, rel paths, exit code, stdout, photos segmented)."""
     if not CAMVID.is_dir():
         pytest.skip("shared photos not available")
     base = tmp_path_factory.mktemp("clean")
@@ -90,22 +101,29 @@ def clean(tmp_path_factory, weights):
     captions = base / "captions.csv"
     captions.write_text(f"path,caption\n{rels[0]},a street\n{rels[0]},cars on a road\nnot/there.jpg,x\n")
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(["index", str(photos), "--out", str(base / "idx"), "--weights", str(weights), *OPTS,
-                   "--captions", str(captions)])
-    return photos, base / "idx", rels, rc, buf.getvalue()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
+        mp.setattr(W, "cache_dir", lambda: base / "empty-cache")
+        mp.delenv(W.ENV_VAR, raising=False)
+        counter = Counter().install(mp)
+        rc = main(["index", str(photos), "--out", str(base / "idx"), *OPTS, "--captions", str(captions)])
+    return photos, base / "idx", rels, rc, buf.getvalue(), counter.n
 
 
 @needs_data
 def test_index_folder_end_to_end(clean, weights):
-    photos, out, rels, rc, stdout = clean
+    photos, out, rels, rc, stdout, segmented = clean
     assert rc == 0
+    assert segmented == 6  # one network pass per readable photo, the training sample's included
+    # only what search needs (and the small progress database) stays
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "captions.sqlite", "index.segsearch", "work", "work/state.sqlite"]
     index = Index.load(out / "index.segsearch")
     assert len(index) == 6
     assert list(index.ids) == rels  # relative paths, '/'-separated, sorted
     assert any(r.startswith("sub/") for r in rels)
     assert index.n_centroids == 3 and index.size == 32 and index.num_classes == 151
     assert index.metadata["network"] == "deeplabv3-mnv2-ade20k"
+    assert index.metadata["network_sha256"] == W.BUNDLED_SHA256 == EXPECTED_TFLITE_SHA256
     assert index.metadata["photos_dir"] == str(photos.resolve()) and index.metadata["size"] == 32
     assert index.class_names[:4] == ["others", "wall", "building", "sky"]
     # the corrupt file is reported and recorded as failed; the text file is ignored
@@ -114,7 +132,6 @@ def test_index_folder_end_to_end(clean, weights):
     rows = dict(db.execute("SELECT path, status FROM photos").fetchall())
     db.close()
     assert rows.pop("corrupt.jpg") == "failed" and set(rows.values()) == {"done"} and "notes.txt" not in rows
-    assert not (out / "work" / "sample.f16").exists()
     assert "stored 2 captions" in stdout
     db = sqlite3.connect(out / "captions.sqlite")
     assert db.execute("SELECT path, caption FROM captions").fetchall() == [(rels[0], "a street"),
@@ -127,14 +144,15 @@ def test_index_folder_end_to_end(clean, weights):
 
 
 @needs_data
-def test_search_the_real_index_from_the_command_line(clean, weights, tmp_path, capsys):
-    """segsearch search on the folder indexed above, with the real network for the photo query."""
-    photos, out, rels, rc, _ = clean
+def test_search_the_real_index_from_the_command_line(clean, weights, tmp_path, tmp_cache, capsys):
+    """segsearch search on the folder indexed above, with the real network for the photo query: the bundled
+    one (the index records it), then an explicit --weights file of the same network."""
+    photos, out, rels, rc, *_ = clean
     assert rc == 0
     capsys.readouterr()
     sheet = tmp_path / "sheet.png"
     assert main(["search", str(out), "--image", str(photos / rels[4]), "-k", "3", "--json",
-                 "--weights", str(weights), "--sheet", str(sheet)]) == 0
+                 "--sheet", str(sheet)]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rows[0]["id"] == rels[4] and rows[0]["path"] == str(photos.resolve() / rels[4]) and len(rows) == 3
     assert sheet.stat().st_size > 10_000
@@ -148,7 +166,7 @@ def test_search_the_real_index_from_the_command_line(clean, weights, tmp_path, c
 
 @needs_data
 def test_rerun_of_a_finished_index_does_nothing(clean, weights, monkeypatch, capsys):
-    photos, out, _, _, _ = clean
+    photos, out, *_ = clean
     before = Index.load(out / "index.segsearch", mmap=False).codes.copy()
     counter = Counter().install(monkeypatch)
     assert main(["index", str(photos), "--out", str(out), "--weights", str(weights), *OPTS]) == 0
@@ -162,16 +180,16 @@ def test_rerun_of_a_finished_index_does_nothing(clean, weights, monkeypatch, cap
 
 @needs_data
 @pytest.mark.parametrize("limit", [2, 5], ids=["during-sample", "during-encoding"])
-def test_resume_after_interrupt(clean, weights, tmp_path, monkeypatch, limit):
-    _, clean_out, rels, _, _ = clean
+def test_resume_after_interrupt(clean, tmp_path, tmp_cache, monkeypatch, limit):
+    _, clean_out, rels, *_ = clean
     photos = tmp_path / "photos"
     assert make_folder(photos, camvid(6)) == rels
-    args = ["index", str(photos), "--out", str(tmp_path / "idx"), "--weights", str(weights), *OPTS]
+    args = ["index", str(photos), "--out", str(tmp_path / "idx"), *OPTS]
     first = Counter(limit).install(monkeypatch)
     assert main(args) == 130  # interrupted
     assert not (tmp_path / "idx" / "index.segsearch").exists()
     assert 0 < first.n <= limit
-    assert (tmp_path / "idx" / "work" / "codebook.npy").exists() == (limit == 5)
+    assert (tmp_path / "idx" / "work" / "codebook.segsearch").exists() == (limit == 5)
     second = Counter().install(monkeypatch)
     assert main(args) == 0
     assert first.n + second.n == 6  # no readable photo was segmented twice
@@ -244,14 +262,21 @@ def test_add_without_an_index_is_an_error(tmp_path, capsys):
 
 
 @needs_data
-def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("where", ["--weights", "bundled"])
+def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys, where):
     monkeypatch.setattr(W, "cache_dir", lambda: tmp_path / "empty-cache")
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     make_folder(tmp_path / "photos", camvid(1), junk=False)
-    assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx")]) == 2
+    args = ["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx")]
+    if where == "bundled":  # a broken install
+        monkeypatch.setattr(W, "BUNDLED", tmp_path / "gone.tflite")
+    else:
+        args += ["--weights", str(tmp_path / "nowhere.tflite")]
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("segsearch: error:") and err.count("\n") == 1
-    assert "DeepLabV3-MobileNetV2-ADE20K weights" in err and "SEGSEARCH_WEIGHTS" in err
+    assert err.startswith("segsearch: error:") and err.count("\n") == 1 and len(err) < 300
+    assert "--weights FILE" in err and "weights='" not in err  # the CLI option, not the Python argument
+    assert ("nowhere.tflite" in err) if where == "--weights" else ("reinstall segsearch" in err)
 
 
 def test_find_photos_by_extension_recursively(tmp_path):

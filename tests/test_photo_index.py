@@ -361,8 +361,7 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
 
 def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_path):
     from segsearch import Index
-    from segsearch.indexing import NETWORK
-    from segsearch.weights import WeightsNotFoundError
+    from segsearch.weights import NETWORK, WeightsNotFoundError
 
     index_dir, photos, names, _ = folder
     index = Index.load(index_dir / "index.segsearch")
@@ -383,3 +382,22 @@ def test_text_search_normalises_query_words_once(tmp_path):
         hits = pi.search(text=text, k=5)
         assert [h.id for h in hits] == [expect], text
     assert pi.search(text="horses houses", sketch=_sky_road(), k=2)[0].text_score == 1
+
+
+@pytest.mark.parametrize("given", [None, "bundled"])
+def test_photo_queries_use_the_network_the_index_recorded(folder, tmp_path, monkeypatch, given):
+    """An index records its network's weights (sha256): a photo query finds those weights or says to pass
+    --weights; weights of another sha256 are refused."""
+    from segsearch import Index
+    from segsearch import weights as W
+
+    monkeypatch.setattr(W, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    index_dir, photos, names, _ = folder
+    index = Index.load(index_dir / "index.segsearch")
+    index.metadata.update(network=W.NETWORK, network_sha256="ab" * 32)
+    pi = PhotoIndex(index, weights=None if given is None else W.BUNDLED)
+    error = W.WeightsNotFoundError if given is None else ValueError
+    with pytest.raises(error, match="--weights FILE") as e:
+        pi.search(image=photos / names[0])
+    assert "abababababab" in str(e.value) and "weights='" not in str(e.value)

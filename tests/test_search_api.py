@@ -221,3 +221,54 @@ def test_simd_environment_override():
     env["SEGSEARCH_SIMD"] = "mmx"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "SEGSEARCH_SIMD='mmx'" in bad.stderr and "unknown SIMD level" in bad.stderr
+
+
+def test_encode_then_add_codes_equals_add(small):
+    probs, index = small
+    codes = index.encode(probs[:30])
+    assert codes.dtype == np.uint8 and codes.shape == (30, 5)
+    np.testing.assert_array_equal(codes, index.codes[:30])  # the codes add() stored for the same maps
+    rebuilt = Index.from_codebook(index.codebook, np.zeros((0, 5), np.uint8))
+    rebuilt.add_codes(codes, ids=[f"p{i}" for i in range(30)])
+    q = Query.image(probs[3])
+    want = index.search(q, k=30, subset=np.arange(30))
+    got = rebuilt.search(q, k=30)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    assert [int(s[1:]) for s in got.ids] == want.ids.tolist()
+    with pytest.raises(ValueError, match="n_centroids=16"):
+        rebuilt.add_codes(np.full((1, 5), 16, np.uint8), ids=["x"])
+    with pytest.raises(ValueError, match=r"uint8 of shape \(N, 5\)"):
+        rebuilt.add_codes(codes[:, :4], ids=["y"])
+    with pytest.raises(ValueError, match="exact maps"):
+        Index(5, 8, 16, keep_exact=True).train(probs, niter=1).add_codes(codes)
+
+
+def test_train_reads_float16_and_memory_mapped_maps_like_their_float32_values(tmp_path):
+    probs = random_probs(60, 4, 8, seed=5).astype(np.float16)
+    path = tmp_path / "maps.f16"
+    probs.tofile(path)
+    mm = np.memmap(path, np.float16, "r", shape=probs.shape)
+    a = Index(4, 8, 8).train(mm, niter=3, seed=1)
+    b = Index(4, 8, 8).train(probs.astype(np.float32), niter=3, seed=1)
+    np.testing.assert_array_equal(a.codebook, b.codebook)
+    np.testing.assert_array_equal(a.encode(mm), b.encode(probs.astype(np.float32)))
+    bad = probs.copy()
+    bad[7, :, 2, 3] = 0  # one pixel's classes sum to 0: found although it is not in the first chunk read
+    with pytest.raises(ValueError, match="sum to 1"):
+        Index(4, 8, 8).train(bad)
+
+
+def test_positions_membership_lookup_table_and_default_codes(small):
+    probs, index = small
+    assert 5 in index and 120 not in index and "5" not in index and [1] not in index
+    np.testing.assert_array_equal(index.positions([7, 0, 7]), [7, 0, 7])
+    with pytest.raises(ValueError, match="not in the index"):
+        index.positions([3, 999])
+    q = Query.image(probs[4])
+    lut, classes = index.lookup_table(q, eps=0)
+    assert lut.shape == (5, 16) and classes.tolist() == list(range(5))
+    want = distances("image", probs[4], None, adc_maps(index.codebook, index.codes))  # PQ distances, by numpy
+    np.testing.assert_allclose(lut[np.arange(5), index.codes.astype(np.int64)].sum(1), want, rtol=1e-4, atol=1e-4)
+    d = index.default_codes
+    assert d.shape == (5,) and not d.flags.writeable
+    assert all(d[c] == np.bincount(index.codes[:, c], minlength=16).argmax() for c in range(5))

@@ -41,11 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
     p.add_argument("--size", type=_positive, default=None, help="map size n (default 64)")
     p.add_argument("--centroids", type=_positive, default=None,
-                   help="centroids K per class, 1..256 (default 256; lowered to the number of readable sample "
-                        "photos if larger)")
+                   help="centroids K per class, 1..256 (default: the largest power of two <= photos / 8, within "
+                        "4..256; lowered to the number of readable sample photos if larger)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
-    p.add_argument("--weights", default=None, help="network weights (.tflite or imported .safetensors)")
+    p.add_argument("--weights", default=None,
+                   help="network weights (.tflite or imported .safetensors; default: the bundled network)")
     p.add_argument("--batch", type=_positive, default=8, help="photos per batch (default 8)")
+    p.add_argument("--workers", type=int, default=1, help="processes decoding photos (default 1; 0: none)")
     p.add_argument("--sample", type=_positive, default=2000, help="photos to train the codebooks on (default 2000)")
     p.add_argument("--add", action="store_true", help="append new photos to an existing index with its codebook")
     p.add_argument("--captions", default=None, metavar="FILE",
@@ -54,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",
                        description="Rank the indexed photos. A photo alone is an image query, a sketch alone a "
-                                   "sketch query, both a photo with a partial sketch drawn over it. --text ranks by "
-                                   "the number of query words in the captions, ties broken by the layout distance.")
+                                   "sketch query, both a photo with a partial sketch drawn over it. --text alone ranks "
+                                   "the captions by bm25; with a photo or sketch, by the number of query words "
+                                   "(stop words aside) in a photo's captions, ties broken by the layout distance.")
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--image", metavar="PHOTO", default=None, help="query photo")
     p.add_argument("--sketch", metavar="SKETCH.png", default=None,
@@ -70,12 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results")
     p.add_argument("--threads", type=_positive, default=None, help="search threads (default: all cores)")
     p.add_argument("--device", default=None, help="torch device for the photo's network (default: cuda if available)")
-    p.add_argument("--weights", default=None, help="network weights (.tflite or imported .safetensors)")
+    p.add_argument("--weights", default=None,
+                   help="network weights (.tflite or imported .safetensors; default: the network the index was "
+                        "built with)")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
-                       description="Print one line per class: the value a single-channel sketch PNG uses for it "
-                                   "(class index + 1), its colour in RGB sketches, and its name.")
+                       description="Print a header line, then one line per class: its index (the number the "
+                                   "Python API, --draw and the sketch tool use), the value a single-channel sketch "
+                                   "PNG uses for it (index + 1), its colour in RGB sketches, and its name.")
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--json", action="store_true", help="one JSON object per class")
     p.set_defaults(func=_cmd_classes)
@@ -86,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("-k", type=_positive, default=12, help="number of results shown (default 12)")
     p.add_argument("--device", default=None, help="torch device for photo queries (default: cuda if available)")
-    p.add_argument("--weights", default=None, help="network weights (.tflite or imported .safetensors)")
+    p.add_argument("--weights", default=None,
+                   help="network weights (.tflite or imported .safetensors; default: the network the index was "
+                        "built with)")
     p.set_defaults(func=_cmd_gui)
     return parser
 
@@ -102,7 +110,7 @@ def _cmd_index(args) -> int:
 
     report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
                          device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
-                         add=args.add, captions=args.captions)
+                         add=args.add, captions=args.captions, workers=args.workers)
     print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {report.index_path}")
     if report.failed:
         names = ", ".join(f"{p} ({e})" for p, e in report.failed[:SHOW_FAILED])

@@ -49,7 +49,8 @@ def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.
 
 def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed: int = 0,
                    device=None, absent_mass: float = ABSENT_MASS) -> np.ndarray:
-    """Train one codebook per class on maps ``probs`` (N, C, n, n). Returns float32 (C, K, n*n).
+    """Train one codebook per class on maps ``probs`` (N, C, n, n), float16 or float32 (read one class at a
+    time, so a memory-mapped sample is never loaded whole). Returns float32 (C, K, n*n).
 
     Raises ValueError if K exceeds the number of training images.
     """
@@ -65,7 +66,7 @@ def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed
     out = np.zeros((C, K, D), dtype=np.float32)
     with torch.inference_mode():
         for c in range(C):
-            x = torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(N, D))).to(dev)
+            x = torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(N, D), dtype=np.float32)).to(dev)
             mass = x.sum(1)
             absent = mass < absent_mass
             n_absent = int(absent.sum())
@@ -105,7 +106,8 @@ def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int =
             a0 = cents[:, 0].contiguous()
             others = cnorm2[1:].sqrt() if K > 1 else cnorm2.new_full((1,), float("inf"))
             for s in range(0, N, batch):
-                x = torch.from_numpy(np.ascontiguousarray(probs[s : s + batch, c].reshape(-1, D))).to(dev)
+                rows = probs[s : s + batch, c].reshape(-1, D)
+                x = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(dev)
                 xn2 = (x * x).sum(1)
                 d0 = (xn2 - 2.0 * (x @ a0) + cnorm2[0]).clamp_min(0)
                 # Lower bound of the distance to every other centroid from the norms alone.

@@ -127,13 +127,19 @@ class Index:
         if self._cb is None:
             raise NotTrainedError("the index has no codebook yet: call index.train(probs) first")
 
-    def _check_batch(self, probs) -> np.ndarray:
-        a = check_probs(probs, "probs", batched=True)
-        if a.shape[1:] != (self.num_classes, self.size, self.size):
+    def _check_batch(self, probs, *, chunk: int | None = None) -> np.ndarray:
+        """Validated maps (N, C, n, n). ``chunk``: validate that many images at a time and return the array as
+        given (float16 or float32, possibly memory-mapped) instead of one float32 copy of the whole batch."""
+        a = as_numpy(probs, "probs")
+        if a.ndim != 4 or a.shape[1:] != (self.num_classes, self.size, self.size):
             raise ValueError(
                 f"probs must have shape (N, {self.num_classes}, {self.size}, {self.size}) for this index; "
                 f"got {a.shape}"
             )
+        if chunk is None or a.dtype not in (np.float16, np.float32):
+            return check_probs(a, "probs", batched=True)
+        for s in range(0, len(a), chunk):
+            check_probs(a[s : s + chunk], "probs", batched=True)
         return a
 
     def _set_codebook(self, codebook_ckd: np.ndarray) -> None:
@@ -162,12 +168,15 @@ class Index:
         self._block_sums = block_sums
 
     def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
-        """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K."""
+        """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
+
+        ``probs`` may be float16 and memory-mapped: it is validated in chunks and read one class at a time,
+        so a large training sample is never copied whole."""
         if self._n:
             raise ValueError(
                 f"the index already holds {self._n} images encoded with its codebook; build a new Index to retrain"
             )
-        a = self._check_batch(probs)
+        a = self._check_batch(probs, chunk=256)  # float16 / memory-mapped maps are read one class at a time
         niter = _check_count(niter, "niter", 0)
         from .codebook import train_codebook  # torch is imported only when codebooks are made
 
@@ -180,14 +189,37 @@ class Index:
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
         a = self._check_batch(probs)
-        from .codebook import encode  # torch is imported only when maps are encoded
-
-        codes = encode(a, self._cb, device=device)
+        codes = self._encode(a, device)
         exact = norms = None
         if self.keep_exact:
             exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
             norms = _exact_norms(exact)
         self._append(codes, ids, exact, norms)
+        return self
+
+    def encode(self, probs, *, device=None) -> np.ndarray:
+        """The codes uint8 (N, C) of maps (N, C, n, n): each class map's nearest centroid. Nothing is added;
+        :meth:`add_codes` appends codes made here (or by another process with the same codebook)."""
+        return self._encode(self._check_batch(probs, chunk=256), device)
+
+    def _encode(self, a: np.ndarray, device) -> np.ndarray:
+        self._need_trained()
+        from .codebook import encode  # torch is imported only when maps are encoded
+
+        return encode(a, self._cb, device=device)
+
+    def add_codes(self, codes, ids=None) -> "Index":
+        """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`.
+        Not for indexes that keep exact maps (those need the maps: use :meth:`add`)."""
+        self._need_trained()
+        if self.keep_exact:
+            raise ValueError("this index keeps the exact maps, so images must be added with add(probs)")
+        cd = as_numpy(codes, "codes")
+        if cd.ndim != 2 or cd.shape[1] != self.num_classes or cd.dtype != np.uint8:
+            raise ValueError(f"codes must be uint8 of shape (N, {self.num_classes}); got {cd.dtype} {cd.shape}")
+        if len(cd) and _column_max(cd) >= self.n_centroids:
+            raise ValueError(f"codes must be < n_centroids={self.n_centroids}; found {_column_max(cd)}")
+        self._append(np.ascontiguousarray(cd), ids)
         return self
 
     def _append(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
@@ -275,6 +307,21 @@ class Index:
             self._id_pos = {v: i for i, v in enumerate(seq)}
         return self._id_pos
 
+    def __contains__(self, id_) -> bool:
+        try:
+            return id_ in self._positions()
+        except TypeError:  # unhashable
+            return False
+
+    def positions(self, ids) -> np.ndarray:
+        """Insertion positions int64 of ``ids`` (a sequence of ids); ValueError naming an id not in the index."""
+        pos = self._positions()
+        seq = list(ids) if isinstance(ids, (list, tuple)) else as_numpy(ids, "ids").reshape(-1).tolist()
+        try:
+            return np.fromiter((pos[i] for i in seq), dtype=np.int64, count=len(seq))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"id {e.args[0] if e.args else '?'!r} is not in the index") from None
+
     def _ids_at(self, pos: np.ndarray) -> np.ndarray:
         if self._ids is None:
             return pos.astype(np.int64)
@@ -292,12 +339,10 @@ class Index:
             if a.shape != (self._n,):
                 raise ValueError(f"a boolean subset mask must have shape ({self._n},); got {a.shape}")
             return np.ascontiguousarray(a, dtype=np.uint8), None
-        seq = list(subset) if a is None else a.reshape(-1).tolist()
-        pos = self._positions()
         try:
-            p = np.fromiter((pos[i] for i in seq), dtype=np.int64, count=len(seq))
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"subset names id {e.args[0] if e.args else '?'!r}, which is not in the index") from None
+            p = self.positions(list(subset) if a is None else a)
+        except ValueError as e:
+            raise ValueError(f"subset: {e}") from None
         return None, np.unique(p)
 
     def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
@@ -338,8 +383,7 @@ class Index:
                 self._exact[: self._n], self._exact_norms[: self._n], [r[0] for r in resolved],
                 [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads)
         else:
-            built = [_core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads, self._block_sums,
-                                     min(BLOCK_W, self.size)) for kind, probs, labels in resolved]
+            built = [self._lut(r, eps, threads) for r in resolved]
             luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
             classes = [b[1] for b in built]
             ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
@@ -347,6 +391,29 @@ class Index:
         out = [SearchResult(self._ids_at(ids[i, : counts[i]]), dists[i, : counts[i]].copy())
                for i in range(len(resolved))]
         return out[0] if single else out
+
+    def _lut(self, resolved, eps: float, threads: int):
+        kind, probs, labels = resolved
+        return _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads, self._block_sums,
+                               min(BLOCK_W, self.size))
+
+    def lookup_table(self, query: Query, *, eps: float | None = None, threads: int = 1):
+        """The lookup table a PQ search sums for ``query``: (LUT float32 (C, K) with LUT[c, k] = the squared
+        distance between the query's class-c map and centroid k, the classes int32 the scan adds up)."""
+        if not isinstance(query, Query):
+            raise ValueError("query must be a segsearch.Query")
+        self._need_trained()
+        eps = DEFAULT_EPS if eps is None else float(eps)
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0; got {eps}")
+        return self._lut(query.resolve(self.num_classes, self.size), eps, _check_count(threads, "threads", 1))
+
+    @property
+    def default_codes(self) -> np.ndarray:
+        """Per class the most common code uint8 (C,), which the scan skips cheaply (read-only)."""
+        v = self._defaults.view()
+        v.flags.writeable = False
+        return v
 
     # ------------------------------------------------------------------ construction from parts
     @classmethod

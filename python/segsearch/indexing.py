@@ -1,23 +1,20 @@
-"""Index a folder of photos: segment, train the codebooks, encode — resumable, crash-safe, bounded memory.
-
-Layout of an index folder ``OUT``::
-
-    OUT/index.segsearch        the final index (ids = photo paths relative to the photos folder)
-    OUT/captions.sqlite        optional: the photos' captions (see segsearch.captions)
-    OUT/work/state.sqlite      progress: one row per photo (pending / done / failed, error, codes)
-    OUT/work/sample.f16        float16 maps of the training sample (deleted once every photo is done)
-    OUT/work/codebook.npy      the trained codebooks, float32 (C, K, n, n), written atomically
+"""Index a folder of photos: segment, train the codebooks, encode -- one network pass per photo, resumable,
+crash-safe, bounded memory. The folder's files are listed in :mod:`segsearch.index_folder`.
 
 Steps (each one resumes where it stopped; every batch is one SQLite transaction):
 
 1. list the photos (recursively, sorted) and add new ones to the state as ``pending``;
-2. segment a training sample (the first ``sample`` photos in a seeded random order) into ``sample.f16``;
-3. train the codebooks one class at a time from that file and save ``codebook.npy``;
-4. encode the sample photos from their saved maps, then segment and encode every other photo;
-5. write ``index.segsearch`` from the codes of the photos that are done.
+2. segment a training sample (the first ``sample`` photos in a seeded random order) and keep its maps in
+   ``work/sample.f16`` (float16);
+3. train the codebooks from that file with :meth:`Index.train` (one class at a time in memory) and save them
+   as ``work/codebook.segsearch``;
+4. encode the sample photos from their saved maps (they are not segmented again), then segment and encode
+   every other photo (:meth:`Index.encode`), keeping each photo's codes in the state;
+5. write ``index.segsearch`` from the codes of the photos that are done (:meth:`Index.from_codebook`), then
+   delete the sample maps and the codebook checkpoint: the index holds the codebook.
 
-Photos that cannot be read are marked ``failed`` with the error and never abort the run. If K exceeds
-the number of readable sample photos it is lowered to that number (with a printed note).
+Photos are decoded in background processes (:meth:`Segmenter.iter_predict`). Photos that cannot be read are
+marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``.
 """
 from __future__ import annotations
 
@@ -33,13 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from .captions import read_captions_checked, write_captions
+from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
+                           META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-NETWORK = "deeplabv3-mnv2-ade20k"
-INDEX_FILE = "index.segsearch"
-CAPTIONS_FILE = "captions.sqlite"
 DEFAULT_SIZE = 64
-DEFAULT_CENTROIDS = 256
+#: The default K is the largest power of two with at least this many photos per centroid, within
+#: [MIN_CENTROIDS, MAX_CENTROIDS] (see :func:`default_centroids`).
+PHOTOS_PER_CENTROID = 8
+MIN_CENTROIDS, MAX_CENTROIDS = 4, 256
+#: Where segsearch <= 0.1 kept the trained codebook (read to resume such a run, deleted when it finishes).
+OLD_CODEBOOK_FILE = "codebook.npy"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS photos (
     path TEXT UNIQUE NOT NULL,         -- relative to the photos folder, '/'-separated
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
     error TEXT,
-    sample_row INTEGER,                -- row in sample.f16, NULL if not in the training sample
+    sample_row INTEGER,                -- in the training sample: its row in sample.f16 once segmented
     sampled INTEGER NOT NULL DEFAULT 0, -- 1 once its maps are in sample.f16
     codes BLOB                         -- C bytes once done
 );
@@ -80,11 +81,14 @@ def find_photos(root: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    from .storage import atomic_write
-
-    with atomic_write(path) as f:
-        np.save(f, array, allow_pickle=False)
+def default_centroids(n_photos: int) -> int:
+    """K for a folder of ``n_photos``: the largest power of two <= n_photos / 8, at least 4 and at most 256
+    (256 from 2,048 photos on). The codebook is C * K * n * n float32 values (C = 151, n = 64: 2.5 MB per
+    centroid), so a small folder gets a small index; the README gives what the smaller K costs in quality."""
+    k = MIN_CENTROIDS
+    while k * 2 <= min(MAX_CENTROIDS, n_photos // PHOTOS_PER_CENTROID):
+        k *= 2
+    return k
 
 
 class _State:
@@ -110,23 +114,13 @@ class _State:
     def rows(self, sql: str, args=()) -> list[tuple]:
         return self.db.execute(sql, args).fetchall()
 
+    def mark_failed(self, rows: list[tuple], failed: list[tuple[int, str]]) -> None:
+        """Mark ``rows[i]`` failed with its error, for each (i, error) in ``failed`` (inside a transaction)."""
+        self.db.executemany("UPDATE photos SET status='failed', error=? WHERE id=?",
+                            ((err, rows[i][0]) for i, err in failed))
+
     def close(self) -> None:
         self.db.close()
-
-
-def _load_images(root: Path, paths: list[str]):
-    """Open the photos; returns (images, ok indices, [(index, error)] for those that failed)."""
-    from .segmenter import _to_pil
-
-    images, ok, bad = [], [], []
-    for i, p in enumerate(paths):
-        try:
-            images.append(_to_pil(root / p))
-            ok.append(i)
-        except Exception as e:  # noqa: BLE001 -- any unreadable / corrupt file is recorded, never fatal
-            msg = " ".join(str(e).replace(str(root / p), p).split())
-            bad.append((i, f"{type(e).__name__}: {msg}"))
-    return images, ok, bad
 
 
 def _progress(total: int, desc: str, unit: str = "photo"):
@@ -139,21 +133,22 @@ def _progress(total: int, desc: str, unit: str = "photo"):
 
 def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: int | None = None,
                 device=None, weights=None, batch: int = 8, sample: int = 2000, add: bool = False,
-                captions=None, segmenter=None, seed: int = 0, niter: int = 20,
+                captions=None, segmenter=None, seed: int = 0, niter: int = 20, workers: int = 1,
                 log: Callable[[str], None] = print) -> BuildReport:
     """Index the photos under ``photos_dir`` into the folder ``out_dir`` (see the module docstring).
 
     Re-running with the same arguments resumes an interrupted run. ``add=True`` appends photos that are not
-    in a finished index yet, with its saved codebook. ``size`` / ``n_centroids`` default to 64 / 256 for a
-    new index and to the stored values when resuming (a different explicit value is an error).
-    ``segmenter``: a ready :class:`~segsearch.segmenter.Segmenter` (else built from ``weights``/``device``
-    when first needed). Raises ValueError for bad input.
+    in a finished index yet, with its codebook. ``size`` / ``n_centroids`` default to 64 /
+    :func:`default_centroids` of the number of photos for a new index and to the stored values when resuming
+    (a different explicit value is an error). ``segmenter``: a ready :class:`~segsearch.segmenter.Segmenter`
+    (else the default network, from ``weights``/``device``, built when first needed). ``workers``: processes
+    decoding photos. Raises ValueError for bad input.
     """
     root = Path(photos_dir).expanduser().resolve()
     if not root.is_dir():
         raise ValueError(f"photos folder {str(photos_dir)!r} does not exist or is not a folder")
-    if batch < 1 or sample < 1:
-        raise ValueError(f"--batch and --sample must be >= 1; got {batch} and {sample}")
+    if batch < 1 or sample < 1 or workers < 0:
+        raise ValueError(f"--batch and --sample must be >= 1 and workers >= 0; got {batch}, {sample}, {workers}")
     if n_centroids is not None and not 1 <= n_centroids <= 256:
         raise ValueError(f"--centroids must be in 1..256; got {n_centroids}")
     if size is not None and not 1 <= size <= 1024:
@@ -164,42 +159,42 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
         raise ValueError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {str(root)!r}")
     caption_pairs = read_captions_checked(captions, paths, log) if captions is not None else None
     out = Path(out_dir).expanduser()
-    work = out / "work"
-    if add and not (work / "codebook.npy").is_file():
-        raise ValueError(f"--add needs an existing index folder with a trained codebook; {str(out)!r} has none "
-                         "(build it first without --add)")
+    work = out / WORK_DIR
+    if add and not (out / INDEX_FILE).is_file() and not (work / CODEBOOK_FILE).is_file():
+        raise ValueError(f"--add needs an existing index folder; {str(out)!r} has none (build it first without "
+                         "--add)")
     work.mkdir(parents=True, exist_ok=True)
-    st = _State(work / "state.sqlite")
+    _remove_temp_files(out, work)
+    st = _State(work / STATE_FILE)
     try:
-        size, k_req = _configure(st, root, size, n_centroids, seed, sample)
+        size, k_req = _configure(st, root, size, n_centroids, seed, sample, len(paths))
         n_new = _register(st, paths, add, out)
-        seg = _LazySegmenter(segmenter, weights, device)
-        mm_path = work / "sample.f16"
-        cb_path = work / "codebook.npy"
-        if not cb_path.is_file():
-            C = len(seg.classes)
-            _choose_sample(st, sample, seed)
-            mm = _sample_memmap(st, mm_path, (st.get("n_sample"), C, size, size))
-            _segment_sample(st, root, seg, mm, size, batch)
-            cb = _train(st, mm, k_req, niter, seed, device, log)
-            _atomic_save_npy(cb_path, cb)
-            del mm
-        cb = np.load(cb_path, allow_pickle=False)
-        C, K = cb.shape[:2]
-        cb_pm = np.ascontiguousarray(cb.reshape(C, K, -1).transpose(0, 2, 1))
-        _encode_sample(st, mm_path, cb_pm, (C, size, size), batch, device)
-        _encode_rest(st, root, seg, cb_pm, size, batch, device)
-        index_path = _write_index(st, out, cb, seg, root, size)
-        if mm_path.exists() and not st.count("sampled=1 AND status='pending'"):
-            mm_path.unlink()
+        seg = _LazySegmenter(st, segmenter, weights, device)
+        sample_path = work / SAMPLE_FILE
+        index = _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, device, log)
+        _encode_sample(st, sample_path, index, batch, device)
+        _encode_rest(st, root, seg, index, size, batch, workers, device)
+        index_path = _write_index(st, out, index, seg, root, size)
         report = BuildReport(index_path, n_photos=st.count(), n_done=st.count("status='done'"), n_new=n_new,
-                             n_centroids=K,
+                             n_centroids=index.n_centroids,
                              failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"))
+        st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         st.close()
+    for leftover in (sample_path, work / CODEBOOK_FILE, work / OLD_CODEBOOK_FILE):  # the index holds the codebook
+        leftover.unlink(missing_ok=True)
     if caption_pairs is not None:
         report.n_captions = write_captions(caption_pairs, out / CAPTIONS_FILE)
     return report
+
+
+def _remove_temp_files(*folders: Path) -> None:
+    """Temp files a killed save left beside our files (``NAME.XXXX.tmp``, see ``storage.atomic_write``)."""
+    names = (INDEX_FILE, CAPTIONS_FILE, CODEBOOK_FILE)
+    for folder in folders:
+        for p in folder.glob("*.tmp"):
+            if p.name.startswith(tuple(n + "." for n in names)) and p.is_file():
+                p.unlink(missing_ok=True)
 
 
 def _check_device(device) -> None:
@@ -217,17 +212,37 @@ def _check_device(device) -> None:
 
 
 class _LazySegmenter:
-    """Builds the segmenter (loading weights takes seconds) only when a photo must be segmented."""
+    """Builds the segmenter (loading weights takes seconds) only when a photo must be segmented, and checks
+    that it is the network the index folder was started with (recorded in the state the first time)."""
 
-    def __init__(self, segmenter, weights, device):
-        self._seg, self._weights, self._device = segmenter, weights, device
+    def __init__(self, st: _State, segmenter, weights, device):
+        self._st, self._seg, self._weights, self._device = st, segmenter, weights, device
+        self._checked = False
 
     def get(self):
         if self._seg is None:
             from .segmenter import Segmenter
 
-            self._seg = Segmenter.default(device=self._device, weights=self._weights)
+            stored = self.identity
+            want = stored["sha256"] if stored and self._weights is None else None
+            self._seg = Segmenter.default(device=self._device, weights=self._weights, weights_sha256=want)
+        if not self._checked:
+            mine = {"name": self._seg.name, "sha256": getattr(self._seg, "weights_sha256", None)}
+            stored = self.identity
+            if stored is None:
+                self._st.put("network", mine)
+            elif stored != mine:
+                raise ValueError(
+                    f"this index folder was started with network {stored['name']!r} (weights sha256 "
+                    f"{str(stored['sha256'])[:12]}...), not {mine['name']!r} ({str(mine['sha256'])[:12]}...); run "
+                    "again with the same --weights, or use a new --out folder")
+            self._checked = True
         return self._seg
+
+    @property
+    def identity(self) -> dict | None:
+        """{"name", "sha256"} of the network that segmented this folder's photos (None before the first)."""
+        return self._st.get("network")
 
     @property
     def classes(self) -> list[str]:
@@ -238,13 +253,14 @@ class _LazySegmenter:
         return list(self._seg.classes)
 
 
-def _configure(st: _State, root: Path, size, k, seed, sample) -> tuple[int, int]:
-    """Store the options of a new index, or check them against a resumed one; returns (size, K requested)."""
+def _configure(st: _State, root: Path, size, k, seed, sample, n_photos: int) -> tuple[int, int]:
+    """Store the options of a new index (K by default from the number of photos), or check them against a
+    resumed one; returns (size, K requested)."""
     given = {"photos_dir": str(root), "size": size, "n_centroids": k}
     stored = st.get("config")
     if stored is None:
-        cfg = {"photos_dir": str(root), "size": size or DEFAULT_SIZE, "n_centroids": k or DEFAULT_CENTROIDS,
-               "seed": seed, "sample": sample}
+        cfg = {"photos_dir": str(root), "size": size or DEFAULT_SIZE,
+               "n_centroids": k or default_centroids(n_photos), "seed": seed, "sample": sample}
         st.put("config", cfg)
         return cfg["size"], cfg["n_centroids"]
     for key, value in given.items():
@@ -268,130 +284,154 @@ def _register(st: _State, paths: list[str], add: bool, out: Path) -> int:
     return len(new)
 
 
+def _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, device, log):
+    """The index whose codebook encodes this folder: the checkpoint, else the finished index (resume, --add),
+    else trained now from the sample (segmented first) and checkpointed."""
+    from .index import Index
+
+    for path in (out / WORK_DIR / CODEBOOK_FILE, out / INDEX_FILE):
+        if path.is_file():
+            return Index.load(path)
+    if (out / WORK_DIR / OLD_CODEBOOK_FILE).is_file():  # a run interrupted by segsearch <= 0.1
+        old = np.load(out / WORK_DIR / OLD_CODEBOOK_FILE, allow_pickle=False)
+        return Index.from_codebook(old, np.zeros((0, old.shape[0]), np.uint8), class_names=seg.classes)
+    sample_path = out / WORK_DIR / SAMPLE_FILE
+    _choose_sample(st, st.get("config")["sample"], seed)
+    _segment_sample(st, root, seg, sample_path, size, batch, workers)
+    rows = np.array([r for (r,) in st.rows("SELECT sample_row FROM photos WHERE sampled=1 ORDER BY sample_row")],
+                    np.int64)
+    if not len(rows):
+        raise ValueError("none of the training sample's photos could be read; see the failed photos in "
+                         f"{WORK_DIR}/{STATE_FILE}")
+    K = min(k_req, len(rows))
+    if K < k_req:
+        log(f"note: only {len(rows)} readable sample photos, so --centroids {k_req} is lowered to {K}")
+    classes = seg.classes
+    maps = _sample_maps(sample_path, int(rows[-1]) + 1, len(classes), size)
+    contiguous = rows[-1] + 1 == len(rows)  # always so for a sample segmented by this version
+    index = Index(len(classes), size, K, classes)
+    index.train(maps if contiguous else maps[rows], niter=niter, seed=seed, device=device)
+    index.save(out / WORK_DIR / CODEBOOK_FILE)
+    return index
+
+
 def _choose_sample(st: _State, sample: int, seed: int) -> None:
-    """Pick the training sample once: the first ``sample`` photos in a seeded random order."""
+    """Pick the training sample once: the first ``sample`` photos in a seeded random order (``sample_row`` is
+    set to -1 until the photo is segmented, then to its row in sample.f16)."""
     if st.get("n_sample") is not None:
         return
     ids = [i for (i,) in st.rows("SELECT id FROM photos ORDER BY id")]
     order = np.random.default_rng(seed).permutation(len(ids))[:sample]
     with st.db:
-        st.db.executemany("UPDATE photos SET sample_row=? WHERE id=?",
-                          ((row, ids[j]) for row, j in enumerate(order.tolist())))
+        st.db.executemany("UPDATE photos SET sample_row=-1 WHERE id=?", ((ids[j],) for j in order.tolist()))
         st.db.execute("INSERT OR REPLACE INTO meta VALUES ('n_sample', ?)", (json.dumps(len(order)),))
 
 
-def _sample_memmap(st: _State, path: Path, shape: tuple) -> np.memmap:
-    """The float16 sample maps file; (re)created empty if missing or of the wrong size."""
-    nbytes = int(np.prod(shape)) * 2
-    if path.is_file() and path.stat().st_size == nbytes:
-        return np.memmap(path, np.float16, "r+", shape=shape)
-    with st.db:
-        st.db.execute("UPDATE photos SET sampled=0")
-    return np.memmap(path, np.float16, "w+", shape=shape)
-
-
-def _segment_batches(st: _State, root: Path, seg: _LazySegmenter, todo: list[tuple], size: int, batch: int,
-                     desc: str, store: Callable):
-    """Segment photos ``todo`` [(id, path, ...)] in batches; ``store(rows, maps)`` runs inside the batch's
-    transaction after the unreadable photos of the batch are marked failed."""
+def _segment(st: _State, root: Path, seg: _LazySegmenter, todo: list[tuple], size: int, batch: int,
+             workers: int, desc: str, store: Callable) -> None:
+    """Segment the photos ``todo`` [(id, path)] in batches (decoded in ``workers`` processes); for each batch,
+    one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others."""
     if not todo:
         return
+    model = seg.get()
     with _progress(len(todo), desc) as bar:
-        for s in range(0, len(todo), batch):
-            part = todo[s : s + batch]
-            images, ok, bad = _load_images(root, [r[1] for r in part])
-            maps = seg.get().predict(images, size=size, batch_size=batch) if images else None
-            with st.db:
-                st.db.executemany("UPDATE photos SET status='failed', error=? WHERE id=?",
-                                  ((err, part[i][0]) for i, err in bad))
-                if ok:
-                    store([part[i] for i in ok], maps)
-            bar.update(len(part))
+        for s in range(0, len(todo), batch * 64):  # a fresh loader every 64 batches keeps its queue short
+            part = todo[s : s + batch * 64]
+            for idx, maps, failed in model.iter_predict([root / r[1] for r in part], size=size,
+                                                        batch_size=batch, workers=workers):
+                with st.db:
+                    st.mark_failed(part, [(i, _short_error(err, root)) for i, err in failed])
+                    if len(idx):
+                        store([part[i] for i in idx.tolist()], maps)
+                bar.update(len(idx) + len(failed))
 
 
-def _segment_sample(st, root, seg, mm, size, batch) -> None:
-    todo = st.rows("SELECT id, path, sample_row FROM photos WHERE sample_row IS NOT NULL AND sampled=0 "
-                   "AND status='pending' ORDER BY sample_row")
-
-    def store(rows, maps):
-        for (pid, _, row), m in zip(rows, maps):
-            mm[row] = m.astype(np.float16)
-        mm.flush()  # the maps are on disk before the transaction marks them sampled
-        st.db.executemany("UPDATE photos SET sampled=1 WHERE id=?", ((r[0],) for r in rows))
-
-    _segment_batches(st, root, seg, todo, size, batch, "segmenting sample", store)
+def _short_error(err: str, root: Path) -> str:
+    """A decoding error with the photos folder taken out of the message (paths stay relative)."""
+    return " ".join(err.replace(str(root) + os.sep, "").split())
 
 
-def _train(st, mm, k_req, niter, seed, device, log) -> np.ndarray:
-    """Train per-class codebooks on the sample maps, one class slice in memory at a time; (C, K, n, n)."""
-    from .codebook import train_codebook
+def _segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, workers: int) -> None:
+    """Segment the sample photos not yet in ``sample.f16``; each one's maps go to the next free row."""
+    todo = st.rows("SELECT id, path FROM photos WHERE sample_row IS NOT NULL AND sampled=0 AND status='pending' "
+                   "ORDER BY id")
+    if not todo:
+        return
+    row_bytes = len(seg.classes) * size * size * 2
+    next_row = st.rows("SELECT COALESCE(MAX(sample_row) + 1, 0) FROM photos WHERE sampled=1")[0][0]
+    fd = os.open(sample_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, next_row * row_bytes)  # rows written after the last commit are not trusted
 
-    rows = np.array([r for (r,) in st.rows("SELECT sample_row FROM photos WHERE sampled=1 AND status!='failed' "
-                                           "ORDER BY sample_row")], dtype=np.int64)
-    if not len(rows):
-        raise ValueError("none of the training sample's photos could be read; see the failed photos in "
-                         "work/state.sqlite")
-    K = min(k_req, len(rows))
-    if K < k_req:
-        log(f"note: only {len(rows)} readable sample photos, so --centroids {k_req} is lowered to {K}")
-    C, n = mm.shape[1], mm.shape[2]
-    cb = np.empty((C, K, n, n), np.float32)
-    with _progress(C, "training codebooks", unit="class") as bar:
-        for c in range(C):
-            x = np.asarray(mm[rows, c], dtype=np.float32)[:, None]  # (n_sample, 1, n, n)
-            cb[c] = train_codebook(x, K, niter=niter, seed=seed + c, device=device)[0].reshape(K, n, n)
-            bar.update(1)
-    return cb
+        def store(rows, maps):
+            nonlocal next_row
+            data = np.ascontiguousarray(maps, dtype=np.float16).tobytes()
+            if os.pwrite(fd, data, next_row * row_bytes) != len(data):
+                raise OSError(f"short write to {sample_path} (is the disk full?)")
+            os.fsync(fd)  # the maps are on disk before the transaction marks them sampled
+            st.db.executemany("UPDATE photos SET sampled=1, sample_row=? WHERE id=?",
+                              ((next_row + j, r[0]) for j, r in enumerate(rows)))
+            next_row += len(rows)
+
+        _segment(st, root, seg, todo, size, batch, workers, "segmenting sample", store)
+    finally:
+        os.close(fd)
 
 
-def _encode_sample(st, mm_path: Path, cb_pm, map_shape, batch, device) -> None:
+def _sample_maps(path: Path, n_rows: int, C: int, size: int) -> np.ndarray:
+    """The first ``n_rows`` sample maps, float16 (n_rows, C, size, size), memory-mapped read-only."""
+    shape = (n_rows, C, size, size)
+    if not path.is_file() or path.stat().st_size < n_rows * C * size * size * 2:
+        raise ValueError(f"{path} is shorter than the {n_rows} sample photos recorded as segmented; delete the "
+                         "index folder's work/ and run again")
+    return np.memmap(path, np.float16, "r", shape=shape)
+
+
+def _store_codes(st: _State, rows, codes: np.ndarray) -> None:
+    st.db.executemany("UPDATE photos SET status='done', codes=? WHERE id=?",
+                      ((c.tobytes(), r[0]) for r, c in zip(rows, codes)))
+
+
+def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
     """Encode the sample photos from their saved maps (no second segmentation)."""
-    from .codebook import encode
-
     todo = st.rows("SELECT id, sample_row FROM photos WHERE sampled=1 AND status='pending' ORDER BY sample_row")
     if not todo:
         return
-    if not mm_path.is_file():  # the sample maps were deleted by hand: segment those photos again
-        with st.db:
+    last = max(r[1] for r in todo) + 1
+    if not sample_path.is_file() or sample_path.stat().st_size < last * index.num_classes * index.dim * 2:
+        with st.db:  # the sample maps were deleted by hand: segment those photos again
             st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
         return
-    mm = np.memmap(mm_path, np.float16, "r", shape=(st.get("n_sample"),) + tuple(map_shape))
-    for s in range(0, len(todo), batch):
-        part = todo[s : s + batch]
-        maps = np.asarray(mm[[r[1] for r in part]], dtype=np.float32)
-        codes = encode(maps, cb_pm, device=device)
+    maps = _sample_maps(sample_path, last, index.num_classes, index.size)
+    step = max(batch, 64)
+    for s in range(0, len(todo), step):
+        part = todo[s : s + step]
+        codes = index.encode(maps[[r[1] for r in part]], device=device)
         with st.db:
-            st.db.executemany("UPDATE photos SET status='done', codes=? WHERE id=?",
-                              ((c.tobytes(), r[0]) for r, c in zip(part, codes)))
+            _store_codes(st, part, codes)
 
 
-def _encode_rest(st, root, seg, cb_pm, size, batch, device) -> None:
+def _encode_rest(st, root, seg, index, size, batch, workers, device) -> None:
     """Segment and encode the photos outside the sample."""
-    from .codebook import encode
-
     todo = st.rows("SELECT id, path FROM photos WHERE status='pending' AND sampled=0 ORDER BY id")
-
-    def store(rows, maps):
-        codes = encode(maps, cb_pm, device=device)
-        st.db.executemany("UPDATE photos SET status='done', codes=? WHERE id=?",
-                          ((c.tobytes(), r[0]) for r, c in zip(rows, codes)))
-
-    _segment_batches(st, root, seg, todo, size, batch, "segmenting", store)
+    _segment(st, root, seg, todo, size, batch, workers, "segmenting",
+             lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
 
 
-def _write_index(st, out: Path, cb: np.ndarray, seg: _LazySegmenter, root: Path, size: int) -> Path:
-    """Build ``index.segsearch`` from the codes of the photos that are done (in insertion order)."""
+def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: int) -> Path:
+    """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order."""
     from .index import Index
 
-    C = cb.shape[0]
-    codes = np.empty((st.count("status='done'"), C), np.uint8)
+    codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)
     ids = []
     for i, (p, c) in enumerate(st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")):
         codes[i] = np.frombuffer(c, np.uint8)
         ids.append(p)
-    index = Index.from_codebook(cb, codes, ids=ids, class_names=seg.classes,
-                                metadata={"network": NETWORK, "photos_dir": str(root), "size": size})
+    network = seg.identity or {"name": None, "sha256": None}
+    final = Index.from_codebook(index.codebook, codes, ids=ids, class_names=index.class_names,
+                                metadata={META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"],
+                                          META_PHOTOS_DIR: str(root), META_SIZE: size})
     path = out / INDEX_FILE
-    index.save(path)
+    final.save(path)
     st.put("finished", True)
     return path

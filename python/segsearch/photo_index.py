@@ -20,7 +20,7 @@ import numpy as np
 
 from .captions import Captions, query_words
 from .index import Index
-from .indexing import CAPTIONS_FILE, INDEX_FILE, NETWORK
+from .index_folder import CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR
 from .palette import make_palette
 from .query import Query, check_labels
 
@@ -62,7 +62,7 @@ class PhotoIndex:
         self.index = index
         self.index_dir = None if index_dir is None else Path(index_dir)
         meta = index.metadata or {}
-        root = photos_dir if photos_dir is not None else meta.get("photos_dir")
+        root = photos_dir if photos_dir is not None else meta.get(META_PHOTOS_DIR)
         self.photos_dir = None if root is None else Path(root)
         self.captions = captions
         self._segmenter = segmenter
@@ -91,7 +91,7 @@ class PhotoIndex:
         f = d / INDEX_FILE
         if not f.is_file():
             hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
-                    if (d / "work").is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+                    if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
         index = Index.load(f, mmap=mmap)
         caps = Captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
@@ -123,15 +123,21 @@ class PhotoIndex:
     def segmenter(self):
         """The network for photo queries (loaded on first use)."""
         if self._segmenter is None:
-            network = (self.index.metadata or {}).get("network")
+            from .segmenter import Segmenter
+            from .weights import NETWORK
+
+            meta = self.index.metadata or {}
+            network, want = meta.get(META_NETWORK), meta.get(META_NETWORK_SHA256)
             if network != NETWORK:
                 raise ValueError(
                     f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
                     ", so photo queries need that network (from Python: PhotoIndex.open(..., segmenter=...)); "
                     "query by sketch or text instead")
-            from .segmenter import Segmenter
-
-            seg = Segmenter.default(device=self._device, weights=self._weights)
+            seg = Segmenter.default(device=self._device, weights=self._weights, weights_sha256=want)
+            if want and seg.weights_sha256 != want:
+                raise ValueError(f"this index was built with other weights of {network} (sha256 {want[:12]}..., "
+                                 f"these are {str(seg.weights_sha256)[:12]}...); pass --weights FILE with the "
+                                 "file it was built with")
             self._check_segmenter(seg)
             self._segmenter = seg
         return self._segmenter
@@ -240,16 +246,14 @@ class PhotoIndex:
                 for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
 
     def _position(self, id_) -> int:
-        pos = self.index._positions()
-        return pos[id_] if id_ in pos else len(self)
+        return int(self.index.positions([id_])[0]) if id_ in self.index else len(self)
 
     def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads) -> list[Hit]:
         """Sort by text level (:meth:`Captions.levels`; photos not in ``levels`` have level 0), ties by distance,
         then by position in the index: one restricted search per level, best level first."""
-        pos = self.index._positions()
         by_level: dict[int, list[str]] = {}
         for p, s in levels.items():
-            if p in pos:
+            if p in self.index:
                 by_level.setdefault(s, []).append(p)
         hits: list[Hit] = []
         for s in sorted(by_level, reverse=True):
@@ -258,7 +262,7 @@ class PhotoIndex:
                 return hits
         rest = np.ones(len(self), bool)
         for ids in by_level.values():
-            rest[[pos[p] for p in ids]] = False
+            rest[self.index.positions(ids)] = False
         if rest.any():
             hits += self._hits(self.index.search(q, k - len(hits), subset=rest, threads=threads), len(hits), 0)
         return hits
@@ -266,10 +270,7 @@ class PhotoIndex:
     # ------------------------------------------------------------------ decoded codes
     def predicted_labels(self, id) -> np.ndarray:
         """The indexed photo's label map int32 (n, n): argmax over classes of its PQ-decoded maps."""
-        pos = self.index._positions()
-        if id not in pos:
-            raise ValueError(f"{id!r} is not in the index")
-        codes = np.asarray(self.index.codes[pos[id]], np.int64)  # (C,)
+        codes = np.asarray(self.index.codes[self.index.positions([id])[0]], np.int64)  # (C,)
         cb = self.index.codebook  # (C, K, n, n)
         maps = cb[np.arange(len(codes)), codes]  # (C, n, n)
         return np.argmax(maps, axis=0).astype(np.int32)
