@@ -188,11 +188,11 @@ def big_index() -> tuple[Index, dict]:
     t0 = time.perf_counter()
     codes = synthetic_codes(N_BIG, 60, K, seed=CODES_SEED, layout="CN")
     index = Index.from_codebook(codebook, codes.T)
-    assert np.may_share_memory(index._codes, codes), "from_codebook copied the (C, N) codes"
+    assert np.may_share_memory(index.codes, codes), "from_codebook copied the (C, N) codes"
     index.search(probe, k=TOPK)  # let the scan allocate what it needs
     after = rss_bytes()
     log(f"N={N_BIG:,}: codes made and adopted in {time.perf_counter() - t0:.0f} s")
-    codes_b, codebook_b = codes.nbytes, index._cb.nbytes
+    codes_b, codebook_b = codes.nbytes, index.codebook.nbytes
     return index, {"rss_mb": after / 2**20, "rss_index_mb": (after - before) / 2**20,
                    "codes_mb": codes_b / 2**20, "codebook_mb": codebook_b / 2**20,
                    "rss_target_mb": (1.05 * codes_b + codebook_b) / 2**20}

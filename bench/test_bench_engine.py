@@ -15,7 +15,7 @@ import pytest
 
 import data
 from data import CLASSES, K, KINDS, KS_TABLE1, N_BIG, N_EXACT, N_SCALING, TOPK
-from segsearch import DEFAULT_EPS, Query, _core
+from segsearch import Query, _core
 
 try:
     import faiss
@@ -40,11 +40,6 @@ def grid(**axes):
     return pytest.mark.parametrize(list(axes), params)
 
 
-def lut_args(index, query, eps=DEFAULT_EPS):
-    """The arguments of ``_core.build_lut`` for a query, as ``Index.search`` passes them."""
-    return (index._cb, index._cnorms, *query.resolve(index.num_classes, index.size), eps)
-
-
 # ---------------------------------------------------------------------------------------------- engine
 @large
 @grid(C=CLASSES, kind=KINDS, threads=THREADS)
@@ -60,7 +55,7 @@ def test_search(measure, benchmark, C, kind, threads):
 @grid(C=CLASSES, kind=KINDS)
 def test_lut(measure, C, kind):
     """LUT building alone (default eps)."""
-    measure(("lut", C, kind), f"LUT C={C}", _core.build_lut, *lut_args(data.pq_index(C), data.query(C, kind)))
+    measure(("lut", C, kind), f"LUT C={C}", data.pq_index(C).lookup_table, data.query(C, kind))
 
 
 @large
@@ -68,10 +63,10 @@ def test_lut(measure, C, kind):
 def test_scan(measure, benchmark, C, threads):
     """The scan alone with a prebuilt image-query LUT; reports GB of codes per second."""
     index = data.pq_index(C)
-    lut, classes = _core.build_lut(*lut_args(index, data.query(C, "image")))
-    codes = index._codes[:, : len(index)]
+    lut, classes = index.lookup_table(data.query(C, "image"))
+    codes = index.codes.T  # the (C, N) storage the scan reads
     median = measure(("scan", C, threads), f"scan C={C}",
-                     _core.scan_pq, codes, index._defaults, lut[None], [classes], TOPK, threads=threads)
+                     _core.scan_pq, codes, index.default_codes, lut[None], [classes], TOPK, threads=threads)
     if median:
         benchmark.extra_info.update(gb_per_s=codes.nbytes / median / 1e9, codes_bytes=codes.nbytes)
 
@@ -132,7 +127,7 @@ def code_stats(index) -> dict:
     """Codes per image that differ from their class's most common code (what the scan pays for)."""
     n = len(index)
     return {"n_images": n, "nondefault_codes_per_image": float(
-        (index._codes[:, :n] != index._defaults[:, None]).sum() / max(n, 1))}
+        (index.codes != index.default_codes[None, :]).sum() / max(n, 1))}
 
 
 @large
@@ -181,7 +176,7 @@ def test_scaling(measure, benchmark, N, kind):
     codebook, threads=1. extra_info: the index's bytes per image (codes) and its fixed bytes (codebook)."""
     index = data.scaling_index(N)
     benchmark.extra_info.update(n_images=len(index), code_bytes_per_image=index.num_classes,
-                                fixed_bytes=index._cb.nbytes + index._block_sums.nbytes + index._cnorms.nbytes)
+                                fixed_bytes=index.fixed_nbytes)
     measure(("scaling", N, kind), f"scaling {kind}", index.search, data.query(60, kind), k=TOPK, threads=1)
 
 

@@ -409,6 +409,12 @@ class Index:
         return self._lut(query.resolve(self.num_classes, self.size), eps, _check_count(threads, "threads", 1))
 
     @property
+    def fixed_nbytes(self) -> int:
+        """Bytes the index holds whatever its number of images: the codebook, its row-run sums and norms."""
+        self._need_trained()
+        return self._cb.nbytes + self._block_sums.nbytes + self._cnorms.nbytes
+
+    @property
     def default_codes(self) -> np.ndarray:
         """Per class the most common code uint8 (C,), which the scan skips cheaply (read-only)."""
         v = self._defaults.view()
