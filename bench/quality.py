@@ -58,7 +58,7 @@ SEED = 20180105
 GRID = 8
 THRESHOLDS = (0.5, 0.6, 0.7)  # CamVid: agreement >= 0.5 / 0.6 / 0.7 -> grade 1 / 2 / 3
 COCO_THRESHOLDS = (1e-6, 0.1, 0.25)  # COCO objects: any shared cell / 10% / 25% of the union of object cells
-KS = (4, 16, 64, 256)
+KS = (4, 8, 16, 32, 64, 256)  # 8, 16, 32: the default K of folders of 64-127, 128-255, 256-511 photos
 CUTOFFS = (10, 50)
 RANDOM_DRAWS = 20
 C = len(ADE20K_CLASSES)

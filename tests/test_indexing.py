@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from segsearch import Index, Query
 from segsearch import weights as W
 from segsearch.captions import read_captions, store_captions
 from segsearch.cli import main
-from segsearch.indexing import find_photos
+from segsearch.indexing import build_index, find_photos
 from segsearch.segmenter import Segmenter
 from segsearch.tflite_import import EXPECTED_TFLITE_SHA256
 
@@ -308,3 +309,48 @@ def test_captions_coco_json_and_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("file,text\na,b\n")
     with pytest.raises(ValueError, match="path,caption"):
         read_captions(tmp_path / "bad.csv", paths)
+
+
+class _PixelNet(torch.nn.Module):
+    """A fixed 1x1-conv 'network' (5 classes): fast, deterministic, no weights file."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 5, 1)
+
+    def forward(self, x):
+        return self.conv(x) * 4
+
+
+@pytest.mark.parametrize("sample", [40, 12])
+def test_cli_pipeline_builds_what_the_python_api_builds(tmp_path, sample):
+    """build_index trains with Index.train and encodes with Index.encode: from the same maps, the same seed and
+    K, the folder's codebook and codes equal the API's (the sample's maps are kept as float16, so the API is
+    given those)."""
+    from photo_folder import make_photos
+
+    names = make_photos(tmp_path / "photos", n=40)
+    seg = Segmenter.from_module(_PixelNet(), list("abcde"), device="cpu", input_size=16)
+    report = build_index(tmp_path / "photos", tmp_path / "idx", segmenter=seg, size=8, n_centroids=4, batch=3,
+                         sample=sample, niter=4, seed=3, workers=0, log=lambda s: None)
+    got = Index.load(report.index_path)
+    assert report.n_done == 40 and list(got.ids) == names and got.metadata["network"] == "_PixelNet"
+    assert got.metadata["network_sha256"] is None
+    db = sqlite3.connect(tmp_path / "idx" / "work" / "state.sqlite")
+    in_sample = [p for (p,) in db.execute("SELECT path FROM photos WHERE sampled=1 ORDER BY sample_row")]
+    db.close()
+    assert len(in_sample) == sample
+    maps = dict(zip(names, seg.predict([tmp_path / "photos" / n for n in names], size=8)))
+    api = Index(5, 8, 4, list("abcde")).train(np.stack([maps[p] for p in in_sample]).astype(np.float16),
+                                               niter=4, seed=3)
+    np.testing.assert_array_equal(got.codebook, api.codebook)
+    want = [api.encode(maps[p][None].astype(np.float16) if p in in_sample else maps[p][None])[0] for p in names]
+    np.testing.assert_array_equal(got.codes, np.stack(want))
+
+
+def test_default_centroids_fit_the_folder():
+    from segsearch.indexing import default_centroids
+
+    assert [default_centroids(n) for n in (1, 40, 63, 64, 159, 200, 256, 2047, 2048, 10**7)] == [
+        4, 4, 4, 8, 16, 16, 32, 128, 256, 256]

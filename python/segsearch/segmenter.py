@@ -80,6 +80,22 @@ def _square_pixels(photo, size: int) -> np.ndarray:
     return np.asarray(_to_pil(photo).resize((size, size), Image.BILINEAR))
 
 
+def _softmax_pool(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Softmax over the classes of logits (B, C, S, S), area-averaged to (B, C, size, size), float32.
+
+    The softmax runs in place over the classes as the last, contiguous axis (channels-last memory, which the
+    default network's output already has): on a CPU about 4x faster than ``torch.softmax(logits, dim=1)`` and
+    with no second (B, C, S, S) tensor (159 MB per photo at S = 513, C = 151); the values agree to 1e-7.
+    """
+    x = logits.float().contiguous(memory_format=torch.channels_last)
+    if x.data_ptr() == logits.data_ptr() and x.requires_grad:  # never write into a tensor autograd tracks
+        x = x.clone(memory_format=torch.channels_last)
+    nhwc = x.permute(0, 2, 3, 1)
+    nhwc.sub_(nhwc.amax(dim=-1, keepdim=True)).exp_()
+    nhwc.div_(nhwc.sum(dim=-1, keepdim=True))
+    return F.adaptive_avg_pool2d(x, size)
+
+
 class _PhotoFiles(torch.utils.data.Dataset):
     """Image files decoded and resized to the network's square input, in DataLoader workers."""
 
@@ -216,11 +232,7 @@ class Segmenter:
         use_amp = autocast and self.device.type == "cuda"
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
             logits = self._forward(x)
-        # Softmax over the classes as the last, contiguous axis (channels-last memory, a no-op for the default
-        # network): about 4x faster on CPU than over dim 1 of the (B, C, S, S) tensor, with the same values.
-        nhwc = logits.float().contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
-        probs = torch.softmax(nhwc, dim=-1).permute(0, 3, 1, 2)
-        return F.adaptive_avg_pool2d(probs, size).cpu()
+        return _softmax_pool(logits, size).cpu()
 
     def iter_predict(self, paths: Sequence, size: int = 64, batch_size: int = 16, workers: int = 2,
                      autocast: bool = False):
