@@ -285,3 +285,17 @@ def test_iter_predict_decodes_in_workers_and_skips_bad_files(tmp_path):
     assert [i for i, _ in failed] == [2, 6] and all(msg for _, msg in failed)
     expect = seg.predict([paths[i] for i in sorted(got)], size=4)
     np.testing.assert_allclose(np.stack([got[i] for i in sorted(got)]), expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_softmax_pool_equals_softmax_then_area_average(channels_last):
+    from segsearch.segmenter import _softmax_pool
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 7, 33, 33) * 4
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    want = torch.nn.functional.adaptive_avg_pool2d(torch.softmax(logits, dim=1), 8)
+    got = _softmax_pool(logits.clone(memory_format=torch.preserve_format), 8)
+    assert got.shape == (2, 7, 8, 8)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
