@@ -4,8 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "segsearch/core.hpp"
 
@@ -18,6 +23,25 @@ template <class T>
 using Arr = py::array_t<T, py::array::c_style>;
 
 [[noreturn]] void bad(const std::string& msg) { throw InvalidArgument(msg); }
+
+// The most threads a call may use: the CPUs this process may run on (more cannot help a memory-bound scan,
+// and an absurd count would make OpenMP crash or abort allocating their stacks).
+int max_threads() {
+#if defined(_OPENMP)
+    return std::max(1, omp_get_num_procs());
+#else
+    return 1;
+#endif
+}
+
+// A thread count from Python: 0 = the default (OpenMP's maximum), anything larger than max_threads() is
+// clamped to it; negative counts are refused. Taken as int64 so that any count a C long holds is clamped.
+int bounded_threads(int64_t threads) {
+    if (threads < 0) bad("threads must be >= 0 (0 = the default, all CPUs); got " + std::to_string(threads));
+    const int64_t cap = max_threads();
+    if (threads == 0) return static_cast<int>(std::min<int64_t>(std::max(1, default_threads()), cap));
+    return static_cast<int>(std::min(threads, cap));
+}
 
 void need_dims(const py::array& a, std::vector<py::ssize_t> shape, const char* name) {
     if (a.ndim() != static_cast<py::ssize_t>(shape.size())) bad(std::string(name) + ": wrong number of dimensions");
@@ -119,12 +143,50 @@ PYBIND11_MODULE(_core, m) {
     }, "SIMD levels compiled in and supported by this CPU.");
     m.def("set_simd_level", [](const std::string& name) { set_simd_level(parse_simd_level(name)); },
           py::arg("level"), "Force a SIMD level: 'scalar', 'avx2' or 'avx512'.");
-    m.def("default_threads", &default_threads, "Threads used when none are given.");
+    m.def("default_threads", []() { return bounded_threads(0); },
+          "Threads used when none are given: OpenMP's maximum, at most max_threads().");
+    m.def("max_threads", &max_threads,
+          "The most threads a call uses: the CPUs this process may run on; larger counts are clamped to it.");
+
+    m.def("code_counts",
+          [](const py::array_t<uint8_t>& codes, int64_t threads_arg) {
+              const int threads = bounded_threads(threads_arg);
+              if (codes.ndim() != 2 || (codes.shape(1) > 1 && codes.strides(1) != 1))
+                  bad("codes must be a (C, N) uint8 array with contiguous rows");
+              const py::ssize_t C = codes.shape(0), N = codes.shape(1), stride = codes.strides(0);
+              Arr<int64_t> out({C, static_cast<py::ssize_t>(256)});
+              int64_t* o = out.mutable_data();
+              const uint8_t* base = codes.data();
+              {
+                  py::gil_scoped_release release;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && C > 1)
+#endif
+                  for (py::ssize_t c = 0; c < C; ++c) {
+                      int64_t h[4][256] = {};  // four histograms: no store-to-load stall on runs of one value
+                      const uint8_t* row = base + c * stride;
+                      py::ssize_t i = 0;
+                      for (; i + 4 <= N; i += 4) {
+                          ++h[0][row[i]];
+                          ++h[1][row[i + 1]];
+                          ++h[2][row[i + 2]];
+                          ++h[3][row[i + 3]];
+                      }
+                      for (; i < N; ++i) ++h[0][row[i]];
+                      for (int v = 0; v < 256; ++v) o[c * 256 + v] = h[0][v] + h[1][v] + h[2][v] + h[3][v];
+                  }
+              }
+              return out;
+          },
+          py::arg("codes"), py::arg("threads") = 0,
+          "How many times each value 0..255 occurs in each row of (C, N) uint8 codes: int64 (C, 256).\n"
+          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("build_lut",
           [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps, int threads, std::optional<Arr<float>> block_sums,
+             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<Arr<float>> block_sums,
              int block_w) {
+              const int threads = bounded_threads(threads_arg);
               Codebook cb = make_codebook(codebook, norms, block_sums, block_w);
               QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D);
               Arr<float> lut({cb.C, cb.K});
@@ -144,12 +206,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
           py::arg("eps"), py::arg("threads") = 1, py::arg("block_sums") = py::none(), py::arg("block_w") = 16,
           "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K); block_sums\n"
-          "(optional, C x n*ceil(n/block_w) x K) sums the codebook over runs of block_w pixels of a row.");
+          "(optional, C x n*ceil(n/block_w) x K) sums the codebook over runs of block_w pixels of a row.\n"
+          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("scan_pq",
           [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
              const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
-             std::optional<Arr<int64_t>> ids, int threads, std::optional<Arr<uint8_t>> dense) {
+             std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<uint8_t>> dense) {
+              const int threads = bounded_threads(threads_arg);
               if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
                   bad("codes must be a (C, N) uint8 array with contiguous rows");
               Codes cv;
@@ -184,12 +248,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
           py::arg("dense") = py::none(),
           "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). defaults: most common code per class;\n"
-          "dense: optional per-class flag, 1 where most codes are not the default (speed only).");
+          "dense: optional per-class flag, 1 where most codes are not the default (speed only).\n"
+          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("search_exact",
           [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
              const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
-             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int threads) {
+             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg) {
+              const int threads = bounded_threads(threads_arg);
               need_dims(maps, {-1, -1, -1}, "exact maps");
               ExactMaps em;
               em.n = maps.shape(0);
@@ -211,5 +277,6 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
           py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-          "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).");
+          "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).\n"
+          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 }

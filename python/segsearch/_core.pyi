@@ -14,7 +14,14 @@ def set_simd_level(level: str) -> None:
     """Force a SIMD level; ValueError if unknown or unsupported here."""
 
 def default_threads() -> int:
-    """Threads used when none are given (OpenMP's maximum)."""
+    """Threads used when none are given: OpenMP's maximum, at most :func:`max_threads`."""
+
+def max_threads() -> int:
+    """The most threads a call uses: the CPUs this process may run on (OpenMP's omp_get_num_procs). Every
+    ``threads`` argument above it is clamped to it (more threads cannot help); a negative one is a ValueError."""
+
+def code_counts(codes: npt.NDArray[np.uint8], threads: int = 0) -> npt.NDArray[np.int64]:
+    """How many times each value 0..255 occurs in each row of codes (C, N) (rows contiguous): int64 (C, 256)."""
 
 def build_lut(
     codebook: npt.NDArray[np.float32],
@@ -24,12 +31,16 @@ def build_lut(
     labels: npt.NDArray[np.int32] | None,
     eps: float,
     threads: int = 1,
+    block_sums: npt.NDArray[np.float32] | None = None,
+    block_w: int = 16,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
     """LUT (C, K) of one query and the classes it sums.
 
     codebook: position-major (C, D, K); norms: squared centroid norms (C, K); kind: 0 image, 1 sketch,
     2 image + sketch; probs: (C, D) for kinds 0 and 2; labels: (D,) for kinds 1 and 2 (-1 = unspecified);
-    eps: query pixels with p <= eps are left out of image LUTs (0 = exact).
+    eps: query pixels with p <= eps are left out of image LUTs (0 = exact); threads: 0 = the default, more
+    than :func:`max_threads` are clamped to it; block_sums: the codebook summed over runs of block_w pixels
+    of a row (C, n * ceil(n / block_w), K), optional.
     """
 
 def scan_pq(
@@ -46,7 +57,8 @@ def scan_pq(
     """Top-k ADC scan of codes (C, N) (rows contiguous) for LUTs (nq, C, K).
 
     Returns positions (nq, k), distances (nq, k) ascending, and per query the number of entries filled.
-    mask: (N,) nonzero = candidate; ids: candidate positions (sorted, unique); threads: 0 = default.
+    mask: (N,) nonzero = candidate; ids: candidate positions (sorted, unique); threads: 0 = default, more
+    than :func:`max_threads` are clamped to it.
     """
 
 def search_exact(
@@ -60,4 +72,5 @@ def search_exact(
     ids: npt.NDArray[np.int64] | None = None,
     threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Exact top-k over uint8 maps (N, C, D) read as value/255, with their squared norms (N, C)."""
+    """Exact top-k over uint8 maps (N, C, D) read as value/255, with their squared norms (N, C).
+    threads: 0 = default, more than :func:`max_threads` are clamped to it."""

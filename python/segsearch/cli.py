@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per result line")
     p.add_argument("--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results")
-    p.add_argument("--threads", type=_positive, default=None, help="search threads (default: all cores)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="search threads (default: all cores; more than the CPUs this process may use are clamped)")
     p.add_argument("--device", default=None, help="torch device for the photo's network (default: cuda if available)")
     p.add_argument("--weights", default=None,
                    help="network weights (.tflite or imported .safetensors; default: the network the index was "

@@ -9,12 +9,22 @@ Layout (little-endian):
     arrays    each at a 64-byte-aligned offset
 
 No pickle: arrays are raw bytes described by the JSON header.
+
+A load opens the file once and takes the header and every array from that one open file (one read-only
+mapping, or reads at offsets of one descriptor), so a save that renames a new version onto the path during a
+load cannot mix the two versions. With ``verify=True`` (the default) every array is checked against its CRC-32
+before it is returned, memory-mapped or not (zlib.crc32 runs at several GB/s, in chunks), and
+:func:`check_index` checks every header field's type and range and what an index's arrays must satisfy
+together; anything malformed raises :class:`IndexFormatError` naming what is wrong.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import mmap as _mmap
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -28,9 +38,10 @@ MAGIC = b"SEGSRCH\0"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
-#: Arrays up to this size are checked against their CRC on every load; larger ones only when not mmapped.
-VERIFY_ALWAYS_BYTES = 64 << 20
 _DTYPES = {"float32", "uint8", "int64"}
+#: Codebook values an index accepts: centroids of softmax maps are probabilities; a little slack for other tools'
+#: rounding. This also keeps the squared norms (at most n*n*1.001**2) far from float32 overflow.
+CODEBOOK_MIN, CODEBOOK_MAX = -1e-3, 1.0 + 1e-3
 
 
 def _crc(a: np.ndarray) -> int:
@@ -98,63 +109,289 @@ def atomic_write(path):
         raise
 
 
-def load(path, *, mmap: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a file written by :func:`save`. Raises IndexFormatError for anything that is not a complete,
-    intact segsearch index of a known version."""
+def load(path, *, mmap: bool = True, verify: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a file written by :func:`save`: (header without its array table, {name: read-only array}).
+
+    The file is opened once; the header and every array come from that open file (``mmap=True``: views of one
+    read-only mapping; else copies read from the descriptor), whatever renames happen meanwhile. ``verify``:
+    check every array against its CRC-32 before returning it. Raises IndexFormatError for anything that is not
+    a complete, intact segsearch file of a known version (header fields of the wrong type or range included)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no index file at {path}")
-    if path.is_dir():
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no index file at {path}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ValueError(f"{path} is a directory; give the index file inside it")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        prefix = f.read(_PREFIX.size)
-        if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
-            raise IndexFormatError(f"{path} is not a segsearch index file (bad magic bytes)")
-        _, version, hlen, hcrc = _PREFIX.unpack(prefix)
-        if version > FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path} uses index format version {version}, newer than this segsearch understands "
-                f"({FORMAT_VERSION}); upgrade segsearch"
-            )
-        if version < 1:
-            raise IndexFormatError(f"{path} has an invalid format version {version}")
-        if _PREFIX.size + hlen > size:
-            raise IndexFormatError(f"{path} is truncated (the header is incomplete)")
-        blob = f.read(hlen)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end
+        raise IndexFormatError(f"{path} is not a segsearch index file (not a regular file)")
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no index file at {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory; give the index file inside it") from None
+    with f:
+        st = os.fstat(f.fileno())  # the file now open: what a rename put at the path before the open
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexFormatError(f"{path} is not a segsearch index file (not a regular file)")
+        return _read(path, _OpenFile(f, st.st_size, mmap), verify)
+
+
+class _OpenFile:
+    """The bytes of one open file: a read-only mapping of it, or reads at offsets of its descriptor."""
+
+    def __init__(self, f, size: int, use_mmap: bool):
+        self.f, self.size = f, size
+        self.map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ) if use_mmap and size else None
+
+    def bytes(self, off: int, n: int) -> bytes:
+        if self.map is not None:
+            return self.map[off : off + n]
+        self.f.seek(off)
+        return self.f.read(n)
+
+    def array(self, off: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        count = math.prod(shape)
+        if count == 0:
+            a = np.zeros(shape, dtype)
+        elif self.map is not None:  # a view of the mapping (kept alive by the array), read-only
+            a = np.frombuffer(self.map, dtype, count, off).reshape(shape)
+        else:
+            a = np.empty(shape, dtype)
+            buf = memoryview(a.reshape(-1).view(np.uint8))
+            self.f.seek(off)
+            done = 0
+            while done < len(buf):
+                got = self.f.readinto(buf[done : done + (1 << 26)])
+                if not got:
+                    raise EOFError
+                done += got
+        a.flags.writeable = False
+        return a
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # JSON integers; not bool, not float
+
+
+def _read(path: Path, src: _OpenFile, verify: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    def damaged(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{path} is damaged: {msg}")
+
+    size = src.size
+    prefix = src.bytes(0, _PREFIX.size) if size >= _PREFIX.size else b""
+    if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
+        raise IndexFormatError(f"{path} is not a segsearch index file (bad magic bytes)")
+    _, version, hlen, hcrc = _PREFIX.unpack(prefix)
+    if version > FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path} uses index format version {version}, newer than this segsearch understands "
+            f"({FORMAT_VERSION}); upgrade segsearch"
+        )
+    if version < 1:
+        raise IndexFormatError(f"{path} has an invalid format version {version}")
+    if _PREFIX.size + hlen > size:
+        raise IndexFormatError(f"{path} is truncated (the header is incomplete)")
+    blob = src.bytes(_PREFIX.size, hlen)
+    if len(blob) != hlen:
+        raise IndexFormatError(f"{path} is truncated (the header is incomplete)")
     if zlib.crc32(blob) != hcrc:
-        raise IndexFormatError(f"{path} is damaged: its header checksum does not match")
+        raise damaged("its header checksum does not match")
     try:
         header = json.loads(blob)
-    except ValueError as e:
-        raise IndexFormatError(f"{path} is damaged: unreadable header ({e})") from None
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise damaged(f"unreadable header ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(header, dict):
+        raise damaged(f"the header is a JSON {type(header).__name__}, not an object")
+    entries = header.pop("arrays", None)
+    if not isinstance(entries, dict):
+        raise damaged("the header has no 'arrays' table")
     data_start = -(-(_PREFIX.size + hlen) // _ALIGN) * _ALIGN
+    layout = []
+    for name, e in entries.items():
+        what = f"array '{name[:100]}'"
+        if not isinstance(e, dict):
+            raise damaged(f"{what}: its header entry is not an object")
+        dt, shape, rel, nbytes, crc = (e.get(k) for k in ("dtype", "shape", "rel", "nbytes", "crc32"))
+        if not isinstance(dt, str) or dt not in _DTYPES:
+            raise damaged(f"{what} has dtype {dt!r}; expected one of {sorted(_DTYPES)}")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(_is_int(d) and d >= 0 for d in shape):
+            raise damaged(f"{what} has shape {shape!r}; expected a list of at most 8 integers >= 0")
+        if not _is_int(rel) or rel < 0 or rel % _ALIGN:
+            raise damaged(f"{what} has offset {rel!r}; expected an integer >= 0, a multiple of {_ALIGN}")
+        dtype = np.dtype(dt)
+        if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
+            raise damaged(f"{what}: shape {shape} and size {nbytes!r} bytes disagree")
+        if not _is_int(crc) or not 0 <= crc < 1 << 32:
+            raise damaged(f"{what} has checksum {crc!r}; expected a CRC-32 (an integer in 0..2**32-1)")
+        if data_start + rel + nbytes > size:
+            raise IndexFormatError(f"{path} is truncated: {what} ends past the end of the file")
+        layout.append((rel, rel + nbytes, name, dtype, tuple(shape), crc))
+    layout.sort(key=lambda t: (t[0], t[1]))
+    for a, b in zip(layout, layout[1:]):
+        if b[0] < a[1]:
+            raise damaged(f"arrays '{a[2][:100]}' and '{b[2][:100]}' overlap")
     arrays = {}
-    try:
-        entries = header.pop("arrays")
-        for name, e in entries.items():
-            dtype = np.dtype(e["dtype"])
-            if e["dtype"] not in _DTYPES:
-                raise ValueError(f"dtype {e['dtype']}")
-            shape = tuple(int(s) for s in e["shape"])
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if nbytes != int(e["nbytes"]) or min(shape, default=0) < 0:
-                raise ValueError(f"array {name}: shape and size disagree")
-            off = data_start + int(e["rel"])
-            if off + nbytes > size:
-                raise IndexFormatError(f"{path} is truncated: array '{name}' ends past the end of the file")
-            if nbytes == 0:
-                a = np.zeros(shape, dtype)
-            elif mmap:
-                a = np.memmap(path, dtype=dtype, mode="r", offset=off, shape=shape)
-            else:
-                a = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)), offset=off).reshape(shape)
-                a.flags.writeable = False
-            if (not mmap or nbytes <= VERIFY_ALWAYS_BYTES) and _crc(a) != int(e["crc32"]):
-                raise IndexFormatError(f"{path} is damaged: array '{name}' fails its checksum")
-            arrays[name] = a
-    except IndexFormatError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise IndexFormatError(f"{path} is damaged: malformed header ({e})") from None
+    for rel, end, name, dtype, shape, crc in layout:
+        try:
+            a = src.array(data_start + rel, dtype, shape)
+        except EOFError:
+            raise IndexFormatError(f"{path} is truncated: array '{name[:100]}' ends past the end of the file") from None
+        if verify and end > rel and _crc(a) != crc:
+            raise damaged(f"array '{name[:100]}' fails its checksum")
+        arrays[name] = a
     return header, arrays
+
+
+# ---------------------------------------------------------------------------------------------- index files
+#: The arrays of an index file and their dtypes.
+INDEX_ARRAYS = {"codebook": "float32", "block_sums": "float32", "codes": "uint8", "code_counts": "int64",
+                "ids": "int64", "ids_offsets": "int64", "ids_utf8": "uint8", "exact_maps": "uint8",
+                "exact_norms": "float32"}
+
+
+def codebook_range(cb: np.ndarray) -> tuple[float, float]:
+    """(min, max) of a codebook's values, a class at a time (NaN if it holds NaN)."""
+    if cb.size == 0:
+        return 0.0, 0.0
+    lo, hi = math.inf, -math.inf
+    for c in range(cb.shape[0]):
+        m, x = float(cb[c].min()), float(cb[c].max())
+        if math.isnan(m) or math.isnan(x):
+            return math.nan, math.nan
+        lo, hi = min(lo, m), max(hi, x)
+    return lo, hi
+
+
+def codebook_in_range(cb: np.ndarray) -> tuple[bool, float, float]:
+    """Whether every value is finite and in [CODEBOOK_MIN, CODEBOOK_MAX] (the bounds as float32), with the
+    values' (min, max)."""
+    lo, hi = codebook_range(cb)
+    return bool(lo >= float(np.float32(CODEBOOK_MIN)) and hi <= float(np.float32(CODEBOOK_MAX))), lo, hi
+
+
+def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bool = True,
+                block_w: int = 16) -> dict:
+    """Check what :func:`load` read as an index (see ``Index.save``): every header field's type and range, the
+    set of arrays, their dtypes and shapes; with ``verify`` also what the arrays must satisfy together (the
+    codebook's values are probabilities, its row-run sums match it, codes < K, code counts match the codes, ids
+    unique). Returns the fields (num_classes, size, n_centroids, count, class_names, metadata, keep_exact, and
+    ids: None for positions, an int64 array, or a list of str). Raises IndexFormatError naming what is wrong."""
+
+    def damaged(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{path} is damaged: {msg}")
+
+    def count_field(name: str, lo: int, hi: int | None = None) -> int:
+        v = header.get(name)
+        if not _is_int(v) or v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise damaged(f"header field '{name}' is {str(v)[:100]!r}; expected an integer {rng}")
+        return v
+
+    C = count_field("num_classes", 1)
+    n = count_field("size", 1, 1024)
+    K = count_field("n_centroids", 1, 256)
+    N = count_field("count", 0)
+    names = header.get("class_names")
+    if not isinstance(names, list) or len(names) != C or not all(isinstance(s, str) for s in names):
+        raise damaged(f"header field 'class_names' must be a list of {C} strings")
+    metadata = header.get("metadata")
+    if not isinstance(metadata, dict):
+        raise damaged(f"header field 'metadata' is a {type(metadata).__name__}; expected an object")
+    keep_exact = header.get("keep_exact")
+    if not isinstance(keep_exact, bool):
+        raise damaged(f"header field 'keep_exact' is {str(keep_exact)[:100]!r}; expected true or false")
+    kind = header.get("ids_kind")
+    if kind not in ("range", "int64", "str"):
+        raise damaged(f"header field 'ids_kind' is {str(kind)[:100]!r}; expected 'range', 'int64' or 'str'")
+
+    D = n * n
+    w = min(block_w, n)
+    nb = -(-n // w)
+    expect: dict[str, tuple | None] = {"codebook": (C, D, K), "codes": (C, N), "code_counts": (C, K)}
+    if "block_sums" in arrays:  # files of format 1 saved before the row-run sums were stored lack them
+        expect["block_sums"] = (C, n * nb, K)
+    if kind == "int64":
+        expect["ids"] = (N,)
+    elif kind == "str":
+        expect.update(ids_offsets=(N + 1,), ids_utf8=None)
+    if keep_exact:
+        expect.update(exact_maps=(N, C, D), exact_norms=(N, C))
+    for name in arrays:
+        if name not in expect:
+            raise damaged(f"unexpected array '{name[:100]}' (ids_kind={kind!r}, keep_exact={keep_exact})")
+    for name, shape in expect.items():
+        if name not in arrays:
+            raise damaged(f"array '{name}' is missing (ids_kind={kind!r}, keep_exact={keep_exact})")
+        a = arrays[name]
+        if a.dtype.name != INDEX_ARRAYS[name]:
+            raise damaged(f"array '{name}' has dtype {a.dtype.name}; expected {INDEX_ARRAYS[name]}")
+        if (a.ndim != 1) if shape is None else (a.shape != shape):
+            want = "1-D" if shape is None else str(shape)
+            raise damaged(f"array '{name}' has shape {a.shape}; expected {want} for num_classes={C}, size={n}, "
+                          f"n_centroids={K}, count={N}")
+
+    counts = arrays["code_counts"]
+    if counts.size and (counts.min() < 0 or (counts.sum(axis=1) != N).any()):
+        raise damaged(f"code_counts must be >= 0 and sum to count={N} for each class")
+    ids = None
+    if kind == "int64":
+        ids = np.array(arrays["ids"])
+    elif kind == "str":
+        off, raw = arrays["ids_offsets"], arrays["ids_utf8"]
+        if off[0] != 0 or off[-1] != raw.size or (N and (np.diff(off) < 0).any()):
+            raise damaged("ids_offsets must start at 0, never decrease and end at the length of ids_utf8")
+        raw, bounds = raw.tobytes(), off.tolist()
+        try:
+            ids = [raw[bounds[i] : bounds[i + 1]].decode("utf-8") for i in range(N)]
+        except UnicodeDecodeError:
+            raise damaged("the string ids are not valid UTF-8") from None
+    if verify:
+        _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb)
+    return {"num_classes": C, "size": n, "n_centroids": K, "count": N, "class_names": names, "metadata": metadata,
+            "keep_exact": keep_exact, "ids": ids}
+
+
+def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:
+    """The checks that read every array (``verify=True``)."""
+    cb = arrays["codebook"]
+    ok, lo, hi = codebook_in_range(cb)
+    if not ok:
+        raise damaged(f"codebook values must be finite probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}]; "
+                      f"found values in [{lo:.6g}, {hi:.6g}]")
+    bs = arrays.get("block_sums")
+    if bs is not None:
+        for c in range(C):
+            grid = cb[c].reshape(n, n, K)
+            got = bs[c].reshape(n, nb, K)
+            for b in range(nb):
+                ref = grid[:, b * w : (b + 1) * w].sum(axis=1)
+                if not (np.abs(got[:, b] - ref) <= 1e-4 + 1e-5 * np.abs(ref)).all():
+                    raise damaged(f"block_sums disagree with the codebook (class {c}): they must be its sums "
+                                  f"over runs of {w} pixels of a row")
+    from . import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
+
+    codes, counts = arrays["codes"], arrays["code_counts"]
+    seen = _core.code_counts(codes)
+    for c in range(C):
+        if seen[c, K:].any():
+            raise damaged(f"codes must be < n_centroids={K}; class {c} has code {K + int(np.flatnonzero(seen[c, K:])[0])}")
+        if not np.array_equal(seen[c, :K], counts[c]):
+            raise damaged(f"code_counts disagree with the codes (class {c})")
+    if "exact_norms" in arrays and arrays["exact_norms"].size:
+        en = arrays["exact_norms"]
+        lo, hi = float(en.min()), float(en.max())
+        if not (lo >= 0 and hi <= n * n * 1.001):
+            raise damaged(f"exact_norms must be squared norms of maps in [0, 1], in [0, {n * n}]; "
+                          f"found [{lo:.6g}, {hi:.6g}]")
+    if isinstance(ids, list):
+        if len(set(ids)) != N:
+            seen_ids: set = set()
+            dup = next(i for i in ids if i in seen_ids or seen_ids.add(i))
+            raise damaged(f"the id {dup[:100]!r} occurs more than once; ids must be unique")
+    elif ids is not None and N > 1:
+        s = np.sort(ids)
+        rep = s[1:][s[1:] == s[:-1]]
+        if rep.size:
+            raise damaged(f"the id {int(rep[0])} occurs more than once; ids must be unique")
