@@ -8,6 +8,7 @@ stderr and exits with status 2; an interrupted run exits with 130 and resumes wh
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sqlite3
@@ -159,7 +160,10 @@ def _cmd_search(args) -> int:
             dist = "-" if math.isnan(h.distance) else f"{h.distance:.6g}"
             words = "" if h.text_score is None else f"\t{h.text_score}"  # the text level
             bm25 = "" if h.bm25 is None else f"\t{h.bm25:.4g}"  # text alone: the score that ranked it
-            print(f"{h.rank}\t{h.path}\t{dist}{words}{bm25}")
+            print(f"{h.rank}\t{'-' if h.path is None else h.path}\t{dist}{words}{bm25}")
+    for h in hits:  # ids the index folder should not hold: never opened (its maker chose them)
+        if h.path is None:
+            print(f"segsearch: note: result {h.rank} not shown (id {str(h.id)!a}): {h.note}", file=sys.stderr)
     if args.sheet:
         from .sheet import contact_sheet
         from .storage import atomic_write
@@ -199,9 +203,20 @@ def main(argv=None) -> int:
         print("segsearch: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except (ValueError, SegsearchError, FileNotFoundError, OSError, sqlite3.Error) as e:
-        msg = " ".join(str(e).split()) or type(e).__name__
-        print(f"segsearch: error: {msg}", file=sys.stderr)
+        print(f"segsearch: error: {_error_line(e)}", file=sys.stderr)
         return 2
+
+
+def _error_line(e: BaseException) -> str:
+    """One line for an error; a full disk says what to do (every write is atomic or transactional, so nothing
+    finished is lost, and an index run resumes where it stopped)."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(e, sqlite3.OperationalError) and "full" in str(e))
+    if full:
+        msg += ("; nothing already written is lost: free some space and run the same command again (an index "
+                "run resumes where it stopped)")
+    return msg
 
 
 if __name__ == "__main__":

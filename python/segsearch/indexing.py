@@ -15,14 +15,24 @@ Steps (each one resumes where it stopped; every batch is one SQLite transaction)
 
 Photos are decoded in background processes (:meth:`Segmenter.iter_predict`). Photos that cannot be read are
 marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``.
+
+Faults: one run at a time holds a lock on ``work/`` (a second one is told so). Every file is replaced
+atomically (``index.segsearch``, ``captions.sqlite`` and the codebook checkpoint are written to a temp file that
+is renamed over them) and every batch is one SQLite transaction, so a kill, a full disk or an I/O error loses
+nothing already finished; the next run removes the temp files a killed run left and resumes. The photos folder
+is read without following links out of it: a symlink whose target is outside the folder (or any file that is
+not a regular file: a FIFO, a device) is skipped, so every id is a relative path inside the photos folder.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,15 +80,41 @@ class BuildReport:
 
 
 def find_photos(root: str | os.PathLike) -> list[str]:
-    """Image files under ``root`` (recursively, by extension, case-insensitive), as sorted relative posix paths."""
+    """Image files under ``root`` (recursively, by extension, case-insensitive), as sorted relative posix paths.
+    Only regular files inside ``root`` count: see :func:`scan_photos` for what is skipped."""
+    return scan_photos(root)[0]
+
+
+def scan_photos(root: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(photos, skipped): the image files under ``root`` as sorted relative posix paths, and the image names
+    skipped because they are not regular files inside ``root``: a symlink is followed only when its target
+    resolves inside ``root`` (symlinked folders are not entered), and FIFOs, devices and sockets are never
+    read (opening a FIFO would wait forever)."""
     root = Path(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    real_root = root.resolve()
+    found, skipped = [], []
+    for dirpath, dirnames, filenames in os.walk(root):  # does not enter symlinked folders
         dirnames.sort()
         for name in filenames:
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(found)
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if _regular_file_inside(path, real_root):
+                found.append(rel)
+            else:
+                skipped.append(rel)
+    return sorted(found), sorted(skipped)
+
+
+def _regular_file_inside(path: Path, real_root: Path) -> bool:
+    """Whether ``path`` is (or links to) a regular file whose real path is inside ``real_root``."""
+    try:
+        real = path.resolve(strict=True)
+        mode = os.stat(real).st_mode
+    except (OSError, RuntimeError):  # dangling or looping link, unreadable
+        return False
+    return stat.S_ISREG(mode) and real_root in real.parents
 
 
 def default_centroids(n_photos: int) -> int:
@@ -154,7 +190,10 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     if size is not None and not 1 <= size <= 1024:
         raise ValueError(f"--size must be in 1..1024; got {size}")
     _check_device(device)
-    paths = find_photos(root)
+    paths, skipped = scan_photos(root)
+    if skipped:
+        log(f"note: {len(skipped)} files skipped: links to outside the photos folder or not regular files "
+            f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})")
     if not paths:
         raise ValueError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {str(root)!r}")
     caption_pairs = read_captions_checked(captions, paths, log) if captions is not None else None
@@ -164,6 +203,16 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
         raise ValueError(f"--add needs an existing index folder; {str(out)!r} has none (build it first without "
                          "--add)")
     work.mkdir(parents=True, exist_ok=True)
+    lock = _lock_folder(work, out)
+    try:
+        return _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch,
+                             sample, add, segmenter, seed, niter, workers, log)
+    finally:
+        _unlock_folder(lock)
+
+
+def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch, sample,
+                  add, segmenter, seed, niter, workers, log) -> BuildReport:
     _remove_temp_files(out, work)
     st = _State(work / STATE_FILE)
     try:
@@ -184,17 +233,91 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     for leftover in (sample_path, work / CODEBOOK_FILE, work / OLD_CODEBOOK_FILE):  # the index holds the codebook
         leftover.unlink(missing_ok=True)
     if caption_pairs is not None:
-        report.n_captions = write_captions(caption_pairs, out / CAPTIONS_FILE)
+        report.n_captions = _write_captions_atomically(caption_pairs, out / CAPTIONS_FILE)
     return report
 
 
+#: Descriptors of the folder locks this process holds; forked children (the photo decoders) close their copies,
+#: so that a killed run's lock ends with it, not with its last decoder.
+_LOCK_FDS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_LOCK_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _LOCK_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def _lock_folder(work: Path, out: Path) -> int:
+    """An exclusive lock on ``work/`` for this run (released when the process ends, even by kill -9): two runs
+    writing one folder would overwrite each other's sample maps. Returns the descriptor; release it with
+    :func:`_unlock_folder`."""
+    import fcntl
+
+    fd = os.open(work, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(f"another 'segsearch index' is writing {str(out)!r}; wait for it to finish (or stop it) "
+                         "and run this command again") from None
+    except OSError:  # a file system without locks: go on unlocked
+        pass
+    _LOCK_FDS.add(fd)
+    return fd
+
+
+def _unlock_folder(fd: int) -> None:
+    _LOCK_FDS.discard(fd)
+    os.close(fd)
+
+
+#: What a killed run can leave in the index folder and its work/: ``NAME.XXXX.tmp`` from
+#: ``storage.atomic_write`` and :func:`_write_captions_atomically`, and the latter's SQLite journal.
+_TEMP_SUFFIXES = (".tmp", ".tmp-journal", ".tmp-wal", ".tmp-shm")
+
+
 def _remove_temp_files(*folders: Path) -> None:
-    """Temp files a killed save left beside our files (``NAME.XXXX.tmp``, see ``storage.atomic_write``)."""
-    names = (INDEX_FILE, CAPTIONS_FILE, CODEBOOK_FILE)
+    """Remove the temp files a killed save left beside our files (see :data:`_TEMP_SUFFIXES`)."""
+    names = tuple(n + "." for n in (INDEX_FILE, CAPTIONS_FILE, CODEBOOK_FILE))
     for folder in folders:
-        for p in folder.glob("*.tmp"):
-            if p.name.startswith(tuple(n + "." for n in names)) and p.is_file():
+        for p in folder.iterdir():
+            if p.name.startswith(names) and p.name.endswith(_TEMP_SUFFIXES) and p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
+
+
+def _write_captions_atomically(pairs: list[tuple[str, str]], path: Path) -> int:
+    """:func:`write_captions` into a temp file beside ``path``, renamed over it once complete: a kill or a full
+    disk leaves the previous captions as they were (the next run removes the temp file)."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        try:
+            n = write_captions(pairs, Path(tmp))  # SQLite syncs the file on commit
+        except sqlite3.Error as e:
+            # SQLite ends the transaction itself on a full disk, so write_captions' ROLLBACK fails and hides why
+            if isinstance(e.__context__, sqlite3.Error) and "no transaction is active" in str(e):
+                raise e.__context__ from None
+            raise
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, tmp + "-journal"):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+        raise
+    return n
 
 
 def _check_device(device) -> None:
@@ -291,7 +414,7 @@ def _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, devi
 
     for path in (out / WORK_DIR / CODEBOOK_FILE, out / INDEX_FILE):
         if path.is_file():
-            return Index.load(path)
+            return Index.load(path, mmap=False)  # read into memory: no mapping of a file that can change
     if (out / WORK_DIR / OLD_CODEBOOK_FILE).is_file():  # a run interrupted by segsearch <= 0.1
         old = np.load(out / WORK_DIR / OLD_CODEBOOK_FILE, allow_pickle=False)
         return Index.from_codebook(old, np.zeros((0, old.shape[0]), np.uint8), class_names=seg.classes)
@@ -352,12 +475,17 @@ def _short_error(err: str, root: Path) -> str:
 
 
 def _segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, workers: int) -> None:
-    """Segment the sample photos not yet in ``sample.f16``; each one's maps go to the next free row."""
+    """Segment the sample photos not yet in ``sample.f16``; each one's maps go to the next free row. Rows the
+    file no longer holds (cut short by hand, or by a full disk) are segmented again into the same rows."""
+    row_bytes = len(seg.classes) * size * size * 2
+    have = sample_path.stat().st_size // row_bytes if sample_path.is_file() else 0
+    with st.db:
+        st.db.execute("UPDATE photos SET sampled=0, sample_row=-1 WHERE sampled=1 AND status='pending' AND "
+                      "sample_row >= ?", (have,))
     todo = st.rows("SELECT id, path FROM photos WHERE sample_row IS NOT NULL AND sampled=0 AND status='pending' "
                    "ORDER BY id")
     if not todo:
         return
-    row_bytes = len(seg.classes) * size * size * 2
     next_row = st.rows("SELECT COALESCE(MAX(sample_row) + 1, 0) FROM photos WHERE sampled=1")[0][0]
     fd = os.open(sample_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -366,9 +494,7 @@ def _segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, wor
         def store(rows, maps):
             nonlocal next_row
             data = np.ascontiguousarray(maps, dtype=np.float16).tobytes()
-            if os.pwrite(fd, data, next_row * row_bytes) != len(data):
-                raise OSError(f"short write to {sample_path} (is the disk full?)")
-            os.fsync(fd)  # the maps are on disk before the transaction marks them sampled
+            _pwrite_all(fd, data, next_row * row_bytes, sample_path)
             st.db.executemany("UPDATE photos SET sampled=1, sample_row=? WHERE id=?",
                               ((next_row + j, r[0]) for j, r in enumerate(rows)))
             next_row += len(rows)
@@ -378,13 +504,44 @@ def _segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, wor
         os.close(fd)
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int, path: Path) -> None:
+    """Write ``data`` at ``offset`` and fsync (the maps are on disk before the transaction marks them sampled);
+    an OSError (a full disk: ENOSPC) names ``path``."""
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.pwrite(fd, view, offset)
+            if n <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view, offset = view[n:], offset + n
+        os.fsync(fd)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+
+
 def _sample_maps(path: Path, n_rows: int, C: int, size: int) -> np.ndarray:
-    """The first ``n_rows`` sample maps, float16 (n_rows, C, size, size), memory-mapped read-only."""
+    """The first ``n_rows`` sample maps, float16 (n_rows, C, size, size), memory-mapped read-only to train on.
+    Only an index run writes this file and runs hold the folder's lock, so it does not shrink while mapped."""
     shape = (n_rows, C, size, size)
     if not path.is_file() or path.stat().st_size < n_rows * C * size * size * 2:
-        raise ValueError(f"{path} is shorter than the {n_rows} sample photos recorded as segmented; delete the "
-                         "index folder's work/ and run again")
+        raise ValueError(f"{path} is shorter than the {n_rows} sample photos recorded as segmented; run the same "
+                         "command again to segment them again")
     return np.memmap(path, np.float16, "r", shape=shape)
+
+
+def _read_rows(path: Path, rows: list[int], C: int, size: int) -> np.ndarray | None:
+    """Sample maps ``rows`` float16 (len(rows), C, size, size) read with pread (no mapping: a file cut short
+    meanwhile gives None, never a bus error)."""
+    row_bytes = C * size * size * 2
+    out = np.empty((len(rows), C, size, size), np.float16)
+    flat = out.reshape(len(rows), row_bytes // 2)
+    with open(path, "rb", buffering=0) as f:
+        for i, r in enumerate(rows):
+            data = os.pread(f.fileno(), row_bytes, r * row_bytes)
+            if len(data) != row_bytes:
+                return None
+            flat[i] = np.frombuffer(data, np.float16)
+    return out
 
 
 def _store_codes(st: _State, rows, codes: np.ndarray) -> None:
@@ -397,16 +554,16 @@ def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
     todo = st.rows("SELECT id, sample_row FROM photos WHERE sampled=1 AND status='pending' ORDER BY sample_row")
     if not todo:
         return
-    last = max(r[1] for r in todo) + 1
-    if not sample_path.is_file() or sample_path.stat().st_size < last * index.num_classes * index.dim * 2:
-        with st.db:  # the sample maps were deleted by hand: segment those photos again
-            st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
-        return
-    maps = _sample_maps(sample_path, last, index.num_classes, index.size)
     step = max(batch, 64)
     for s in range(0, len(todo), step):
         part = todo[s : s + step]
-        codes = index.encode(maps[[r[1] for r in part]], device=device)
+        maps = _read_rows(sample_path, [r[1] for r in part], index.num_classes, index.size) \
+            if sample_path.is_file() else None
+        if maps is None:
+            with st.db:  # the sample maps were deleted or cut short: segment those photos again
+                st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
+            return
+        codes = index.encode(maps, device=device)
         with st.db:
             _store_codes(st, part, codes)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +39,26 @@ class Hit:
     photo's text level, the number of distinct query words (stemmed, stop words left out unless the query has
     only stop words) found in its captions; it ranks text + layout searches. ``bm25``: for a text-only search,
     the captions' bm25 score that ranked it (higher is better), else None.
+
+    ``path``: the photo's file, inside the photos folder (see :meth:`PhotoIndex.path`); None when the id is
+    refused -- it leads outside the photos folder, names something that is not a regular file (a FIFO, a
+    folder, a device), or there is no trusted photos folder -- and ``note`` then says why. Such a photo is
+    never opened: show it as skipped.
     """
 
     rank: int
     id: str | int
-    path: Path
+    path: Path | None
     distance: float
     text_score: int | None = None
     bm25: float | None = None
+    note: str | None = None
 
     def as_dict(self) -> dict:
-        """JSON-able: a NaN distance (text-only search) becomes None."""
-        return {"rank": self.rank, "id": self.id, "path": str(self.path),
+        """JSON-able: a NaN distance (text-only search) becomes None, a refused path None (with its note)."""
+        return {"rank": self.rank, "id": self.id, "path": None if self.path is None else str(self.path),
                 "distance": None if math.isnan(self.distance) else self.distance, "text_score": self.text_score,
-                "bm25": self.bm25}
+                "bm25": self.bm25, "note": self.note}
 
 
 class PhotoIndex:
@@ -63,7 +70,8 @@ class PhotoIndex:
         self.index_dir = None if index_dir is None else Path(index_dir)
         meta = index.metadata or {}
         root = photos_dir if photos_dir is not None else meta.get(META_PHOTOS_DIR)
-        self.photos_dir = None if root is None else Path(root)
+        self.photos_dir = Path(root) if isinstance(root, (str, os.PathLike)) else None
+        self._root, self._root_note = _photos_root(photos_dir, meta.get(META_PHOTOS_DIR))
         self.captions = captions
         self._segmenter = segmenter
         self._device, self._weights = device, weights
@@ -94,7 +102,7 @@ class PhotoIndex:
                     if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
         index = Index.load(f, mmap=mmap)
-        caps = Captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
+        caps = _open_captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
         return cls(index, photos_dir=photos_dir, captions=caps, segmenter=segmenter, device=device,
                    weights=weights, index_dir=d)
 
@@ -113,10 +121,47 @@ class PhotoIndex:
     def has_captions(self) -> bool:
         return self.captions is not None
 
-    def path(self, id) -> Path:
-        """The file of an indexed photo (its id joined to the photos folder)."""
-        p = Path(str(id))
-        return p if self.photos_dir is None or p.is_absolute() else self.photos_dir / p
+    def path(self, id) -> Path | None:
+        """The file of an indexed photo: its id, a relative path, joined to the photos folder and resolved; None
+        when the id is refused (see :class:`Hit`; :meth:`locate` also says why). A missing file is not refused:
+        opening it just fails."""
+        return self.locate(id)[0]
+
+    def locate(self, id) -> tuple[Path | None, str | None]:
+        """(path, None) for an indexed photo that may be opened, else (None, why not). An index folder is
+        untrusted input: an id must resolve (symlinks followed) to a regular file inside the photos folder, so
+        absolute ids, ids with ``..`` or links leading out of it, FIFOs (opening one would wait forever),
+        devices and folders are refused without being opened."""
+        if self._root is None:
+            return None, self._root_note
+        s = str(id)
+        if not s or "\0" in s:
+            return None, "an empty id or one with a NUL byte is not a path"
+        p = Path(s)
+        if p.is_absolute():
+            return None, "an absolute path: ids are paths relative to the photos folder"
+        try:
+            real = (self._root / p).resolve()
+        except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name too long
+            return None, f"cannot be resolved ({e})"
+        if real != self._root and self._root not in real.parents:
+            return None, f"resolves outside the photos folder {self._root}"
+        try:
+            mode = os.stat(real).st_mode
+        except FileNotFoundError:
+            return real, None
+        except OSError as e:
+            return None, f"cannot be examined ({e.strerror or e})"
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                    "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "not a file")
+            return None, f"not a regular file ({kind})"
+        return real, None
+
+    def _hit(self, rank: int, id_, distance: float, text_score=None, bm25=None) -> Hit:
+        path, note = self.locate(id_)
+        return Hit(rank, id_, path, distance, text_score, bm25, note)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -237,12 +282,12 @@ class PhotoIndex:
         if q is None:  # text alone: bm25, best first; ties by position in the index
             scores = self.captions.bm25(text)
             order = sorted(scores.items(), key=lambda t: (-t[1], self._position(t[0])))[:k]
-            return [Hit(i + 1, p, self.path(p), math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
+            return [self._hit(i + 1, p, math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
         return self._text_and_layout(q, levels, k, threads)
 
     def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
         """Hits for an index search result, ranked from ``start + 1``."""
-        return [Hit(start + i + 1, id_, self.path(id_), float(d), score)
+        return [self._hit(start + i + 1, id_, float(d), score)
                 for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
 
     def _position(self, id_) -> int:
@@ -274,6 +319,51 @@ class PhotoIndex:
         cb = self.index.codebook  # (C, K, n, n)
         maps = cb[np.arange(len(codes)), codes]  # (C, n, n)
         return np.argmax(maps, axis=0).astype(np.int32)
+
+
+def _open_captions(path: Path) -> Captions:
+    """The folder's captions, opened read-only; a file whose tables are not what segsearch writes (it comes with
+    the folder, so from whoever made it) is a ValueError saying so, here rather than at the first text search."""
+    import sqlite3
+
+    try:
+        caps = Captions(path)
+    except sqlite3.Error as e:
+        raise ValueError(f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
+                         "photos again with --captions FILE") from None
+    try:  # every query a search runs, on a word that need not be there
+        caps.of("")
+        caps.bm25("segsearch")
+        caps.levels("segsearch")
+    except sqlite3.Error as e:
+        caps.close()
+        raise ValueError(f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
+                         "photos again with --captions FILE") from None
+    return caps
+
+
+def _photos_root(given, recorded) -> tuple[Path | None, str | None]:
+    """(the photos folder resolved, None), or (None, why there is none) for a folder not to be trusted.
+
+    ``given`` (``photos_dir=``) is the caller's choice and trusted. ``recorded`` comes from the index file,
+    i.e. from whoever made the folder: used, as the confinement root, only if it is an absolute path that is
+    neither a file system root nor a folder holding the home folder (from such a root an id could name any
+    of your photos)."""
+    if given is not None:
+        return Path(given).expanduser().resolve(), None
+    fix = "open the index with PhotoIndex.open(..., photos_dir=PHOTOS_DIR)"
+    if recorded is None:
+        return None, f"the index records no photos folder; {fix}"
+    if not isinstance(recorded, str) or "\0" in recorded or not os.path.isabs(recorded):
+        return None, f"the index's photos folder {recorded!r} is not an absolute path; {fix}"
+    root = Path(recorded).resolve()
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):
+        home = None
+    if root == Path(root.anchor) or (home is not None and root in home.parents):
+        return None, f"the index's photos folder {recorded} is too wide to trust (it holds your home folder); {fix}"
+    return root, None
 
 
 def open_index(index_dir, **kwargs) -> PhotoIndex:

@@ -3,6 +3,8 @@ each with its rank, distance and a semi-transparent overlay of its labels decode
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .palette import colorize
 
-__all__ = ["contact_sheet", "open_photo"]
+__all__ = ["contact_sheet", "not_shown_tile", "open_photo"]
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -41,18 +43,50 @@ def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha:
 
 def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
     """A photo file as RGB, EXIF orientation applied; with ``size``, decoded at a reduced scale towards it
-    where the format allows (JPEG draft mode). Raises PIL's errors for unreadable files."""
-    with Image.open(path) as im:
+    where the format allows (JPEG draft mode). Raises PIL's errors for unreadable files, and ValueError for a
+    path that is not a regular file: it is opened without waiting (a FIFO would wait for a writer forever) and
+    read only if it is a regular file. Read through a file object, so PIL never memory-maps it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f, Image.open(f) as im:
         if size is not None:
             im.draft("RGB", size)
         return ImageOps.exif_transpose(im).convert("RGB")
 
 
+#: What a photo that cannot be decoded raises (a decompression bomb: a huge image in a small file).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
 def _open_or_none(path, size: tuple[int, int]) -> Image.Image | None:
+    if path is None:
+        return None
     try:
         return open_photo(path, size)
-    except (OSError, ValueError, SyntaxError):
+    except UNREADABLE:
         return None
+
+
+def not_shown_tile(size: tuple[int, int], text: str = "not shown") -> Image.Image:
+    """A grey tile saying ``text``: the place of a photo that was not opened (its id is refused: outside the
+    photos folder, or not a regular file)."""
+    tile = Image.new("RGB", size, (200, 200, 200))
+    d = ImageDraw.Draw(tile)
+    font = _font(max(9, min(size) // 8))
+    box = d.textbbox((0, 0), text, font=font)
+    d.text(((size[0] - box[2]) // 2, (size[1] - box[3]) // 2), text, fill=MUTED, font=font)
+    return tile
+
+
+def _printable(name: str) -> str:
+    """``name`` with control characters shown as '?' (ids come from the index file)."""
+    return "".join(c if c.isprintable() else "?" for c in name)
 
 
 def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text: str | None = None,
@@ -61,7 +95,8 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
 
     ``photo_index``: the :class:`~segsearch.photo_index.PhotoIndex` searched; ``hits``: its results;
     ``image``: the query photo (path or PIL image); ``sketch``: the query label map (-1 = unspecified).
-    Photos that cannot be read any more show as grey tiles.
+    Photos that cannot be read any more show as grey tiles; photos whose ids are refused (``hit.path`` None:
+    outside the photos folder, or not a regular file) are never opened and show as grey "not shown" tiles.
     """
     palette, classes = photo_index.palette, photo_index.classes
     title_font, font = _font(16), _font(13)
@@ -112,7 +147,9 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
     for i, h in enumerate(hits):
         cx, cy = gx + (i % cols) * cell_w, PAD + line + (i // cols) * cell_h
         im = _open_or_none(h.path, (thumb, thumb))
-        if im is None:
+        if h.path is None:
+            tile = not_shown_tile((thumb, thumb * 3 // 4))
+        elif im is None:
             tile = Image.new("RGB", (thumb, thumb * 3 // 4), (200, 200, 200))
         else:
             tile = _fit(im, thumb)
@@ -124,7 +161,7 @@ def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text:
         dist = "" if math.isnan(h.distance) else f"  d={h.distance:.4g}"
         score = "" if h.text_score is None else f"  words={h.text_score}"
         d.text((cx, cy + tile.height + 2), f"#{h.rank}{dist}{score}", fill=INK, font=font)
-        name = str(h.id)
+        name = _printable(str(h.id))
         if len(name) > 30:
             name = "…" + name[-29:]
         d.text((cx, cy + tile.height + 2 + line), name, fill=MUTED, font=font)

@@ -87,9 +87,10 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
 
 @contextlib.contextmanager
 def atomic_write(path):
-    """Write a file all or nothing: yields a binary file for a temporary file beside ``path``, which is
-    flushed, fsynced and renamed onto ``path`` when the block ends, or removed if it raises (``path`` is then
-    left as it was)."""
+    """Write a file all or nothing: yields a binary file for a temporary file beside ``path`` (named
+    ``NAME.XXXX.tmp``), which is flushed, fsynced and renamed onto ``path`` when the block ends, or removed if it
+    raises (``path`` is then left as it was). An OSError from the writing (a full disk, an I/O error) names
+    ``path``. A temp file left by a killed process is removed by the next ``segsearch index`` run."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -101,12 +102,22 @@ def atomic_write(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+    try:  # make the rename durable (best effort: some file systems cannot sync a folder)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def load(path, *, mmap: bool = True, verify: bool = True) -> tuple[dict, dict[str, np.ndarray]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..sheet import open_photo
+from ..sheet import UNREADABLE, not_shown_tile, open_photo
 
 __all__ = ["SearchAnswer", "SearchRequest", "SearchWorker", "ThumbnailCache"]
 
@@ -30,8 +30,10 @@ class SearchRequest:
 
 @dataclass
 class SearchAnswer:
-    """The answer to the request ``seq``: hits and their thumbnails (None where a photo cannot be read), times in
-    ms (``segment_ms`` only when the photo was segmented for this request), or ``error``, a message."""
+    """The answer to the request ``seq``: hits and their thumbnails (None where a photo cannot be read; a grey
+    "not shown" tile where its id is refused, ``hit.path`` None, see :class:`~segsearch.photo_index.Hit`: such a
+    photo is never opened), times in ms (``segment_ms`` only when the photo was segmented for this request), or
+    ``error``, a message."""
 
     seq: int
     hits: list = field(default_factory=list)
@@ -49,15 +51,25 @@ class ThumbnailCache:
         self.size = (int(size[0]), int(size[1]))
         self.capacity = int(capacity)
         self._images: dict[str, Image.Image] = {}
+        self._not_shown: Image.Image | None = None
+
+    def not_shown(self) -> Image.Image:
+        """The grey "not shown" tile of a photo whose id is refused."""
+        if self._not_shown is None:
+            self._not_shown = not_shown_tile(self.size)
+        return self._not_shown
 
     def get(self, path) -> Image.Image | None:
-        """The thumbnail of ``path``, or None when it cannot be read."""
+        """The thumbnail of ``path``, or None when it cannot be read; the "not shown" tile for None (a refused
+        id: nothing is opened)."""
+        if path is None:
+            return self.not_shown()
         key = str(path)
         im = self._images.get(key)
         if im is None:
             try:
                 im = ImageOps.contain(open_photo(path, self.size), self.size)
-            except (OSError, ValueError, SyntaxError):
+            except UNREADABLE:
                 return None
             if len(self._images) >= self.capacity:
                 self._images.clear()

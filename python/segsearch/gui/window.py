@@ -510,6 +510,9 @@ class SketchApp:
         """Make result ``i`` (0-based) the query photo, keeping the strokes."""
         if 0 <= i < len(self.hits):
             hit = self.hits[i]
+            if hit.path is None:  # a refused id (outside the photos folder, not a regular file): never opened
+                self._show_error(f"result {hit.rank} is not shown: {hit.note}")
+                return
             self.set_photo(hit.path, photo_id=hit.id)
 
     @property
@@ -569,6 +572,9 @@ class SketchApp:
         drawn = [self.classes[c] for c in self.sketch.classes_drawn()]
         if drawn:
             msg += " — drawn: " + ", ".join(drawn)
+        refused = sum(h.path is None for h in ans.hits)
+        if refused:
+            msg += f" — {refused} not shown (their ids lead outside the photos folder or to no regular file)"
         self._set_status(msg)
 
     def _show_hits(self, hits, thumbs) -> None:
@@ -576,6 +582,8 @@ class SketchApp:
         for i, cell in enumerate(self.result_cells):
             if i < len(hits):
                 cell.show(hits[i], thumbs[i], is_query=self.is_query(hits[i]))
+                if hits[i].path is None:  # the grey "not shown" tile: say why in its tooltip
+                    cell.tooltip.text = f"{hits[i].rank}. {str(hits[i].id)!a} not shown: {hits[i].note}"
             else:
                 cell.clear()
         self._state_dirty = True
