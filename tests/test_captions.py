@@ -359,3 +359,24 @@ def test_text_and_layout_equals_brute_force(tmp_path_factory, text):
         assert [h.id for h in hits] == ref[:k], k
         assert [h.text_score for h in hits] == [level.get(n, 0) for n in ref[:k]]
         assert [h.rank for h in hits] == list(range(1, k + 1)) and all(h.bm25 is None for h in hits)
+
+
+def test_an_error_after_sqlite_rolled_back_by_itself_is_reported_as_is(tmp_path, monkeypatch):
+    """Some errors (a full disk) make SQLite roll the transaction back itself: the writer must then raise that
+    error, not 'cannot rollback - no transaction is active'; the file keeps its old captions."""
+    import sqlite3
+
+    import segsearch.captions as captions_module
+
+    db_path = tmp_path / "captions.sqlite"
+    captions_module.write_captions([("a.jpg", "a horse on a beach")], db_path)
+
+    def fail(db, source):
+        db.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(captions_module, "_fill_fts", fail)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        captions_module.write_captions([("b.jpg", "a red bus")], db_path)
+    monkeypatch.undo()
+    assert captions_module.Captions(db_path).of("a.jpg") == ["a horse on a beach"]

@@ -229,6 +229,7 @@ class Captions:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         try:
+            self._db.execute("PRAGMA trusted_schema = OFF")  # the file may come from someone else
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as e:
             self._db.close()
@@ -373,7 +374,8 @@ def _write(db: sqlite3.Connection, pairs: list[tuple[str, str]]) -> None:
         db.execute("PRAGMA user_version = 2")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite has already rolled back after some errors (e.g. a full disk)
+            db.execute("ROLLBACK")
         raise
 
 
