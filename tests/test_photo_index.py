@@ -401,3 +401,17 @@ def test_photo_queries_use_the_network_the_index_recorded(folder, tmp_path, monk
     with pytest.raises(error, match="--weights FILE") as e:
         pi.search(image=photos / names[0])
     assert "abababababab" in str(e.value) and "weights='" not in str(e.value)
+
+
+def test_photos_option_points_the_cli_at_moved_photos(folder, tmp_path, capsys):
+    """--photos DIR overrides the folder recorded at indexing time (photos moved, or a folder from someone else)."""
+    index_dir, photos, names, _ = folder
+    moved = tmp_path / "moved"
+    shutil.copytree(photos, moved)
+    args = ["search", str(index_dir), "--draw", "sky:0,0,1,0.5", "-k", "3", "--json"]
+    assert main(args + ["--photos", str(moved)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3 and all(r["path"] == str((moved / r["id"]).resolve()) for r in rows)
+    assert main(args) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert all(r["path"] == str((photos / r["id"]).resolve()) for r in rows)

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None,
                    help="network weights (.tflite or imported .safetensors; default: the network the index was "
                         "built with)")
+    p.add_argument("--photos", metavar="DIR", default=None,
+                   help="where the indexed photos are (default: the folder recorded at indexing time)")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None,
                    help="network weights (.tflite or imported .safetensors; default: the network the index was "
                         "built with)")
+    p.add_argument("--photos", metavar="DIR", default=None,
+                   help="where the indexed photos are (default: the folder recorded at indexing time)")
     p.set_defaults(func=_cmd_gui)
     return parser
 
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_gui(args) -> int:
     from . import gui
 
-    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k)
+    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k, photos_dir=args.photos)
 
 
 def _cmd_index(args) -> int:
@@ -142,7 +146,7 @@ def _cmd_search(args) -> int:
         raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"photo {args.image} does not exist")
-    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights)
+    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights, photos_dir=args.photos)
     sketch = None if args.sketch is None else pi.sketch_labels(args.sketch)
     if args.draw:
         boxes = sketch_from_boxes([_parse_box(s) for s in args.draw], pi.classes, pi.size)
