@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,15 +83,25 @@ class Index:
         C, K = self.num_classes, self.n_centroids
         self._cb = None  # float32 (C, D, K), position-major
         self._cnorms = None  # float32 (C, K)
-        self._codes = np.zeros((C, 0), np.uint8)  # column-major storage (C, capacity)
-        self._n = 0
-        self._counts = np.zeros((C, K), np.int64)
-        self._defaults = np.zeros(C, np.uint8)
-        self._dense = np.zeros(C, np.uint8)
-        self._ids = None  # None: ids are positions; else int64 array or list of str
-        self._id_pos = None
-        self._exact = np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None
-        self._exact_norms = np.zeros((0, C), np.float32) if self.keep_exact else None
+        # The images: one _State, replaced whole by each add (see _append and the README's "Threads").
+        self._state = _State(0, np.zeros((C, 0), np.uint8), None, np.zeros((C, K), np.int64), np.zeros(C, np.uint8),
+                             np.zeros(C, np.uint8), np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None,
+                             np.zeros((0, C), np.float32) if self.keep_exact else None)
+        self._write_lock = threading.Lock()  # add, add_codes and train run one at a time
+
+    # The current state's fields. Setting one publishes a new state with it changed: for load and
+    # from_codebook, which build an index before anyone else can see it; adds publish a whole new state.
+    _n = property(lambda self: self._state.n, lambda self, v: self._set_state(n=v))
+    _codes = property(lambda self: self._state.codes, lambda self, v: self._set_state(codes=v))
+    _ids = property(lambda self: self._state.ids, lambda self, v: self._set_state(ids=v))
+    _counts = property(lambda self: self._state.counts, lambda self, v: self._set_state(counts=v))
+    _defaults = property(lambda self: self._state.defaults, lambda self, v: self._set_state(defaults=v))
+    _dense = property(lambda self: self._state.dense, lambda self, v: self._set_state(dense=v))
+    _exact = property(lambda self: self._state.exact, lambda self, v: self._set_state(exact=v))
+    _exact_norms = property(lambda self: self._state.exact_norms, lambda self, v: self._set_state(exact_norms=v))
+
+    def _set_state(self, **changes) -> None:
+        self._state = self._state.replace(**changes)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -103,7 +114,7 @@ class Index:
         return self._cb is not None
 
     def __len__(self) -> int:
-        return self._n
+        return self._state.n
 
     def __repr__(self) -> str:
         return (f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
@@ -120,16 +131,22 @@ class Index:
     @property
     def codes(self) -> np.ndarray:
         """Codes, uint8 (N, C), read-only view (stored column-major)."""
-        v = self._codes[:, : self._n].T
+        st = self._state
+        v = st.codes[:, : st.n].T
         v.flags.writeable = False
         return v
 
     @property
     def ids(self) -> np.ndarray:
-        """The images' ids in insertion order (int64, or str)."""
-        if self._ids is None:
-            return np.arange(self._n, dtype=np.int64)
-        return self._ids[: self._n] if isinstance(self._ids, np.ndarray) else np.array(self._ids, dtype=str)
+        """The images' ids in insertion order (int64, read-only, or str)."""
+        st = self._state
+        if st.ids is None:
+            return np.arange(st.n, dtype=np.int64)
+        if isinstance(st.ids, list):
+            return np.array(st.ids, dtype=str)
+        v = st.ids[: st.n]
+        v.flags.writeable = False
+        return v
 
     # ------------------------------------------------------------------ building
     def _need_trained(self):
@@ -180,17 +197,18 @@ class Index:
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
 
         ``probs`` may be float16 and memory-mapped: it is validated in chunks and read one class at a time,
-        so a large training sample is never copied whole."""
-        if self._n:
-            raise ValueError(
-                f"the index already holds {self._n} images encoded with its codebook; build a new Index to retrain"
-            )
-        a = self._check_batch(probs, chunk=256)  # float16 / memory-mapped maps are read one class at a time
-        niter = _check_count(niter, "niter", 0)
-        from .codebook import train_codebook  # torch is imported only when codebooks are made
+        so a large training sample is never copied whole. Adds wait for it (see the README's "Threads")."""
+        with self._write_lock:
+            if self._n:
+                raise ValueError(
+                    f"the index already holds {self._n} images encoded with its codebook; build a new Index to retrain"
+                )
+            a = self._check_batch(probs, chunk=256)  # float16 / memory-mapped maps are read one class at a time
+            niter = _check_count(niter, "niter", 0)
+            from .codebook import train_codebook  # torch is imported only when codebooks are made
 
-        cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
-        self._set_codebook(cb)
+            cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
+            self._set_codebook(cb)
         return self
 
     def add(self, probs, ids=None, *, device=None) -> "Index":
@@ -198,12 +216,12 @@ class Index:
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
         a = self._check_batch(probs)
-        codes = self._encode(a, device)
         exact = norms = None
         if self.keep_exact:
             exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
             norms = _exact_norms(exact)
-        self._append(codes, ids, exact, norms)
+        with self._write_lock:  # encoded with the codebook it is added under (train may not swap it between)
+            self._append_locked(self._encode(a, device), ids, exact, norms)
         return self
 
     def encode(self, probs, *, device=None) -> np.ndarray:
@@ -232,31 +250,38 @@ class Index:
         return self
 
     def _append(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
+        """Append images: codes uint8 (N, C), ``ids`` as in :meth:`add`, the exact maps and norms if kept."""
+        with self._write_lock:
+            self._append_locked(codes, ids, exact, exact_norms)
+
+    def _append_locked(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
+        """:meth:`_append` with the writer lock held. Builds the new state whole from the current one (left as
+        it is), then publishes it with one assignment: a reader sees all of these images or none of them, and
+        an error or Ctrl-C before that leaves the index as it was."""
+        st = self._state
         n_new = codes.shape[0]
-        new_ids = self._prepare_ids(ids, n_new)
-        need = self._n + n_new
-        if need > self._codes.shape[1] or not self._codes.flags.writeable:
-            cap = max(need, 2 * self._n, 1024) if self._codes.flags.writeable else need
-            grown = np.zeros((self.num_classes, cap), np.uint8)
-            grown[:, : self._n] = self._codes[:, : self._n]
-            self._codes = grown
-        self._codes[:, self._n : need] = codes.T
+        new_ids = self._prepare_ids(ids, n_new)  # checked against st: no other writer runs
+        n, need = st.n, st.n + n_new
+        store = st.codes
+        if need > store.shape[1] or not store.flags.writeable:
+            cap = max(need, 2 * n, 1024) if store.flags.writeable else need
+            store = np.zeros((self.num_classes, cap), np.uint8)
+            store[:, :n] = st.codes[:, :n]
+        store[:, n:need] = codes.T  # after n: no published state reads there
+        exact_all = norms_all = None
         if self.keep_exact:
-            self._exact = _grow_rows(self._exact, self._n, exact)
-            self._exact_norms = _grow_rows(self._exact_norms, self._n, exact_norms)
-        self._commit_ids(new_ids)
-        for c in range(self.num_classes):
-            self._counts[c] += np.bincount(codes[:, c], minlength=self.n_centroids)[: self.n_centroids]
-        self._n = need
-        self._update_code_stats()
+            exact_all = _grow_rows(st.exact, n, exact)
+            norms_all = _grow_rows(st.exact_norms, n, exact_norms)
+        all_ids, pos = self._commit_ids(st, new_ids)
+        K = self.n_centroids
+        counts = st.counts + np.stack([np.bincount(codes[:, c], minlength=K)[:K] for c in range(self.num_classes)])
+        self._state = _State(need, store, all_ids, counts, *_code_stats(counts), exact_all, norms_all, pos)
 
     def _update_code_stats(self) -> None:
         """Per class: the most common code, and whether other codes are common enough that the scan
         should not try to skip the default (affects speed only)."""
-        self._defaults = self._counts.argmax(axis=1).astype(np.uint8)
-        top = self._counts.max(axis=1)
-        total = np.maximum(self._counts.sum(axis=1), 1)
-        self._dense = ((total - top) > DENSE_FRACTION * total).astype(np.uint8)
+        defaults, dense = _code_stats(self._state.counts)
+        self._set_state(defaults=defaults, dense=dense)
 
     # ------------------------------------------------------------------ ids
     def _prepare_ids(self, ids, n_new: int):
@@ -305,46 +330,50 @@ class Index:
             raise ValueError(f"id {dup!r} is already in the index; ids must be unique")
         return out
 
-    def _commit_ids(self, new) -> None:
-        if new is None and self._ids is None:
-            return
-        if self._ids is None:  # implicit positions become explicit
-            self._ids = np.arange(self._n, dtype=np.int64)
+    def _commit_ids(self, st: "_State", new):
+        """(ids, id -> position map or None) of st's images followed by images with ids ``new`` (from
+        _prepare_ids: None for positions, an int64 array or a list of str); st is left as it is."""
+        if new is None and st.ids is None:
+            return None, None
+        n = st.n
         if isinstance(new, list):
-            self._ids = (list(self._ids) if isinstance(self._ids, list) else []) + new
-        else:
-            self._ids = np.concatenate([np.asarray(self._ids[: self._n], np.int64), new])
-        self._id_pos = None
+            ids = (st.ids if isinstance(st.ids, list) else []) + new
+        else:  # int64 ids after n, in place when there is room (no published state reads after its n)
+            old = np.arange(n, dtype=np.int64) if st.ids is None or isinstance(st.ids, list) else st.ids
+            ids = _grow_rows(old, n, new)
+        pos = None  # made on first use, unless st's is there to extend
+        if isinstance(st.pos, dict):
+            pos = dict(st.pos)
+            pos.update(zip(new if isinstance(new, list) else new.tolist(), range(n, n + len(new))))
+        return ids, pos
 
     def _positions(self) -> dict:
-        if self._id_pos is None:
-            if self._ids is None:
-                return _RangeMap(self._n)
-            seq = self._ids if isinstance(self._ids, list) else self._ids[: self._n].tolist()
-            self._id_pos = {v: i for i, v in enumerate(seq)}
-        return self._id_pos
+        """id -> position of the current state's images."""
+        return self._state.positions()
 
     def __contains__(self, id_) -> bool:
         try:
-            return id_ in self._positions()
+            return id_ in self._state.positions()
         except TypeError:  # unhashable
             return False
 
     def positions(self, ids) -> np.ndarray:
         """Insertion positions int64 of ``ids`` (a sequence of ids); ValueError naming an id not in the index."""
-        pos = self._positions()
+        pos = self._state.positions()
         seq = list(ids) if isinstance(ids, (list, tuple)) else as_numpy(ids, "ids").reshape(-1).tolist()
         try:
             return np.fromiter((pos[i] for i in seq), dtype=np.int64, count=len(seq))
         except (KeyError, TypeError) as e:
             raise ValueError(f"id {e.args[0] if e.args else '?'!r} is not in the index") from None
 
-    def _ids_at(self, pos: np.ndarray) -> np.ndarray:
-        if self._ids is None:
+    @staticmethod
+    def _ids_at(st: "_State", pos: np.ndarray) -> np.ndarray:
+        """The ids of state st's images at positions ``pos`` (all < st.n)."""
+        if st.ids is None:
             return pos.astype(np.int64)
-        if isinstance(self._ids, list):
-            return np.array([self._ids[i] for i in pos.tolist()], dtype=str)
-        return self._ids[pos]
+        if isinstance(st.ids, list):
+            return np.array([st.ids[i] for i in pos.tolist()], dtype=str)
+        return st.ids[pos]
 
     # ------------------------------------------------------------------ search
     def _subset(self, subset):
@@ -376,6 +405,27 @@ class Index:
             raise ValueError(f"subset: {e}") from None
         return None, np.unique(p)
 
+    def _state_and_subset(self, subset):
+        """(the current state, then :meth:`_subset` of ``subset`` in that state). _subset reads the current state
+        (len, positions), which an add may replace meanwhile: then it runs again, and after a few such misses
+        under the writer lock, which keeps the state as it is (adds wait that long; never during the scan)."""
+        st = self._state
+        if subset is None:
+            return st, None, None
+        for _ in range(3):
+            try:
+                mask, pos = self._subset(subset)
+            except ValueError:
+                if self._state is st:  # states are new objects: the same one means no add between
+                    raise
+            else:
+                if self._state is st:
+                    return st, mask, pos
+            st = self._state
+        with self._write_lock:
+            st = self._state
+            return (st, *self._subset(subset))
+
     def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
                eps: float | None = None):
         """Find the k nearest images. ``query``: a :class:`Query` or a list of them (one result per query).
@@ -397,9 +447,9 @@ class Index:
         eps = DEFAULT_EPS if eps is None else float(eps)
         if not (math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0; got {eps}")
-        mask, pos = self._subset(subset)
+        st, mask, pos = self._state_and_subset(subset)  # one state for the whole search, whatever adds meanwhile
         resolved = [q.resolve(self.num_classes, self.size) for q in queries]
-        n_cand = self._n if (mask is None and pos is None) else int(mask.sum()) if mask is not None else len(pos)
+        n_cand = st.n if (mask is None and pos is None) else int(mask.sum()) if mask is not None else len(pos)
         if exact:
             if not self.keep_exact:
                 raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
@@ -408,20 +458,20 @@ class Index:
         if not queries:
             return []
         if n_cand == 0:
-            empty = SearchResult(self._ids_at(np.zeros(0, np.int64)), np.zeros(0, np.float32))
+            empty = SearchResult(self._ids_at(st, np.zeros(0, np.int64)), np.zeros(0, np.float32))
             return empty if single else [empty] * len(queries)
         kk = min(k, n_cand)
         if exact:
             ids, dists, counts = _core.search_exact(
-                self._exact[: self._n], self._exact_norms[: self._n], [r[0] for r in resolved],
+                st.exact[: st.n], st.exact_norms[: st.n], [r[0] for r in resolved],
                 [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads)
         else:
             built = [self._lut(r, eps, threads) for r in resolved]
             luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
             classes = [b[1] for b in built]
-            ids, dists, counts = _core.scan_pq(self._codes[:, : self._n], self._defaults, luts, classes, kk,
-                                               mask=mask, ids=pos, threads=threads, dense=self._dense)
-        out = [SearchResult(self._ids_at(ids[i, : counts[i]]), dists[i, : counts[i]].copy())
+            ids, dists, counts = _core.scan_pq(st.codes[:, : st.n], st.defaults, luts, classes, kk,
+                                               mask=mask, ids=pos, threads=threads, dense=st.dense)
+        out = [SearchResult(self._ids_at(st, ids[i, : counts[i]]), dists[i, : counts[i]].copy())
                for i in range(len(resolved))]
         return out[0] if single else out
 
@@ -501,21 +551,22 @@ class Index:
     def save(self, path) -> None:
         """Save to one file, atomically (temp file then rename). No pickle; see ``segsearch.storage``."""
         self._need_trained()
-        ids_kind = "range" if self._ids is None else ("str" if isinstance(self._ids, list) else "int64")
+        st = self._state  # one state, which nothing changes: all of an add or none of it, whatever runs meanwhile
+        ids_kind = "range" if st.ids is None else ("str" if isinstance(st.ids, list) else "int64")
         header = {"num_classes": self.num_classes, "size": self.size, "n_centroids": self.n_centroids,
-                  "count": self._n, "class_names": self.class_names, "metadata": self.metadata,
+                  "count": st.n, "class_names": self.class_names, "metadata": self.metadata,
                   "keep_exact": self.keep_exact, "ids_kind": ids_kind}
-        arrays = {"codebook": self._cb, "block_sums": self._block_sums, "codes": self._codes[:, : self._n],
-                  "code_counts": self._counts}
+        arrays = {"codebook": self._cb, "block_sums": self._block_sums, "codes": st.codes[:, : st.n],
+                  "code_counts": st.counts}
         if ids_kind == "int64":
-            arrays["ids"] = self._ids[: self._n]
+            arrays["ids"] = st.ids[: st.n]
         elif ids_kind == "str":
-            enc = [s.encode("utf-8") for s in self._ids]
+            enc = [s.encode("utf-8") for s in st.ids]
             arrays["ids_offsets"] = np.cumsum([0] + [len(b) for b in enc], dtype=np.int64)
             arrays["ids_utf8"] = np.frombuffer(b"".join(enc), np.uint8)
         if self.keep_exact:
-            arrays["exact_maps"] = self._exact[: self._n]
-            arrays["exact_norms"] = self._exact_norms[: self._n]
+            arrays["exact_maps"] = st.exact[: st.n]
+            arrays["exact_norms"] = st.exact_norms[: st.n]
         storage.save(path, header, arrays)
 
     @classmethod
@@ -555,6 +606,49 @@ def _zeros_and_ones(seq, n: int) -> bool:
         return seq.dtype.kind in "iu" and seq.shape == (n,) and bool(((seq == 0) | (seq == 1)).all())
     return len(seq) == n and all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
                                  and v in (0, 1) for v in seq)
+
+
+class _State:
+    """The images of an Index at one moment: published whole (``Index._state``) and never changed afterwards,
+    so a reader that takes it once sees all of an add or none of it (see the README's "Threads").
+
+    ``codes`` (C, capacity) and int64 ``ids``, ``exact``, ``exact_norms`` may extend past ``n``: a later add
+    writes its images there in place, after every published state's n, where no reader of this one looks.
+    ``pos`` (id -> position) is made on first use; threads that make it at once make the same dict."""
+
+    __slots__ = ("n", "codes", "ids", "counts", "defaults", "dense", "exact", "exact_norms", "pos")
+
+    def __init__(self, n, codes, ids, counts, defaults, dense, exact, exact_norms, pos=None):
+        self.n, self.codes, self.ids, self.counts, self.defaults = n, codes, ids, counts, defaults
+        self.dense, self.exact, self.exact_norms, self.pos = dense, exact, exact_norms, pos
+
+    def replace(self, **changes) -> "_State":
+        """A new state with ``changes`` (the id -> position map is made again if n or ids change)."""
+        fields = {f: getattr(self, f) for f in self.__slots__}
+        if "n" in changes or "ids" in changes:
+            fields["pos"] = None
+        fields.update(changes)
+        return _State(**fields)
+
+    def positions(self):
+        """id -> position (a dict, or a _RangeMap when the ids are the positions)."""
+        pos = self.pos
+        if pos is None:
+            if self.ids is None:
+                pos = _RangeMap(self.n)
+            else:
+                seq = self.ids[: self.n] if isinstance(self.ids, list) else self.ids[: self.n].tolist()
+                pos = {v: i for i, v in enumerate(seq)}
+            self.pos = pos
+        return pos
+
+
+def _code_stats(counts: np.ndarray):
+    """Per class: the most common code uint8 (C,), and 1 where other codes are common enough that the scan
+    should not try to skip it (affects speed only)."""
+    top = counts.max(axis=1)
+    total = np.maximum(counts.sum(axis=1), 1)
+    return counts.argmax(axis=1).astype(np.uint8), ((total - top) > DENSE_FRACTION * total).astype(np.uint8)
 
 
 class _RangeMap:
