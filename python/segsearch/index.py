@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core, storage
 from ._convert import as_numpy
-from .errors import IndexFormatError, NotTrainedError
+from .errors import NotTrainedError
 from .query import Query, check_probs
 
 #: Default sparsity cut for image queries: query pixels with p_c(j) <= eps are left out of the LUT's dot
