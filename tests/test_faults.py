@@ -6,7 +6,7 @@ codebook, captions), leave no temp files, and a full disk must end in one line `
 exit status 2 while the previous index file and the state database stay intact.
 
 Each run is this file run as a script (``python tests/test_faults.py FAULT -- ARGS``): the ``segsearch`` command
-line with a tiny fixed network (``_PixelNet``, 5 classes, 16x16 input) instead of the default one, and a fault
+line with a tiny fixed network (``photo_folder.pixel_net``, 5 classes, 16x16 input) instead of the default one, and a fault
 armed at a deterministic point: ``ACTION@POINT#N`` runs ACTION (``kill``: SIGKILL itself; ``fill``: fill the disk
 of ``$FAULT_FILLER`` to the last byte) the Nth time the run reaches POINT. Points are hooks wrapped around
 functions in the child only (no test code in the package):
@@ -43,22 +43,6 @@ TIMEOUT = 240
 
 # ------------------------------------------------------------------------------------------------ the child
 
-def _pixelnet():
-    import torch
-
-    class _PixelNet(torch.nn.Module):
-        """A fixed 1x1-conv 'network' (5 classes): fast, deterministic, no weights file (as in test_indexing)."""
-
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.conv = torch.nn.Conv2d(3, 5, 1)
-
-        def forward(self, x):
-            return self.conv(x) * 4
-
-    return _PixelNet()
-
 
 def _fill_disk(path: str) -> None:
     """Write ``path`` until the disk has no byte left."""
@@ -89,7 +73,9 @@ def child(fault: str, argv: list[str]) -> int:
     from segsearch.index import Index
     from segsearch.segmenter import Segmenter
 
-    tiny = Segmenter.from_module(_pixelnet(), list("abcde"), device="cpu", input_size=16)
+    from photo_folder import pixel_net
+
+    tiny = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
     Segmenter.default = classmethod(lambda cls, **kw: tiny)
     segmenter_mod.ADE20K_CLASSES = tiny.classes  # the default network's classes, known before it is loaded
     action, _, rest = fault.partition("@")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from segsearch import Index, Query
 from segsearch import weights as W
 from segsearch.captions import read_captions, store_captions
@@ -311,31 +310,19 @@ def test_captions_coco_json_and_csv(tmp_path):
         read_captions(tmp_path / "bad.csv", paths)
 
 
-class _PixelNet(torch.nn.Module):
-    """A fixed 1x1-conv 'network' (5 classes): fast, deterministic, no weights file."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 5, 1)
-
-    def forward(self, x):
-        return self.conv(x) * 4
-
-
 @pytest.mark.parametrize("sample", [40, 12])
 def test_cli_pipeline_builds_what_the_python_api_builds(tmp_path, sample):
     """build_index trains with Index.train and encodes with Index.encode: from the same maps, the same seed and
     K, the folder's codebook and codes equal the API's (the sample's maps are kept as float16, so the API is
     given those)."""
-    from photo_folder import make_photos
+    from photo_folder import make_photos, pixel_net
 
     names = make_photos(tmp_path / "photos", n=40)
-    seg = Segmenter.from_module(_PixelNet(), list("abcde"), device="cpu", input_size=16)
+    seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
     report = build_index(tmp_path / "photos", tmp_path / "idx", segmenter=seg, size=8, n_centroids=4, batch=3,
                          sample=sample, niter=4, seed=3, workers=0, log=lambda s: None)
     got = Index.load(report.index_path)
-    assert report.n_done == 40 and list(got.ids) == names and got.metadata["network"] == "_PixelNet"
+    assert report.n_done == 40 and list(got.ids) == names and got.metadata["network"] == "PixelNet"
     assert got.metadata["network_sha256"] is None
     db = sqlite3.connect(tmp_path / "idx" / "work" / "state.sqlite")
     in_sample = [p for (p,) in db.execute("SELECT path FROM photos WHERE sampled=1 ORDER BY sample_row")]
