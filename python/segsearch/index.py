@@ -47,6 +47,14 @@ def _check_count(value, name: str, lo: int, hi: int | None = None) -> int:
     return v
 
 
+def _check_eps(eps) -> float:
+    """The image-query sparsity cut: :data:`DEFAULT_EPS` for None, else a finite number >= 0."""
+    eps = DEFAULT_EPS if eps is None else float(eps)
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0; got {eps}")
+    return eps
+
+
 def _check_threads(threads) -> int:
     """A thread count: an integer >= 1, clamped to the CPUs this process may use (``_core.max_threads()``:
     more threads cannot make a search faster); None = 0, the core's default (all of them)."""
@@ -359,7 +367,12 @@ class Index:
 
     def positions(self, ids) -> np.ndarray:
         """Insertion positions int64 of ``ids`` (a sequence of ids); ValueError naming an id not in the index."""
-        pos = self._state.positions()
+        return self._positions_in(self._state, ids)
+
+    @staticmethod
+    def _positions_in(st: "_State", ids) -> np.ndarray:
+        """:meth:`positions` in state ``st``."""
+        pos = st.positions()
         seq = list(ids) if isinstance(ids, (list, tuple)) else as_numpy(ids, "ids").reshape(-1).tolist()
         try:
             return np.fromiter((pos[i] for i in seq), dtype=np.int64, count=len(seq))
@@ -376,10 +389,11 @@ class Index:
         return st.ids[pos]
 
     # ------------------------------------------------------------------ search
-    def _subset(self, subset):
-        """(mask uint8 (N,) or None, positions int64 or None). A bool array (or a list of bools) is a mask over
-        the images in insertion order; anything else is a sequence of ids. An integer array or list of 0s and 1s
-        as long as the index is refused as ambiguous: a 0/1 mask given as integers would be read as ids."""
+    def _subset(self, st: "_State", subset):
+        """(mask uint8 (N,) or None, positions int64 or None) in state ``st`` (the one the search scans, whatever
+        adds meanwhile). A bool array (or a list of bools) is a mask over the images in insertion order; anything
+        else is a sequence of ids. An integer array or list of 0s and 1s as long as the index is refused as
+        ambiguous: a 0/1 mask given as integers would be read as ids."""
         if subset is None:
             return None, None
         if isinstance(subset, (list, tuple)):
@@ -391,40 +405,19 @@ class Index:
                 raise ValueError("subset mixes bools and ids: pass a bool mask with one entry per image, or ids")
         a = None if isinstance(subset, (list, tuple)) else as_numpy(subset, "subset")
         if a is not None and a.dtype == np.bool_:
-            if a.shape != (self._n,):
-                raise ValueError(f"a boolean subset mask must have shape ({self._n},); got {a.shape}")
+            if a.shape != (st.n,):
+                raise ValueError(f"a boolean subset mask must have shape ({st.n},); got {a.shape}")
             return np.ascontiguousarray(a, dtype=np.uint8), None
-        if self._n and _zeros_and_ones(subset if a is None else a, self._n):
+        if st.n and _zeros_and_ones(subset if a is None else a, st.n):
             raise ValueError(
-                f"subset is {self._n} integers, all 0 or 1: as long as the index, it reads as a mask but would be "
+                f"subset is {st.n} integers, all 0 or 1: as long as the index, it reads as a mask but would be "
                 "taken as ids. Pass a bool mask (e.g. np.asarray(subset, bool)) to select by position, or the ids "
                 "without repeats (subset=None for all images)")
         try:
-            p = self.positions(list(subset) if a is None else a)
+            p = self._positions_in(st, list(subset) if a is None else a)
         except ValueError as e:
             raise ValueError(f"subset: {e}") from None
         return None, np.unique(p)
-
-    def _state_and_subset(self, subset):
-        """(the current state, then :meth:`_subset` of ``subset`` in that state). _subset reads the current state
-        (len, positions), which an add may replace meanwhile: then it runs again, and after a few such misses
-        under the writer lock, which keeps the state as it is (adds wait that long; never during the scan)."""
-        st = self._state
-        if subset is None:
-            return st, None, None
-        for _ in range(3):
-            try:
-                mask, pos = self._subset(subset)
-            except ValueError:
-                if self._state is st:  # states are new objects: the same one means no add between
-                    raise
-            else:
-                if self._state is st:
-                    return st, mask, pos
-            st = self._state
-        with self._write_lock:
-            st = self._state
-            return (st, *self._subset(subset))
 
     def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
                eps: float | None = None):
@@ -444,10 +437,9 @@ class Index:
             raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
         k = _check_count(k, "k", 1)
         threads = _check_threads(threads)
-        eps = DEFAULT_EPS if eps is None else float(eps)
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"eps must be a finite number >= 0; got {eps}")
-        st, mask, pos = self._state_and_subset(subset)  # one state for the whole search, whatever adds meanwhile
+        eps = _check_eps(eps)
+        st = self._state  # one state for the whole search, whatever adds meanwhile
+        mask, pos = self._subset(st, subset)
         resolved = [q.resolve(self.num_classes, self.size) for q in queries]
         n_cand = st.n if (mask is None and pos is None) else int(mask.sum()) if mask is not None else len(pos)
         if exact:
@@ -487,10 +479,7 @@ class Index:
         if not isinstance(query, Query):
             raise ValueError("query must be a segsearch.Query")
         self._need_trained()
-        eps = DEFAULT_EPS if eps is None else float(eps)
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"eps must be a finite number >= 0; got {eps}")
-        return self._lut(query.resolve(self.num_classes, self.size), eps, _check_threads(threads))
+        return self._lut(query.resolve(self.num_classes, self.size), _check_eps(eps), _check_threads(threads))
 
     @property
     def fixed_nbytes(self) -> int:
