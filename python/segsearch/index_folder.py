@@ -11,6 +11,10 @@ Once indexing finishes only ``index.segsearch``, ``captions.sqlite`` and the sma
 """
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 INDEX_FILE = "index.segsearch"
 CAPTIONS_FILE = "captions.sqlite"
 WORK_DIR = "work"
@@ -19,3 +23,27 @@ SAMPLE_FILE = "sample.f16"
 CODEBOOK_FILE = "codebook.segsearch"
 #: Metadata keys an index made by ``segsearch index`` carries.
 META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, META_SIZE = "network", "network_sha256", "photos_dir", "size"
+
+
+def resolve_inside(root: Path, rel) -> tuple[Path | None, str | None]:
+    """(real path, None) when ``root / rel``, symlinks followed, is a regular file inside ``root`` (already
+    resolved) or does not exist; else (None, why not). Nothing is opened: a FIFO, device, folder or a path
+    leading out of ``root`` is refused from its metadata alone."""
+    try:
+        real = (root / rel).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name too long
+        return None, f"cannot be resolved ({e})"
+    if real != root and root not in real.parents:
+        return None, f"resolves outside the photos folder {root}"
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real, None
+    except OSError as e:
+        return None, f"cannot be examined ({e.strerror or e})"
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a file")
+        return None, f"not a regular file ({kind})"
+    return real, None

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import sqlite3
-import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -41,7 +40,7 @@ import numpy as np
 
 from .captions import read_captions_checked, write_captions
 from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
-                           META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR)
+                           META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -98,23 +97,10 @@ def scan_photos(root: str | os.PathLike) -> tuple[list[str], list[str]]:
         for name in filenames:
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if _regular_file_inside(path, real_root):
-                found.append(rel)
-            else:
-                skipped.append(rel)
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            real, _ = resolve_inside(real_root, rel)  # None: leads out or not a regular file
+            (found if real is not None and real.is_file() else skipped).append(rel)  # is_file: not dangling
     return sorted(found), sorted(skipped)
-
-
-def _regular_file_inside(path: Path, real_root: Path) -> bool:
-    """Whether ``path`` is (or links to) a regular file whose real path is inside ``real_root``."""
-    try:
-        real = path.resolve(strict=True)
-        mode = os.stat(real).st_mode
-    except (OSError, RuntimeError):  # dangling or looping link, unreadable
-        return False
-    return stat.S_ISREG(mode) and real_root in real.parents
 
 
 def default_centroids(n_photos: int) -> int:

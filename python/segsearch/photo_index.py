@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 
 from .captions import Captions, query_words
 from .index import Index
-from .index_folder import CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR
+from .index_folder import (CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR,
+                           resolve_inside)
 from .palette import make_palette
 from .query import Query, check_labels
 
@@ -137,27 +137,9 @@ class PhotoIndex:
         s = str(id)
         if not s or "\0" in s:
             return None, "an empty id or one with a NUL byte is not a path"
-        p = Path(s)
-        if p.is_absolute():
+        if Path(s).is_absolute():
             return None, "an absolute path: ids are paths relative to the photos folder"
-        try:
-            real = (self._root / p).resolve()
-        except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name too long
-            return None, f"cannot be resolved ({e})"
-        if real != self._root and self._root not in real.parents:
-            return None, f"resolves outside the photos folder {self._root}"
-        try:
-            mode = os.stat(real).st_mode
-        except FileNotFoundError:
-            return real, None
-        except OSError as e:
-            return None, f"cannot be examined ({e.strerror or e})"
-        if not stat.S_ISREG(mode):
-            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-                    "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-                    else "not a file")
-            return None, f"not a regular file ({kind})"
-        return real, None
+        return resolve_inside(self._root, s)
 
     def _hit(self, rank: int, id_, distance: float, text_score=None, bm25=None) -> Hit:
         path, note = self.locate(id_)
