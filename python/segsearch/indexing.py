@@ -31,7 +31,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,28 +281,14 @@ def _remove_temp_files(*folders: Path) -> None:
 def _write_captions_atomically(pairs: list[tuple[str, str]], path: Path) -> int:
     """:func:`write_captions` into a temp file beside ``path``, renamed over it once complete: a kill or a full
     disk leaves the previous captions as they were (the next run removes the temp file)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from .storage import atomic_path
+
+    with atomic_path(path) as tmp:
         try:
-            n = write_captions(pairs, Path(tmp))  # SQLite syncs the file on commit
-        except sqlite3.Error as e:
-            # SQLite ends the transaction itself on a full disk, so write_captions' ROLLBACK fails and hides why
-            if isinstance(e.__context__, sqlite3.Error) and "no transaction is active" in str(e):
-                raise e.__context__ from None
+            return write_captions(pairs, tmp)  # SQLite syncs the file on commit
+        except BaseException:
+            Path(str(tmp) + "-journal").unlink(missing_ok=True)
             raise
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, tmp + "-journal"):
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
-        raise
-    return n
 
 
 def _check_device(device) -> None:

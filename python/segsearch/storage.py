@@ -86,18 +86,17 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path):
-    """Write a file all or nothing: yields a binary file for a temporary file beside ``path`` (named
-    ``NAME.XXXX.tmp``), which is flushed, fsynced and renamed onto ``path`` when the block ends, or removed if it
-    raises (``path`` is then left as it was). An OSError from the writing (a full disk, an I/O error) names
-    ``path``. A temp file left by a killed process is removed by the next ``segsearch index`` run."""
+def atomic_path(path):
+    """Make a file all or nothing: yields the path of an empty temporary file beside ``path`` (named
+    ``NAME.XXXX.tmp``) for the block to fill (e.g. as a database), renamed onto ``path`` with normal permissions
+    when the block ends, or removed if it raises (``path`` is then left as it was). An OSError from the block
+    (a full disk, an I/O error) names ``path``. A temp file left by a killed process is removed by the next
+    ``segsearch index`` run."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets normal permissions
@@ -118,6 +117,16 @@ def atomic_write(path):
             os.close(dfd)
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Write a file all or nothing (:func:`atomic_path`): yields a binary file for the temporary file, which is
+    flushed and fsynced before the rename."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load(path, *, mmap: bool = True, verify: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
