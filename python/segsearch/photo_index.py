@@ -308,17 +308,15 @@ def _open_captions(path: Path) -> Captions:
     the folder, so from whoever made it) is a ValueError saying so, here rather than at the first text search."""
     import sqlite3
 
+    caps = None
     try:
         caps = Captions(path)
-    except sqlite3.Error as e:
-        raise ValueError(f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
-                         "photos again with --captions FILE") from None
-    try:  # every query a search runs, on a word that need not be there
-        caps.of("")
+        caps.of("")  # every query a search runs, on a word that need not be there
         caps.bm25("segsearch")
         caps.levels("segsearch")
     except sqlite3.Error as e:
-        caps.close()
+        if caps is not None:
+            caps.close()
         raise ValueError(f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
                          "photos again with --captions FILE") from None
     return caps
