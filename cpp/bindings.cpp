@@ -74,7 +74,7 @@ Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms, cons
 }
 
 QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std::optional<Arr<int32_t>>& labels,
-                    int C, int D) {
+                    int C, int D, const std::optional<Arr<float>>& class_weights) {
     if (kind < 0 || kind > 2) bad("query kind must be 0 (image), 1 (sketch) or 2 (image + sketch)");
     QuerySpec s;
     s.kind = static_cast<QueryKind>(kind);
@@ -87,6 +87,10 @@ QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std:
         if (!labels) bad("this query kind needs a label map");
         need_dims(*labels, {D}, "query labels");
         s.labels = labels->data();
+    }
+    if (class_weights) {
+        need_dims(*class_weights, {C}, "class weights");
+        s.class_weights = class_weights->data();
     }
     return s;
 }
@@ -185,10 +189,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("build_lut",
           [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
              std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<Arr<float>> block_sums,
-             int block_w) {
+             int block_w, std::optional<Arr<float>> class_weights, float photo_weight) {
               const int threads = bounded_threads(threads_arg);
               Codebook cb = make_codebook(codebook, norms, block_sums, block_w);
-              QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D);
+              QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D, class_weights);
               Arr<float> lut({cb.C, cb.K});
               std::vector<int32_t> classes;
               {
@@ -196,7 +200,7 @@ PYBIND11_MODULE(_core, m) {
                   float* out = lut.mutable_data();
                   std::fill(out, out + static_cast<int64_t>(cb.C) * cb.K, 0.0f);
                   SparseQuery sq = make_sparse_query(spec, cb.C, cb.D, eps);
-                  build_lut(cb, sq, out, threads);
+                  build_lut(cb, sq, out, threads, photo_weight);
                   classes = sq.classes;
               }
               Arr<int32_t> cls(static_cast<py::ssize_t>(classes.size()));
@@ -205,8 +209,11 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
           py::arg("eps"), py::arg("threads") = 1, py::arg("block_sums") = py::none(), py::arg("block_w") = 16,
+          py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
           "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K); block_sums\n"
           "(optional, C x n*ceil(n/block_w) x K) sums the codebook over runs of block_w pixels of a row.\n"
+          "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
+          "photo_weight in (0, 1]: LUT = ||q_c||^2 - 2 q_c.a + photo_weight ||a||^2 (1: squared L2).\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("scan_pq",
@@ -254,7 +261,8 @@ PYBIND11_MODULE(_core, m) {
     m.def("search_exact",
           [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
              const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
-             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg) {
+             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
+             std::optional<Arr<float>> class_weights, float photo_weight) {
               const int threads = bounded_threads(threads_arg);
               need_dims(maps, {-1, -1, -1}, "exact maps");
               ExactMaps em;
@@ -267,16 +275,18 @@ PYBIND11_MODULE(_core, m) {
               const size_t nq = kinds.size();
               if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
               std::vector<QuerySpec> specs;
-              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], em.C, em.D));
+              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], em.C, em.D, class_weights));
               Subset sub = make_subset(mask, ids, em.n);
               return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
                   std::vector<SparseQuery> sqs;
                   for (const QuerySpec& s : specs) sqs.push_back(make_sparse_query(s, em.C, em.D, 0.0f));
-                  scan_exact(em, sqs, k, sub, threads, python_interrupt(), out);
+                  scan_exact(em, sqs, k, sub, threads, python_interrupt(), out, photo_weight);
               });
           },
           py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
           py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
+          py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
           "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).\n"
+          "class_weights, photo_weight: as in build_lut.\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 }

@@ -36,13 +36,14 @@ def make_probs(name, seed=0):
     return synthetic_probs(N, C, size, seed=seed)
 
 
-@pytest.fixture(scope="session", params=sorted(DATASETS))
+@pytest.fixture(scope="session", params=[(d, r) for d in sorted(DATASETS) for r in ("balanced", "l2")],
+                ids=lambda p: "-".join(p))
 def built(request):
-    """(name, probs, index with keep_exact) for each dataset; train on all, add all."""
-    name = request.param
+    """(name, probs, index with keep_exact) for each dataset and ranking; train on all, add all."""
+    name, ranking = request.param
     N, C, size, K = DATASETS[name]
     probs = make_probs(name)
-    index = segsearch.Index(C, size, K, keep_exact=True)
+    index = segsearch.Index(C, size, K, keep_exact=True, ranking=ranking)
     index.train(probs, niter=10, seed=0)
     index.add(probs)
     return name, probs, index

@@ -7,7 +7,7 @@ from segsearch import Query
 
 from conftest import random_sketch
 from segsearch.synthetic import synthetic_probs
-from reference import adc_maps, distances, exact_maps, topk
+from reference import adc_maps, distances, exact_maps, reweighted, topk
 
 KINDS = ["image", "sketch", "image_and_sketch"]
 
@@ -35,7 +35,7 @@ def check(kind, result, ref, k):
     """Same distances to 1e-4 relative (atol is 1e-4 of the distance scale for near-zero entries),
     and the returned ids are a valid top-k of the reference."""
     order = topk(ref, k)
-    scale = max(float(np.median(ref)), 1e-6)
+    scale = max(float(np.median(np.abs(ref))), 1e-6)
     np.testing.assert_allclose(result.distances, ref[order], rtol=1e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(ref[result.ids], result.distances, rtol=1e-4, atol=1e-4 * scale)
     assert np.all(np.diff(result.distances) >= 0)
@@ -48,7 +48,7 @@ def test_pq_distances_match_numpy_adc(built, kind):
     size = probs.shape[-1]
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))
     for p, lab in queries_for(probs, C, size):
-        ref = distances(kind, p, lab, rec)
+        ref = distances(kind, p, lab, rec, index)
         res = index.search(make_query(kind, p, lab), k=N, eps=0)
         check(kind, res, ref, N)
         res10 = index.search(make_query(kind, p, lab), k=10, eps=0)
@@ -60,9 +60,9 @@ def test_exact_distances_match_numpy(built, kind):
     name, probs, index = built
     N, C = probs.shape[:2]
     size = probs.shape[-1]
-    maps = exact_maps(probs)
+    maps = exact_maps(probs, index)
     for p, lab in queries_for(probs, C, size):
-        ref = distances(kind, p, lab, maps)
+        ref = distances(kind, p, lab, maps, index)
         res = index.search(make_query(kind, p, lab), k=N, exact=True)
         check(kind, res, ref, N)
 
@@ -73,7 +73,8 @@ def test_exact_maps_are_close_to_float_maps(built):
     name, probs, index = built
     N, C = probs.shape[:2]
     p = probs[3]
-    ref = distances("image", p, None, probs.reshape(N, C, -1))
+    maps = probs if not index.ranking.prior_power else reweighted(probs, index.class_prior, index.ranking.prior_power)
+    ref = distances("image", p, None, maps.reshape(N, C, -1), index)
     d_exact = np.empty(N)
     d_pq = np.empty(N)
     res = index.search(Query.image(p), k=N, exact=True)
@@ -81,7 +82,7 @@ def test_exact_maps_are_close_to_float_maps(built):
     res = index.search(Query.image(p), k=N, eps=0)
     d_pq[res.ids] = res.distances
     err_exact = np.abs(d_exact - ref)
-    assert err_exact.max() <= 5e-3 * ref.max()
+    assert err_exact.max() <= 5e-3 * np.abs(ref).max()
     assert err_exact.mean() <= 0.1 * np.abs(d_pq - ref).mean()
 
 
@@ -92,11 +93,11 @@ def test_sketch_counts_only_drawn_classes(built):
     lab = np.full((size, size), -1)
     lab[: size // 2] = 1
     res = index.search(Query.sketch(lab), k=N)
-    # sum over class 1 only: distance is |S| - 2 sum_S a + ||a||^2 of the class-1 reconstruction
+    # sum over class 1 only: distance is |S| - 2 sum_S a + lam ||a||^2 of the class-1 reconstruction
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))[:, 1]
     q = (lab.reshape(-1) == 1).astype(np.float64)
-    ref = ((rec - q) ** 2).sum(1)
-    np.testing.assert_allclose(np.sort(ref), res.distances, rtol=1e-4, atol=1e-5 * ref.max())
+    ref = (q * q).sum() - 2.0 * rec @ q + index.ranking.photo_weight * (rec * rec).sum(1)
+    np.testing.assert_allclose(np.sort(ref), res.distances, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 
 def test_eps_default_is_close_to_exact_lut(built):

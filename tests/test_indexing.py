@@ -341,3 +341,25 @@ def test_default_centroids_fit_the_folder():
 
     assert [default_centroids(n) for n in (1, 40, 63, 64, 159, 200, 256, 2047, 2048, 10**7)] == [
         4, 4, 4, 8, 16, 16, 32, 128, 256, 256]
+
+
+def test_ranking_is_chosen_when_the_folder_is_made(tmp_path):
+    """build_index(ranking=...) / --ranking: balanced by default, l2 on request; fixed for the folder (a resume
+    or --add with another ranking is refused), recorded in the index file."""
+    from photo_folder import make_photos, pixel_net
+
+    make_photos(tmp_path / "photos", n=12)
+    seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
+    opts = dict(segmenter=seg, size=8, n_centroids=4, batch=4, niter=2, workers=0, log=lambda s: None)
+    default = build_index(tmp_path / "photos", tmp_path / "a", **opts)
+    assert Index.load(default.index_path).ranking.name == "balanced"
+    plain = build_index(tmp_path / "photos", tmp_path / "b", ranking="l2", **opts)
+    assert Index.load(plain.index_path).ranking.name == "l2"
+    assert Index.load(plain.index_path).class_prior is None
+    make_photos(tmp_path / "photos" / "more", n=3, seed=5)
+    with pytest.raises(ValueError, match="started with ranking='l2', not 'balanced'"):
+        build_index(tmp_path / "photos", tmp_path / "b", ranking="balanced", add=True, **opts)
+    build_index(tmp_path / "photos", tmp_path / "b", add=True, **opts)
+    assert len(Index.load(plain.index_path)) == 15 and Index.load(plain.index_path).ranking.name == "l2"
+    with pytest.raises(ValueError, match="unknown ranking 'cos'"):
+        build_index(tmp_path / "photos", tmp_path / "c", ranking="cos", **opts)

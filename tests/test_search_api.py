@@ -112,7 +112,7 @@ def test_add_matches_one_shot_add():
     probs = random_probs(80, 4, 8, seed=6)
     a = Index(4, 8, 8)
     a.train(probs, niter=3)
-    b = Index.from_codebook(a.codebook, np.zeros((0, 4), np.uint8))
+    b = Index.from_codebook(a.codebook, np.zeros((0, 4), np.uint8), ranking=a.ranking, class_prior=a.class_prior)
     a.add(probs)
     for s in range(0, 80, 17):
         b.add(probs[s : s + 17])
@@ -228,7 +228,8 @@ def test_encode_then_add_codes_equals_add(small):
     codes = index.encode(probs[:30])
     assert codes.dtype == np.uint8 and codes.shape == (30, 5)
     np.testing.assert_array_equal(codes, index.codes[:30])  # the codes add() stored for the same maps
-    rebuilt = Index.from_codebook(index.codebook, np.zeros((0, 5), np.uint8))
+    rebuilt = Index.from_codebook(index.codebook, np.zeros((0, 5), np.uint8), ranking=index.ranking,
+                                  class_prior=index.class_prior)
     rebuilt.add_codes(codes, ids=[f"p{i}" for i in range(30)])
     q = Query.image(probs[3])
     want = index.search(q, k=30, subset=np.arange(30))
@@ -267,7 +268,7 @@ def test_positions_membership_lookup_table_and_default_codes(small):
     q = Query.image(probs[4])
     lut, classes = index.lookup_table(q, eps=0)
     assert lut.shape == (5, 16) and classes.tolist() == list(range(5))
-    want = distances("image", probs[4], None, adc_maps(index.codebook, index.codes))  # PQ distances, by numpy
+    want = distances("image", probs[4], None, adc_maps(index.codebook, index.codes), index)  # PQ, by numpy
     np.testing.assert_allclose(lut[np.arange(5), index.codes.astype(np.int64)].sum(1), want, rtol=1e-4, atol=1e-4)
     d = index.default_codes
     assert d.shape == (5,) and not d.flags.writeable

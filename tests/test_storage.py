@@ -78,6 +78,9 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_old_format_fixtures_still_load(fixture):
     """Small files saved by each format version, with the results they gave when saved."""
     index = Index.load(FIXTURES / fixture)
+    # format 1 knew only plain L2; format 2 records the ranking (the fixture: the default, "balanced")
+    assert index.ranking.name == ("l2" if fixture.startswith("v1") else "balanced")
+    assert (index.class_prior is None) == fixture.startswith("v1")
     expect = np.load(FIXTURES / (fixture.replace(".segsearch", ".expect.npz")), allow_pickle=False)
     q = Query.image(expect["query"])
     r = index.search(q, k=10, eps=0)

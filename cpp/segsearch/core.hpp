@@ -38,6 +38,10 @@ struct QuerySpec {
     QueryKind kind = QueryKind::Image;
     const float* probs = nullptr;     // C x D, for Image / ImageSketch
     const int32_t* labels = nullptr;  // D, for Sketch / ImageSketch
+    // Optional per-class weights w (C, all > 0): the photo's maps are reweighted pixel by pixel,
+    // p'_c(j) = w_c p_c(j) / sum_c' w_c' p_c'(j), before drawn pixels override them (the index's class-prior
+    // correction; the database maps were reweighted the same way when they were encoded).
+    const float* class_weights = nullptr;
 };
 
 // The query vectors q_c in sparse form, as the distances need them: the classes that count,
@@ -54,9 +58,11 @@ struct SparseQuery {
 // (eps = 0 keeps every nonzero: exact). ||q_c||^2 is always exact.
 SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
 
-// LUT[c][k] = ||q_c - a_{c,k}||^2 for the classes of `sq` (rows of classes not used are left untouched).
+// LUT[c][k] = ||q_c||^2 - 2 q_c.a_{c,k} + w ||a_{c,k}||^2 for the classes of `sq` (rows of classes not used are
+// left untouched), w = photo_weight: 1 gives the squared L2 distance ||q_c - a_{c,k}||^2 (entries clamped at 0
+// against rounding); w < 1 weighs the photo's own mass less (entries may then be negative).
 // lut: C x K floats. Classes are spread over `threads` threads (<= 0: default).
-void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads = 1);
+void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads = 1, float photo_weight = 1.0f);
 
 // Codes stored column-major: codes[c * stride + i], i < n. `defaults[c]` is the most common code of
 // class c; `dense[c]` (optional) says the class has many other codes, so skipping defaults does not pay.
@@ -96,8 +102,9 @@ struct ExactMaps {
     int64_t n = 0;
     int C = 0, D = 0;
 };
+// Distances as in build_lut: sum over the query's classes of ||q_c||^2 - 2 q_c.x_c + photo_weight ||x_c||^2.
 void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
-                int threads, const InterruptCheck& interrupt, TopKOut out);
+                int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight = 1.0f);
 
 // SIMD levels.
 enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };

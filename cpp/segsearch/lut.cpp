@@ -45,11 +45,31 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         for (int j = 0; j < D; ++j)
             if (q.labels[j] < -1 || q.labels[j] >= C)
                 throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
-    std::vector<float> vbuf(has_labels ? D : 0), valbuf(D);
+    std::vector<float> vbuf(has_labels || q.class_weights ? D : 0), valbuf(D);
     std::vector<int32_t> pixbuf(D);
+    // Class-prior correction: 1 / sum_c w_c p_c(j) per pixel (0 where the pixel has no mass).
+    std::vector<float> inv_z;
+    if (q.class_weights) {
+        for (int c = 0; c < C; ++c)
+            if (!(q.class_weights[c] > 0.0f) || !std::isfinite(q.class_weights[c]))
+                throw InvalidArgument("class weights must be finite and > 0");
+        std::vector<double> z(D, 0.0);
+        for (int c = 0; c < C; ++c) {
+            const float* v = q.probs + static_cast<int64_t>(c) * D;
+            const double w = q.class_weights[c];
+            for (int j = 0; j < D; ++j) z[j] += w * v[j];
+        }
+        inv_z.resize(D);
+        for (int j = 0; j < D; ++j) inv_z[j] = z[j] > 0.0 ? static_cast<float>(1.0 / z[j]) : 0.0f;
+    }
     sq.classes.reserve(C);
     for (int c = 0; c < C; ++c) {
         const float* v = q.probs + static_cast<int64_t>(c) * D;
+        if (q.class_weights) {  // the photo's maps, reweighted as the index's maps were
+            const float w = q.class_weights[c];
+            for (int j = 0; j < D; ++j) vbuf[j] = (w * v[j]) * inv_z[j];
+            v = vbuf.data();
+        }
         if (has_labels) {  // drawn pixels override the photo's maps
             for (int j = 0; j < D; ++j) {
                 const int32_t l = q.labels[j];
@@ -104,7 +124,9 @@ static int64_t whole_block(const Codebook& cb, const SparseQuery& sq, int64_t t,
     return w;
 }
 
-void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads) {
+void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads, float photo_weight) {
+    if (!(photo_weight > 0.0f && photo_weight <= 1.0f)) throw InvalidArgument("photo_weight must be in (0, 1]");
+    const bool clamp = photo_weight == 1.0f;  // a squared distance: rounding must not make it negative
     const Kernels& kern = active_kernels();
     const int K = cb.K;
     const int n_cls = static_cast<int>(sq.classes.size());
@@ -151,8 +173,8 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
             const float* an = cb.norms + static_cast<int64_t>(c) * K;
             float* row = lut + static_cast<int64_t>(c) * K;
             for (int k = 0; k < K; ++k) {
-                const double v = sq.qnorm2[e] - 2.0 * dot[k] + static_cast<double>(an[k]);
-                row[k] = static_cast<float>(v > 0.0 ? v : 0.0);
+                const double v = sq.qnorm2[e] - 2.0 * dot[k] + static_cast<double>(photo_weight) * an[k];
+                row[k] = static_cast<float>(clamp && v < 0.0 ? 0.0 : v);
             }
         }
     }

@@ -8,8 +8,11 @@
 namespace segsearch {
 
 void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
-                int threads, const InterruptCheck& interrupt, TopKOut out) {
+                int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight) {
     if (k <= 0) throw InvalidArgument("k must be >= 1");
+    if (!(photo_weight > 0.0f && photo_weight <= 1.0f)) throw InvalidArgument("photo_weight must be in (0, 1]");
+    const bool clamp = photo_weight == 1.0f;  // a squared distance: rounding must not make it negative
+    const double pw = photo_weight;
     const int nq = static_cast<int>(queries.size());
     if (nq == 0) return;
     const int C = maps.C, D = maps.D;
@@ -40,9 +43,9 @@ void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, 
             } else {
                 for (int64_t t = s0; t < s1; ++t) dot += static_cast<double>(sq.val[t]) * p[sq.pix[t]];
             }
-            d += sq.qnorm2[e] - 2.0 * kScale * dot + maps.norms2[i * C + c];
+            d += sq.qnorm2[e] - 2.0 * kScale * dot + pw * maps.norms2[i * C + c];
         }
-        return static_cast<float>(d > 0.0 ? d : 0.0);
+        return static_cast<float>(clamp && d < 0.0 ? 0.0 : d);
     };
 
     if (subset.ids) {

@@ -33,6 +33,8 @@ def build_lut(
     threads: int = 1,
     block_sums: npt.NDArray[np.float32] | None = None,
     block_w: int = 16,
+    class_weights: npt.NDArray[np.float32] | None = None,
+    photo_weight: float = 1.0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
     """LUT (C, K) of one query and the classes it sums.
 
@@ -40,7 +42,9 @@ def build_lut(
     2 image + sketch; probs: (C, D) for kinds 0 and 2; labels: (D,) for kinds 1 and 2 (-1 = unspecified);
     eps: query pixels with p <= eps are left out of image LUTs (0 = exact); threads: 0 = the default, more
     than :func:`max_threads` are clamped to it; block_sums: the codebook summed over runs of block_w pixels
-    of a row (C, n * ceil(n / block_w), K), optional.
+    of a row (C, n * ceil(n / block_w), K), optional; class_weights (C,), > 0, optional: the query photo's
+    maps are reweighted per pixel, w_c p_c / sum_c' w_c' p_c' (the index's class-prior correction);
+    photo_weight in (0, 1]: LUT[c, k] = ||q_c||^2 - 2 q_c.a_ck + photo_weight ||a_ck||^2 (1: squared L2).
     """
 
 def scan_pq(
@@ -71,6 +75,9 @@ def search_exact(
     mask: npt.NDArray[np.uint8] | None = None,
     ids: npt.NDArray[np.int64] | None = None,
     threads: int = 0,
+    class_weights: npt.NDArray[np.float32] | None = None,
+    photo_weight: float = 1.0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Exact top-k over uint8 maps (N, C, D) read as value/255, with their squared norms (N, C).
-    threads: 0 = default, more than :func:`max_threads` are clamped to it."""
+    threads: 0 = default, more than :func:`max_threads` are clamped to it. class_weights, photo_weight: as in
+    :func:`build_lut`."""

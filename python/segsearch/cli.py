@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add", action="store_true", help="append new photos to an existing index with its codebook")
     p.add_argument("--captions", default=None, metavar="FILE",
                    help="COCO captions .json or a CSV with header path,caption; stored in INDEX_DIR/captions.sqlite")
+    p.add_argument("--ranking", choices=("balanced", "l2"), default=None,
+                   help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
+                        "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",
@@ -116,7 +119,7 @@ def _cmd_index(args) -> int:
 
     report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
                          device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
-                         add=args.add, captions=args.captions, workers=args.workers)
+                         add=args.add, captions=args.captions, workers=args.workers, ranking=args.ranking)
     print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {report.index_path}")
     if report.failed:
         names = ", ".join(f"{p} ({e})" for p, e in report.failed[:SHOW_FAILED])

@@ -12,6 +12,7 @@ from . import _core, storage
 from ._convert import as_numpy
 from .errors import NotTrainedError
 from .query import Query, check_probs
+from .ranking import DEFAULT_RANKING, Ranking, Reweighted, class_prior, class_weights, get_ranking, reweight
 
 #: Default sparsity cut for image queries: query pixels with p_c(j) <= eps are left out of the LUT's dot
 #: products. ``eps=0`` is exact. See the README for what the default changes.
@@ -73,10 +74,13 @@ class Index:
 
     ``keep_exact=True`` also stores the maps (uint8-quantized, 1 byte per value) for ``search(exact=True)``,
     the uncompressed baseline. ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
+    ``ranking``: ``"balanced"`` (the default: class-prior correction and photo weight 1/2, fewer hub photos) or
+    ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.ranking.Ranking`; see ``segsearch.ranking``. It is
+    fixed when the index is made: ``train`` measures the class prior, and every map added is encoded with it.
     """
 
     def __init__(self, num_classes: int, size: int = 64, n_centroids: int = 256, class_names=None, *,
-                 keep_exact: bool = False, metadata: dict | None = None):
+                 keep_exact: bool = False, metadata: dict | None = None, ranking: str | Ranking = DEFAULT_RANKING):
         self.num_classes = _check_count(num_classes, "num_classes", 1)
         self.size = _check_count(size, "size", 1, 1024)
         self.n_centroids = _check_count(n_centroids, "n_centroids", 1, 256)
@@ -88,6 +92,9 @@ class Index:
         self.class_names = class_names
         self.metadata = dict(metadata or {})
         self.keep_exact = bool(keep_exact)
+        self.ranking = get_ranking(ranking)
+        self._prior = None  # float32 (C,): the class prior, measured by train (rankings that use one)
+        self._weights = None  # float32 (C,): the per-class weights derived from it
         C, K = self.num_classes, self.n_centroids
         self._cb = None  # float32 (C, D, K), position-major
         self._cnorms = None  # float32 (C, K)
@@ -126,7 +133,35 @@ class Index:
 
     def __repr__(self) -> str:
         return (f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
-                f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact})")
+                f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact}, "
+                f"ranking={self.ranking.name!r})")
+
+    @property
+    def class_prior(self) -> np.ndarray | None:
+        """The class prior float32 (C,) the maps are reweighted with (see ``segsearch.ranking``), read-only;
+        None for rankings without one."""
+        if self._prior is None:
+            return None
+        v = self._prior.view()
+        v.flags.writeable = False
+        return v
+
+    def _set_prior(self, prior) -> None:
+        """Set the class prior (C,) of a ranking that uses one (checked: finite, > 0)."""
+        if not self.ranking.uses_prior:
+            self._prior = self._weights = None
+            return
+        if prior is None:
+            raise ValueError(f"the {self.ranking.name!r} ranking needs the class prior: pass class_prior= (the "
+                             "index's class_prior), or ranking='l2'")
+        p = np.array(as_numpy(prior, "class_prior"), dtype=np.float32)
+        if p.shape != (self.num_classes,) or not np.isfinite(p).all() or (p <= 0).any():
+            raise ValueError(f"class_prior must be {self.num_classes} finite numbers > 0; got shape {p.shape}")
+        self._prior, self._weights = p, class_weights(p, self.ranking.prior_power)
+
+    def _reweighted(self, a):
+        """Maps as this index encodes them: reweighted by the class prior where the ranking uses one."""
+        return a if self._weights is None else reweight(a, self._weights)
 
     @property
     def codebook(self) -> np.ndarray:
@@ -215,6 +250,9 @@ class Index:
             niter = _check_count(niter, "niter", 0)
             from .codebook import train_codebook  # torch is imported only when codebooks are made
 
+            if self.ranking.uses_prior:
+                self._set_prior(class_prior(a))
+                a = Reweighted(a, self._weights)  # read a class at a time, like the maps themselves
             cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
             self._set_codebook(cb)
         return self
@@ -223,21 +261,24 @@ class Index:
         """Encode maps (N, C, n, n) with the trained codebook and append them. ``ids``: int64 or str per image
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
-        a = self._check_batch(probs)
+        a = self._reweighted(self._check_batch(probs))
         exact = norms = None
         if self.keep_exact:
             exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
             norms = _exact_norms(exact)
         with self._write_lock:  # encoded with the codebook it is added under (train may not swap it between)
-            self._append_locked(self._encode(a, device), ids, exact, norms)
+            self._append_locked(self._encode_reweighted(a, device), ids, exact, norms)
         return self
 
     def encode(self, probs, *, device=None) -> np.ndarray:
         """The codes uint8 (N, C) of maps (N, C, n, n): each class map's nearest centroid. Nothing is added;
         :meth:`add_codes` appends codes made here (or by another process with the same codebook)."""
-        return self._encode(self._check_batch(probs, chunk=256), device)
+        self._need_trained()
+        a = self._check_batch(probs, chunk=256)
+        return self._encode_reweighted(a if self._weights is None else Reweighted(a, self._weights), device)
 
-    def _encode(self, a: np.ndarray, device) -> np.ndarray:
+    def _encode_reweighted(self, a, device) -> np.ndarray:
+        """Codes of maps already reweighted for this index's ranking."""
         self._need_trained()
         from .codebook import encode  # torch is imported only when maps are encoded
 
@@ -456,7 +497,8 @@ class Index:
         if exact:
             ids, dists, counts = _core.search_exact(
                 st.exact[: st.n], st.exact_norms[: st.n], [r[0] for r in resolved],
-                [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads)
+                [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads,
+                class_weights=self._weights, photo_weight=self.ranking.photo_weight)
         else:
             built = [self._lut(r, eps, threads) for r in resolved]
             luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
@@ -470,11 +512,12 @@ class Index:
     def _lut(self, resolved, eps: float, threads: int):
         kind, probs, labels = resolved
         return _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads, self._block_sums,
-                               min(BLOCK_W, self.size))
+                               min(BLOCK_W, self.size), self._weights, self.ranking.photo_weight)
 
     def lookup_table(self, query: Query, *, eps: float | None = None, threads: int = 1):
-        """The lookup table a PQ search sums for ``query``: (LUT float32 (C, K) with LUT[c, k] = the squared
-        distance between the query's class-c map and centroid k, the classes int32 the scan adds up).
+        """The lookup table a PQ search sums for ``query``: (LUT float32 (C, K) with LUT[c, k] = the distance
+        between the query's class-c map and centroid k under the index's ranking (the squared L2 distance for
+        ``"l2"``), the classes int32 the scan adds up).
         ``threads``: as in :meth:`search` (an integer >= 1, clamped to the CPUs)."""
         if not isinstance(query, Query):
             raise ValueError("query must be a segsearch.Query")
@@ -496,9 +539,13 @@ class Index:
 
     # ------------------------------------------------------------------ construction from parts
     @classmethod
-    def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None) -> "Index":
+    def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None,
+                      ranking: str | Ranking = "l2", class_prior=None) -> "Index":
         """An index from a codebook float32 (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool.
         The codebook's values must be finite probabilities, in [-0.001, 1.001] (ValueError otherwise).
+        ``ranking`` (default ``"l2"``, for codebooks of plain maps): a ranking with a class prior, such as
+        ``"balanced"``, needs the ``class_prior`` (C,) its codebook's maps were reweighted with
+        (``index.class_prior`` of the index that trained it).
 
         If ``codes`` is the transpose of a C-contiguous (C, N) array it is used without a copy.
         """
@@ -521,7 +568,8 @@ class Index:
             raise ValueError(f"codes must have shape (N, {C}) to match the codebook; got {cd.shape}")
         if cd.dtype != np.uint8:
             raise ValueError(f"codes must be uint8; got dtype {cd.dtype}")
-        index = cls(C, n, K, class_names, metadata=metadata)
+        index = cls(C, n, K, class_names, metadata=metadata, ranking=ranking)
+        index._set_prior(class_prior)
         top = _column_max(cd)
         if top >= K:
             raise ValueError(f"codes must be < n_centroids={K}; found {top}")
@@ -544,9 +592,11 @@ class Index:
         ids_kind = "range" if st.ids is None else ("str" if isinstance(st.ids, list) else "int64")
         header = {"num_classes": self.num_classes, "size": self.size, "n_centroids": self.n_centroids,
                   "count": st.n, "class_names": self.class_names, "metadata": self.metadata,
-                  "keep_exact": self.keep_exact, "ids_kind": ids_kind}
+                  "keep_exact": self.keep_exact, "ids_kind": ids_kind, "ranking": self.ranking.to_json()}
         arrays = {"codebook": self._cb, "block_sums": self._block_sums, "codes": st.codes[:, : st.n],
                   "code_counts": st.counts}
+        if self._prior is not None:
+            arrays["class_prior"] = self._prior
         if ids_kind == "int64":
             arrays["ids"] = st.ids[: st.n]
         elif ids_kind == "str":
@@ -576,7 +626,8 @@ class Index:
         header, arr = storage.load(path, mmap=mmap, verify=bool(verify))
         f = storage.check_index(path, header, arr, verify=bool(verify), block_w=BLOCK_W)
         index = cls(f["num_classes"], f["size"], f["n_centroids"], f["class_names"], keep_exact=f["keep_exact"],
-                    metadata=f["metadata"])
+                    metadata=f["metadata"], ranking=f["ranking"])
+        index._set_prior(f["class_prior"])
         index._cb = arr["codebook"]
         index._derive_from_codebook(arr.get("block_sums"))
         index._codes = arr["codes"]

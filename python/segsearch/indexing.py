@@ -40,6 +40,7 @@ import numpy as np
 from .captions import read_captions_checked, write_captions
 from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
                            META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
+from .ranking import DEFAULT_RANKING, get_ranking
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -155,7 +156,7 @@ def _progress(total: int, desc: str, unit: str = "photo"):
 def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: int | None = None,
                 device=None, weights=None, batch: int = 8, sample: int = 2000, add: bool = False,
                 captions=None, segmenter=None, seed: int = 0, niter: int = 20, workers: int = 1,
-                log: Callable[[str], None] = print) -> BuildReport:
+                ranking: str | None = None, log: Callable[[str], None] = print) -> BuildReport:
     """Index the photos under ``photos_dir`` into the folder ``out_dir`` (see the module docstring).
 
     Re-running with the same arguments resumes an interrupted run. ``add=True`` appends photos that are not
@@ -163,7 +164,8 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     :func:`default_centroids` of the number of photos for a new index and to the stored values when resuming
     (a different explicit value is an error). ``segmenter``: a ready :class:`~segsearch.segmenter.Segmenter`
     (else the default network, from ``weights``/``device``, built when first needed). ``workers``: processes
-    decoding photos. Raises ValueError for bad input.
+    decoding photos. ``ranking``: ``"balanced"`` (the default for a new index) or ``"l2"`` (the paper's), see
+    ``segsearch.ranking``; fixed when the index is made. Raises ValueError for bad input.
     """
     root = Path(photos_dir).expanduser().resolve()
     if not root.is_dir():
@@ -175,6 +177,8 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     if size is not None and not 1 <= size <= 1024:
         raise ValueError(f"--size must be in 1..1024; got {size}")
     _check_device(device)
+    if ranking is not None:
+        get_ranking(ranking)  # a known name, or ValueError
     paths, skipped = scan_photos(root)
     if skipped:
         log(f"note: {len(skipped)} files skipped: links to outside the photos folder or not regular files "
@@ -191,21 +195,21 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     lock = _lock_folder(work, out)
     try:
         return _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch,
-                             sample, add, segmenter, seed, niter, workers, log)
+                             sample, add, segmenter, seed, niter, workers, ranking, log)
     finally:
         _unlock_folder(lock)
 
 
 def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch, sample,
-                  add, segmenter, seed, niter, workers, log) -> BuildReport:
+                  add, segmenter, seed, niter, workers, ranking, log) -> BuildReport:
     _remove_temp_files(out, work)
     st = _State(work / STATE_FILE)
     try:
-        size, k_req = _configure(st, root, size, n_centroids, seed, sample, len(paths))
+        size, k_req, ranking = _configure(st, root, size, n_centroids, seed, sample, ranking, len(paths))
         n_new = _register(st, paths, add, out)
         seg = _LazySegmenter(st, segmenter, weights, device)
         sample_path = work / SAMPLE_FILE
-        index = _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, device, log)
+        index = _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, device, log)
         _encode_sample(st, sample_path, index, batch, device)
         _encode_rest(st, root, seg, index, size, batch, workers, device)
         index_path = _write_index(st, out, index, seg, root, size)
@@ -347,21 +351,24 @@ class _LazySegmenter:
         return list(self._seg.classes)
 
 
-def _configure(st: _State, root: Path, size, k, seed, sample, n_photos: int) -> tuple[int, int]:
+def _configure(st: _State, root: Path, size, k, seed, sample, ranking, n_photos: int) -> tuple[int, int, str]:
     """Store the options of a new index (K by default from the number of photos), or check them against a
-    resumed one; returns (size, K requested)."""
-    given = {"photos_dir": str(root), "size": size, "n_centroids": k}
+    resumed one; returns (size, K requested, ranking)."""
+    given = {"photos_dir": str(root), "size": size, "n_centroids": k, "ranking": ranking}
     stored = st.get("config")
     if stored is None:
         cfg = {"photos_dir": str(root), "size": size or DEFAULT_SIZE,
-               "n_centroids": k or default_centroids(n_photos), "seed": seed, "sample": sample}
+               "n_centroids": k or default_centroids(n_photos), "seed": seed, "sample": sample,
+               "ranking": ranking or DEFAULT_RANKING}
         st.put("config", cfg)
-        return cfg["size"], cfg["n_centroids"]
+        return cfg["size"], cfg["n_centroids"], cfg["ranking"]
+    stored = dict(stored)
+    stored.setdefault("ranking", "l2")  # folders started by segsearch 0.1 rank by plain L2
     for key, value in given.items():
         if value is not None and value != stored[key]:
             raise ValueError(f"this index folder was started with {key}={stored[key]!r}, not {value!r}; "
                              "re-run with the same options to resume, or use a new --out folder")
-    return stored["size"], stored["n_centroids"]
+    return stored["size"], stored["n_centroids"], stored["ranking"]
 
 
 def _register(st: _State, paths: list[str], add: bool, out: Path) -> int:
@@ -378,7 +385,7 @@ def _register(st: _State, paths: list[str], add: bool, out: Path) -> int:
     return len(new)
 
 
-def _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, device, log):
+def _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, device, log):
     """The index whose codebook encodes this folder: the checkpoint, else the finished index (resume, --add),
     else trained now from the sample (segmented first) and checkpointed."""
     from .index import Index
@@ -403,7 +410,7 @@ def _codebook(st, out, root, seg, size, k_req, batch, workers, niter, seed, devi
     classes = seg.classes
     maps = _sample_maps(sample_path, int(rows[-1]) + 1, len(classes), size)
     contiguous = rows[-1] + 1 == len(rows)  # always so for a sample segmented by this version
-    index = Index(len(classes), size, K, classes)
+    index = Index(len(classes), size, K, classes, ranking=ranking)
     index.train(maps if contiguous else maps[rows], niter=niter, seed=seed, device=device)
     index.save(out / WORK_DIR / CODEBOOK_FILE)
     return index
@@ -557,7 +564,7 @@ def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: in
         ids.append(p)
     network = seg.identity or {"name": None, "sha256": None}
     final = Index.from_codebook(index.codebook, codes, ids=ids, class_names=index.class_names,
-                                metadata={META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"],
+                                ranking=index.ranking, class_prior=index.class_prior, metadata={META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"],
                                           META_PHOTOS_DIR: str(root), META_SIZE: size})
     path = out / INDEX_FILE
     final.save(path)

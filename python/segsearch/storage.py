@@ -35,7 +35,8 @@ import numpy as np
 from .errors import IndexFormatError
 
 MAGIC = b"SEGSRCH\0"
-FORMAT_VERSION = 1
+#: 2: the ranking (header field 'ranking', array 'class_prior'); files of version 1 load with the 'l2' ranking.
+FORMAT_VERSION = 2
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
 _DTYPES = {"float32", "uint8", "int64"}
@@ -268,7 +269,7 @@ def _read(path: Path, src: _OpenFile, verify: bool) -> tuple[dict, dict[str, np.
 #: The arrays of an index file and their dtypes.
 INDEX_ARRAYS = {"codebook": "float32", "block_sums": "float32", "codes": "uint8", "code_counts": "int64",
                 "ids": "int64", "ids_offsets": "int64", "ids_utf8": "uint8", "exact_maps": "uint8",
-                "exact_norms": "float32"}
+                "exact_norms": "float32", "class_prior": "float32"}
 
 
 def codebook_range(cb: np.ndarray) -> tuple[float, float]:
@@ -296,8 +297,9 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
     """Check what :func:`load` read as an index (see ``Index.save``): every header field's type and range, the
     set of arrays, their dtypes and shapes; with ``verify`` also what the arrays must satisfy together (the
     codebook's values are probabilities, its row-run sums match it, codes < K, code counts match the codes, ids
-    unique). Returns the fields (num_classes, size, n_centroids, count, class_names, metadata, keep_exact, and
-    ids: None for positions, an int64 array, or a list of str). Raises IndexFormatError naming what is wrong."""
+    unique). Returns the fields (num_classes, size, n_centroids, count, class_names, metadata, keep_exact,
+    ids: None for positions, an int64 array, or a list of str, ranking: a Ranking, class_prior: float32 (C,) or
+    None). Raises IndexFormatError naming what is wrong."""
 
     def damaged(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{path} is damaged: {msg}")
@@ -322,6 +324,12 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
     keep_exact = header.get("keep_exact")
     if not isinstance(keep_exact, bool):
         raise damaged(f"header field 'keep_exact' is {str(keep_exact)[:100]!r}; expected true or false")
+    from .ranking import ranking_from_json  # (ranking imports nothing from here)
+
+    try:  # files of format 1 were all ranked by plain L2
+        ranking = ranking_from_json(header.get("ranking", {"name": "l2", "prior_power": 0.0, "photo_weight": 1.0}))
+    except ValueError as e:
+        raise damaged(f"header field 'ranking' is {str(header.get('ranking'))[:100]!r}: {e}") from None
     kind = header.get("ids_kind")
     if kind not in ("range", "int64", "str"):
         raise damaged(f"header field 'ids_kind' is {str(kind)[:100]!r}; expected 'range', 'int64' or 'str'")
@@ -338,6 +346,8 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
         expect.update(ids_offsets=(N + 1,), ids_utf8=None)
     if keep_exact:
         expect.update(exact_maps=(N, C, D), exact_norms=(N, C))
+    if ranking.uses_prior:
+        expect["class_prior"] = (C,)
     for name in arrays:
         if name not in expect:
             raise damaged(f"unexpected array '{name[:100]}' (ids_kind={kind!r}, keep_exact={keep_exact})")
@@ -352,6 +362,11 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
             raise damaged(f"array '{name}' has shape {a.shape}; expected {want} for num_classes={C}, size={n}, "
                           f"n_centroids={K}, count={N}")
 
+    prior = None
+    if ranking.uses_prior:  # small: always checked (weights from it go into every query)
+        prior = np.array(arrays["class_prior"])
+        if not np.isfinite(prior).all() or (prior <= 0).any():
+            raise damaged("class_prior must be finite and > 0")
     counts = arrays["code_counts"]
     if counts.size and (counts.min() < 0 or (counts.sum(axis=1) != N).any()):
         raise damaged(f"code_counts must be >= 0 and sum to count={N} for each class")
@@ -370,7 +385,7 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
     if verify:
         _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb)
     return {"num_classes": C, "size": n, "n_centroids": K, "count": N, "class_names": names, "metadata": metadata,
-            "keep_exact": keep_exact, "ids": ids}
+            "keep_exact": keep_exact, "ids": ids, "ranking": ranking, "class_prior": prior}
 
 
 def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:

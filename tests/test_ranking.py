@@ -1,0 +1,133 @@
+"""Rankings: the "balanced" default (class-prior correction, photo weight) and the paper's "l2"; saved with the
+index, checked on load, chosen by the CLI. Their distances against the numpy reference are in test_distances.py
+(the ``built`` fixture covers both rankings)."""
+import numpy as np
+import pytest
+
+from segsearch import Index, IndexFormatError, Query, storage
+from segsearch.ranking import RANKINGS, Ranking, class_prior, reweight
+
+from reference import reweighted
+
+C, N = 8, 8
+
+
+def sharp_photos(k, seed):
+    """Photos of two classes each (top and bottom half), confidently predicted."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(k):
+        lab = np.zeros((N, N), int)
+        a, b = rng.choice(C, 2, replace=False)
+        lab[: N // 2], lab[N // 2 :] = a, b
+        logits = rng.normal(size=(C, N, N)) * 0.5
+        logits[lab, np.arange(N)[:, None], np.arange(N)[None, :]] += 4
+        e = np.exp(logits)
+        out.append(e / e.sum(0))
+    return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_diffuse_photo_is_a_hub_under_l2_but_not_balanced(exact):
+    """A photo the network is unsure about (uniform maps) is "close to everything" by plain L2: it is in the
+    top 5 of every query. The balanced ranking weighs a photo's own mass by 1/2, and it drops out."""
+    db = np.concatenate([sharp_photos(60, seed=0), np.full((1, C, N, N), 1.0 / C, np.float32)])
+    queries = sharp_photos(40, seed=1)
+    hits = {}
+    for ranking in ("l2", "balanced"):
+        index = Index(C, N, 1 if exact else 16, keep_exact=exact, ranking=ranking).train(db, seed=0).add(db)
+        hits[ranking] = sum(60 in index.search(Query.image(q), k=5, exact=exact, eps=0).ids for q in queries)
+    assert hits["l2"] == len(queries)
+    assert hits["balanced"] == 0
+
+
+def test_train_measures_the_prior_and_adds_keep_it():
+    db = sharp_photos(50, seed=2)
+    index = Index(C, N, 8).train(db[:30], seed=0)
+    want = db[:30].astype(np.float64).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(index.class_prior, want, rtol=1e-5)
+    assert not index.class_prior.flags.writeable
+    before = np.array(index.class_prior)
+    index.add(db)
+    np.testing.assert_array_equal(index.class_prior, before)
+    assert Index(C, N, 8, ranking="l2").train(db, seed=0).class_prior is None
+    np.testing.assert_allclose(class_prior(db[:30], chunk=7), want, rtol=1e-5)
+
+
+def test_reweight_matches_the_equation_and_keeps_one_hot_pixels():
+    db = sharp_photos(5, seed=3)
+    db[0, :, 0, 0] = 0.0
+    db[0, 3, 0, 0] = 1.0  # a one-hot pixel stays one-hot
+    prior = np.linspace(0.01, 0.3, C).astype(np.float32)
+    r = RANKINGS["balanced"]
+    from segsearch.ranking import class_weights
+
+    got = reweight(db, class_weights(prior, r.prior_power))
+    np.testing.assert_allclose(got, reweighted(db, prior, r.prior_power), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    assert got[0, 3, 0, 0] == 1.0
+
+
+def test_saved_ranking_round_trips(tmp_path):
+    db = sharp_photos(40, seed=4)
+    q = Query.image(db[3])
+    for ranking in ("balanced", "l2"):
+        index = Index(C, N, 8, ranking=ranking).train(db, seed=0).add(db)
+        index.save(tmp_path / f"{ranking}.segsearch")
+        back = Index.load(tmp_path / f"{ranking}.segsearch")
+        assert back.ranking == index.ranking
+        if ranking == "l2":
+            assert back.class_prior is None
+        else:
+            np.testing.assert_array_equal(back.class_prior, index.class_prior)
+        a, b = index.search(q, k=10), back.search(q, k=10)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.distances, b.distances)
+
+
+def test_from_codebook_needs_the_prior_of_a_balanced_codebook():
+    db = sharp_photos(40, seed=5)
+    index = Index(C, N, 8).train(db, seed=0).add(db)
+    with pytest.raises(ValueError, match="class_prior="):
+        Index.from_codebook(index.codebook, index.codes, ranking="balanced")
+    with pytest.raises(ValueError, match="finite numbers > 0"):
+        Index.from_codebook(index.codebook, index.codes, ranking="balanced", class_prior=np.zeros(C))
+    twin = Index.from_codebook(index.codebook, index.codes, ranking=index.ranking, class_prior=index.class_prior)
+    q = Query.image_and_sketch(db[1], np.where(np.arange(N)[:, None] < 3, 2, -1))
+    np.testing.assert_array_equal(twin.search(q, k=40).distances, index.search(q, k=40).distances)
+    assert Index.from_codebook(index.codebook, index.codes).ranking.name == "l2"  # plain maps by default
+
+
+def test_bad_rankings_are_refused():
+    with pytest.raises(ValueError, match="unknown ranking 'cosine'; use one of: balanced, l2"):
+        Index(C, N, 8, ranking="cosine")
+    with pytest.raises(ValueError, match="photo_weight"):
+        Index(C, N, 8, ranking=Ranking("mine", 0.25, 0.0))
+    with pytest.raises(ValueError, match="prior_power"):
+        Index(C, N, 8, ranking=Ranking("mine", -1.0, 0.5))
+    custom = Index(C, N, 8, ranking=Ranking("mine", 0.5, 0.75)).train(sharp_photos(20, seed=6), seed=0)
+    assert custom.ranking == Ranking("mine", 0.5, 0.75)
+
+
+@pytest.mark.parametrize("bad", [{"name": "l2"}, "l2", {"name": "x", "prior_power": "a", "photo_weight": 1},
+                                 {"name": "x", "prior_power": 0.0, "photo_weight": 2.0},
+                                 {"name": "x", "prior_power": True, "photo_weight": 1.0}])
+def test_a_damaged_ranking_field_is_named(tmp_path, bad):
+    index = Index(C, N, 8, ranking="l2").train(sharp_photos(20, seed=7), seed=0)
+    index.save(tmp_path / "i.segsearch")
+    header, arrays = storage.load(tmp_path / "i.segsearch", mmap=False)
+    storage.save(tmp_path / "i.segsearch", dict(header, ranking=bad), arrays)
+    with pytest.raises(IndexFormatError, match="header field 'ranking'"):
+        Index.load(tmp_path / "i.segsearch")
+
+
+def test_a_missing_or_bad_class_prior_is_named(tmp_path):
+    index = Index(C, N, 8).train(sharp_photos(20, seed=8), seed=0)
+    index.save(tmp_path / "i.segsearch")
+    header, arrays = storage.load(tmp_path / "i.segsearch", mmap=False)
+    storage.save(tmp_path / "a.segsearch", header, {k: v for k, v in arrays.items() if k != "class_prior"})
+    with pytest.raises(IndexFormatError, match="array 'class_prior' is missing"):
+        Index.load(tmp_path / "a.segsearch")
+    storage.save(tmp_path / "b.segsearch", header, dict(arrays, class_prior=np.full(C, -1.0, np.float32)))
+    with pytest.raises(IndexFormatError, match="class_prior must be finite and > 0"):
+        Index.load(tmp_path / "b.segsearch", verify=False)
