@@ -1,8 +1,11 @@
 """Retrieval quality on real photos, the paper's Fig. 7 and Sec. 4.2 redone with what ../shared holds.
 
     python bench/quality.py [--out bench-report/paper] [--part all|camvid|coco] [--threads 2]
+                            [--rankings l2,balanced]
 
-writes ``OUT/quality.json`` (``bench/report.py`` renders it). Needs the network's maps of the photos,
+Every layout score is given for both rankings (``segsearch.ranking``): the paper's squared L2 (method names
+as in the paper: "K=16", "exact", "text + sketch") and segsearch's default, "balanced" ("balanced K=16",
+"balanced exact", "text + sketch (balanced)"). Writes ``OUT/quality.json`` (``bench/report.py`` renders it). Needs the network's maps of the photos,
 computed once and cached by ``maps_cache.py`` (several minutes on 2 cores), and caches each fold's PQ
 codebooks in ``bench/.cache`` too, so a rerun takes about a minute. Everything is seeded.
 
@@ -146,16 +149,27 @@ def camvid_data():
 
 
 def fold_codebook(db: np.ndarray, K: int, key: str) -> np.ndarray:
-    """PQ codebook (C, K, n, n) trained on the database maps and their mirror images, cached."""
-    path = maps_cache.CACHE / f"codebook-{key}-K{K}.npy"
-    if path.exists():
-        return np.load(path, allow_pickle=False)
+    """PQ codebook (C, K, n, n) of the plain maps (the paper's "l2" ranking), see :func:`fold_index`."""
+    return fold_index(db, K, key, "l2")[0]
+
+
+def fold_index(db: np.ndarray, K: int, key: str, ranking: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(codebook (C, K, n, n), class prior (C,) or None) of an index with ``ranking`` trained (Index.train) on the
+    database maps and their mirror images, cached."""
+    tag = "" if ranking == "l2" else f"-{ranking}"
+    path = maps_cache.CACHE / f"codebook-{key}{tag}-K{K}.npy"
+    prior_path = maps_cache.CACHE / f"prior-{key}{tag}.npy"
+    if path.exists() and (ranking == "l2" or prior_path.exists()):
+        prior = np.load(prior_path, allow_pickle=False) if ranking != "l2" else None
+        return np.load(path, allow_pickle=False), prior
     t0 = time.perf_counter()
-    index = Index(C, maps_cache.SIZE, K).train(np.concatenate([db, db[..., ::-1]]), seed=0)
+    index = Index(C, maps_cache.SIZE, K, ranking=ranking).train(np.concatenate([db, db[..., ::-1]]), seed=0)
     codebook = np.array(index.codebook)
     maps_cache.save_npy(path, codebook)
-    log(f"codebook K={K} trained in {time.perf_counter() - t0:.0f} s")
-    return codebook
+    if index.class_prior is not None:
+        maps_cache.save_npy(prior_path, np.array(index.class_prior))
+    log(f"codebook K={K} ({ranking}) trained in {time.perf_counter() - t0:.0f} s")
+    return codebook, index.class_prior
 
 
 def camvid_queries(maps: np.ndarray, sketches: np.ndarray, qi: np.ndarray) -> dict:
@@ -184,13 +198,21 @@ def histogram_order(kind: str, maps: np.ndarray, sketches: np.ndarray, qi: np.nd
     return np.stack(rows)
 
 
-def run_camvid(threads: int) -> dict:
+def method_ranking(m: str) -> tuple[str, str]:
+    """("K=16" | "exact", ranking) of a method name: "K=16" and "exact" are the paper's L2, "balanced K=16" and
+    "balanced exact" segsearch's default ranking."""
+    ranking, _, base = m.rpartition(" ") if m.startswith("balanced ") else ("l2", "", m)
+    return base, ranking
+
+
+def run_camvid(threads: int, rankings=("l2", "balanced")) -> dict:
     t_start = time.perf_counter()
     paths, root, grids, sketches, seq = camvid_data()
     maps16 = maps_cache.network_maps(paths, root, tag="camvid", threads=threads)
     maps_key = Path(maps16.filename).stem  # the codebooks depend on the maps: key them by the maps' cache file
     rng = np.random.default_rng(SEED)
-    methods = [f"K={k}" for k in KS] + ["exact", "class histogram", "random"]
+    methods = [f"{'' if r == 'l2' else r + ' '}{m}" for r in rankings for m in [f"K={k}" for k in KS] + ["exact"]]
+    methods += ["class histogram", "random"]
     scores = {kind: {m: {k: [] for k in CUTOFFS} for m in methods} for kind in QUERY_KINDS}
     grade_counts = np.zeros(4, np.int64)
     folds, timing, agreements = [], {}, []
@@ -208,12 +230,13 @@ def run_camvid(threads: int) -> dict:
         top = max(CUTOFFS)
         for m in methods:
             t0 = time.perf_counter()
-            if m.startswith("K="):
-                K = int(m[2:])
-                codebook = fold_codebook(db, K, f"{maps_key}-{s}")
-                index = Index.from_codebook(codebook, np.zeros((0, C), np.uint8)).add(db)
-            elif m == "exact":
-                index = Index(C, maps_cache.SIZE, 1, keep_exact=True).train(db[:1]).add(db)
+            base, ranking = method_ranking(m)
+            if base.startswith("K="):
+                codebook, prior = fold_index(db, int(base[2:]), f"{maps_key}-{s}", ranking)
+                index = Index.from_codebook(codebook, np.zeros((0, C), np.uint8), ranking=ranking,
+                                            class_prior=prior).add(db)
+            elif base == "exact":  # K = 1: train only measures the class prior (of the database, like PQ's)
+                index = Index(C, maps_cache.SIZE, 1, keep_exact=True, ranking=ranking).train(db).add(db)
             for kind in QUERY_KINDS:
                 if m == "random":
                     result = random_ndcg(grades, rng)
@@ -221,7 +244,7 @@ def run_camvid(threads: int) -> dict:
                     if m == "class histogram":
                         order = histogram_order(kind, qmaps, sketches, qi, db_hist)
                     else:
-                        res = index.search(queries[kind], k=top, exact=m == "exact", threads=threads)
+                        res = index.search(queries[kind], k=top, exact=base == "exact", threads=threads)
                         order = np.stack([r.ids for r in res])
                     result = ndcg_rows(order, grades)
                 for k in CUTOFFS:
@@ -263,7 +286,7 @@ def map_statistics(maps16: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- COCO
-def run_coco(threads: int) -> dict:
+def run_coco(threads: int, rankings=("l2", "balanced")) -> dict:
     t_start = time.perf_counter()
     paths, root = maps_cache.coco_photos()
     maps = as_probs(maps_cache.network_maps(paths, root, tag="coco-mini", threads=threads))
@@ -291,8 +314,11 @@ def run_coco(threads: int) -> dict:
         with Captions.from_pairs([(o.name, c) for o in paths if o != p for c in captions[o.name]]) as db:
             found = db.bm25(captions[p.name][j])
         bm25[q] = [found.get(o.name, 0.0) for o in paths]
-    index = Index(C, maps_cache.SIZE, 1, keep_exact=True).train(maps[:1]).add(maps)
-    methods = ("text", "text + sketch", "text + image", "sketch only", "image only", "text (bm25)")
+    # exact search; K = 1: train only measures the class prior of the balanced ranking (over all 80 photos)
+    indexes = {r: Index(C, maps_cache.SIZE, 1, keep_exact=True, ranking=r).train(maps).add(maps) for r in rankings}
+    tag = {r: "" if r == "l2" else f" ({r})" for r in rankings}  # "text + sketch" etc. are the paper's (L2)
+    methods = ["text"] + [f"{m}{tag[r]}" for r in rankings for m in ("text + sketch", "text + image", "sketch only",
+                                                                      "image only")] + ["text (bm25)"]
     ndcg10 = {m: [] for m in methods}
     top10 = {m: np.zeros(4) for m in methods}
     no_sketch = 0
@@ -304,30 +330,32 @@ def run_coco(threads: int) -> dict:
         layout = {"sketch": Query.sketch(sketches[q]) if (sketches[q] >= 0).any() else None,
                   "image": Query.image(maps[q])}
         no_sketch += layout["sketch"] is None
-        for name, query in layout.items():
-            d = np.full(len(others), np.inf)
-            if query is not None:
-                res = index.search(query, k=len(others), exact=True, subset=others, threads=threads)
-                d[np.searchsorted(others, res.ids)] = res.distances
-            dist[name] = d
+        for rk, index in indexes.items():
+            for name, query in layout.items():
+                d = np.full(len(others), np.inf)
+                if query is not None:
+                    res = index.search(query, k=len(others), exact=True, subset=others, threads=threads)
+                    d[np.searchsorted(others, res.ids)] = res.distances
+                dist[name + tag[rk]] = d
         orders = {}
         draws = [rng.permutation(len(others)) for _ in range(RANDOM_DRAWS)]
         orders["text"] = [np.lexsort((r, -score)) for r in draws]
         orders["text (bm25)"] = [np.lexsort((r, -bm25[q, others])) for r in draws]
-        for name in ("sketch", "image"):
+        for name in (f"{n}{tag[r]}" for r in rankings for n in ("sketch", "image")):
+            kind, _, suffix = name.partition(" ")
             if np.isfinite(dist[name]).all():
                 orders[f"text + {name}"] = [np.lexsort((dist[name], -score))]
-                orders[f"{name} only"] = [np.argsort(dist[name], kind="stable")]
+                orders[f"{kind} only{' ' + suffix if suffix else ''}"] = [np.argsort(dist[name], kind="stable")]
             else:  # nothing to draw: text + sketch is the text ranking, sketch only is random
                 orders[f"text + {name}"] = orders["text"]
-                orders[f"{name} only"] = draws
+                orders[f"{kind} only{' ' + suffix if suffix else ''}"] = draws
         for m, os_ in orders.items():
             ndcg10[m].append(float(np.mean([ndcg(g[o[:10]], g, 10) for o in os_])))
             for o in os_:
                 top10[m] += np.bincount(g[o[:10]], minlength=4) / len(os_)
     arrays = {m: np.array(v) for m, v in ndcg10.items()}
     paired = {}
-    for m in ("text + sketch", "text + image"):
+    for m in (f"text + {n}{tag[r]}" for r in rankings for n in ("sketch", "image")):
         diff = arrays[m] - arrays["text"]
         ok = np.isfinite(diff)
         diff = diff[ok]
@@ -352,7 +380,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench-report/paper", help="report folder (quality.json goes there)")
     ap.add_argument("--part", choices=("all", "camvid", "coco"), default="all")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rankings", default="l2,balanced",
+                    help="comma-separated rankings to score (default both: l2 is the paper's, balanced segsearch's)")
     args = ap.parse_args(argv)
+    rankings = tuple(r for r in args.rankings.split(",") if r)
+    if not rankings or set(rankings) - {"l2", "balanced"}:
+        ap.error("--rankings takes l2 and/or balanced")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -363,7 +396,7 @@ def main(argv=None) -> int:
     before = machine_info()
     for part, run in (("camvid", run_camvid), ("coco", run_coco)):
         if args.part in ("all", part):
-            result[part] = run(args.threads)
+            result[part] = run(args.threads, rankings)
             result[part]["machine"] = {"before": before, "after": machine_info(), "threads": args.threads}
     result["seed"] = SEED
     path.write_text(json.dumps(result, indent=1))

@@ -143,6 +143,18 @@ def test_real_search(measure, benchmark, C, kind, threads):
 
 
 @large
+@grid(ranking=("l2", "balanced"), kind=KINDS)
+def test_ranking_cost(measure, benchmark, ranking, kind):
+    """What the default ranking ("balanced": class-prior correction, photo weight 1/2) costs a search against
+    the paper's L2, C = 151, K = 256, N = the paper's, threads=1: each ranking's own codebook and codes of the
+    CamVid database photos (``data.ranking_index``), the held-out photo's queries (``data.real_query``)."""
+    index = real_or_skip(data.ranking_index(ranking))
+    benchmark.extra_info.update(code_stats(index), ranking=ranking)
+    measure(("ranking_cost", ranking, kind), f"ranking cost, {kind} query C=151",
+            index.search, data.real_query(151, kind), k=TOPK, threads=1)
+
+
+@large
 @grid(C=CLASSES, drawn=DRAWN)
 def test_real_sketch_classes(measure, benchmark, C, drawn):
     """``test_sketch_classes`` (Fig. 5) on real-derived data: the held-out photo's m largest classes where it

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segsearch import Index, IndexFormatError, Query, storage
-from segsearch.ranking import RANKINGS, Ranking, class_prior, reweight
+from segsearch.ranking import RANKINGS, Ranking, class_masses, class_prior, reweight
 
 from reference import reweighted
 
@@ -51,7 +51,54 @@ def test_train_measures_the_prior_and_adds_keep_it():
     index.add(db)
     np.testing.assert_array_equal(index.class_prior, before)
     assert Index(C, N, 8, ranking="l2").train(db, seed=0).class_prior is None
-    np.testing.assert_allclose(class_prior(db[:30], chunk=7), want, rtol=1e-5)
+    np.testing.assert_allclose(class_prior(db[:30]), want, rtol=1e-5)
+    masses = class_masses(db[:30], chunk=7)
+    np.testing.assert_allclose(masses, db[:30].astype(np.float64).sum(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(class_prior(masses=masses, pixels=N * N), want, rtol=1e-5)
+
+
+def test_absent_classes_are_judged_by_the_photos_own_maps():
+    """Reweighting lifts a rare class's faint traces; the codebook still reserves centroid 0 for the class maps
+    that were absent (mass < 1 pixel) before it, so they share the default code instead of spreading over codes
+    of their own (which the scan would pay for)."""
+    from segsearch.codebook import train_codebook
+
+    rng = np.random.default_rng(9)
+    maps = np.full((40, 2, N, N), 0.0, np.float32)
+    maps[:, 0] = 1.0 - rng.uniform(0.0, 0.012, (40, N, N))  # class 1: a faint trace, mass 0.0..0.77 pixels
+    maps[:, 1] = 1.0 - maps[:, 0]
+    maps[:10, 1, :4] = 0.9  # ... but present in 10 photos
+    maps[:10, 0, :4] = 0.1
+    lifted = maps * np.array([1.0, 5.0], np.float32)[None, :, None, None]
+    lifted /= lifted.sum(axis=1, keepdims=True)
+    assert (lifted[10:, 1].sum(axis=(1, 2)) >= 1.0).any()  # lifted above the absent threshold
+    own = train_codebook(lifted, 4, seed=0, row_mass=class_masses(maps))
+    np.testing.assert_allclose(own[1, 0], lifted[10:, 1].reshape(30, -1).mean(0), rtol=1e-5)  # their mean
+    lifted_mass = train_codebook(lifted, 4, seed=0)
+    assert not np.allclose(lifted_mass[1, 0], own[1, 0])
+
+
+def test_the_eps_cut_tests_the_photos_own_probabilities():
+    """A query pixel with p <= eps is left out of the LUT whatever the class-prior weights make of it."""
+    db = sharp_photos(30, seed=10)
+    db[:, 5] *= 0.01  # class 5 is rare: the prior correction weighs it up
+    db /= db.sum(1, keepdims=True)
+    index = Index(C, N, 8).train(db, seed=0)
+    q = db[4].copy()
+    q[5] = 0.02  # a faint trace of the rare class everywhere
+    q /= q.sum(0, keepdims=True)
+    w = np.asarray(index.class_prior, np.float64) ** -index.ranking.prior_power
+    lifted = q[5] * w[5] / np.einsum("chw,c->hw", q, w)
+    assert lifted.max() > 0.03 and q[5].max() <= 0.03  # reweighting lifts it above 0.03
+    full = index.lookup_table(Query.image(q), eps=0)[0]
+    cut = index.lookup_table(Query.image(q), eps=0.03)[0]
+    cb = np.asarray(index.codebook, np.float64).reshape(C, 8, -1)
+    norms = (cb * cb).sum(-1)
+    lam = index.ranking.photo_weight
+    # with class 5's pixels all left out, its row is ||q_5||^2 + lam ||a||^2, the dot products gone
+    q5 = lifted.reshape(-1).astype(np.float64)
+    np.testing.assert_allclose(cut[5], (q5 * q5).sum() + lam * norms[5], rtol=1e-4)
+    assert not np.allclose(full[5], cut[5], rtol=1e-4)
 
 
 def test_reweight_matches_the_equation_and_keeps_one_hot_pixels():

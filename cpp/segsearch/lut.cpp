@@ -45,7 +45,8 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         for (int j = 0; j < D; ++j)
             if (q.labels[j] < -1 || q.labels[j] >= C)
                 throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
-    std::vector<float> vbuf(has_labels || q.class_weights ? D : 0), valbuf(D);
+    std::vector<float> vbuf(has_labels || q.class_weights ? D : 0), valbuf(D),
+        tbuf(q.class_weights && has_labels ? D : 0);
     std::vector<int32_t> pixbuf(D);
     // Class-prior correction: 1 / sum_c w_c p_c(j) per pixel (0 where the pixel has no mass).
     std::vector<float> inv_z;
@@ -53,18 +54,19 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         for (int c = 0; c < C; ++c)
             if (!(q.class_weights[c] > 0.0f) || !std::isfinite(q.class_weights[c]))
                 throw InvalidArgument("class weights must be finite and > 0");
-        std::vector<double> z(D, 0.0);
+        std::vector<float> z(D, 0.0f);  // float: at most C positive terms, a relative error of ~C * 2^-24
         for (int c = 0; c < C; ++c) {
             const float* v = q.probs + static_cast<int64_t>(c) * D;
-            const double w = q.class_weights[c];
+            const float w = q.class_weights[c];
             for (int j = 0; j < D; ++j) z[j] += w * v[j];
         }
         inv_z.resize(D);
-        for (int j = 0; j < D; ++j) inv_z[j] = z[j] > 0.0 ? static_cast<float>(1.0 / z[j]) : 0.0f;
+        for (int j = 0; j < D; ++j) inv_z[j] = z[j] > 0.0f ? 1.0f / z[j] : 0.0f;
     }
     sq.classes.reserve(C);
     for (int c = 0; c < C; ++c) {
         const float* v = q.probs + static_cast<int64_t>(c) * D;
+        const float* tv = v;  // the values the eps cut tests (below)
         if (q.class_weights) {  // the photo's maps, reweighted as the index's maps were
             const float w = q.class_weights[c];
             for (int j = 0; j < D; ++j) vbuf[j] = (w * v[j]) * inv_z[j];
@@ -77,6 +79,15 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
             }
             v = vbuf.data();
         }
+        // With class weights the eps cut tests the photo's own probabilities (drawn pixels: their 0 / 1), so that
+        // reweighting does not pull the faint traces of rare classes into the support (eps = 0 keeps the same
+        // pixels either way: the weights are > 0).
+        if (q.class_weights && has_labels) {
+            for (int j = 0; j < D; ++j) tbuf[j] = q.labels[j] >= 0 ? v[j] : tv[j];
+            tv = tbuf.data();
+        } else if (!q.class_weights) {
+            tv = v;
+        }
         // ||q_c||^2 over all pixels: 8 float lanes per chunk of 512, summed in double
         double n2 = 0.0;
         for (int j0 = 0; j0 < D; j0 += 512) {
@@ -88,18 +99,18 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
             for (; j < j1; ++j) acc[0] += v[j] * v[j];
             n2 += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         }
-        // support: branch-free compaction of the pixels with v > eps (drawn pixels of class c always)
+        // support: branch-free compaction of the pixels with tv > eps (drawn pixels of class c always)
         // (blocks of 64 pixels with nothing above eps, most of an absent class's map, are skipped)
         int m = 0;
         for (int j0 = 0; j0 < D; j0 += 64) {
             const int j1 = std::min(D, j0 + 64);
             int hits = 0;
-            for (int j = j0; j < j1; ++j) hits += v[j] > eps;
+            for (int j = j0; j < j1; ++j) hits += tv[j] > eps;
             if (hits == 0 && eps < 1.0f) continue;
             for (int j = j0; j < j1; ++j) {
                 pixbuf[m] = j;
                 valbuf[m] = v[j];
-                m += (v[j] > eps) | (v[j] == 1.0f);
+                m += (tv[j] > eps) | (v[j] == 1.0f);
             }
         }
         sq.classes.push_back(c);

@@ -48,9 +48,11 @@ def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.
 
 
 def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed: int = 0,
-                   device=None, absent_mass: float = ABSENT_MASS) -> np.ndarray:
+                   device=None, absent_mass: float = ABSENT_MASS, row_mass: np.ndarray | None = None) -> np.ndarray:
     """Train one codebook per class on maps ``probs`` (N, C, n, n), float16 or float32 (read one class at a
-    time, so a memory-mapped sample is never loaded whole). Returns float32 (C, K, n*n).
+    time, so a memory-mapped sample is never loaded whole). Returns float32 (C, K, n*n). A class map is absent
+    when its mass is below ``absent_mass``: its own sum, or ``row_mass`` (N, C) when given (e.g. the mass before
+    a reweighting).
 
     Raises ValueError if K exceeds the number of training images.
     """
@@ -67,7 +69,7 @@ def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed
     with torch.inference_mode():
         for c in range(C):
             x = torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(N, D), dtype=np.float32)).to(dev)
-            mass = x.sum(1)
+            mass = x.sum(1) if row_mass is None else torch.from_numpy(np.ascontiguousarray(row_mass[:, c])).to(dev)
             absent = mass < absent_mass
             n_absent = int(absent.sum())
             cents = torch.zeros((K, D), dtype=torch.float32, device=dev)

@@ -12,7 +12,8 @@ from . import _core, storage
 from ._convert import as_numpy
 from .errors import NotTrainedError
 from .query import Query, check_probs
-from .ranking import DEFAULT_RANKING, Ranking, Reweighted, class_prior, class_weights, get_ranking, reweight
+from .ranking import (DEFAULT_RANKING, Ranking, Reweighted, class_masses, class_prior, class_weights, get_ranking,
+                      reweight)
 
 #: Default sparsity cut for image queries: query pixels with p_c(j) <= eps are left out of the LUT's dot
 #: products. ``eps=0`` is exact. See the README for what the default changes.
@@ -250,10 +251,14 @@ class Index:
             niter = _check_count(niter, "niter", 0)
             from .codebook import train_codebook  # torch is imported only when codebooks are made
 
+            row_mass = None
             if self.ranking.uses_prior:
-                self._set_prior(class_prior(a))
+                # Absent classes (centroid 0) are judged by the photo's own maps: reweighting lifts the faint
+                # traces of rare classes, which would otherwise each take a code of their own and cost the scan.
+                row_mass = class_masses(a)
+                self._set_prior(class_prior(masses=row_mass, pixels=self.dim))
                 a = Reweighted(a, self._weights)  # read a class at a time, like the maps themselves
-            cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device)
+            cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device, row_mass=row_mass)
             self._set_codebook(cb)
         return self
 

@@ -76,14 +76,22 @@ def ranking_from_json(obj) -> Ranking:
     return get_ranking(Ranking(obj["name"], obj["prior_power"], obj["photo_weight"]))
 
 
-def class_prior(maps, *, chunk: int = 256) -> np.ndarray:
-    """The class prior float32 (C,): the mean of maps (N, C, n, n) over images and pixels (read ``chunk`` images
-    at a time, so memory-mapped float16 maps are never copied whole), at least :data:`PRIOR_FLOOR`."""
-    total = np.zeros(maps.shape[1], np.float64)
+def class_masses(maps, *, chunk: int = 256) -> np.ndarray:
+    """Each class map's mass (its sum over the pixels), float32 (N, C), of maps (N, C, n, n) read ``chunk``
+    images at a time (memory-mapped float16 maps are never copied whole)."""
+    out = np.empty(maps.shape[:2], np.float32)
     for s in range(0, len(maps), chunk):
-        total += np.asarray(maps[s : s + chunk], np.float32).sum(axis=(0, 2, 3), dtype=np.float64)
-    pixels = max(1, len(maps) * maps.shape[2] * maps.shape[3])
-    return np.maximum(total / pixels, PRIOR_FLOOR).astype(np.float32)
+        out[s : s + chunk] = np.asarray(maps[s : s + chunk], np.float32).sum(axis=(2, 3), dtype=np.float64)
+    return out
+
+
+def class_prior(maps=None, *, masses: np.ndarray | None = None, pixels: int | None = None) -> np.ndarray:
+    """The class prior float32 (C,): the mean of maps (N, C, n, n) over images and pixels (from their
+    :func:`class_masses` if given, with ``pixels`` = n * n), at least :data:`PRIOR_FLOOR`."""
+    if masses is None:
+        masses, pixels = class_masses(maps), maps.shape[2] * maps.shape[3]
+    total = masses.sum(axis=0, dtype=np.float64)
+    return np.maximum(total / max(1, len(masses) * pixels), PRIOR_FLOOR).astype(np.float32)
 
 
 def class_weights(prior: np.ndarray, power: float) -> np.ndarray:
