@@ -65,28 +65,32 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
     }
     sq.classes.reserve(C);
     for (int c = 0; c < C; ++c) {
+        // v: q_c as the distance sees it; tv: the values the eps cut tests. With class weights the photo's maps
+        // are reweighted as the index's were, and the cut tests the photo's own probabilities (drawn pixels: their
+        // 0 / 1), so that reweighting does not pull the faint traces of rare classes into the support (eps = 0
+        // keeps the same pixels either way: the weights are > 0). Drawn pixels override the photo's maps.
         const float* v = q.probs + static_cast<int64_t>(c) * D;
-        const float* tv = v;  // the values the eps cut tests (below)
-        if (q.class_weights) {  // the photo's maps, reweighted as the index's maps were
+        const float* tv = v;
+        if (q.class_weights && has_labels) {
+            const float w = q.class_weights[c];
+            for (int j = 0; j < D; ++j) {
+                const int32_t l = q.labels[j];
+                const float drawn = l == c ? 1.0f : 0.0f;
+                vbuf[j] = l < 0 ? (w * v[j]) * inv_z[j] : drawn;
+                tbuf[j] = l < 0 ? v[j] : drawn;
+            }
+            v = vbuf.data();
+            tv = tbuf.data();
+        } else if (q.class_weights) {
             const float w = q.class_weights[c];
             for (int j = 0; j < D; ++j) vbuf[j] = (w * v[j]) * inv_z[j];
             v = vbuf.data();
-        }
-        if (has_labels) {  // drawn pixels override the photo's maps
+        } else if (has_labels) {
             for (int j = 0; j < D; ++j) {
                 const int32_t l = q.labels[j];
                 vbuf[j] = l < 0 ? v[j] : (l == c ? 1.0f : 0.0f);
             }
-            v = vbuf.data();
-        }
-        // With class weights the eps cut tests the photo's own probabilities (drawn pixels: their 0 / 1), so that
-        // reweighting does not pull the faint traces of rare classes into the support (eps = 0 keeps the same
-        // pixels either way: the weights are > 0).
-        if (q.class_weights && has_labels) {
-            for (int j = 0; j < D; ++j) tbuf[j] = q.labels[j] >= 0 ? v[j] : tv[j];
-            tv = tbuf.data();
-        } else if (!q.class_weights) {
-            tv = v;
+            v = tv = vbuf.data();
         }
         // ||q_c||^2 over all pixels: 8 float lanes per chunk of 512, summed in double
         double n2 = 0.0;
