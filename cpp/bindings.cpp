@@ -49,16 +49,38 @@ void need_dims(const py::array& a, std::vector<py::ssize_t> shape, const char* n
         if (shape[i] >= 0 && a.shape(i) != shape[i]) bad(std::string(name) + ": wrong shape");
 }
 
-Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms, const std::optional<Arr<float>>& block_sums,
-                       int block_w) {
-    need_dims(codebook, {-1, -1, -1}, "codebook");
+// The codebook's arrays as the core reads them: float32 codebook and block sums, or the compact uint8 codebook
+// with uint16 block sums (index format 3). Holds the (possibly converted) arrays for as long as the core uses them.
+struct CodebookArrays {
+    Arr<float> data_f, block_f;
+    Arr<uint8_t> data_u8;
+    Arr<uint16_t> block_u16;
+    Arr<float> norms;
     Codebook cb;
+};
+
+CodebookArrays make_codebook(const py::array& codebook, const Arr<float>& norms, const std::optional<py::array>& block_sums,
+                             int block_w) {
+    need_dims(codebook, {-1, -1, -1}, "codebook");
+    CodebookArrays out;
+    Codebook& cb = out.cb;
+    const bool bytes = codebook.dtype().is(py::dtype::of<uint8_t>());
+    if (!bytes && !codebook.dtype().is(py::dtype::of<float>())) bad("codebook: must be float32 or uint8");
     cb.C = static_cast<int>(codebook.shape(0));
     cb.D = static_cast<int>(codebook.shape(1));
     cb.K = static_cast<int>(codebook.shape(2));
     need_dims(norms, {cb.C, cb.K}, "centroid norms");
-    cb.data = codebook.data();
-    cb.norms = norms.data();
+    out.norms = norms;
+    cb.norms = out.norms.data();
+    if (bytes) {
+        out.data_u8 = Arr<uint8_t>::ensure(codebook);
+        if (!out.data_u8) bad("codebook: could not be read as a C-contiguous uint8 array");
+        cb.data_u8 = out.data_u8.data();
+    } else {
+        out.data_f = Arr<float>::ensure(codebook);
+        if (!out.data_f) bad("codebook: could not be read as a C-contiguous float32 array");
+        cb.data = out.data_f.data();
+    }
     if (block_sums) {
         int n = 0;
         while (n * n < cb.D) ++n;
@@ -66,11 +88,19 @@ Codebook make_codebook(const Arr<float>& codebook, const Arr<float>& norms, cons
         if (block_w < 1 || block_w > n) bad("block width must be in 1..n");
         const int nb = (n + block_w - 1) / block_w;
         need_dims(*block_sums, {cb.C, static_cast<py::ssize_t>(n) * nb, cb.K}, "block sums");
-        cb.block_sums = block_sums->data();
+        if (bytes) {
+            if (!block_sums->dtype().is(py::dtype::of<uint16_t>())) bad("block sums of a uint8 codebook must be uint16");
+            out.block_u16 = Arr<uint16_t>::ensure(*block_sums);
+            cb.block_sums_u16 = out.block_u16.data();
+        } else {
+            if (!block_sums->dtype().is(py::dtype::of<float>())) bad("block sums of a float32 codebook must be float32");
+            out.block_f = Arr<float>::ensure(*block_sums);
+            cb.block_sums = out.block_f.data();
+        }
         cb.n = n;
         cb.block_w = block_w;
     }
-    return cb;
+    return out;
 }
 
 QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std::optional<Arr<int32_t>>& labels,
@@ -187,11 +217,12 @@ PYBIND11_MODULE(_core, m) {
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("build_lut",
-          [](const Arr<float>& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<Arr<float>> block_sums,
+          [](const py::array& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
+             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<py::array> block_sums,
              int block_w, std::optional<Arr<float>> class_weights, float photo_weight) {
               const int threads = bounded_threads(threads_arg);
-              Codebook cb = make_codebook(codebook, norms, block_sums, block_w);
+              const CodebookArrays arrays = make_codebook(codebook, norms, block_sums, block_w);
+              const Codebook& cb = arrays.cb;
               QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D, class_weights);
               Arr<float> lut({cb.C, cb.K});
               std::vector<int32_t> classes;
@@ -210,8 +241,9 @@ PYBIND11_MODULE(_core, m) {
           py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
           py::arg("eps"), py::arg("threads") = 1, py::arg("block_sums") = py::none(), py::arg("block_w") = 16,
           py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K); block_sums\n"
-          "(optional, C x n*ceil(n/block_w) x K) sums the codebook over runs of block_w pixels of a row.\n"
+          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K), float32 or\n"
+          "uint8 (value v means v/255); block_sums (optional, C x n*ceil(n/block_w) x K; float32, or uint16 for a\n"
+          "uint8 codebook) sums the codebook over runs of block_w pixels of a row.\n"
           "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
           "photo_weight in (0, 1]: LUT = ||q_c||^2 - 2 q_c.a + photo_weight ||a||^2 (1: squared L2).\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");

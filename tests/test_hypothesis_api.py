@@ -116,7 +116,7 @@ def check_case(case, folder: Path):
             with pytest.raises(ValueError, match="bool mask"):  # ids 0 and 1 of 2 images: could be a mask
                 index.search(_query(*case["queries"][0]), subset=subset)
             subset = None  # all the images, as the ids said
-    maps = adc_maps(cb, codes)
+    maps = adc_maps(np.asarray(index.codebook), codes)  # the index's centroids: cb rounded to 1/255 steps
     qs = [_query(*q) for q in case["queries"]]
     k = case["k"]
     got = index.search(qs, k=k, subset=subset, eps=0)

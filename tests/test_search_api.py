@@ -128,14 +128,19 @@ def test_from_codebook_matches_reference_and_views_are_read_only():
     codes_cn = rng.integers(0, K, size=(C, N), dtype=np.uint8)
     index = Index.from_codebook(cb, codes_cn.T)  # adopted without copy
     assert np.shares_memory(index.codes, codes_cn)
-    np.testing.assert_array_equal(index.codebook, cb)
+    # the index stores one byte per value: the centroids are cb rounded to multiples of 1/255
+    np.testing.assert_array_equal(index.codebook_u8, np.rint(cb * 255).astype(np.uint8))
+    np.testing.assert_array_equal(index.codebook, index.codebook_u8 / np.float32(255))
+    assert np.abs(index.codebook - cb).max() <= 0.5 / 255 + 1e-7
     np.testing.assert_array_equal(index.codes, codes_cn.T)
     with pytest.raises(ValueError):
         index.codes[0, 0] = 1
     with pytest.raises(ValueError):
         index.codebook[0, 0, 0, 0] = 1
+    with pytest.raises(ValueError):
+        index.codebook_u8[0, 0, 0, 0] = 1
     probs = random_probs(1, C, n, 1)[0]
-    ref = distances("image", probs, None, adc_maps(cb, codes_cn.T))
+    ref = distances("image", probs, None, adc_maps(index.codebook, codes_cn.T))
     r = index.search(Query.image(probs), k=N, eps=0)
     np.testing.assert_allclose(r.distances, ref[topk(ref, N)], rtol=1e-4)
     copy = Index.from_codebook(cb, np.ascontiguousarray(codes_cn.T), ids=[f"x{i}" for i in range(N)])

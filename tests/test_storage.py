@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Index, IndexFormatError, Query
+from segsearch import Index, IndexFormatError, Query, storage
 
 from conftest import random_probs, random_sketch
 
@@ -356,7 +356,9 @@ LYING_HEADERS = [
     ("dtype", _set("arrays", "codes", "dtype", "float64"), "dtype"),
     ("dtype object", _set("arrays", "codes", "dtype", "object"), "dtype"),
     ("dtype int", _set("arrays", "codes", "dtype", 5), "dtype"),
-    ("dtype same size", lambda h: h["arrays"]["codebook"].update(dtype="uint8", shape=[4, 64, 32]), "dtype"),
+    ("dtype same size", lambda h: h["arrays"]["codebook"].update(dtype="int64", shape=[4, 64, 1]), "dtype"),
+    ("block sums float", lambda h: h["arrays"]["block_sums"].update(dtype="float32", shape=[4, 8, 4]),
+     "dtype"),  # the same bytes, but a uint8 codebook's row-run sums are uint16
     ("shape", _set("arrays", "codes", "shape", [40, 4]), "shape"),
     ("shape str", _set("arrays", "codes", "shape", ["4", 40]), "shape"),
     ("shape negative", _set("arrays", "codes", "shape", [-4, -40]), "shape"),
@@ -402,13 +404,20 @@ def test_unreadable_headers_with_a_valid_crc(saved, raw):
         Index.load(saved)
 
 
-LYING_ARRAYS = [
+#: Damage to a float32 codebook (format 1 and 2 files, and such an index saved again).
+FLOAT_CODEBOOK_LIES = [
     ("codebook NaN", "codebook", lambda a: np.where(a == a.flat[7], np.nan, a), "codebook values"),
     ("codebook inf", "codebook", lambda a: np.where(a == a.flat[7], np.inf, a), "codebook values"),
     ("codebook huge", "codebook", lambda a: a * 1e20, "codebook values"),
     ("codebook negative", "codebook", lambda a: a - 0.5, "codebook values"),
     ("block sums", "block_sums", lambda a: a + 0.01, "block_sums disagree"),
     ("block sums one", "block_sums", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 0.5, a),
+     "block_sums disagree"),
+]
+
+LYING_ARRAYS = [
+    ("block sums", "block_sums", lambda a: a + 1, "block_sums disagree"),
+    ("block sums one", "block_sums", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 1, a),
      "block_sums disagree"),
     ("code >= K", "codes", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 50, 8, a), "< n_centroids=8"),
     ("code 255", "codes", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, 255, a), "< n_centroids=8"),
@@ -439,6 +448,19 @@ def test_arrays_that_contradict_each_other_raise_index_format_error(saved, case,
         Index.load(saved, mmap=mmap)
 
 
+@pytest.mark.parametrize("case", FLOAT_CODEBOOK_LIES, ids=[c[0] for c in FLOAT_CODEBOOK_LIES])
+def test_a_damaged_float_codebook_raises_index_format_error(tmp_path, case):
+    """Indexes of format 1 and 2 hold float32 centroids, and keep them when saved again: their values must be
+    finite probabilities and their row-run sums must match them."""
+    path = tmp_path / "f.segsearch"
+    Index.load(FIXTURES / "v2.segsearch").save(path)
+    assert storage.load(path, mmap=False)[1]["codebook"].dtype == np.float32
+    _, name, fn, match = case
+    _edit_array(path, name, fn)
+    with pytest.raises(IndexFormatError, match=match):
+        Index.load(path)
+
+
 def test_repeated_int_ids_and_what_verify_false_skips(tmp_path):
     probs, index = build(ids=np.arange(100, 140))
     path = tmp_path / "i.segsearch"
@@ -447,7 +469,7 @@ def test_repeated_int_ids_and_what_verify_false_skips(tmp_path):
     with pytest.raises(IndexFormatError, match="the id 131 occurs more than once"):
         Index.load(path)
     index.save(path)
-    _edit_array(path, "codebook", lambda a: np.where(a == a.flat[0], np.nan, a))
+    _edit_array(path, "block_sums", lambda a: a + 1)
     with pytest.raises(IndexFormatError, match="codebook"):
         Index.load(path)
     assert len(Index.load(path, verify=False)) == 40  # verify=False trusts the arrays (documented)
@@ -459,8 +481,10 @@ def test_v1_file_without_block_sums_recomputes_them(tmp_path):
     _, header, _ = _parts(fixture)
     assert "block_sums" not in header["arrays"]
     index = Index.load(fixture)
-    rebuilt = Index.from_codebook(index.codebook, index.codes)
-    np.testing.assert_array_equal(index._block_sums, rebuilt._block_sums)
+    assert index.codebook_u8 is None  # float32 centroids, kept as they are
+    grid = np.asarray(index.codebook).transpose(0, 2, 3, 1)  # (C, n, n, K)
+    want = np.stack([grid[:, :, b * 16 : (b + 1) * 16].sum(axis=2) for b in range(-(-grid.shape[2] // 16))], axis=2)
+    np.testing.assert_allclose(index._block_sums, want.reshape(index._block_sums.shape), rtol=1e-6, atol=1e-6)
 
 
 def test_a_fifo_or_device_is_refused_without_blocking(tmp_path):

@@ -24,12 +24,17 @@ using InterruptCheck = std::function<bool()>;
 // Optionally with block sums: block_sums[c][row][b][k] = sum of data[c][row * n + x][k] over the pixels x
 // of block b (x in [b * block_w, min(n, (b + 1) * block_w))), n = sqrt(D), nb = ceil(n / block_w) blocks per
 // row. Sketch strokes cover whole blocks mostly, and such a block then costs one row read instead of block_w.
+// The compact codebook (index format 3 on) holds each centroid value as a byte v, meaning v / 255 (data_u8), and
+// its block sums as uint16 sums of those bytes (block_sums_u16); older indexes hold float32 (data, block_sums).
+// Exactly one of data / data_u8 is set.
 struct Codebook {
     const float* data = nullptr;
-    const float* norms = nullptr;  // ||a_{c,k}||^2, C x K
+    const float* norms = nullptr;  // ||a_{c,k}||^2, C x K (of the values the centroids mean: v / 255 for bytes)
     int C = 0, D = 0, K = 0;
     const float* block_sums = nullptr;  // C x (n * nb) x K, or null
     int n = 0, block_w = 0;
+    const uint8_t* data_u8 = nullptr;
+    const uint16_t* block_sums_u16 = nullptr;
 };
 
 // One query in its raw form. labels: D int32, -1 = unspecified, 0..C-1 = class.

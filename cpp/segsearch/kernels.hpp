@@ -15,6 +15,9 @@ struct Kernels {
     int64_t (*below)(const float* dist, int64_t n, float thr, int32_t* out);
     // sum_j q[j] * p[j] (p is uint8) over n values
     float (*dot_u8)(const float* q, const uint8_t* p, int n);
+    // y[0..n) += a * x[0..n) for the compact codebook (uint8 values) and its row-run sums (uint16)
+    void (*axpy_u8)(float a, const uint8_t* x, float* y, int n);
+    void (*axpy_u16)(float a, const uint16_t* x, float* y, int n);
 };
 
 const Kernels& kernels_scalar();

@@ -44,7 +44,8 @@ static int64_t below(const float* __restrict dist, int64_t n, float thr, int32_t
 
 const Kernels& kernels_avx512() {
     using namespace avx512_level;
-    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8};
+    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8,
+                           generic_axpy_u16};
     return k;
 }
 }  // namespace segsearch

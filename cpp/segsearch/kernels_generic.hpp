@@ -7,6 +7,15 @@
     for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+// The same for integer rows: each value converts to float exactly, so every level rounds alike.
+[[maybe_unused]] static void generic_axpy_u8(float a, const uint8_t* __restrict x, float* __restrict y, int n) {
+    for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
+}
+
+[[maybe_unused]] static void generic_axpy_u16(float a, const uint16_t* __restrict x, float* __restrict y, int n) {
+    for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
+}
+
 // Scalar lookups: vectorizing this loop means gathers, which are slower than scalar loads on many CPUs.
 [[maybe_unused]] __attribute__((optimize("no-tree-vectorize"))) static void generic_accumulate(
     const uint8_t* __restrict codes, int64_t n, uint8_t /*dflt*/, const float* __restrict delta,

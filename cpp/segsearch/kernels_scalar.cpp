@@ -8,7 +8,8 @@ namespace scalar_level {
 
 const Kernels& kernels_scalar() {
     using namespace scalar_level;
-    static const Kernels k{generic_axpy, generic_accumulate, generic_accumulate, generic_below, generic_dot_u8};
+    static const Kernels k{generic_axpy, generic_accumulate, generic_accumulate, generic_below, generic_dot_u8,
+                           generic_axpy_u8, generic_axpy_u16};
     return k;
 }
 }  // namespace segsearch

@@ -128,7 +128,7 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
 
 // If the support entries from t on cover a whole block (of one image row) with weight 1, its width.
 static int64_t whole_block(const Codebook& cb, const SparseQuery& sq, int64_t t, int64_t end) {
-    if (!cb.block_sums || sq.val[t] != 1.0f) return 0;
+    if ((!cb.block_sums && !cb.block_sums_u16) || sq.val[t] != 1.0f) return 0;
     const int32_t j = sq.pix[t];
     const int x = j % cb.n;
     if (x % cb.block_w) return 0;
@@ -150,7 +150,9 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
     if (threads > 1 && sq.pix.size() < 4096) threads = 1;
     // Two-level accumulation: float partial sums over chunks of rows, then double.
     constexpr int kChunk = 64;
-    const int64_t nb = cb.block_sums ? (cb.n + cb.block_w - 1) / cb.block_w : 0;
+    const int64_t nb = cb.block_sums || cb.block_sums_u16 ? (cb.n + cb.block_w - 1) / cb.block_w : 0;
+    const bool bytes = cb.data_u8 != nullptr;  // the compact codebook: values v / 255
+    const double scale = bytes ? 1.0 / 255.0 : 1.0;
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
@@ -162,7 +164,7 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
 #endif
         for (int e = 0; e < n_cls; ++e) {
             const int c = sq.classes[e];
-            const float* base = cb.data + static_cast<int64_t>(c) * cb.D * K;
+            const int64_t first = static_cast<int64_t>(c) * cb.D * K;  // class c's rows
             std::fill(dot.begin(), dot.end(), 0.0);
             std::fill(part.begin(), part.end(), 0.0f);
             int rows = 0;  // rows added to `part` since it was last flushed into `dot`
@@ -172,11 +174,21 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
                 const int64_t w = whole_block(cb, sq, t, s1);
                 if (w) {  // a whole block of weight 1: its precomputed sum
                     const int64_t x = j % cb.n, blk = (j / cb.n) * nb + x / cb.block_w;
-                    kern.axpy(1.0f, cb.block_sums + (static_cast<int64_t>(c) * cb.n * nb + blk) * K, part.data(), K);
+                    const int64_t at = (static_cast<int64_t>(c) * cb.n * nb + blk) * K;
+                    if (bytes)
+                        kern.axpy_u16(1.0f, cb.block_sums_u16 + at, part.data(), K);
+                    else
+                        kern.axpy(1.0f, cb.block_sums + at, part.data(), K);
                     t += w;
                 } else {
-                    if (t + 4 < s1) __builtin_prefetch(base + static_cast<int64_t>(sq.pix[t + 4]) * K);
-                    kern.axpy(sq.val[t], base + static_cast<int64_t>(j) * K, part.data(), K);
+                    const int64_t at = first + static_cast<int64_t>(j) * K;
+                    if (bytes) {
+                        if (t + 4 < s1) __builtin_prefetch(cb.data_u8 + first + static_cast<int64_t>(sq.pix[t + 4]) * K);
+                        kern.axpy_u8(sq.val[t], cb.data_u8 + at, part.data(), K);
+                    } else {
+                        if (t + 4 < s1) __builtin_prefetch(cb.data + first + static_cast<int64_t>(sq.pix[t + 4]) * K);
+                        kern.axpy(sq.val[t], cb.data + at, part.data(), K);
+                    }
                     ++t;
                 }
                 if (++rows == kChunk || t == s1) {
@@ -188,7 +200,7 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
             const float* an = cb.norms + static_cast<int64_t>(c) * K;
             float* row = lut + static_cast<int64_t>(c) * K;
             for (int k = 0; k < K; ++k) {
-                const double v = sq.qnorm2[e] - 2.0 * dot[k] + static_cast<double>(photo_weight) * an[k];
+                const double v = sq.qnorm2[e] - 2.0 * scale * dot[k] + static_cast<double>(photo_weight) * an[k];
                 row[k] = static_cast<float>(clamp && v < 0.0 ? 0.0 : v);
             }
         }

@@ -96,7 +96,8 @@ def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed
 
 def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int = 4096) -> np.ndarray:
     """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook laid out position-major,
-    (C, D, K) (the index's own layout; pass ``cb.transpose(0, 2, 1)`` for a (C, K, D) one)."""
+    (C, D, K) (the index's own layout; pass ``cb.transpose(0, 2, 1)`` for a (C, K, D) one): float, or uint8 with
+    v meaning v / 255."""
     N, C = probs.shape[:2]
     D, K = codebook.shape[1], codebook.shape[2]
     dev = pick_device(device)
@@ -104,6 +105,8 @@ def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int =
     with torch.inference_mode():
         for c in range(C):
             cents = torch.from_numpy(np.array(codebook[c], dtype=np.float32)).to(dev)  # (D, K), a copy
+            if codebook.dtype == np.uint8:  # the compact codebook: v means v / 255
+                cents /= 255.0
             cnorm2 = (cents * cents).sum(0)
             a0 = cents[:, 0].contiguous()
             others = cnorm2[1:].sqrt() if K > 1 else cnorm2.new_full((1,), float("inf"))

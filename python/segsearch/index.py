@@ -97,7 +97,7 @@ class Index:
         self._prior = None  # float32 (C,): the class prior, measured by train (rankings that use one)
         self._weights = None  # float32 (C,): the per-class weights derived from it
         C, K = self.num_classes, self.n_centroids
-        self._cb = None  # float32 (C, D, K), position-major
+        self._cb = None  # uint8 (C, D, K), position-major, value v meaning v / 255 (float32 in format <= 2 files)
         self._cnorms = None  # float32 (C, K)
         # The images: one _State, replaced whole by each add (see _append and the README's "Threads").
         self._state = _State(0, np.zeros((C, 0), np.uint8), None, np.zeros((C, K), np.int64), np.zeros(C, np.uint8),
@@ -166,11 +166,41 @@ class Index:
 
     @property
     def codebook(self) -> np.ndarray:
-        """Centroids, float32 (C, K, n, n), read-only view."""
+        """Centroids, float32 (C, K, n, n), the values the search uses (read-only; for the compact codebook a new
+        array, v / 255 of :attr:`codebook_u8`)."""
         self._need_trained()
+        v = self._cb.transpose(0, 2, 1).reshape(self.num_classes, self.n_centroids, self.size, self.size)
+        if v.dtype == np.uint8:
+            v = v.astype(np.float32) / np.float32(255.0)
+        v.flags.writeable = False
+        return v
+
+    @property
+    def codebook_u8(self) -> np.ndarray | None:
+        """The compact codebook uint8 (C, K, n, n), value v meaning v / 255 (read-only view); None for an index
+        loaded from a format 1 or 2 file, which holds float32 centroids."""
+        self._need_trained()
+        if self._cb.dtype != np.uint8:
+            return None
         v = self._cb.transpose(0, 2, 1).reshape(self.num_classes, self.n_centroids, self.size, self.size)
         v.flags.writeable = False
         return v
+
+    def decode(self, codes) -> np.ndarray:
+        """The maps float32 (N, C, n, n) that codes uint8 (N, C) stand for: each class's centroid (the
+        reweighted maps for rankings with a class prior)."""
+        self._need_trained()
+        cd = as_numpy(codes, "codes")
+        if cd.ndim != 2 or cd.shape[1] != self.num_classes or cd.dtype.kind not in "iu":
+            raise ValueError(f"codes must be integers of shape (N, {self.num_classes}); got {cd.dtype} {cd.shape}")
+        if cd.size and (cd.min() < 0 or cd.max() >= self.n_centroids):
+            raise ValueError(f"codes must be in 0..{self.n_centroids - 1}")
+        out = np.empty((len(cd), self.num_classes, self.dim), np.float32)
+        for c in range(self.num_classes):
+            out[:, c] = self._cb[c][:, cd[:, c]].T
+        if self._cb.dtype == np.uint8:
+            out /= np.float32(255.0)
+        return out.reshape(len(cd), self.num_classes, self.size, self.size)
 
     @property
     def codes(self) -> np.ndarray:
@@ -213,9 +243,12 @@ class Index:
         return a
 
     def _set_codebook(self, codebook_ckd: np.ndarray) -> None:
-        """Store a (C, K, D) codebook position-major and precompute centroid norms."""
-        cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1), dtype=np.float32)
-        self._cb = cb
+        """Store a (C, K, D) codebook position-major as bytes (float values in [0, 1] are rounded to the nearest
+        multiple of 1/255: that rounded centroid is the centroid, for encoding and search alike) and precompute
+        centroid norms and row-run sums."""
+        if codebook_ckd.dtype != np.uint8:
+            codebook_ckd = _to_bytes(codebook_ckd)
+        self._cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1))
         self._derive_from_codebook()
 
     def _block_sums_shape(self) -> tuple[int, int, int]:
@@ -226,14 +259,20 @@ class Index:
     def _derive_from_codebook(self, block_sums=None) -> None:
         """Centroid norms, and the codebook summed over blocks of BLOCK_W pixels of a row (C, n*nb, K)."""
         cb = self._cb
-        self._cnorms = np.einsum("cdk,cdk->ck", cb, cb, dtype=np.float64).astype(np.float32)
+        bytes_ = cb.dtype == np.uint8
+        norms = np.empty((self.num_classes, self.n_centroids), np.float64)
+        for c in range(self.num_classes):  # a class at a time: no float64 copy of the whole codebook
+            x = cb[c].astype(np.float64)
+            norms[c] = np.einsum("dk,dk->k", x, x)
+        self._cnorms = (norms / (255.0 * 255.0) if bytes_ else norms).astype(np.float32)
         if block_sums is None:
             C, n, K, w = self.num_classes, self.size, self.n_centroids, min(BLOCK_W, self.size)
             nb = self._block_sums_shape()[1] // n
-            block_sums = np.zeros((C, n, nb, K), np.float32)
+            dtype = np.uint16 if bytes_ else np.float32  # at most 16 * 255 for bytes
+            block_sums = np.zeros((C, n, nb, K), dtype)
             grid = cb.reshape(C, n, n, K)
             for b in range(nb):
-                block_sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2)
+                block_sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2, dtype=dtype)
             block_sums = block_sums.reshape(self._block_sums_shape())
         self._block_sums = block_sums
 
@@ -546,8 +585,10 @@ class Index:
     @classmethod
     def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None,
                       ranking: str | Ranking = "l2", class_prior=None) -> "Index":
-        """An index from a codebook float32 (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool.
-        The codebook's values must be finite probabilities, in [-0.001, 1.001] (ValueError otherwise).
+        """An index from a codebook (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool. The codebook
+        is uint8 (v meaning v / 255, as :attr:`codebook_u8`), or float with values that are finite probabilities,
+        in [-0.001, 1.001] (ValueError otherwise), rounded to the nearest multiple of 1/255 (the index stores
+        one byte per value; the codes are kept as given).
         ``ranking`` (default ``"l2"``, for codebooks of plain maps): a ranking with a class prior, such as
         ``"balanced"``, needs the ``class_prior`` (C,) its codebook's maps were reweighted with
         (``index.class_prior`` of the index that trained it).
@@ -557,12 +598,12 @@ class Index:
         cb = as_numpy(codebook, "codebook")
         if cb.ndim != 4 or cb.shape[2] != cb.shape[3]:
             raise ValueError(f"codebook must have shape (C, K, n, n); got {cb.shape}")
-        if cb.dtype.kind != "f":
-            raise ValueError(f"codebook must be a float array; got dtype {cb.dtype}")
+        if cb.dtype.kind != "f" and cb.dtype != np.uint8:
+            raise ValueError(f"codebook must be a float array (or uint8, v meaning v / 255); got dtype {cb.dtype}")
         C, K, n = cb.shape[0], cb.shape[1], cb.shape[2]
-        if not np.isfinite(cb).all():
+        if cb.dtype.kind == "f" and not np.isfinite(cb).all():
             raise ValueError("codebook contains NaN or inf")
-        ok, lo, hi = storage.codebook_in_range(cb)
+        ok, lo, hi = storage.codebook_in_range(cb) if cb.dtype.kind == "f" else (True, 0, 1)
         if not ok:
             raise ValueError(
                 f"codebook values must be probabilities in [{storage.CODEBOOK_MIN}, {storage.CODEBOOK_MAX}] "
@@ -739,3 +780,13 @@ def _column_max(codes: np.ndarray) -> int:
 
 def _code_counts(codes_cn: np.ndarray, K: int) -> np.ndarray:
     return np.stack([np.bincount(codes_cn[c], minlength=K)[:K] for c in range(codes_cn.shape[0])]).astype(np.int64)
+
+
+def _to_bytes(codebook: np.ndarray) -> np.ndarray:
+    """A float codebook (C, ...) of probabilities as bytes: v = round(255 * clip(value, 0, 1)), a class at a time."""
+    out = np.empty(codebook.shape, np.uint8)
+    for c in range(codebook.shape[0]):
+        x = np.clip(np.asarray(codebook[c], np.float32), 0.0, 1.0)
+        np.rint(x * np.float32(255.0), out=x)
+        out[c] = x
+    return out

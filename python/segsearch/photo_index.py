@@ -297,10 +297,8 @@ class PhotoIndex:
     # ------------------------------------------------------------------ decoded codes
     def predicted_labels(self, id) -> np.ndarray:
         """The indexed photo's label map int32 (n, n): argmax over classes of its PQ-decoded maps."""
-        codes = np.asarray(self.index.codes[self.index.positions([id])[0]], np.int64)  # (C,)
-        cb = self.index.codebook  # (C, K, n, n)
-        maps = cb[np.arange(len(codes)), codes]  # (C, n, n)
-        return np.argmax(maps, axis=0).astype(np.int32)
+        codes = self.index.codes[self.index.positions([id])[0]]  # (C,)
+        return np.argmax(self.index.decode(codes[None])[0], axis=0).astype(np.int32)
 
 
 def _open_captions(path: Path) -> Captions:

@@ -36,10 +36,12 @@ from .errors import IndexFormatError
 
 MAGIC = b"SEGSRCH\0"
 #: 2: the ranking (header field 'ranking', array 'class_prior'); files of version 1 load with the 'l2' ranking.
-FORMAT_VERSION = 2
+#: 3: the compact codebook: uint8 values (v means v / 255) with uint16 row-run sums; files of versions 1 and 2
+#: hold float32 ones, which load as they are.
+FORMAT_VERSION = 3
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
-_DTYPES = {"float32", "uint8", "int64"}
+_DTYPES = {"float32", "uint8", "uint16", "int64"}
 #: Codebook values an index accepts: centroids of softmax maps are probabilities; a little slack for other tools'
 #: rounding. This also keeps the squared norms (at most n*n*1.001**2) far from float32 overflow.
 CODEBOOK_MIN, CODEBOOK_MAX = -1e-3, 1.0 + 1e-3
@@ -267,7 +269,8 @@ def _read(path: Path, src: _OpenFile, verify: bool) -> tuple[dict, dict[str, np.
 
 # ---------------------------------------------------------------------------------------------- index files
 #: The arrays of an index file and their dtypes.
-INDEX_ARRAYS = {"codebook": "float32", "block_sums": "float32", "codes": "uint8", "code_counts": "int64",
+INDEX_ARRAYS = {"codebook": ("float32", "uint8"), "block_sums": ("float32", "uint16"), "codes": "uint8",
+                "code_counts": "int64",
                 "ids": "int64", "ids_offsets": "int64", "ids_utf8": "uint8", "exact_maps": "uint8",
                 "exact_norms": "float32", "class_prior": "float32"}
 
@@ -355,8 +358,11 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
         if name not in arrays:
             raise damaged(f"array '{name}' is missing (ids_kind={kind!r}, keep_exact={keep_exact})")
         a = arrays[name]
-        if a.dtype.name != INDEX_ARRAYS[name]:
-            raise damaged(f"array '{name}' has dtype {a.dtype.name}; expected {INDEX_ARRAYS[name]}")
+        want = INDEX_ARRAYS[name]
+        if name == "block_sums":  # follows the codebook's: float32 with float32, uint16 with uint8
+            want = "uint16" if arrays["codebook"].dtype.name == "uint8" else "float32"
+        if a.dtype.name not in ((want,) if isinstance(want, str) else want):
+            raise damaged(f"array '{name}' has dtype {a.dtype.name}; expected {' or '.join(np.atleast_1d(want))}")
         if (a.ndim != 1) if shape is None else (a.shape != shape):
             want = "1-D" if shape is None else str(shape)
             raise damaged(f"array '{name}' has shape {a.shape}; expected {want} for num_classes={C}, size={n}, "
@@ -391,7 +397,7 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
 def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:
     """The checks that read every array (``verify=True``)."""
     cb = arrays["codebook"]
-    ok, lo, hi = codebook_in_range(cb)
+    ok, lo, hi = codebook_in_range(cb) if cb.dtype != np.uint8 else (True, 0.0, 1.0)  # any byte is a probability
     if not ok:
         raise damaged(f"codebook values must be finite probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}]; "
                       f"found values in [{lo:.6g}, {hi:.6g}]")
@@ -401,8 +407,12 @@ def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:
             grid = cb[c].reshape(n, n, K)
             got = bs[c].reshape(n, nb, K)
             for b in range(nb):
-                ref = grid[:, b * w : (b + 1) * w].sum(axis=1)
-                if not (np.abs(got[:, b] - ref) <= 1e-4 + 1e-5 * np.abs(ref)).all():
+                if cb.dtype == np.uint8:  # integer sums: exact
+                    ok = np.array_equal(got[:, b], grid[:, b * w : (b + 1) * w].sum(axis=1, dtype=np.uint16))
+                else:
+                    ref = grid[:, b * w : (b + 1) * w].sum(axis=1)
+                    ok = (np.abs(got[:, b] - ref) <= 1e-4 + 1e-5 * np.abs(ref)).all()
+                if not ok:
                     raise damaged(f"block_sums disagree with the codebook (class {c}): they must be its sums "
                                   f"over runs of {w} pixels of a row")
     from . import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
