@@ -61,6 +61,7 @@ BATCH = 1_000  # images generated and encoded at a time
 DATA_VERSION = 1  # bump when the generated data changes, to invalidate the caches
 CACHE = maps_cache.CACHE
 TRAIN_SEED, QUERY_SEED, CODES_SEED = 1_000_000_001, 1_000_000_002, 1_000_000_003
+UNIFORM_SEED = 1_000_000_005
 
 
 def log(msg: str) -> None:
@@ -206,6 +207,14 @@ def scaling_index(n_images: int) -> Index:
     if n_images == N_BIG:
         return big_index()[0]
     codes = synthetic_codes(n_images, 60, K, seed=CODES_SEED, layout="CN")
+    return Index.from_codebook(trained_codebook(60), codes.T)
+
+
+@functools.cache
+def uniform_index() -> Index:
+    """N_PAPER images of C = 60 with uniform random codes (every code equally likely: no code can be skipped,
+    the float scan's worst case) and the C = 60, K = 256 codebook. Codes adopted as a (C, N) array."""
+    codes = np.random.default_rng(UNIFORM_SEED).integers(0, K, (60, N_PAPER), dtype=np.uint8)
     return Index.from_codebook(trained_codebook(60), codes.T)
 
 
@@ -546,9 +555,20 @@ def query(C: int, kind: str, drawn: int | None = None) -> Query:
 @functools.cache
 def faiss_twin(C: int):
     """``faiss.IndexPQ`` holding the same codebook and codes as ``pq_index(C)``."""
+    return faiss_pq(pq_index(C))
+
+
+@functools.cache
+def uniform_faiss_twin():
+    """``faiss.IndexPQ`` holding the same codebook and codes as ``uniform_index()``."""
+    return faiss_pq(uniform_index())
+
+
+def faiss_pq(index: Index):
+    """A ``faiss.IndexPQ`` with the codebook and codes of ``index`` (K = 256)."""
     import faiss
 
-    index = pq_index(C)
+    C = index.num_classes
     twin = faiss.IndexPQ(C * SIZE * SIZE, C, 8)
     # faiss's centroid layout is (M, ksub, dsub) = (C, K, n*n); its codes are (N, M) bytes.
     faiss.copy_array_to_vector(np.ascontiguousarray(index.codebook).reshape(-1), twin.pq.centroids)

@@ -71,6 +71,27 @@ def test_scan(measure, benchmark, C, threads):
         benchmark.extra_info.update(gb_per_s=codes.nbytes / median / 1e9, codes_bytes=codes.nbytes)
 
 
+SCANS = {"float": "0", "quantized": "1", "auto": ""}  # SEGSEARCH_QUANTIZED_SCAN for each
+
+
+@large
+@pytest.mark.parametrize("scan", list(SCANS))
+def test_uniform_codes(measure, benchmark, monkeypatch, scan):
+    """Image query, C = 60, 1 thread, on uniform random codes (``data.uniform_index``: no code can be skipped)
+    with the float scan (SEGSEARCH_QUANTIZED_SCAN=0), the quantized scan (=1) and the automatic choice, after
+    checking that each gives the float scan's top-10 exactly."""
+    index, query = data.uniform_index(), data.query(60, "image")
+    monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", "0")
+    want = index.search(query, k=TOPK, threads=1)
+    monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", SCANS[scan])
+    before = _core.quantized_scan_stats()
+    got = index.search(query, k=TOPK, threads=1)
+    after = _core.quantized_scan_stats()
+    assert np.array_equal(got.ids, want.ids) and np.array_equal(got.distances, want.distances)
+    benchmark.extra_info.update(code_stats(index), quantized=after[0] > before[0], reranked=after[1] - before[1])
+    measure(("uniform", scan), "uniform codes C=60", index.search, query, k=TOPK, threads=1)
+
+
 @large
 @grid(C=CLASSES, drawn=DRAWN)
 def test_sketch_classes(measure, benchmark, C, drawn):
@@ -229,6 +250,20 @@ def test_faiss_search(measure, C, threads):
     for ours, i, d in zip(index.search(list(queries), k=TOPK, eps=0.0), ids, dists):
         assert_same_top(ours, i, d)
     measure(("faiss", C, threads), f"image query C={C}", twin.search, x[:1], TOPK)
+
+
+@large
+@pytest.mark.faiss
+@needs_faiss
+def test_faiss_uniform(measure):
+    """faiss ``IndexPQ.search`` on ``test_uniform_codes``'s codes and query, one thread, after checking its
+    top-10 against ours (eps=0)."""
+    twin, index, query = data.uniform_faiss_twin(), data.uniform_index(), data.query(60, "image")
+    faiss.omp_set_num_threads(1)
+    x = query.probs.reshape(1, -1)
+    dists, ids = twin.search(x, TOPK)
+    assert_same_top(index.search(query, k=TOPK, eps=0.0), ids[0], dists[0])
+    measure(("faiss_uniform",), "uniform codes C=60", twin.search, x, TOPK)
 
 
 @large

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,18 @@ Subset make_subset(const std::optional<Arr<uint8_t>>& mask, const std::optional<
     return s;
 }
 
+// The quantized-scan mode of scan_pq: the argument if given, else SEGSEARCH_QUANTIZED_SCAN=0|1 (read per call),
+// else automatic.
+QuantizedScan quantized_mode(const std::optional<bool>& arg) {
+    if (arg) return *arg ? QuantizedScan::On : QuantizedScan::Off;
+    const char* env = std::getenv("SEGSEARCH_QUANTIZED_SCAN");
+    if (!env || !*env) return QuantizedScan::Auto;
+    const std::string v(env);
+    if (v == "0") return QuantizedScan::Off;
+    if (v == "1") return QuantizedScan::On;
+    bad("SEGSEARCH_QUANTIZED_SCAN must be 0 or 1 (or unset: automatic); got '" + v + "'");
+}
+
 InterruptCheck python_interrupt() {
     return []() {
         py::gil_scoped_acquire gil;
@@ -251,8 +264,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("scan_pq",
           [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
              const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
-             std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<uint8_t>> dense) {
+             std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<uint8_t>> dense,
+             std::optional<bool> quantized) {
               const int threads = bounded_threads(threads_arg);
+              const QuantizedScan mode = quantized_mode(quantized);
               if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
                   bad("codes must be a (C, N) uint8 array with contiguous rows");
               Codes cv;
@@ -280,15 +295,25 @@ PYBIND11_MODULE(_core, m) {
               Subset sub = make_subset(mask, ids, cv.n);
               const int64_t kk = std::max<int64_t>(1, k);
               return run_search(nq, kk, [&](TopKOut out) {
-                  scan_pq(cv, K, luts.data(), cls, k, sub, threads, python_interrupt(), out);
+                  scan_pq(cv, K, luts.data(), cls, k, sub, threads, python_interrupt(), out, mode);
               });
           },
           py::arg("codes"), py::arg("defaults"), py::arg("luts"), py::arg("classes"), py::arg("k"),
           py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-          py::arg("dense") = py::none(),
+          py::arg("dense") = py::none(), py::arg("quantized") = py::none(),
           "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). defaults: most common code per class;\n"
           "dense: optional per-class flag, 1 where most codes are not the default (speed only).\n"
-          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
+          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.\n"
+          "quantized: sum byte-quantized tables first and re-rank the survivors with the float sums (identical\n"
+          "results; speed only): True / False force it on / off, None = SEGSEARCH_QUANTIZED_SCAN=0|1 if set, else\n"
+          "automatic (where this CPU's kernel beats the float scan).");
+
+    m.def("quantized_scan_stats", []() {
+              const QuantizedScanStats s = quantized_scan_stats();
+              return py::make_tuple(s.queries, s.reranked, s.float_blocks);
+          },
+          "Since the module was loaded: (queries scan_pq scanned with the quantized scan, images it re-ranked\n"
+          "with float sums, blocks it summed in float instead). A diagnostic for tests and benchmarks.");
 
     m.def("search_exact",
           [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,

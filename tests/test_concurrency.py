@@ -2,6 +2,7 @@
 the core's OpenMP threads next to torch's, and Ctrl-C during a long search."""
 import collections
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -397,10 +398,11 @@ def test_torch_and_core_in_parallel_threads():
     assert not errors, errors
 
 
-def test_ctrl_c_interrupts_a_long_search():
+@pytest.mark.parametrize("quantized", ["0", "1"])  # SEGSEARCH_QUANTIZED_SCAN: the float and the quantized scan
+def test_ctrl_c_interrupts_a_long_search(quantized):
     script = textwrap.dedent("""
         import signal, sys, numpy as np
-        from segsearch import Index, Query
+        from segsearch import Index, Query, _core
         # Python installs its Ctrl-C handler (KeyboardInterrupt) only if SIGINT is not ignored when it starts, and
         # shells start background jobs (`pytest ... &`) with SIGINT ignored, which children inherit: install it.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -416,10 +418,11 @@ def test_ctrl_c_interrupts_a_long_search():
             while True:
                 index.search([q] * 64, k=10, threads=1)
         except KeyboardInterrupt:
-            print("interrupted", flush=True)
+            print("interrupted", _core.quantized_scan_stats()[0] > 0, flush=True)
             sys.exit(3)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ, SEGSEARCH_QUANTIZED_SCAN=quantized)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert p.stdout.readline().strip() == "ready"
         time.sleep(1.0)
@@ -430,4 +433,4 @@ def test_ctrl_c_interrupts_a_long_search():
             p.kill()
             p.wait()
     assert p.returncode == 3, (p.returncode, out)
-    assert "interrupted" in out
+    assert f"interrupted {quantized == '1'}" in out

@@ -180,12 +180,15 @@ def test_simd_levels_agree():
             assert segsearch.simd_level() == level
             results[level] = (index.search(qs, k=50, eps=0) + index.search(qs, k=50, subset=mask)
                               + exact.search(qs, k=300, exact=True))
-            # both scan kernels (skipping the default code, and the plain loop) on every class
+            # both scan kernels (skipping the default code, and the plain loop) on every class, and the
+            # quantized scan (byte-table kernels, then float re-ranking; tests/test_quantized_scan.py)
             for dense in (np.zeros(C, np.uint8), np.ones(C, np.uint8)):
-                luts = np.random.default_rng(5).random((2, C, K)).astype(np.float32)
-                cls = [np.arange(C, dtype=np.int32), np.array([1, 4], np.int32)]
-                ids, d, _ = segsearch._core.scan_pq(index._codes, index._defaults, luts, cls, 40, dense=dense)
-                results[level] += [segsearch.SearchResult(ids[i], d[i]) for i in range(2)]
+                for quantized in (False, True):
+                    luts = np.random.default_rng(5).random((2, C, K)).astype(np.float32)
+                    cls = [np.arange(C, dtype=np.int32), np.array([1, 4], np.int32)]
+                    ids, d, _ = segsearch._core.scan_pq(index._codes, index._defaults, luts, cls, 40, dense=dense,
+                                                        quantized=quantized)
+                    results[level] += [segsearch.SearchResult(ids[i], d[i]) for i in range(2)]
     finally:
         segsearch.set_simd_level(before)
     base = results["scalar"]

@@ -95,9 +95,24 @@ struct TopKOut {
     int64_t* counts;
 };
 
+// Whether scan_pq sums byte-quantized tables first and re-ranks only the images that can still make the
+// top-k with the float sums (results identical to the float scan, faster where the SIMD kernel exists).
+// Auto: where it pays (see scan_pq.cpp); On: wherever it can (a query with non-finite LUT values cannot);
+// Off: never.
+enum class QuantizedScan : int { Auto = -1, Off = 0, On = 1 };
+
+// Since the library was loaded: how many queries scan_pq has scanned with the quantized scan, how many
+// images it re-ranked with float sums, and how many blocks it summed in float instead, having too many
+// candidates (a diagnostic: tests check which paths ran and what the SIMD kernels let through).
+struct QuantizedScanStats {
+    int64_t queries = 0, reranked = 0, float_blocks = 0;
+};
+QuantizedScanStats quantized_scan_stats();
+
 // ADC scan: luts is nq x C x K; classes[q] lists the classes summed for query q.
 void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes,
-             int64_t k, const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out);
+             int64_t k, const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out,
+             QuantizedScan quantized = QuantizedScan::Auto);
 
 // Exact scan over uint8-quantized maps (value v means v/255): maps is n x C x D, norms2 is n x C
 // (squared norms of the dequantized maps).

@@ -27,6 +27,12 @@ static bool cpu_supports(SimdLevel level) {
     }
 }
 
+#if defined(SEGSEARCH_HAVE_X86)
+bool cpu_has_avx512vbmi() {
+    return cpu_supports(SimdLevel::AVX512) && __builtin_cpu_supports("avx512vbmi");
+}
+#endif
+
 std::string simd_level_name(SimdLevel level) {
     switch (level) {
         case SimdLevel::Scalar: return "scalar";

@@ -18,12 +18,28 @@ struct Kernels {
     // y[0..n) += a * x[0..n) for the compact codebook (uint8 values) and its row-run sums (uint16)
     void (*axpy_u8)(float a, const uint8_t* x, float* y, int n);
     void (*axpy_u16)(float a, const uint16_t* x, float* y, int n);
+    // The quantized scan (scan_pq.cpp). acc[j] = sum over u < nc of tables[u * 256 + cols[u][j]], j < n, in
+    // uint16 lanes (the caller keeps every sum <= 65535). Each table's entries v >= K all equal its entry 255,
+    // which lets the kernels look up only the first K (16-entry byte shuffles cover ceil(K / 16) rows).
+    void (*accumulate_u8)(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K,
+                          uint16_t* acc);
+    // Writes the j < n with acc[j] <= thr to out (ascending); returns how many.
+    int64_t (*at_most_u16)(const uint16_t* acc, int64_t n, uint16_t thr, int32_t* out);
+    // Cost per code of accumulate_u8 relative to accumulate_dense, for K <= 16 and K > 16 (measured on the
+    // development machine); 0: no SIMD kernel, the quantized scan is never chosen automatically.
+    float quantized_cost_small, quantized_cost_large;
 };
 
 const Kernels& kernels_scalar();
 #if defined(SEGSEARCH_HAVE_X86)
 const Kernels& kernels_avx2();
 const Kernels& kernels_avx512();
+// The quantized scan's AVX2 kernel (kernels_avx2.cpp), also the AVX-512 level's on CPUs without VBMI.
+void accumulate_u8_avx2(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K, uint16_t* acc);
+// The AVX-512 VBMI byte-table kernel (kernels_vbmi.cpp, its own flags); call only if cpu_has_avx512vbmi().
+void accumulate_u8_vbmi(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K,
+                        uint16_t* acc);
+bool cpu_has_avx512vbmi();
 #endif
 
 const Kernels& active_kernels();

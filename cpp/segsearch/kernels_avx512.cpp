@@ -39,13 +39,31 @@ static int64_t below(const float* __restrict dist, int64_t n, float thr, int32_t
         if (dist[j] < thr) out[m++] = static_cast<int32_t>(j);
     return m;
 }
+
+static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t thr, int32_t* __restrict out) {
+    const __m512i t = _mm512_set1_epi16(static_cast<short>(thr));
+    int64_t m = 0, j = 0;
+    for (; j + 32 <= n; j += 32) {
+        uint32_t mask = _mm512_cmple_epu16_mask(_mm512_loadu_si512(acc + j), t);
+        while (mask) {
+            out[m++] = static_cast<int32_t>(j + __builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; j < n; ++j)
+        if (acc[j] <= thr) out[m++] = static_cast<int32_t>(j);
+    return m;
+}
 #include "kernels_dot_avx2.hpp"
 }  // namespace avx512_level
 
+// The quantized scan uses the VBMI kernel (its own file and flags) where the CPU has VBMI, else the AVX2 one.
 const Kernels& kernels_avx512() {
     using namespace avx512_level;
+    static const bool vbmi = cpu_has_avx512vbmi();
     static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8,
-                           generic_axpy_u16};
+                           generic_axpy_u16, vbmi ? accumulate_u8_vbmi : accumulate_u8_avx2, at_most_u16,
+                           /*quantized_cost_small=*/0.15f, /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f};
     return k;
 }
 }  // namespace segsearch

@@ -41,3 +41,25 @@
     for (; i < n; ++i) s += q[i] * static_cast<float>(p[i]);
     return s;
 }
+
+// Byte-table sums of the quantized scan, one class at a time (scalar lookups, as generic_accumulate).
+[[maybe_unused]] __attribute__((optimize("no-tree-vectorize"))) static void generic_accumulate_u8(
+    const uint8_t* const* cols, int nc, int64_t n, const uint8_t* __restrict tables, int /*K*/,
+    uint16_t* __restrict acc) {
+    for (int64_t j = 0; j < n; ++j) acc[j] = 0;
+    for (int u = 0; u < nc; ++u) {
+        const uint8_t* __restrict c = cols[u];
+        const uint8_t* __restrict t = tables + u * 256;
+        for (int64_t j = 0; j < n; ++j) acc[j] = static_cast<uint16_t>(acc[j] + t[c[j]]);
+    }
+}
+
+[[maybe_unused]] static int64_t generic_at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t thr,
+                                                    int32_t* __restrict out) {
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        out[m] = static_cast<int32_t>(j);
+        m += acc[j] <= thr;
+    }
+    return m;
+}

@@ -23,6 +23,7 @@ class TopK {
   public:
     explicit TopK(int64_t k) : k_(k) {}
     float threshold() const { return thr_; }
+    bool full() const { return static_cast<int64_t>(heap_.size()) >= k_; }
     void push(float d, int64_t i) {
         if (static_cast<int64_t>(heap_.size()) < k_) {
             heap_.emplace_back(d, i);
@@ -39,15 +40,21 @@ class TopK {
     // SIMD filter of the active kernels; `scratch` holds len ints.
     void push_block(const float* dist, int64_t i0, int64_t len, const uint8_t* mask,
                     int64_t (*below)(const float*, int64_t, float, int32_t*), int32_t* scratch) {
+        push_block_at(dist, len, [i0](int64_t j) { return i0 + j; }, mask, below, scratch);
+    }
+    // The same with dist[j] at position pos(j) (increasing in j).
+    template <class Pos>
+    void push_block_at(const float* dist, int64_t len, Pos pos, const uint8_t* mask,
+                       int64_t (*below)(const float*, int64_t, float, int32_t*), int32_t* scratch) {
         int64_t j = 0;
         for (; j < len && static_cast<int64_t>(heap_.size()) < k_; ++j)  // not full yet: take everything
-            if (!mask || mask[i0 + j]) push(dist[j], i0 + j);
+            if (!mask || mask[pos(j)]) push(dist[j], pos(j));
         if (j == len) return;
         const int64_t m = below(dist + j, len - j, thr_, scratch);
         for (int64_t t = 0; t < m; ++t) {
-            const int64_t jj = j + scratch[t];
-            if (mask && !mask[i0 + jj]) continue;
-            push(dist[jj], i0 + jj);
+            const int64_t i = pos(j + scratch[t]);
+            if (mask && !mask[i]) continue;
+            push(dist[j + scratch[t]], i);
         }
     }
     std::vector<std::pair<float, int64_t>>& items() { return heap_; }

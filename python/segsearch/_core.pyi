@@ -57,13 +57,21 @@ def scan_pq(
     ids: npt.NDArray[np.int64] | None = None,
     threads: int = 0,
     dense: npt.NDArray[np.uint8] | None = None,
+    quantized: bool | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Top-k ADC scan of codes (C, N) (rows contiguous) for LUTs (nq, C, K).
 
     Returns positions (nq, k), distances (nq, k) ascending, and per query the number of entries filled.
     mask: (N,) nonzero = candidate; ids: candidate positions (sorted, unique); threads: 0 = default, more
-    than :func:`max_threads` are clamped to it.
+    than :func:`max_threads` are clamped to it. quantized: sum byte-quantized tables first and re-rank the
+    images that can still make the top-k with the float sums (identical results, speed only); True / False
+    force it on / off, None = ``SEGSEARCH_QUANTIZED_SCAN=0|1`` if set, else automatic.
     """
+
+def quantized_scan_stats() -> tuple[int, int, int]:
+    """Since the module was loaded: (queries :func:`scan_pq` scanned with the quantized scan, images it re-ranked
+    with float sums, blocks of 2,048 it summed in float instead, having too many candidates). A diagnostic for
+    tests and benchmarks."""
 
 def search_exact(
     maps: npt.NDArray[np.uint8],
