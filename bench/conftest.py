@@ -70,6 +70,7 @@ def _vs_faiss():
     for C in CLASSES:
         pairs = [(f"image query C={C} threads={t}", ("search", C, "image", t), ("faiss", C, t)) for t in (1, 2)]
         pairs.append((f"image LUT C={C} (ours: default eps)", ("lut", C, "image"), ("faiss_lut", C)))
+        pairs.append((f"real-derived image query C={C} threads=1", ("real_search", C, "image", 1), ("faiss_real", C)))
         if C == 60:
             pairs += [(f"uniform codes, image query C=60 threads=1, {scan} scan", ("uniform", scan), ("faiss_uniform",))
                       for scan in ("float", "quantized", "auto")]
@@ -91,6 +92,9 @@ def _targets():
                        f"<= {_ms(limit)}", _ms)
     yield from row("uniform codes, image query C=60 threads=1", _median(("uniform", "auto")), 1.5e-3,
                    f"<= {_ms(1.5e-3)}", _ms)
+    for C, limit in zip(CLASSES, (1e-3, 1.5e-3)):  # engine v2: the network's maps of real photos
+        yield from row(f"real-derived image query C={C} threads=1", _median(("real_search", C, "image", 1)), limit,
+                       f"<= {_ms(limit)}", _ms)
     for C in CLASSES:
         for drawn in sorted(k[2] for k in RESULTS if k[:2] == ("sketch_drawn", C)):
             limit = 1e-4 + 3e-5 * drawn

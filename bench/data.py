@@ -564,6 +564,12 @@ def uniform_faiss_twin():
     return faiss_pq(uniform_index())
 
 
+@functools.cache
+def real_faiss_twin(C: int):
+    """``faiss.IndexPQ`` holding the same codebook and codes as ``real_pq_index(C)``."""
+    return faiss_pq(real_pq_index(C))
+
+
 def faiss_pq(index: Index):
     """A ``faiss.IndexPQ`` with the codebook and codes of ``index`` (K = 256)."""
     import faiss

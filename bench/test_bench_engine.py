@@ -270,6 +270,22 @@ def test_faiss_uniform(measure):
 @pytest.mark.faiss
 @needs_faiss
 @grid(C=CLASSES)
+def test_faiss_real(measure, C):
+    """faiss ``IndexPQ.search`` on ``test_real_search``'s real-derived codes and codebook with the held-out
+    photo's image query, one thread, after checking its top-10 against ours (eps=0)."""
+    index = real_or_skip(data.real_pq_index(C))
+    twin, query = data.real_faiss_twin(C), data.real_query(C, "image")
+    faiss.omp_set_num_threads(1)
+    x = query.probs.reshape(1, -1)
+    dists, ids = twin.search(x, TOPK)
+    assert_same_top(index.search(query, k=TOPK, eps=0.0), ids[0], dists[0])
+    measure(("faiss_real", C), f"image query C={C}", twin.search, x, TOPK)
+
+
+@large
+@pytest.mark.faiss
+@needs_faiss
+@grid(C=CLASSES)
 def test_faiss_lut(measure, C):
     """faiss's distance table alone (``ProductQuantizer.compute_distance_table``), one thread."""
     twin = data.faiss_twin(C)

@@ -126,6 +126,27 @@ QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std:
     return s;
 }
 
+// The codes (C, N) as the scan reads them, with their per-class default code (< K) and dense flags.
+Codes make_codes(const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const std::optional<Arr<uint8_t>>& dense,
+                 int K) {
+    if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
+        bad("codes must be a (C, N) uint8 array with contiguous rows");
+    Codes cv;
+    cv.C = static_cast<int>(codes.shape(0));
+    cv.n = codes.shape(1);
+    cv.stride = codes.strides(0);
+    cv.data = codes.data();
+    need_dims(defaults, {cv.C}, "defaults");
+    cv.defaults = defaults.data();
+    for (int c = 0; c < cv.C; ++c)
+        if (cv.defaults[c] >= K) bad("default code out of range");
+    if (dense) {
+        need_dims(*dense, {cv.C}, "dense");
+        cv.dense = dense->data();
+    }
+    return cv;
+}
+
 Subset make_subset(const std::optional<Arr<uint8_t>>& mask, const std::optional<Arr<int64_t>>& ids, int64_t n) {
     Subset s;
     if (mask) {
@@ -229,12 +250,25 @@ PYBIND11_MODULE(_core, m) {
           "How many times each value 0..255 occurs in each row of (C, N) uint8 codes: int64 (C, 256).\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
+    py::class_<CodebookArrays>(m, "Codebook",
+                               "A PQ codebook bound once for the core: its arrays checked and kept, then passed to\n"
+                               "build_lut / search_pq without being checked again.")
+        .def(py::init(&make_codebook), py::arg("codebook"), py::arg("norms"), py::arg("block_sums") = py::none(),
+             py::arg("block_w") = 16,
+             "codebook: position-major (C, D, K), float32 or uint8 (value v means v/255); norms: the squared\n"
+             "centroid norms (C, K) float32; block_sums (optional, C x n*ceil(n/block_w) x K; float32, or uint16\n"
+             "for a uint8 codebook): the codebook summed over runs of block_w pixels of a row.")
+        .def_property_readonly("num_classes", [](const CodebookArrays& a) { return a.cb.C; })
+        .def_property_readonly("dim", [](const CodebookArrays& a) { return a.cb.D; })
+        .def_property_readonly("n_centroids", [](const CodebookArrays& a) { return a.cb.K; })
+        .def_property_readonly("compact", [](const CodebookArrays& a) { return a.cb.data_u8 != nullptr; },
+                               "Whether the values are bytes (v / 255).");
+
     m.def("build_lut",
-          [](const py::array& codebook, const Arr<float>& norms, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<py::array> block_sums,
-             int block_w, std::optional<Arr<float>> class_weights, float photo_weight) {
+          [](const CodebookArrays& arrays, int kind, std::optional<Arr<float>> probs,
+             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<Arr<float>> class_weights,
+             float photo_weight) {
               const int threads = bounded_threads(threads_arg);
-              const CodebookArrays arrays = make_codebook(codebook, norms, block_sums, block_w);
               const Codebook& cb = arrays.cb;
               QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D, class_weights);
               Arr<float> lut({cb.C, cb.K});
@@ -251,12 +285,9 @@ PYBIND11_MODULE(_core, m) {
               std::copy(classes.begin(), classes.end(), cls.mutable_data());
               return py::make_tuple(lut, cls);
           },
-          py::arg("codebook"), py::arg("norms"), py::arg("kind"), py::arg("probs"), py::arg("labels"),
-          py::arg("eps"), py::arg("threads") = 1, py::arg("block_sums") = py::none(), py::arg("block_w") = 16,
-          py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-          "LUT (C, K) of one query and the classes it sums. codebook is position-major (C, D, K), float32 or\n"
-          "uint8 (value v means v/255); block_sums (optional, C x n*ceil(n/block_w) x K; float32, or uint16 for a\n"
-          "uint8 codebook) sums the codebook over runs of block_w pixels of a row.\n"
+          py::arg("codebook"), py::arg("kind"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
+          py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+          "LUT (C, K) of one query against a bound Codebook, and the classes it sums.\n"
           "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
           "photo_weight in (0, 1]: LUT = ||q_c||^2 - 2 q_c.a + photo_weight ||a||^2 (1: squared L2).\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
@@ -268,25 +299,11 @@ PYBIND11_MODULE(_core, m) {
              std::optional<bool> quantized) {
               const int threads = bounded_threads(threads_arg);
               const QuantizedScan mode = quantized_mode(quantized);
-              if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
-                  bad("codes must be a (C, N) uint8 array with contiguous rows");
-              Codes cv;
-              cv.C = static_cast<int>(codes.shape(0));
-              cv.n = codes.shape(1);
-              cv.stride = codes.strides(0);
-              cv.data = codes.data();
-              need_dims(defaults, {cv.C}, "defaults");
-              cv.defaults = defaults.data();
-              if (dense) {
-                  need_dims(*dense, {cv.C}, "dense");
-                  cv.dense = dense->data();
-              }
-              need_dims(luts, {-1, cv.C, -1}, "luts");
+              need_dims(luts, {-1, codes.ndim() == 2 ? codes.shape(0) : -1, -1}, "luts");
               const int K = static_cast<int>(luts.shape(2));
+              const Codes cv = make_codes(codes, defaults, dense, K);
               const int nq = static_cast<int>(luts.shape(0));
               if (static_cast<int>(classes.size()) != nq) bad("one class list per LUT is needed");
-              for (int c = 0; c < cv.C; ++c)
-                  if (defaults.data()[c] >= K) bad("default code out of range");
               std::vector<std::vector<int32_t>> cls(nq);
               for (int q = 0; q < nq; ++q) {
                   need_dims(classes[q], {-1}, "classes");
@@ -307,6 +324,42 @@ PYBIND11_MODULE(_core, m) {
           "quantized: sum byte-quantized tables first and re-rank the survivors with the float sums (identical\n"
           "results; speed only): True / False force it on / off, None = SEGSEARCH_QUANTIZED_SCAN=0|1 if set, else\n"
           "automatic (where this CPU's kernel beats the float scan).");
+
+    m.def("search_pq",
+          [](const CodebookArrays& arrays, const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults,
+             const std::vector<int>& kinds, const std::vector<std::optional<Arr<float>>>& probs,
+             const std::vector<std::optional<Arr<int32_t>>>& labels, int64_t k, float eps,
+             std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
+             std::optional<Arr<uint8_t>> dense, std::optional<Arr<float>> class_weights, float photo_weight,
+             std::optional<bool> quantized) {
+              const int threads = bounded_threads(threads_arg);
+              const QuantizedScan mode = quantized_mode(quantized);
+              const Codebook& cb = arrays.cb;
+              const Codes cv = make_codes(codes, defaults, dense, cb.K);
+              if (cv.C != cb.C) bad("codes and codebook have different numbers of classes");
+              const size_t nq = kinds.size();
+              if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
+              std::vector<QuerySpec> specs;
+              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], cb.C, cb.D, class_weights));
+              Subset sub = make_subset(mask, ids, cv.n);
+              return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
+                  // every query's LUT (classes spread over the threads), then one scan for the batch
+                  std::vector<float> luts(nq * static_cast<size_t>(cb.C) * cb.K, 0.0f);
+                  std::vector<std::vector<int32_t>> cls(nq);
+                  for (size_t q = 0; q < nq; ++q) {
+                      const SparseQuery sq = make_sparse_query(specs[q], cb.C, cb.D, eps);
+                      build_lut(cb, sq, luts.data() + q * static_cast<size_t>(cb.C) * cb.K, threads, photo_weight);
+                      cls[q] = sq.classes;
+                  }
+                  scan_pq(cv, cb.K, luts.data(), cls, k, sub, threads, python_interrupt(), out, mode);
+              });
+          },
+          py::arg("codebook"), py::arg("codes"), py::arg("defaults"), py::arg("kinds"), py::arg("probs"),
+          py::arg("labels"), py::arg("k"), py::arg("eps"), py::arg("mask") = py::none(), py::arg("ids") = py::none(),
+          py::arg("threads") = 0, py::arg("dense") = py::none(), py::arg("class_weights") = py::none(),
+          py::arg("photo_weight") = 1.0f, py::arg("quantized") = py::none(),
+          "Top-k PQ search of a batch of queries in one call: each query's LUT against the bound Codebook (as\n"
+          "build_lut), then one scan of the (C, N) codes (as scan_pq). Returns (positions, distances, counts).");
 
     m.def("quantized_scan_stats", []() {
               const QuantizedScanStats s = quantized_scan_stats();

@@ -147,8 +147,8 @@ def test_block_sums_give_the_same_luts(size):
     lab[size - 3 :, :] = 4
     p = probs[0].reshape(C, -1)
     for kind, pr, lb in ((1, None, lab.reshape(-1)), (2, p, lab.reshape(-1))):
-        plain, cls = _core.build_lut(index._cb, index._cnorms, kind, pr, lb, 0.0)
-        fast, cls2 = _core.build_lut(index._cb, index._cnorms, kind, pr, lb, 0.0, 1, index._block_sums,
-                                     min(BLOCK_W, size))
+        plain, cls = _core.build_lut(_core.Codebook(index._cb, index._cnorms), kind, pr, lb, 0.0)
+        fast, cls2 = _core.build_lut(_core.Codebook(index._cb, index._cnorms, index._block_sums, min(BLOCK_W, size)),
+                                     kind, pr, lb, 0.0, 1)
         np.testing.assert_array_equal(cls, cls2)
         np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)

@@ -38,15 +38,27 @@ def _compiled_signature(fn) -> list[tuple[str, str | None]]:
     return out
 
 
+def _params(node: ast.FunctionDef) -> list[tuple[str, str | None]]:
+    args = node.args.args
+    defaults = [None] * (len(args) - len(node.args.defaults)) + [ast.unparse(d) for d in node.args.defaults]
+    return [(a.arg, d) for a, d in zip(args, defaults)]
+
+
 def _stub_signatures() -> dict[str, list[tuple[str, str | None]]]:
-    tree = ast.parse(STUB.read_text())
+    """Functions: their parameters; classes: their __init__'s, without self."""
     sigs = {}
-    for node in tree.body:
+    for node in ast.parse(STUB.read_text()).body:
         if isinstance(node, ast.FunctionDef):
-            args = node.args.args
-            defaults = [None] * (len(args) - len(node.args.defaults)) + [ast.unparse(d) for d in node.args.defaults]
-            sigs[node.name] = [(a.arg, d) for a, d in zip(args, defaults)]
+            sigs[node.name] = _params(node)
+        elif isinstance(node, ast.ClassDef):
+            init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            sigs[node.name] = _params(init)[1:]
     return sigs
+
+
+def _stub_properties() -> dict[str, set[str]]:
+    return {node.name: {n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
+            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)}
 
 
 def test_stub_lists_every_function_of_the_module():
@@ -56,7 +68,13 @@ def test_stub_lists_every_function_of_the_module():
 
 def test_stub_parameters_and_defaults_match_the_module():
     for name, params in _stub_signatures().items():
-        assert params == _compiled_signature(getattr(_core, name)), name
+        obj = getattr(_core, name)
+        if isinstance(obj, type):  # a bound class: its constructor, less self
+            assert params == _compiled_signature(obj.__init__)[1:], name
+            public = {n for n in dir(obj) if not n.startswith("_")}
+            assert _stub_properties()[name] == public, name
+        else:
+            assert params == _compiled_signature(obj), name
 
 
 def test_the_version_has_one_source():

@@ -129,14 +129,24 @@ def test_core_rejects_bad_arrays_directly():
 
     cb = np.zeros((3, 16, 4), np.float32)
     nrm = np.zeros((3, 4), np.float32)
+    bound = _core.Codebook(cb, nrm)
     with pytest.raises(ValueError):
-        _core.build_lut(cb, nrm, 0, np.zeros((3, 15), np.float32), None, 0.0)
+        _core.build_lut(bound, 0, np.zeros((3, 15), np.float32), None, 0.0)
     with pytest.raises(ValueError):
-        _core.build_lut(cb, nrm, 1, None, np.full(16, 3, np.int32), 0.0)
+        _core.build_lut(bound, 1, None, np.full(16, 3, np.int32), 0.0)
     with pytest.raises(ValueError):
-        _core.build_lut(cb, nrm, 5, None, None, 0.0)
+        _core.build_lut(bound, 5, None, None, 0.0)
     with pytest.raises(ValueError):
-        _core.build_lut(cb, np.zeros((3, 5), np.float32), 0, np.zeros((3, 16), np.float32), None, 0.0)
+        _core.Codebook(cb, np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="float32 or uint8"):
+        _core.Codebook(cb.astype(np.float64), nrm)
+    with pytest.raises(ValueError, match="uint16"):
+        _core.Codebook(np.zeros((3, 16, 4), np.uint8), nrm, np.zeros((3, 4, 4), np.float32), 4)
+    with pytest.raises(ValueError, match="block sums"):
+        _core.Codebook(cb, nrm, np.zeros((3, 5, 4), np.float32), 4)
+    with pytest.raises(ValueError, match="different numbers of classes"):
+        _core.search_pq(bound, np.zeros((2, 10), np.uint8), np.zeros(2, np.uint8), [1], [None],
+                        [np.zeros(16, np.int32)], 3, 0.0)
     codes = np.zeros((3, 10), np.uint8)
     lut = np.zeros((1, 3, 4), np.float32)
     cls = [np.arange(3, dtype=np.int32)]
@@ -185,8 +195,9 @@ for t in map(int, sys.argv[1:]):
     if t < 2**63:  # the core itself takes any int64 count and clamps it
         cbp = np.ascontiguousarray(cb.reshape(C, K, n * n).transpose(0, 2, 1))
         nrm = np.einsum("cdk,cdk->ck", cbp, cbp).astype(np.float32)
-        got = _core.build_lut(cbp, nrm, 0, q.resolve(C, n)[1], None, 0.0, t)[0]
-        assert np.array_equal(got, _core.build_lut(cbp, nrm, 0, q.resolve(C, n)[1], None, 0.0, 1)[0]), t
+        bound = _core.Codebook(cbp, nrm)
+        got = _core.build_lut(bound, 0, q.resolve(C, n)[1], None, 0.0, t)[0]
+        assert np.array_equal(got, _core.build_lut(bound, 0, q.resolve(C, n)[1], None, 0.0, 1)[0]), t
         codes = np.ascontiguousarray(index.codes.T)
         ids, d, cnt = _core.scan_pq(codes, np.zeros(C, np.uint8), lut[None], [cls], 5, threads=t)
         assert ids[0].tolist() == want.ids[:5].tolist(), t
@@ -225,7 +236,8 @@ def test_thread_count_validation(index):
     assert index.search(q, threads=np.int64(2)).ids.tolist() == index.search(q, threads=1).ids.tolist()
     cb = np.zeros((3, 16, 4), np.float32)
     with pytest.raises(ValueError, match="threads"):
-        _core.build_lut(cb, np.zeros((3, 4), np.float32), 0, np.zeros((3, 16), np.float32), None, 0.0, -1)
+        _core.build_lut(_core.Codebook(cb, np.zeros((3, 4), np.float32)), 0, np.zeros((3, 16), np.float32), None,
+                        0.0, -1)
     with pytest.raises(ValueError, match="threads"):
         _core.scan_pq(np.zeros((3, 10), np.uint8), np.zeros(3, np.uint8), np.zeros((1, 3, 4), np.float32),
                       [np.arange(3, dtype=np.int32)], 3, threads=-5)

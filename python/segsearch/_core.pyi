@@ -23,29 +23,71 @@ def max_threads() -> int:
 def code_counts(codes: npt.NDArray[np.uint8], threads: int = 0) -> npt.NDArray[np.int64]:
     """How many times each value 0..255 occurs in each row of codes (C, N) (rows contiguous): int64 (C, 256)."""
 
+class Codebook:
+    """A PQ codebook bound once for the core: its arrays checked and kept, then passed to :func:`build_lut` /
+    :func:`search_pq` without being checked again.
+
+    codebook: position-major (C, D, K), float32 or uint8 (value v means v / 255); norms: the squared centroid
+    norms (C, K) float32; block_sums (optional, (C, n * ceil(n / block_w), K); float32, or uint16 for a uint8
+    codebook): the codebook summed over runs of block_w pixels of a row.
+    """
+
+    def __init__(
+        self,
+        codebook: npt.NDArray[np.float32] | npt.NDArray[np.uint8],
+        norms: npt.NDArray[np.float32],
+        block_sums: npt.NDArray[np.float32] | npt.NDArray[np.uint16] | None = None,
+        block_w: int = 16,
+    ) -> None: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def n_centroids(self) -> int: ...
+    @property
+    def compact(self) -> bool:
+        """Whether the values are bytes (v / 255)."""
+
 def build_lut(
-    codebook: npt.NDArray[np.float32],
-    norms: npt.NDArray[np.float32],
+    codebook: Codebook,
     kind: int,
     probs: npt.NDArray[np.float32] | None,
     labels: npt.NDArray[np.int32] | None,
     eps: float,
-    threads: int = 1,
-    block_sums: npt.NDArray[np.float32] | None = None,
-    block_w: int = 16,
+    threads: int = 0,
     class_weights: npt.NDArray[np.float32] | None = None,
     photo_weight: float = 1.0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
-    """LUT (C, K) of one query and the classes it sums.
+    """LUT (C, K) of one query against a bound :class:`Codebook`, and the classes it sums.
 
-    codebook: position-major (C, D, K); norms: squared centroid norms (C, K); kind: 0 image, 1 sketch,
-    2 image + sketch; probs: (C, D) for kinds 0 and 2; labels: (D,) for kinds 1 and 2 (-1 = unspecified);
-    eps: query pixels with p <= eps are left out of image LUTs (0 = exact); threads: 0 = the default, more
-    than :func:`max_threads` are clamped to it; block_sums: the codebook summed over runs of block_w pixels
-    of a row (C, n * ceil(n / block_w), K), optional; class_weights (C,), > 0, optional: the query photo's
-    maps are reweighted per pixel, w_c p_c / sum_c' w_c' p_c' (the index's class-prior correction);
+    kind: 0 image, 1 sketch, 2 image + sketch; probs: (C, D) for kinds 0 and 2; labels: (D,) for kinds 1 and 2
+    (-1 = unspecified); eps: query pixels with p <= eps are left out of image LUTs (0 = exact); threads: 0 = the
+    default, more than :func:`max_threads` are clamped to it; class_weights (C,), > 0, optional: the query
+    photo's maps are reweighted per pixel, w_c p_c / sum_c' w_c' p_c' (the index's class-prior correction);
     photo_weight in (0, 1]: LUT[c, k] = ||q_c||^2 - 2 q_c.a_ck + photo_weight ||a_ck||^2 (1: squared L2).
     """
+
+def search_pq(
+    codebook: Codebook,
+    codes: npt.NDArray[np.uint8],
+    defaults: npt.NDArray[np.uint8],
+    kinds: Sequence[int],
+    probs: Sequence[npt.NDArray[np.float32] | None],
+    labels: Sequence[npt.NDArray[np.int32] | None],
+    k: int,
+    eps: float,
+    mask: npt.NDArray[np.uint8] | None = None,
+    ids: npt.NDArray[np.int64] | None = None,
+    threads: int = 0,
+    dense: npt.NDArray[np.uint8] | None = None,
+    class_weights: npt.NDArray[np.float32] | None = None,
+    photo_weight: float = 1.0,
+    quantized: bool | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Top-k PQ search of a batch of queries in one call: each query's LUT against the bound codebook (as
+    :func:`build_lut`), then one scan of the (C, N) codes (as :func:`scan_pq`). Returns (positions (nq, k),
+    distances (nq, k) ascending, entries filled per query)."""
 
 def scan_pq(
     codes: npt.NDArray[np.uint8],

@@ -275,6 +275,8 @@ class Index:
                 block_sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2, dtype=dtype)
             block_sums = block_sums.reshape(self._block_sums_shape())
         self._block_sums = block_sums
+        # bound once: the core checks the arrays here, not on every search
+        self._bound = _core.Codebook(cb, self._cnorms, block_sums, min(BLOCK_W, self.size))
 
     def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
@@ -543,20 +545,18 @@ class Index:
                 st.exact[: st.n], st.exact_norms[: st.n], [r[0] for r in resolved],
                 [r[1] for r in resolved], [r[2] for r in resolved], kk, mask=mask, ids=pos, threads=threads,
                 class_weights=self._weights, photo_weight=self.ranking.photo_weight)
-        else:
-            built = [self._lut(r, eps, threads) for r in resolved]
-            luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
-            classes = [b[1] for b in built]
-            ids, dists, counts = _core.scan_pq(st.codes[:, : st.n], st.defaults, luts, classes, kk,
-                                               mask=mask, ids=pos, threads=threads, dense=st.dense)
+        else:  # the LUTs and the scan in one call into the core
+            ids, dists, counts = _core.search_pq(
+                self._bound, st.codes[:, : st.n], st.defaults, [r[0] for r in resolved], [r[1] for r in resolved],
+                [r[2] for r in resolved], kk, eps, mask=mask, ids=pos, threads=threads, dense=st.dense,
+                class_weights=self._weights, photo_weight=self.ranking.photo_weight)
         out = [SearchResult(self._ids_at(st, ids[i, : counts[i]]), dists[i, : counts[i]].copy())
                for i in range(len(resolved))]
         return out[0] if single else out
 
     def _lut(self, resolved, eps: float, threads: int):
         kind, probs, labels = resolved
-        return _core.build_lut(self._cb, self._cnorms, kind, probs, labels, eps, threads, self._block_sums,
-                               min(BLOCK_W, self.size), self._weights, self.ranking.photo_weight)
+        return _core.build_lut(self._bound, kind, probs, labels, eps, threads, self._weights, self.ranking.photo_weight)
 
     def lookup_table(self, query: Query, *, eps: float | None = None, threads: int = 1):
         """The lookup table a PQ search sums for ``query``: (LUT float32 (C, K) with LUT[c, k] = the distance
