@@ -203,6 +203,13 @@ py::tuple run_search(int nq, int64_t k, const std::function<void(TopKOut)>& fn) 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "segsearch C++ core: LUT builders, SIMD PQ scan and exact scan";
 
+    py::enum_<QueryKind>(m, "QueryKind", py::arithmetic(),
+                         "The three query kinds, as the core numbers them (functions taking `kind` accept these or\n"
+                         "their integers 0, 1, 2).")
+        .value("image", QueryKind::Image, "a photo's maps: all classes summed")
+        .value("sketch", QueryKind::Sketch, "a label map: only the drawn classes summed")
+        .value("image_and_sketch", QueryKind::ImageSketch, "a photo with drawn pixels overriding its maps");
+
     m.def("simd_level", []() { return simd_level_name(simd_level()); }, "The SIMD level in use.");
     m.def("supported_simd_levels", []() {
         std::vector<std::string> out;

@@ -50,20 +50,34 @@ def _stub_signatures() -> dict[str, list[tuple[str, str | None]]]:
     for node in ast.parse(STUB.read_text()).body:
         if isinstance(node, ast.FunctionDef):
             sigs[node.name] = _params(node)
-        elif isinstance(node, ast.ClassDef):
+        elif isinstance(node, ast.ClassDef) and not _is_enum(node):
             init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
             sigs[node.name] = _params(init)[1:]
     return sigs
 
 
+def _is_enum(node: ast.ClassDef) -> bool:
+    return any(ast.unparse(b).endswith("Enum") for b in node.bases)
+
+
+def _stub_enums() -> dict[str, dict[str, int]]:
+    return {node.name: {t.targets[0].id: ast.literal_eval(t.value) for t in node.body if isinstance(t, ast.Assign)}
+            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef) and _is_enum(node)}
+
+
 def _stub_properties() -> dict[str, set[str]]:
     return {node.name: {n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
-            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)}
+            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef) and not _is_enum(node)}
 
 
 def test_stub_lists_every_function_of_the_module():
     compiled = {n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))}
-    assert set(_stub_signatures()) == compiled
+    assert set(_stub_signatures()) | set(_stub_enums()) == compiled
+
+
+def test_stub_enums_match_the_module():
+    for name, members in _stub_enums().items():
+        assert {k: int(v) for k, v in getattr(_core, name).__members__.items()} == members, name
 
 
 def test_stub_parameters_and_defaults_match_the_module():

@@ -1,4 +1,5 @@
 """Type stubs for the C++ core (``segsearch._core``)."""
+import enum
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +23,14 @@ def max_threads() -> int:
 
 def code_counts(codes: npt.NDArray[np.uint8], threads: int = 0) -> npt.NDArray[np.int64]:
     """How many times each value 0..255 occurs in each row of codes (C, N) (rows contiguous): int64 (C, 256)."""
+
+class QueryKind(enum.IntEnum):
+    """The three query kinds, as the core numbers them (functions taking ``kind`` accept these or their integers
+    0, 1, 2)."""
+
+    image = 0
+    sketch = 1
+    image_and_sketch = 2
 
 class Codebook:
     """A PQ codebook bound once for the core: its arrays checked and kept, then passed to :func:`build_lut` /

@@ -7,8 +7,10 @@ import numpy as np
 
 from ._convert import as_numpy
 
-# Query kinds, as the C++ core numbers them.
-IMAGE, SKETCH, IMAGE_SKETCH = 0, 1, 2
+from ._core import QueryKind
+
+# Query kinds: the core's enum.
+IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch
 _KIND_NAMES = {IMAGE: "image", SKETCH: "sketch", IMAGE_SKETCH: "image_and_sketch"}
 
 #: How far per-pixel class sums may stray from 1 (float16 network outputs stay well inside this).
@@ -78,7 +80,7 @@ def resize_nearest(labels: np.ndarray, n: int) -> np.ndarray:
 class Query:
     """A search query. Build it with :meth:`image`, :meth:`sketch` or :meth:`image_and_sketch`."""
 
-    kind: int
+    kind: QueryKind
     probs: np.ndarray | None = None
     labels: np.ndarray | None = None
 
@@ -112,7 +114,7 @@ class Query:
     def kind_name(self) -> str:
         return _KIND_NAMES[self.kind]
 
-    def resolve(self, num_classes: int, size: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    def resolve(self, num_classes: int, size: int) -> tuple[QueryKind, np.ndarray | None, np.ndarray | None]:
         """The query as the core wants it for an index of C classes and n x n maps:
         (kind, probs (C, n*n) float32 or None, labels (n*n,) int32 or None)."""
         probs = labels = None
