@@ -325,6 +325,7 @@ HOSTILE = {
     "damaged": (lambda d: flip_byte(d / "shards" / "000001.segsearch"), "000001.segsearch is damaged"),
     "truncated": (lambda d: os.truncate(d / "shards" / "000002.segsearch", 300), "000002.segsearch is truncated"),
     "count": (lambda d: write_manifest(d, lambda m: entry(0)(m).update(count=3)), "holds 15 photos but"),
+    "base count": (lambda d: write_manifest(d, lambda m: m["base"].update(count=31)), "of 31 photos, but"),
     "codebook": (lambda d: write_manifest(d, lambda m: m["base"].update(codebook_sha256="0" * 64)),
                  "another codebook"),
     "same ids": (lambda d: copy_shard_as_third(d), "in more than one shard"),
@@ -383,3 +384,53 @@ def test_hostile_manifests_and_shards_are_clear_errors(api_folder, case):
     with pytest.raises(IndexFormatError):  # writers refuse too, and delete nothing
         compact(d)
     assert sorted(p.name for p in (d / "shards").iterdir()) == before
+
+
+def test_damaged_shard_files_and_manifests_never_crash(api_folder):
+    """Random byte flips and cuts of a shard file, and random values in the manifest: opening gives a working
+    index or an IndexFormatError naming the file, never another exception."""
+    d, one, qs, _ = api_folder
+    shard, manifest = d / "shards" / "000002.segsearch", d / "shards.json"
+    good_shard, good_manifest = shard.read_bytes(), manifest.read_text()
+    rng = np.random.default_rng(7)
+
+    def opens_or_says_why(name: str) -> None:
+        try:
+            union = open_folder(d)
+        except IndexFormatError as e:
+            assert name in str(e)
+            return
+        assert len(union.search(qs, 5)[0]) == 5
+
+    for _ in range(60):
+        b = bytearray(good_shard)
+        if rng.random() < 0.3:
+            b = b[: rng.integers(0, len(b))]
+        else:
+            for i in rng.integers(0, len(b), rng.integers(1, 4)):
+                b[i] ^= 1 << int(rng.integers(0, 8))
+        shard.write_bytes(bytes(b))
+        opens_or_says_why("000002.segsearch")
+    shard.write_bytes(good_shard)
+    values = [None, True, -1, 0, 2**70, 1.5, "x", [], {}, "shards/000001.segsearch", "shards/0000001.segsearch",
+              "shards\\000001.segsearch", "shards/000001.segsearch\0", "SHARDS/000001.segsearch"]
+    for _ in range(60):
+        m = json.loads(good_manifest)
+        where = [m, m["base"], m["shards"][0], m["shards"][1]][rng.integers(0, 4)]
+        key = list(where)[rng.integers(0, len(where))]
+        where[key] = values[rng.integers(0, len(values))]
+        manifest.write_text(json.dumps(m))
+        opens_or_says_why("shards")
+
+
+def test_string_ids_repeated_across_shards_and_compact_errors(grown, tmp_path):
+    out = tmp_path / "idx"
+    shutil.copytree(grown["out"], out)
+    shutil.copyfile(out / "shards" / "000001.segsearch", out / "shards" / "000003.segsearch")
+    write_manifest(out, lambda m: m["shards"].append({"file": "shards/000003.segsearch", "count": 11}))
+    with pytest.raises(IndexFormatError, match="the id 'copy_a.png' is in more than one shard"):
+        open_folder(out)
+    rc, _, err = run_cli("compact", out)
+    assert rc == 2 and "'copy_a.png' is in more than one shard" in err and err.count("\n") == 1
+    rc, _, err = run_cli("compact", tmp_path / "nothing")
+    assert rc == 2 and "has no index.segsearch" in err

@@ -18,8 +18,9 @@ Writes (each under the folder's ``work/`` lock, the one ``segsearch index`` take
   orphan shard file that readers never open and the next writer deletes.
 * :func:`compact` writes the union as a new ``index.segsearch`` (temp file + rename: the commit point), then
   deletes the manifest and the shards. The manifest records the base's photo count: once the base has been
-  replaced (by a compaction, or by an older segsearch rewriting it whole on ``--add``) the count differs, the
-  manifest is stale and readers ignore it, so a crash between the steps never shows a photo twice.
+  replaced (by a compaction, or by an older segsearch rewriting it whole on ``--add``) it holds at least that
+  count plus the shards' photos, the manifest is stale and readers ignore it, so a crash between the steps
+  never shows a photo twice (any other count is an error).
 
 Everything read from a folder is untrusted: a shard the manifest names must be ``shards/NNNNNN.segsearch``
 (six digits), resolve (symlinks followed) to a regular file inside the folder, hold as many photos as the
@@ -367,8 +368,12 @@ def _read_manifest(d: Path, base: Index) -> list[tuple[str, int, str]]:
         raise _manifest_error(path, "\"base\" must be an object with an integer \"count\" and a \"codebook_sha256\"")
     if not isinstance(shards, list):
         raise _manifest_error(path, "\"shards\" must be a list")
-    if b["count"] != len(base):  # the base was replaced after this manifest: its shards are in it
-        return []
+    if b["count"] != len(base):
+        total = sum(e["count"] for e in shards if isinstance(e, dict) and type(e.get("count")) is int)
+        if len(base) >= b["count"] + total:  # the base was replaced after this manifest: its shards are in it
+            return []
+        raise _manifest_error(path, f"it was written for an {INDEX_FILE} of {b['count']} photos, but "
+                                    f"{d / INDEX_FILE} holds {len(base)}")
     fp = codebook_fingerprint(base)
     if b["codebook_sha256"] != fp:
         raise _manifest_error(path, f"it was written for another codebook than {d / INDEX_FILE}'s")
@@ -427,14 +432,16 @@ def _check_unique_ids(union: ShardedIndex, manifest: Path) -> None:
     kinds = {isinstance(st.ids, list) for st in union.shards if st.n}
     if len(kinds) > 1:
         raise IndexFormatError(f"{manifest}: its shards mix string and integer ids")
-    ids = union.ids
-    if kinds == {True}:
-        if len(set(ids.tolist())) == len(ids):
-            return
+    if kinds == {True}:  # lists of str (each shard's unique already): no fixed-width copy of them all
         seen: set = set()
-        dup = next(i for i in ids.tolist() if i in seen or seen.add(i))
-        raise IndexFormatError(f"{manifest}: the id {dup[:100]!r} is in more than one shard; ids must be unique")
-    s = np.sort(ids)
+        for st in union.shards:
+            dup = next((i for i in st.ids if i in seen), None) if seen else None
+            if dup is not None:
+                raise IndexFormatError(f"{manifest}: the id {dup[:100]!r} is in more than one shard; ids must be "
+                                       "unique")
+            seen.update(st.ids)
+        return
+    s = np.sort(union.ids)
     rep = s[1:][s[1:] == s[:-1]]
     if rep.size:
         raise IndexFormatError(f"{manifest}: the id {int(rep[0])} is in more than one shard; ids must be unique")
