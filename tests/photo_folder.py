@@ -93,3 +93,20 @@ def make_index_folder(root: Path, *, captions: bool = True, segmenter=None, k: i
             caps[name] = [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) + "." for _ in range(2)]
         write_captions([(n, c) for n, cs in caps.items() for c in cs], index_dir / "captions.sqlite")
     return index_dir, photos, names, caps
+
+
+def make_sharded_copy(index_dir: Path, out: Path, cuts=(15, 30)) -> Path:
+    """A copy of an index folder whose photos are split at ``cuts`` into a base index.segsearch and shards
+    (as ``segsearch index --add`` would write them, with the same codebook); returns the new folder."""
+    import shutil
+
+    from segsearch.shards import add_shard, empty_like
+
+    shutil.copytree(index_dir, out)
+    whole = segsearch.Index.load(index_dir / "index.segsearch", mmap=False)
+    bounds = [0, *cuts, len(whole)]
+    base = empty_like(whole).add_codes(whole.codes[: cuts[0]], ids=list(whole.ids[: cuts[0]]))
+    base.save(out / "index.segsearch")
+    for lo, hi in zip(bounds[1:], bounds[2:]):
+        add_shard(out, empty_like(whole).add_codes(whole.codes[lo:hi], ids=list(whole.ids[lo:hi])))
+    return out

@@ -1,5 +1,6 @@
 """Faults while indexing: ``kill -9`` at chosen points of ``segsearch index`` (the training sample, training,
-encoding, the codebook and index saves, the captions) and of ``--add``, and a full disk at those points.
+encoding, the codebook and index saves, the captions) and of ``--add`` (its shard's and manifest's saves), and a
+full disk at those points.
 
 After each fault the same command, run again, must finish with exactly the index of a clean run (ids, codes,
 codebook, captions), leave no temp files, and a full disk must end in one line ``segsearch: error: ...`` with
@@ -166,9 +167,9 @@ def index_args(photos: Path, out: Path, captions: Path, add: bool = False) -> li
 
 def snapshot(out: Path) -> dict:
     """What a finished index folder holds: ids, codes, codebook, metadata and the captions."""
-    from segsearch import Index
+    from segsearch.shards import open_folder
 
-    index = Index.load(out / "index.segsearch", mmap=False)
+    index = open_folder(out, mmap=False)  # with the shards --add wrote
     db = sqlite3.connect(f"{(out / 'captions.sqlite').as_uri()}?mode=ro", uri=True)
     caps = db.execute("SELECT path, caption FROM captions ORDER BY rowid").fetchall()
     db.close()
@@ -192,6 +193,8 @@ def files(out: Path) -> list[str]:
 
 
 FINISHED = ["captions.sqlite", "index.segsearch", "work", "work/state.sqlite"]
+#: After --add: the new photos are a shard, listed in the manifest.
+FINISHED_ADDED = sorted(FINISHED + ["shards", "shards.json", "shards/000001.segsearch"])
 
 
 def state_ok(out: Path, photos: bool = True) -> None:
@@ -273,15 +276,19 @@ def test_kill_during_indexing_then_resume_builds_the_clean_index(folders, tmp_pa
     assert_same(snapshot(out), folders["clean"])
 
 
+#: (fault, temp files the kill leaves, photos the folder shows after the kill): --add writes the new photos as
+#: a shard (shards/000001.segsearch), then the manifest that lists it (shards.json: the commit point).
 ADD_KILLS = [
-    ("kill@stored#2", False),                    # encoding the new photos
-    ("kill@write:index.segsearch#3", True),      # during the final save
-    ("kill@captions#1", True),                   # writing the captions
+    ("kill@stored#2", False, N_BASE),                     # encoding the new photos
+    ("kill@write:000001.segsearch#3", True, N_BASE),      # during the shard's save
+    ("kill@saved:000001.segsearch#1", False, N_BASE),     # shard in place, not in the manifest: ignored
+    ("kill@write:shards.json#1", True, N_BASE),           # during the manifest's save
+    ("kill@captions#1", True, N_PHOTOS),                  # writing the captions
 ]
 
 
-@pytest.mark.parametrize(("fault", "leaves_temp"), ADD_KILLS, ids=[f for f, _ in ADD_KILLS])
-def test_kill_during_add_keeps_the_index_then_resume_adds(folders, tmp_path, fault, leaves_temp):
+@pytest.mark.parametrize(("fault", "leaves_temp", "shown"), ADD_KILLS, ids=[f for f, _, _ in ADD_KILLS])
+def test_kill_during_add_keeps_the_index_then_resume_adds(folders, tmp_path, fault, leaves_temp, shown):
     out = tmp_path / "idx"
     shutil.copytree(folders["base"], out)
     before = {n: (out / n).read_bytes() for n in ("index.segsearch", "captions.sqlite")}
@@ -290,19 +297,16 @@ def test_kill_during_add_keeps_the_index_then_resume_adds(folders, tmp_path, fau
     assert p.returncode == -signal.SIGKILL, f"the fault point was not reached: rc {p.returncode}\n{p.stderr}"
     state_ok(out)
     assert bool(temp_files(out)) == leaves_temp, temp_files(out)
-    # nothing lost: the previous captions and (unless the kill came after it was replaced) index are as they
-    # were, and searchable
-    if "captions" in fault:
-        del before["index.segsearch"]
+    # nothing lost: the previous captions and index (never rewritten by --add) are as they were, and searchable
     assert {n: (out / n).read_bytes() for n in before} == before
     from segsearch.photo_index import PhotoIndex
 
     pi = PhotoIndex.open(out)
-    assert len(pi) == (N_PHOTOS if "captions" in fault else N_BASE) and pi.search(text="blocks", k=3)
+    assert len(pi) == shown and pi.search(text="blocks", k=3)
     pi.captions.close()
     p = run("none", *cmd)
     assert p.returncode == 0, p.stderr
-    assert temp_files(out) == [] and files(out) == FINISHED
+    assert temp_files(out) == [] and files(out) == FINISHED_ADDED
     assert_same(snapshot(out), folders["added"])
 
 
@@ -408,7 +412,8 @@ def test_disk_full_during_indexing_one_line_then_resume(folders, small_disk, fau
     assert_same(snapshot(out), folders["clean"])
 
 
-@pytest.mark.parametrize("fault", ["fill@stored#1", "fill@save:index.segsearch#1", "fill@captions#1"])
+@pytest.mark.parametrize("fault", ["fill@stored#1", "fill@save:000001.segsearch#1", "fill@save:shards.json#1",
+                                   "fill@captions#1"])
 def test_disk_full_during_add_loses_nothing_then_resume(folders, small_disk, fault):
     out, filler = small_disk / "idx", small_disk / "filler"
     shutil.copytree(folders["base"], out)
@@ -418,9 +423,7 @@ def test_disk_full_during_add_loses_nothing_then_resume(folders, small_disk, fau
     line = one_line_error(p)
     assert "No space left on device" in line or "disk is full" in line, line
     assert "free some space and run the same command again" in line
-    if "captions" in fault:  # the index was replaced before the captions failed
-        del before["index.segsearch"]
-    assert {n: (out / n).read_bytes() for n in before} == before
+    assert {n: (out / n).read_bytes() for n in before} == before  # --add never rewrites index.segsearch
     assert temp_files(out) == []
     filler.unlink()
     state_ok(out)

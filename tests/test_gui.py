@@ -369,6 +369,36 @@ def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
     assert app.photo_path is None and app.query_label.cget("text") == "Query: sketch only"
 
 
+def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path):
+    """A folder of a base and two shards opens in the sketch tool and gives the hits of the one-file folder."""
+    import tkinter as tk
+
+    from photo_folder import make_sharded_copy
+    from segsearch.gui import SketchApp
+    from segsearch.photo_index import PhotoIndex
+    from segsearch.shards import ShardedIndex
+
+    sharded = PhotoIndex.open(make_sharded_copy(folder[0], tmp_path / "sharded"), segmenter=FakeSegmenter())
+    assert isinstance(sharded.index, ShardedIndex)
+    whole = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
+    root = tk.Tk()
+    app = SketchApp(root, sharded, k=6)
+    try:
+        root.update()
+        app.select_class("tree")
+        _drag(app, [(100, 100), (300, 300)])
+        _searched(app, 0)
+        assert app.error is None and len(app.hits) == 6
+        assert app.hits == whole.search(sketch=app.sketch.labels_at(whole.size), k=6)
+        n = app.search_count
+        app.result_cells[5].event_generate("<Button-1>", x=5, y=5)  # a photo as the query, from any shard
+        _searched(app, n)
+        assert app.error is None and app.hits == whole.search(image=folder[1] / app.photo_id,
+                                                              sketch=app.sketch.labels_at(whole.size), k=6)
+    finally:
+        app.close()
+
+
 # ------------------------------------------------------------------------- the user report: status, filter, numbers
 def _type(widget, text):
     for ch in text:

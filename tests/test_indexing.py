@@ -19,6 +19,7 @@ from segsearch.captions import read_captions, store_captions
 from segsearch.cli import main
 from segsearch.indexing import build_index, find_photos
 from segsearch.segmenter import Segmenter
+from segsearch.shards import open_folder
 from segsearch.tflite_import import EXPECTED_TFLITE_SHA256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -217,7 +218,8 @@ def test_add_photos_and_clamp_k(weights, tmp_path, monkeypatch, capsys):
     counter = Counter().install(monkeypatch)
     assert main(base + ["--add"]) == 0
     assert counter.n == 2  # only the new photos are segmented
-    index = Index.load(out / "index.segsearch")
+    assert len(Index.load(out / "index.segsearch")) == 3  # --add wrote a shard, not the whole index again
+    index = open_folder(out)
     assert len(index) == 5
     assert list(index.ids[:3]) == list(first.ids)
     assert sorted(index.ids[3:]) == sorted(f"new_{p.name}" for p in five[3:])
@@ -360,6 +362,6 @@ def test_ranking_is_chosen_when_the_folder_is_made(tmp_path):
     with pytest.raises(ValueError, match="started with ranking='l2', not 'balanced'"):
         build_index(tmp_path / "photos", tmp_path / "b", ranking="balanced", add=True, **opts)
     build_index(tmp_path / "photos", tmp_path / "b", add=True, **opts)
-    assert len(Index.load(plain.index_path)) == 15 and Index.load(plain.index_path).ranking.name == "l2"
+    assert len(open_folder(tmp_path / "b")) == 15 and open_folder(tmp_path / "b").ranking.name == "l2"
     with pytest.raises(ValueError, match="unknown ranking 'cos'"):
         build_index(tmp_path / "photos", tmp_path / "c", ranking="cos", **opts)

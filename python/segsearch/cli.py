@@ -2,7 +2,8 @@
 
 ``segsearch index PHOTOS_DIR --out INDEX_DIR`` builds (or resumes, or with ``--add`` extends) an index of a
 folder of photos (see :mod:`segsearch.indexing`); ``segsearch search INDEX_DIR ...`` ranks it by photo, sketch
-and/or caption words (see :mod:`segsearch.photo_index`); ``segsearch classes INDEX_DIR`` lists its classes. Bad input prints one line ``segsearch: error: ...`` on
+and/or caption words (see :mod:`segsearch.photo_index`); ``segsearch classes INDEX_DIR`` lists its classes; ``segsearch compact INDEX_DIR`` merges
+the shards ``--add`` wrote. Bad input prints one line ``segsearch: error: ...`` on
 stderr and exits with status 2; an interrupted run exits with 130 and resumes when run again.
 """
 from __future__ import annotations
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive, default=8, help="photos per batch (default 8)")
     p.add_argument("--workers", type=int, default=1, help="processes decoding photos (default 1; 0: none)")
     p.add_argument("--sample", type=_positive, default=2000, help="photos to train the codebooks on (default 2000)")
-    p.add_argument("--add", action="store_true", help="append new photos to an existing index with its codebook")
+    p.add_argument("--add", action="store_true",
+                   help="append new photos to an existing index with its codebook, as a new shard (nothing already "
+                        "written is rewritten; 'segsearch compact' merges the shards)")
     p.add_argument("--captions", default=None, metavar="FILE",
                    help="COCO captions .json or a CSV with header path,caption; stored in INDEX_DIR/captions.sqlite")
     p.add_argument("--ranking", choices=("balanced", "l2"), default=None,
@@ -84,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos", metavar="DIR", default=None,
                    help="where the indexed photos are (default: the folder recorded at indexing time)")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("compact", help="merge an index folder's shards into one index file",
+                       description="Merge the shards that 'segsearch index --add' wrote into INDEX_DIR/index.segsearch "
+                                   "and delete them. Searches give the same results before and after; a crash "
+                                   "at any point leaves a folder that opens with every photo once.")
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.set_defaults(func=_cmd_compact)
 
     p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
                        description="Print a header line, then one line per class: its index (the number the "
@@ -120,7 +130,8 @@ def _cmd_index(args) -> int:
     report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
                          device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
                          add=args.add, captions=args.captions, workers=args.workers, ranking=args.ranking)
-    print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {report.index_path}")
+    into = report.index_path if report.shard_path is None else f"{report.shard_path} (a new shard)"
+    print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {into}")
     if report.failed:
         names = ", ".join(f"{p} ({e})" for p, e in report.failed[:SHOW_FAILED])
         more = f" and {len(report.failed) - SHOW_FAILED} more" if len(report.failed) > SHOW_FAILED else ""
@@ -129,6 +140,18 @@ def _cmd_index(args) -> int:
               f"{names}{more}")
     if args.captions is not None:
         print(f"stored {report.n_captions} captions")
+    return 0
+
+
+def _cmd_compact(args) -> int:
+    from .index_folder import INDEX_FILE
+    from .shards import compact
+
+    d = Path(args.index_dir).expanduser()
+    if not (d / INDEX_FILE).is_file():
+        raise FileNotFoundError(f"{d} has no {INDEX_FILE}; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+    n = compact(d)
+    print(f"merged {n} shard{'s' if n != 1 else ''} into {d / INDEX_FILE}" if n else f"{d} has no shards to merge")
     return 0
 
 

@@ -14,7 +14,9 @@ Steps (each one resumes where it stopped; every batch is one SQLite transaction)
    delete the sample maps and the codebook checkpoint: the index holds the codebook.
 
 Photos are decoded in background processes (:meth:`Segmenter.iter_predict`). Photos that cannot be read are
-marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``.
+marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``
+and writes the photos the folder does not hold yet as a new shard (:func:`segsearch.shards.add_shard`): nothing
+already written is rewritten; ``segsearch compact`` merges the shards into ``index.segsearch``.
 
 Faults: one run at a time holds a lock on ``work/`` (a second one is told so). Every file is replaced
 atomically (``index.segsearch``, ``captions.sqlite`` and the codebook checkpoint are written to a temp file that
@@ -41,6 +43,7 @@ from .captions import read_captions_checked, write_captions
 from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
                            META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
 from .ranking import DEFAULT_RANKING, get_ranking
+from .shards import add_shard_locked, empty_like, open_folder, remove_unlisted
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -76,6 +79,8 @@ class BuildReport:
     n_centroids: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     n_captions: int = 0
+    #: The shard this run wrote (``--add`` to a finished index), else None.
+    shard_path: Path | None = None
 
 
 def find_photos(root: str | os.PathLike) -> list[str]:
@@ -203,6 +208,7 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
 def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch, sample,
                   add, segmenter, seed, niter, workers, ranking, log) -> BuildReport:
     _remove_temp_files(out, work)
+    remove_unlisted(out)
     st = _State(work / STATE_FILE)
     try:
         size, k_req, ranking = _configure(st, root, size, n_centroids, seed, sample, ranking, len(paths))
@@ -212,8 +218,9 @@ def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, devi
         index = _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, device, log)
         _encode_sample(st, sample_path, index, batch, device)
         _encode_rest(st, root, seg, index, size, batch, workers, device)
-        index_path = _write_index(st, out, index, seg, root, size)
+        index_path, shard = _write_index(st, out, index, seg, root, size)
         report = BuildReport(index_path, n_photos=st.count(), n_done=st.count("status='done'"), n_new=n_new,
+                             shard_path=shard,
                              n_centroids=index.n_centroids,
                              failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"))
         st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -553,10 +560,24 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device) -> None:
              lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
 
 
-def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: int) -> Path:
-    """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order."""
+def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:
+    """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order.
+    If the folder holds a finished index already (``--add``), write the done photos it does not hold yet as a
+    new shard instead (none: nothing is written). Returns (the index file, the new shard or None)."""
     from .index import Index
 
+    path = out / INDEX_FILE
+    if path.is_file():
+        held = open_folder(out, mmap=True)
+        rows = [(p, c) for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
+                if p not in held]
+        shard = None
+        if rows:
+            part = empty_like(index)
+            part.add_codes(np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows])
+            shard = add_shard_locked(out, part)
+        st.put("finished", True)
+        return path, shard
     codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)
     ids = []
     for i, (p, c) in enumerate(st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")):
@@ -566,7 +587,6 @@ def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: in
     final = Index.from_codebook(index.codebook, codes, ids=ids, class_names=index.class_names,
                                 ranking=index.ranking, class_prior=index.class_prior, metadata={META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"],
                                           META_PHOTOS_DIR: str(root), META_SIZE: size})
-    path = out / INDEX_FILE
     final.save(path)
     st.put("finished", True)
-    return path
+    return path, None

@@ -24,6 +24,7 @@ from .index_folder import (CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK
                            resolve_inside)
 from .palette import make_palette
 from .query import Query, check_labels
+from .shards import ShardedIndex, codes_at, open_folder
 
 __all__ = ["Hit", "PhotoIndex", "open_index"]
 
@@ -64,7 +65,7 @@ class Hit:
 class PhotoIndex:
     """An index folder: the index, where its photos are, their captions, and the network for photo queries."""
 
-    def __init__(self, index: Index, *, photos_dir=None, captions: Captions | None = None, segmenter=None,
+    def __init__(self, index: Index | ShardedIndex, *, photos_dir=None, captions: Captions | None = None, segmenter=None,
                  device=None, weights=None, index_dir=None):
         self.index = index
         self.index_dir = None if index_dir is None else Path(index_dir)
@@ -86,7 +87,9 @@ class PhotoIndex:
     @classmethod
     def open(cls, index_dir, *, segmenter=None, device=None, weights=None, photos_dir=None,
              mmap: bool = True) -> "PhotoIndex":
-        """Open ``index_dir`` (``index.segsearch`` and optionally ``captions.sqlite``), memory-mapped.
+        """Open ``index_dir`` (``index.segsearch``, the shards its ``shards.json`` lists, and optionally
+        ``captions.sqlite``), memory-mapped: ``self.index`` is an :class:`Index`, or for a folder with shards a
+        :class:`~segsearch.shards.ShardedIndex` searched as one.
 
         ``segmenter``: any object with ``classes`` and ``predict(images, size=n)`` (default: the network the
         index was built with, loaded on the first photo query, on ``device`` with ``weights``).
@@ -101,7 +104,7 @@ class PhotoIndex:
             hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
                     if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
-        index = Index.load(f, mmap=mmap)
+        index = open_folder(d, mmap=mmap)
         caps = _open_captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
         return cls(index, photos_dir=photos_dir, captions=caps, segmenter=segmenter, device=device,
                    weights=weights, index_dir=d)
@@ -297,8 +300,8 @@ class PhotoIndex:
     # ------------------------------------------------------------------ decoded codes
     def predicted_labels(self, id) -> np.ndarray:
         """The indexed photo's label map int32 (n, n): argmax over classes of its PQ-decoded maps."""
-        codes = self.index.codes[self.index.positions([id])[0]]  # (C,)
-        return np.argmax(self.index.decode(codes[None])[0], axis=0).astype(np.int32)
+        codes = codes_at(self.index, self.index.positions([id]))  # (1, C)
+        return np.argmax(self.index.decode(codes)[0], axis=0).astype(np.int32)
 
 
 def _open_captions(path: Path) -> Captions:

@@ -296,13 +296,16 @@ def codebook_in_range(cb: np.ndarray) -> tuple[bool, float, float]:
 
 
 def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bool = True,
-                block_w: int = 16) -> dict:
+                block_w: int = 16, shard: bool = False) -> dict:
     """Check what :func:`load` read as an index (see ``Index.save``): every header field's type and range, the
     set of arrays, their dtypes and shapes; with ``verify`` also what the arrays must satisfy together (the
     codebook's values are probabilities, its row-run sums match it, codes < K, code counts match the codes, ids
     unique). Returns the fields (num_classes, size, n_centroids, count, class_names, metadata, keep_exact,
     ids: None for positions, an int64 array, or a list of str, ranking: a Ranking, class_prior: float32 (C,) or
-    None). Raises IndexFormatError naming what is wrong."""
+    None). Raises IndexFormatError naming what is wrong.
+
+    ``shard=True``: a shard file of a sharded index folder (see :mod:`segsearch.shards`), which holds no codebook
+    (no ``codebook``, ``block_sums`` or ``class_prior`` arrays: its codes use the folder's base file's)."""
 
     def damaged(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{path} is damaged: {msg}")
@@ -340,8 +343,10 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
     D = n * n
     w = min(block_w, n)
     nb = -(-n // w)
-    expect: dict[str, tuple | None] = {"codebook": (C, D, K), "codes": (C, N), "code_counts": (C, K)}
-    if "block_sums" in arrays:  # files of format 1 saved before the row-run sums were stored lack them
+    expect: dict[str, tuple | None] = {"codes": (C, N), "code_counts": (C, K)}
+    if not shard:
+        expect["codebook"] = (C, D, K)
+    if "block_sums" in arrays and not shard:  # files of format 1 saved before the row-run sums were stored lack them
         expect["block_sums"] = (C, n * nb, K)
     if kind == "int64":
         expect["ids"] = (N,)
@@ -349,7 +354,7 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
         expect.update(ids_offsets=(N + 1,), ids_utf8=None)
     if keep_exact:
         expect.update(exact_maps=(N, C, D), exact_norms=(N, C))
-    if ranking.uses_prior:
+    if ranking.uses_prior and not shard:
         expect["class_prior"] = (C,)
     for name in arrays:
         if name not in expect:
@@ -369,7 +374,7 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
                           f"n_centroids={K}, count={N}")
 
     prior = None
-    if ranking.uses_prior:  # small: always checked (weights from it go into every query)
+    if ranking.uses_prior and not shard:  # small: always checked (weights from it go into every query)
         prior = np.array(arrays["class_prior"])
         if not np.isfinite(prior).all() or (prior <= 0).any():
             raise damaged("class_prior must be finite and > 0")
@@ -389,13 +394,20 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
         except UnicodeDecodeError:
             raise damaged("the string ids are not valid UTF-8") from None
     if verify:
-        _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb)
+        _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb, shard=shard)
     return {"num_classes": C, "size": n, "n_centroids": K, "count": N, "class_names": names, "metadata": metadata,
             "keep_exact": keep_exact, "ids": ids, "ranking": ranking, "class_prior": prior}
 
 
-def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:
-    """The checks that read every array (``verify=True``)."""
+def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb, shard=False) -> None:
+    """The checks that read every array (``verify=True``); a shard has no codebook to check."""
+    if not shard:
+        _check_codebook(arrays, damaged, C=C, n=n, K=K, w=w, nb=nb)
+    _check_codes_and_ids(arrays, ids, damaged, C=C, n=n, K=K, N=N)
+
+
+def _check_codebook(arrays, damaged, *, C, n, K, w, nb) -> None:
+    """The codebook's values are probabilities and its row-run sums match it."""
     cb = arrays["codebook"]
     ok, lo, hi = codebook_in_range(cb) if cb.dtype != np.uint8 else (True, 0.0, 1.0)  # any byte is a probability
     if not ok:
@@ -415,6 +427,10 @@ def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb) -> None:
                 if not ok:
                     raise damaged(f"block_sums disagree with the codebook (class {c}): they must be its sums "
                                   f"over runs of {w} pixels of a row")
+
+
+def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
+    """Codes < K matching their counts, exact norms in range, ids unique."""
     from . import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
 
     codes, counts = arrays["codes"], arrays["code_counts"]
