@@ -251,6 +251,10 @@ class Index:
         self._cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1))
         self._derive_from_codebook()
 
+    def _share_codebook(self, other: "Index") -> None:
+        """Use ``other``'s codebook and what is derived from it (shared, not copied)."""
+        self._cb, self._cnorms, self._block_sums, self._bound = other._cb, other._cnorms, other._block_sums, other._bound
+
     def _block_sums_shape(self) -> tuple[int, int, int]:
         """(C, n * blocks per row, K) of the codebook summed over blocks of BLOCK_W pixels of a row."""
         n = self.size

@@ -88,7 +88,7 @@ def empty_like(base: Index) -> Index:
     out = Index(base.num_classes, base.size, base.n_centroids, base.class_names, keep_exact=base.keep_exact,
                 metadata=base.metadata, ranking=base.ranking)
     out._set_prior(base._prior)
-    out._cb, out._cnorms, out._block_sums = base._cb, base._cnorms, base._block_sums
+    out._share_codebook(base)
     return out
 
 
