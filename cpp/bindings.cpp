@@ -296,7 +296,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
           "LUT (C, K) of one query against a bound Codebook, and the classes it sums.\n"
           "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
-          "photo_weight in (0, 1]: LUT = ||q_c||^2 - 2 q_c.a + photo_weight ||a||^2 (1: squared L2).\n"
+          "photo_weight w in (0, 1]: LUT = w ||a - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a + w ||a||^2 (1: squared L2).\n"
           "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     m.def("scan_pq",

@@ -31,7 +31,7 @@ def reweighted(probs, prior, power: float, axis: int = 1) -> np.ndarray:
 def distances(kind: str, probs, labels, maps: np.ndarray, index=None) -> np.ndarray:
     """Distances over the classes that count, for database maps (N, C, D) as the index holds them: squared L2
     (the paper's), or under ``index``'s ranking: the query photo reweighted by the class prior, then per class
-    ||q_c||^2 - 2 q_c.x_c + photo_weight ||x_c||^2."""
+    lam ||x_c - q_c / lam||^2 = ||q_c||^2 / lam - 2 q_c.x_c + lam ||x_c||^2, lam = photo_weight."""
     N, C, D = maps.shape
     lam = 1.0
     if index is not None:
@@ -41,7 +41,7 @@ def distances(kind: str, probs, labels, maps: np.ndarray, index=None) -> np.ndar
     cls, q = query_vectors(kind, probs, labels, C, D)
     x = maps[:, cls, :].astype(np.float64)
     qc = q[None, cls, :]
-    return ((qc * qc).sum(axis=(1, 2)) - 2.0 * (qc * x).sum(axis=(1, 2)) + lam * (x * x).sum(axis=(1, 2)))
+    return ((qc * qc).sum(axis=(1, 2)) / lam - 2.0 * (qc * x).sum(axis=(1, 2)) + lam * (x * x).sum(axis=(1, 2)))
 
 
 def adc_maps(codebook: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -93,10 +93,12 @@ def test_sketch_counts_only_drawn_classes(built):
     lab = np.full((size, size), -1)
     lab[: size // 2] = 1
     res = index.search(Query.sketch(lab), k=N)
-    # sum over class 1 only: distance is |S| - 2 sum_S a + lam ||a||^2 of the class-1 reconstruction
+    # sum over class 1 only: distance is lam ||a - q / lam||^2 of the class-1 reconstruction a (lam = 1: L2)
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))[:, 1]
     q = (lab.reshape(-1) == 1).astype(np.float64)
-    ref = (q * q).sum() - 2.0 * rec @ q + index.ranking.photo_weight * (rec * rec).sum(1)
+    lam = index.ranking.photo_weight
+    ref = lam * ((rec - q / lam) ** 2).sum(1)
+    assert (res.distances >= 0).all()
     np.testing.assert_allclose(np.sort(ref), res.distances, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 

@@ -95,9 +95,9 @@ def test_the_eps_cut_tests_the_photos_own_probabilities():
     cb = np.asarray(index.codebook, np.float64).reshape(C, 8, -1)
     norms = (cb * cb).sum(-1)
     lam = index.ranking.photo_weight
-    # with class 5's pixels all left out, its row is ||q_5||^2 + lam ||a||^2, the dot products gone
+    # with class 5's pixels all left out, its row is ||q_5||^2 / lam + lam ||a||^2, the dot products gone
     q5 = lifted.reshape(-1).astype(np.float64)
-    np.testing.assert_allclose(cut[5], (q5 * q5).sum() + lam * norms[5], rtol=1e-4)
+    np.testing.assert_allclose(cut[5], (q5 * q5).sum() / lam + lam * norms[5], rtol=1e-4)
     assert not np.allclose(full[5], cut[5], rtol=1e-4)
 
 

@@ -63,9 +63,11 @@ struct SparseQuery {
 // (eps = 0 keeps every nonzero: exact). ||q_c||^2 is always exact.
 SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
 
-// LUT[c][k] = ||q_c||^2 - 2 q_c.a_{c,k} + w ||a_{c,k}||^2 for the classes of `sq` (rows of classes not used are
-// left untouched), w = photo_weight: 1 gives the squared L2 distance ||q_c - a_{c,k}||^2 (entries clamped at 0
-// against rounding); w < 1 weighs the photo's own mass less (entries may then be negative).
+// LUT[c][k] = w ||a_{c,k} - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a_{c,k} + w ||a_{c,k}||^2 for the classes of `sq`
+// (rows of classes not used are left untouched), w = photo_weight in (0, 1]: 1 gives the squared L2 distance
+// ||q_c - a_{c,k}||^2; w < 1 weighs the photo's own mass less (the ranking is that of ||q_c||^2 - 2 q_c.a +
+// w ||a||^2: the extra ||q_c||^2 (1/w - 1) is the same for every photo and keeps the entries >= 0). Entries are
+// clamped at 0 against rounding.
 // lut: C x K floats. Classes are spread over `threads` threads (<= 0: default).
 void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads = 1, float photo_weight = 1.0f);
 
@@ -122,7 +124,7 @@ struct ExactMaps {
     int64_t n = 0;
     int C = 0, D = 0;
 };
-// Distances as in build_lut: sum over the query's classes of ||q_c||^2 - 2 q_c.x_c + photo_weight ||x_c||^2.
+// Distances as in build_lut: sum over the query's classes of w ||x_c - q_c / w||^2, w = photo_weight.
 void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
                 int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight = 1.0f);
 

@@ -141,7 +141,7 @@ static int64_t whole_block(const Codebook& cb, const SparseQuery& sq, int64_t t,
 
 void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int threads, float photo_weight) {
     if (!(photo_weight > 0.0f && photo_weight <= 1.0f)) throw InvalidArgument("photo_weight must be in (0, 1]");
-    const bool clamp = photo_weight == 1.0f;  // a squared distance: rounding must not make it negative
+    const double w = photo_weight, inv_w = 1.0 / w;
     const Kernels& kern = active_kernels();
     const int K = cb.K;
     const int n_cls = static_cast<int>(sq.classes.size());
@@ -200,8 +200,9 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
             const float* an = cb.norms + static_cast<int64_t>(c) * K;
             float* row = lut + static_cast<int64_t>(c) * K;
             for (int k = 0; k < K; ++k) {
-                const double v = sq.qnorm2[e] - 2.0 * scale * dot[k] + static_cast<double>(photo_weight) * an[k];
-                row[k] = static_cast<float>(clamp && v < 0.0 ? 0.0 : v);
+                // w ||a - q/w||^2: a squared distance, so rounding must not make it negative
+                const double v = inv_w * sq.qnorm2[e] - 2.0 * scale * dot[k] + w * an[k];
+                row[k] = static_cast<float>(v < 0.0 ? 0.0 : v);
             }
         }
     }

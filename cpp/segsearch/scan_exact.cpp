@@ -11,8 +11,7 @@ void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, 
                 int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight) {
     if (k <= 0) throw InvalidArgument("k must be >= 1");
     if (!(photo_weight > 0.0f && photo_weight <= 1.0f)) throw InvalidArgument("photo_weight must be in (0, 1]");
-    const bool clamp = photo_weight == 1.0f;  // a squared distance: rounding must not make it negative
-    const double pw = photo_weight;
+    const double pw = photo_weight, inv_pw = 1.0 / pw;
     const int nq = static_cast<int>(queries.size());
     if (nq == 0) return;
     const int C = maps.C, D = maps.D;
@@ -43,9 +42,9 @@ void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, 
             } else {
                 for (int64_t t = s0; t < s1; ++t) dot += static_cast<double>(sq.val[t]) * p[sq.pix[t]];
             }
-            d += sq.qnorm2[e] - 2.0 * kScale * dot + pw * maps.norms2[i * C + c];
+            d += inv_pw * sq.qnorm2[e] - 2.0 * kScale * dot + pw * maps.norms2[i * C + c];
         }
-        return static_cast<float>(clamp && d < 0.0 ? 0.0 : d);
+        return static_cast<float>(d < 0.0 ? 0.0 : d);  // a squared distance: rounding must not make it negative
     };
 
     if (subset.ids) {

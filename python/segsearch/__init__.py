@@ -14,7 +14,7 @@ from .photo_index import Hit, PhotoIndex
 from .query import Query
 from .shards import ShardedIndex, open_folder
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
            "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
 

@@ -74,7 +74,8 @@ def build_lut(
     (-1 = unspecified); eps: query pixels with p <= eps are left out of image LUTs (0 = exact); threads: 0 = the
     default, more than :func:`max_threads` are clamped to it; class_weights (C,), > 0, optional: the query
     photo's maps are reweighted per pixel, w_c p_c / sum_c' w_c' p_c' (the index's class-prior correction);
-    photo_weight in (0, 1]: LUT[c, k] = ||q_c||^2 - 2 q_c.a_ck + photo_weight ||a_ck||^2 (1: squared L2).
+    photo_weight w in (0, 1]: LUT[c, k] = w ||a_ck - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a_ck + w ||a_ck||^2 (1: the
+    squared L2 distance; the ranking is that of ||q_c||^2 - 2 q_c.a + w ||a||^2).
     """
 
 def search_pq(

@@ -10,9 +10,10 @@ photos*, see the README's "Rankings"):
   ``prior_power`` and renormalized per pixel, p'_c(j) = w_c p_c(j) / sum_c' w_c' p_c'(j), w_c = prior_c^-a
   (a logit adjustment). The index's maps are reweighted when they are encoded, a query photo's when it is
   searched, with the same weights; a drawn pixel (one-hot) is unchanged.
-- **photo weight**: per class the distance is ||q_c||^2 - 2 q_c.x_c + lam ||x_c||^2, with lam = ``photo_weight``
-  < 1: a photo's own mass counts less, so a photo is not near every query just for being unsure. It may make
-  distances negative; only their order means anything.
+- **photo weight**: per class the ranking is that of ||q_c||^2 - 2 q_c.x_c + lam ||x_c||^2, with lam =
+  ``photo_weight`` < 1: a photo's own mass counts less, so a photo is not near every query just for being
+  unsure. The distance reported is lam ||x_c - q_c / lam||^2, the same plus ||q_c||^2 (1/lam - 1), a constant
+  per query: a squared distance, >= 0 (to the query scaled by 1/lam).
 
 Sketch queries still count only the drawn classes, and drawn pixels still override the photo in photo + sketch
 queries. Both corrections cost the scan nothing (C weights applied when maps are encoded and once per query
