@@ -17,6 +17,9 @@ struct Kernels {
     float (*dot_u8)(const float* q, const uint8_t* p, int n);
     // y[0..n) += a * x[0..n) for the compact codebook (uint8 values) and its row-run sums (uint16)
     void (*axpy_u8)(float a, const uint8_t* x, float* y, int n);
+    // four axpy_u8 in a row (rows x[0..3], weights a[0..3]) with y kept in registers: the same additions in the
+    // same order, so the same result as four calls
+    void (*axpy4_u8)(const float* a, const uint8_t* const* x, float* y, int n);
     void (*axpy_u16)(float a, const uint16_t* x, float* y, int n);
     // The quantized scan (scan_pq.cpp). acc[j] = sum over u < nc of tables[u * 256 + cols[u][j]], j < n, in
     // uint16 lanes (the caller keeps every sum <= 65535). Each table's entries v >= K all equal its entry 255,

@@ -141,7 +141,7 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
 
 const Kernels& kernels_avx2() {
     using namespace avx2_level;
-    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8,
+    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8, generic_axpy4_u8,
                            generic_axpy_u16, accumulate_u8_avx2, at_most_u16, /*quantized_cost_small=*/0.15f,
                            /*quantized_cost_large=*/0.5f};
     return k;

@@ -61,7 +61,7 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
 const Kernels& kernels_avx512() {
     using namespace avx512_level;
     static const bool vbmi = cpu_has_avx512vbmi();
-    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8,
+    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8, generic_axpy4_u8,
                            generic_axpy_u16, vbmi ? accumulate_u8_vbmi : accumulate_u8_avx2, at_most_u16,
                            /*quantized_cost_small=*/0.15f, /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f};
     return k;

@@ -12,6 +12,22 @@
     for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
 }
 
+[[maybe_unused]] static void generic_axpy4_u8(const float* a, const uint8_t* const* x, float* __restrict y, int n) {
+    const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    const uint8_t* __restrict x0 = x[0];
+    const uint8_t* __restrict x1 = x[1];
+    const uint8_t* __restrict x2 = x[2];
+    const uint8_t* __restrict x3 = x[3];
+    for (int i = 0; i < n; ++i) {
+        float v = y[i];
+        v += a0 * static_cast<float>(x0[i]);
+        v += a1 * static_cast<float>(x1[i]);
+        v += a2 * static_cast<float>(x2[i]);
+        v += a3 * static_cast<float>(x3[i]);
+        y[i] = v;
+    }
+}
+
 [[maybe_unused]] static void generic_axpy_u16(float a, const uint16_t* __restrict x, float* __restrict y, int n) {
     for (int i = 0; i < n; ++i) y[i] += a * static_cast<float>(x[i]);
 }

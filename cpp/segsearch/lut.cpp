@@ -180,6 +180,18 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
                     else
                         kern.axpy(1.0f, cb.block_sums + at, part.data(), K);
                     t += w;
+                } else if (bytes && rows + 4 <= kChunk && t + 4 <= s1 && !whole_block(cb, sq, t + 1, s1) &&
+                           !whole_block(cb, sq, t + 2, s1) && !whole_block(cb, sq, t + 3, s1)) {
+                    // four rows at once (the same sums, in the same order, as one at a time)
+                    const uint8_t* x[4];
+                    for (int u = 0; u < 4; ++u) x[u] = cb.data_u8 + first + static_cast<int64_t>(sq.pix[t + u]) * K;
+                    if (t + 8 <= s1)
+                        for (int u = 4; u < 8; ++u)
+                            for (int off = 0; off < K; off += 64)
+                                __builtin_prefetch(cb.data_u8 + first + static_cast<int64_t>(sq.pix[t + u]) * K + off);
+                    kern.axpy4_u8(&sq.val[t], x, part.data(), K);
+                    t += 4;
+                    rows += 3;  // and one more below
                 } else {
                     const int64_t at = first + static_cast<int64_t>(j) * K;
                     if (bytes) {
