@@ -415,27 +415,35 @@ def real_pq_index(C: int) -> Index | None:
 
 @functools.cache
 def ranking_index(ranking: str) -> Index | None:
-    """C = 151, K = 256 index with ``ranking`` ("l2" or "balanced"), to compare what the rankings cost a search:
-    the codebook trained (Index.train, seed 0) on the database photos' maps and their mirror images, the codes
-    of those photos repeated in a seeded random order to the paper's N (so the scan meets real codes, with the
-    ranking's own share of default codes). None without the cached maps. Codebook, prior, codes cached."""
+    """C = 151, K = 256 real-derived index at the paper's N with ``ranking`` ("l2" or "balanced"), to compare
+    what the rankings cost a search: "l2" is ``real_pq_index(151)``; "balanced" is built the same way with that
+    ranking (its codebook trained by Index.train, seed 0, on the first N_TRAIN augmented maps, which also measures
+    the class prior; every augmented map encoded with it), so the scan meets each ranking's own codes. None
+    without the cached maps. Codebook, prior and codes cached."""
     if camvid() is None:
         return None
-    C, K = 151, 256
-    stem = CACHE / f"ranking-{camvid()['key']}-C{C}-K{K}-{ranking}-n{SIZE}-v{REAL_VERSION}"
-    paths = {w: Path(f"{stem}-{w}.npy") for w in ("codebook", "prior", "codes")}
-    if not all(paths[w].exists() for w in ("codebook", "codes")) or (ranking != "l2" and not paths["prior"].exists()):
-        base = real_classes(camvid()["base"], C).numpy()
-        index = Index(C, SIZE, K, ranking=ranking).train(np.concatenate([base, base[..., ::-1]]), seed=0)
-        maps_cache.save_npy(paths["codebook"], np.array(index.codebook))
-        maps_cache.save_npy(paths["codes"], index.encode(base))
-        if index.class_prior is not None:
-            maps_cache.save_npy(paths["prior"], np.array(index.class_prior))
+    if ranking == "l2":
+        return real_pq_index(151)
+    C = 151
+    paths = {w: _real_name(C, f"K{K}-{ranking}-{w}") for w in ("codebook", "prior", "codes")}
+    if not all(p.exists() for p in paths.values()):
+        t0 = time.perf_counter()
+        sample = np.empty((N_TRAIN, C, SIZE, SIZE), np.float32)  # 4.9 GB
+        for start, maps in augmented_batches(C, N_TRAIN):
+            sample[start : start + len(maps)] = maps
+        index = Index(C, SIZE, K, ranking=ranking).train(sample, seed=0)
+        del sample
+        log(f"ranking {ranking}: codebook trained in {time.perf_counter() - t0:.0f} s")
+        codes = np.empty((N_PAPER, C), np.uint8)
+        for start, maps in augmented_batches(C, N_PAPER):
+            codes[start : start + len(maps)] = index.encode(maps)
+        maps_cache.save_npy(paths["codebook"], np.array(index.codebook_u8))
+        maps_cache.save_npy(paths["prior"], np.array(index.class_prior))
+        maps_cache.save_npy(paths["codes"], codes)
+        log(f"ranking {ranking}: {N_PAPER:,} maps encoded, {time.perf_counter() - t0:.0f} s in all")
     codes = np.load(paths["codes"], allow_pickle=False)
-    pick = np.random.default_rng(REAL_SEED).integers(0, len(codes), N_PAPER)
-    prior = np.load(paths["prior"], allow_pickle=False) if ranking != "l2" else None
-    return Index.from_codebook(np.load(paths["codebook"], allow_pickle=False), np.ascontiguousarray(codes[pick]),
-                               ranking=ranking, class_prior=prior)
+    return Index.from_codebook(np.load(paths["codebook"], allow_pickle=False), np.ascontiguousarray(codes.T).T,
+                               ranking=ranking, class_prior=np.load(paths["prior"], allow_pickle=False))
 
 
 @functools.cache

@@ -168,7 +168,7 @@ def test_real_search(measure, benchmark, C, kind, threads):
 def test_ranking_cost(measure, benchmark, ranking, kind):
     """What the default ranking ("balanced": class-prior correction, photo weight 1/2) costs a search against
     the paper's L2, C = 151, K = 256, N = the paper's, threads=1: each ranking's own codebook and codes of the
-    CamVid database photos (``data.ranking_index``), the held-out photo's queries (``data.real_query``)."""
+    real-derived maps (``data.ranking_index``), the held-out photo's queries (``data.real_query``)."""
     index = real_or_skip(data.ranking_index(ranking))
     benchmark.extra_info.update(code_stats(index), ranking=ranking)
     measure(("ranking_cost", ranking, kind), f"ranking cost, {kind} query C=151",
