@@ -126,6 +126,17 @@ QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std:
     return s;
 }
 
+// A batch of queries: one kind, probability maps and label map per query (the arrays must outlive the specs).
+std::vector<QuerySpec> make_specs(const std::vector<int>& kinds, const std::vector<std::optional<Arr<float>>>& probs,
+                                  const std::vector<std::optional<Arr<int32_t>>>& labels, int C, int D,
+                                  const std::optional<Arr<float>>& class_weights) {
+    const size_t nq = kinds.size();
+    if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
+    std::vector<QuerySpec> specs;
+    for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], C, D, class_weights));
+    return specs;
+}
+
 // The codes (C, N) as the scan reads them, with their per-class default code (< K) and dense flags.
 Codes make_codes(const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const std::optional<Arr<uint8_t>>& dense,
                  int K) {
@@ -344,10 +355,8 @@ PYBIND11_MODULE(_core, m) {
               const Codebook& cb = arrays.cb;
               const Codes cv = make_codes(codes, defaults, dense, cb.K);
               if (cv.C != cb.C) bad("codes and codebook have different numbers of classes");
-              const size_t nq = kinds.size();
-              if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
-              std::vector<QuerySpec> specs;
-              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], cb.C, cb.D, class_weights));
+              const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, cb.C, cb.D, class_weights);
+              const size_t nq = specs.size();
               Subset sub = make_subset(mask, ids, cv.n);
               return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
                   // every query's LUT (classes spread over the threads), then one scan for the batch
@@ -389,10 +398,8 @@ PYBIND11_MODULE(_core, m) {
               em.maps = maps.data();
               need_dims(norms2, {em.n, em.C}, "exact norms");
               em.norms2 = norms2.data();
-              const size_t nq = kinds.size();
-              if (probs.size() != nq || labels.size() != nq) bad("kinds, probs and labels must have one entry per query");
-              std::vector<QuerySpec> specs;
-              for (size_t q = 0; q < nq; ++q) specs.push_back(make_spec(kinds[q], probs[q], labels[q], em.C, em.D, class_weights));
+              const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, em.C, em.D, class_weights);
+              const size_t nq = specs.size();
               Subset sub = make_subset(mask, ids, em.n);
               return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
                   std::vector<SparseQuery> sqs;

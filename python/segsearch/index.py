@@ -314,7 +314,7 @@ class Index:
         a = self._reweighted(self._check_batch(probs))
         exact = norms = None
         if self.keep_exact:
-            exact = np.rint(a.reshape(len(a), self.num_classes, self.dim) * 255.0).clip(0, 255).astype(np.uint8)
+            exact = _to_bytes(a.reshape(len(a), self.num_classes, self.dim))
             norms = _exact_norms(exact)
         with self._write_lock:  # encoded with the codebook it is added under (train may not swap it between)
             self._append_locked(self._encode_reweighted(a, device), ids, exact, norms)

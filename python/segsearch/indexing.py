@@ -564,8 +564,6 @@ def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: in
     """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order.
     If the folder holds a finished index already (``--add``), write the done photos it does not hold yet as a
     new shard instead (none: nothing is written). Returns (the index file, the new shard or None)."""
-    from .index import Index
-
     path = out / INDEX_FILE
     if path.is_file():
         held = open_folder(out, mmap=True)
@@ -584,9 +582,10 @@ def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: in
         codes[i] = np.frombuffer(c, np.uint8)
         ids.append(p)
     network = seg.identity or {"name": None, "sha256": None}
-    final = Index.from_codebook(index.codebook, codes, ids=ids, class_names=index.class_names,
-                                ranking=index.ranking, class_prior=index.class_prior, metadata={META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"],
-                                          META_PHOTOS_DIR: str(root), META_SIZE: size})
+    final = empty_like(index)  # the codebook as it is, not converted and derived again
+    final.metadata = {META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"], META_PHOTOS_DIR: str(root),
+                      META_SIZE: size}
+    final.add_codes(codes, ids=ids)
     final.save(path)
     st.put("finished", True)
     return path, None
