@@ -32,6 +32,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _ray_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help=f"{what} on Ray: 'local' (a Ray instance on this machine), HOST:PORT of a head node, "
+                        "ray://HOST:PORT, or nothing for the cluster this machine joined with 'ray start'; the "
+                        "photos and the index folder must be on a path every node reads (needs: pip install "
+                        "\"segsearch[ray]\")")
+    p.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
+                   help="Ray actors (default: " + ("one per GPU of the cluster, else one per CPU)" if what.startswith("segment")
+                                                  else "one per shard, at most one per CPU)"))
+    if what.startswith("segment"):
+        p.add_argument("--ray-threads", type=_positive, default=None, metavar="T",
+                       help="torch threads (and CPUs reserved) per Ray actor (default 1); as many as a run without "
+                            "--ray uses (one per core) gives the same codes bit for bit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segsearch", description="Spatial-semantic image search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -59,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranking", choices=("balanced", "l2"), default=None,
                    help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
                         "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)")
+    _ray_options(p, "segment and encode the photos")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",
@@ -86,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "built with)")
     p.add_argument("--photos", metavar="DIR", default=None,
                    help="where the indexed photos are (default: the folder recorded at indexing time)")
+    _ray_options(p, "scan the shards")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("compact", help="merge an index folder's shards into one index file",
@@ -114,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "built with)")
     p.add_argument("--photos", metavar="DIR", default=None,
                    help="where the indexed photos are (default: the folder recorded at indexing time)")
+    _ray_options(p, "scan the shards")
     p.set_defaults(func=_cmd_gui)
     return parser
 
@@ -121,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_gui(args) -> int:
     from . import gui
 
-    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k, photos_dir=args.photos)
+    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k, photos_dir=args.photos,
+                   ray=args.ray, ray_actors=args.ray_actors)
 
 
 def _cmd_index(args) -> int:
@@ -129,7 +148,8 @@ def _cmd_index(args) -> int:
 
     report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
                          device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
-                         add=args.add, captions=args.captions, workers=args.workers, ranking=args.ranking)
+                         add=args.add, captions=args.captions, workers=args.workers, ranking=args.ranking,
+                         ray=args.ray, ray_actors=args.ray_actors, ray_threads=args.ray_threads)
     into = report.index_path if report.shard_path is None else f"{report.shard_path} (a new shard)"
     print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {into}")
     if report.failed:
@@ -172,7 +192,8 @@ def _cmd_search(args) -> int:
         raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"photo {args.image} does not exist")
-    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights, photos_dir=args.photos)
+    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights, photos_dir=args.photos,
+                         ray=args.ray, ray_actors=args.ray_actors)
     sketch = None if args.sketch is None else pi.sketch_labels(args.sketch)
     if args.draw:
         boxes = sketch_from_boxes([_parse_box(s) for s in args.draw], pi.classes, pi.size)
@@ -232,7 +253,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("segsearch: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, SegsearchError, FileNotFoundError, OSError, sqlite3.Error) as e:
+    except (ValueError, SegsearchError, FileNotFoundError, OSError, sqlite3.Error, ImportError) as e:
         print(f"segsearch: error: {_error_line(e)}", file=sys.stderr)
         return 2
 

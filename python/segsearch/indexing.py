@@ -161,7 +161,8 @@ def _progress(total: int, desc: str, unit: str = "photo"):
 def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: int | None = None,
                 device=None, weights=None, batch: int = 8, sample: int = 2000, add: bool = False,
                 captions=None, segmenter=None, seed: int = 0, niter: int = 20, workers: int = 1,
-                ranking: str | None = None, log: Callable[[str], None] = print) -> BuildReport:
+                ranking: str | None = None, ray: str | None = None, ray_actors: int | None = None,
+                ray_threads: int | None = None, log: Callable[[str], None] = print) -> BuildReport:
     """Index the photos under ``photos_dir`` into the folder ``out_dir`` (see the module docstring).
 
     Re-running with the same arguments resumes an interrupted run. ``add=True`` appends photos that are not
@@ -170,7 +171,10 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     (a different explicit value is an error). ``segmenter``: a ready :class:`~segsearch.segmenter.Segmenter`
     (else the default network, from ``weights``/``device``, built when first needed). ``workers``: processes
     decoding photos. ``ranking``: ``"balanced"`` (the default for a new index) or ``"l2"`` (the paper's), see
-    ``segsearch.ranking``; fixed when the index is made. Raises ValueError for bad input.
+    ``segsearch.ranking``; fixed when the index is made. ``ray``: segment and encode the photos on Ray actors
+    at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``, see :mod:`segsearch.ray_indexing`), ``ray_actors``
+    of them, each running torch with ``ray_threads`` threads (default 1); ``device`` is then the actors' (default: a GPU each where the cluster has GPUs) and ``segmenter`` is
+    sent to them. The result is the same as without Ray. Raises ValueError for bad input.
     """
     root = Path(photos_dir).expanduser().resolve()
     if not root.is_dir():
@@ -181,7 +185,15 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
         raise ValueError(f"--centroids must be in 1..256; got {n_centroids}")
     if size is not None and not 1 <= size <= 1024:
         raise ValueError(f"--size must be in 1..1024; got {size}")
-    _check_device(device)
+    if ray is None:
+        _check_device(device)  # on Ray, the actors' device: checked where they run
+    else:
+        from .ray_cluster import check_address
+
+        check_address(ray)
+        for name, v in (("ray_actors", ray_actors), ("ray_threads", ray_threads)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a whole number >= 1; got {v!r}")
     if ranking is not None:
         get_ranking(ranking)  # a known name, or ValueError
     paths, skipped = scan_photos(root)
@@ -200,24 +212,28 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     lock = _lock_folder(work, out)
     try:
         return _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch,
-                             sample, add, segmenter, seed, niter, workers, ranking, log)
+                             sample, add, segmenter, seed, niter, workers, ranking, log, ray, ray_actors,
+                             ray_threads)
     finally:
         _unlock_folder(lock)
 
 
 def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch, sample,
-                  add, segmenter, seed, niter, workers, ranking, log) -> BuildReport:
+                  add, segmenter, seed, niter, workers, ranking, log, ray=None, ray_actors=None,
+                  ray_threads=None) -> BuildReport:
     _remove_temp_files(out, work)
     remove_unlisted(out)
     st = _State(work / STATE_FILE)
+    seg = _LazySegmenter(st, segmenter, weights, device, ray, (ray_actors, ray_threads), size, batch, workers)
     try:
         size, k_req, ranking = _configure(st, root, size, n_centroids, seed, sample, ranking, len(paths))
         n_new = _register(st, paths, add, out)
-        seg = _LazySegmenter(st, segmenter, weights, device)
+        seg.size = size
+        here = None if ray is not None else device  # on Ray, --device is the actors'; this process trains on its own
         sample_path = work / SAMPLE_FILE
-        index = _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, device, log)
-        _encode_sample(st, sample_path, index, batch, device)
-        _encode_rest(st, root, seg, index, size, batch, workers, device)
+        index = _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, here, log)
+        _encode_sample(st, sample_path, index, batch, here)
+        _encode_rest(st, root, seg, index, size, batch, workers, device, out)
         index_path, shard = _write_index(st, out, index, seg, root, size)
         report = BuildReport(index_path, n_photos=st.count(), n_done=st.count("status='done'"), n_new=n_new,
                              shard_path=shard,
@@ -225,6 +241,7 @@ def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, devi
                              failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"))
         st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
+        seg.close()
         st.close()
     for leftover in (sample_path, work / CODEBOOK_FILE, work / OLD_CODEBOOK_FILE):  # the index holds the codebook
         leftover.unlink(missing_ok=True)
@@ -318,11 +335,34 @@ def _check_device(device) -> None:
 
 class _LazySegmenter:
     """Builds the segmenter (loading weights takes seconds) only when a photo must be segmented, and checks
-    that it is the network the index folder was started with (recorded in the state the first time)."""
+    that it is the network the index folder was started with (recorded in the state the first time). With
+    ``ray`` (an address), the photos are segmented by Ray actors instead (:meth:`pool`)."""
 
-    def __init__(self, st: _State, segmenter, weights, device):
+    def __init__(self, st: _State, segmenter, weights, device, ray=None, ray_actors=None, size=None, batch=8,
+                 workers=1):
         self._st, self._seg, self._weights, self._device = st, segmenter, weights, device
         self._checked = False
+        self._ray, self._ray_actors, self.size, self._batch, self._workers = ray, ray_actors, size, batch, workers
+        self._pool = None
+
+    def pool(self):
+        """The Ray actors (:class:`segsearch.ray_indexing.EncoderPool`), or None for a local run."""
+        if self._ray is None:
+            return None
+        if self._pool is None:
+            from .ray_indexing import EncoderPool
+
+            stored = self.identity
+            want = stored["sha256"] if stored and self._weights is None else None
+            actors, threads = self._ray_actors
+            self._pool = EncoderPool(self._ray, actors=actors, threads=threads, segmenter=self._seg, weights=self._weights,
+                                     weights_sha256=want, device=self._device, size=self.size, batch=self._batch,
+                                     workers=self._workers, check_identity=self._check_identity)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
 
     def get(self):
         if self._seg is None:
@@ -332,17 +372,20 @@ class _LazySegmenter:
             want = stored["sha256"] if stored and self._weights is None else None
             self._seg = Segmenter.default(device=self._device, weights=self._weights, weights_sha256=want)
         if not self._checked:
-            mine = {"name": self._seg.name, "sha256": getattr(self._seg, "weights_sha256", None)}
-            stored = self.identity
-            if stored is None:
-                self._st.put("network", mine)
-            elif stored != mine:
-                raise ValueError(
-                    f"this index folder was started with network {stored['name']!r} (weights sha256 "
-                    f"{str(stored['sha256'])[:12]}...), not {mine['name']!r} ({str(mine['sha256'])[:12]}...); run "
-                    "again with the same --weights, or use a new --out folder")
+            self._check_identity({"name": self._seg.name, "sha256": getattr(self._seg, "weights_sha256", None)})
             self._checked = True
         return self._seg
+
+    def _check_identity(self, mine: dict) -> None:
+        """Record the network ``mine`` ({"name", "sha256"}) as the folder's, or check it is the recorded one."""
+        stored = self.identity
+        if stored is None:
+            self._st.put("network", mine)
+        elif stored != mine:
+            raise ValueError(
+                f"this index folder was started with network {stored['name']!r} (weights sha256 "
+                f"{str(stored['sha256'])[:12]}...), not {mine['name']!r} ({str(mine['sha256'])[:12]}...); run "
+                "again with the same --weights, or use a new --out folder")
 
     @property
     def identity(self) -> dict | None:
@@ -436,22 +479,31 @@ def _choose_sample(st: _State, sample: int, seed: int) -> None:
 
 
 def _segment(st: _State, root: Path, seg: _LazySegmenter, todo: list[tuple], size: int, batch: int,
-             workers: int, desc: str, store: Callable) -> None:
+             workers: int, desc: str, store: Callable, codebook: tuple[str, str] | None = None) -> None:
     """Segment the photos ``todo`` [(id, path)] in batches (decoded in ``workers`` processes); for each batch,
-    one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others."""
+    one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others. On Ray
+    the actors segment chunks of whole batches (encoded with ``codebook`` = (checkpoint, sha256) when given:
+    ``store`` then gets codes), committed here in ``todo``'s order."""
     if not todo:
         return
-    model = seg.get()
+    pool = seg.pool()
     with _progress(len(todo), desc) as bar:
-        for s in range(0, len(todo), batch * 64):  # a fresh loader every 64 batches keeps its queue short
-            part = todo[s : s + batch * 64]
-            for idx, maps, failed in model.iter_predict([root / r[1] for r in part], size=size,
-                                                        batch_size=batch, workers=workers):
-                with st.db:
-                    st.mark_failed(part, [(i, _short_error(err, root)) for i, err in failed])
-                    if len(idx):
-                        store([part[i] for i in idx.tolist()], maps)
-                bar.update(len(idx) + len(failed))
+        for part, idx, payload, failed in (_local_batches(seg.get(), root, todo, size, batch, workers)
+                                           if pool is None else pool.chunks(root, todo, codebook=codebook)):
+            with st.db:
+                st.mark_failed(part, [(i, _short_error(err, root)) for i, err in failed])
+                if len(idx):
+                    store([part[i] for i in idx.tolist()], payload)
+            bar.update(len(idx) + len(failed))
+
+
+def _local_batches(model, root: Path, todo: list[tuple], size: int, batch: int, workers: int):
+    """(rows, positions in rows segmented, their maps, failed) per network batch, segmented in this process."""
+    for s in range(0, len(todo), batch * 64):  # a fresh loader every 64 batches keeps its queue short
+        part = todo[s : s + batch * 64]
+        for idx, maps, failed in model.iter_predict([root / r[1] for r in part], size=size, batch_size=batch,
+                                                    workers=workers):
+            yield part, idx, maps, failed
 
 
 def _short_error(err: str, root: Path) -> str:
@@ -553,11 +605,24 @@ def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
             _store_codes(st, part, codes)
 
 
-def _encode_rest(st, root, seg, index, size, batch, workers, device) -> None:
-    """Segment and encode the photos outside the sample."""
+def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) -> None:
+    """Segment and encode the photos outside the sample (on Ray, the actors encode them with the codebook
+    checkpoint, written first if this run has none)."""
     todo = st.rows("SELECT id, path FROM photos WHERE status='pending' AND sampled=0 ORDER BY id")
-    _segment(st, root, seg, todo, size, batch, workers, "segmenting",
-             lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
+    if not todo:
+        return
+    if seg.pool() is None:
+        _segment(st, root, seg, todo, size, batch, workers, "segmenting",
+                 lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
+        return
+    from .shards import codebook_fingerprint
+
+    checkpoint = out / WORK_DIR / CODEBOOK_FILE
+    if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
+        empty_like(index).save(checkpoint)
+    codebook = (str(checkpoint.resolve()), codebook_fingerprint(index))
+    _segment(st, root, seg, todo, size, batch, workers, "segmenting", lambda rows, codes: _store_codes(st, rows, codes),
+             codebook=codebook)
 
 
 def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:

@@ -86,7 +86,7 @@ class PhotoIndex:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, index_dir, *, segmenter=None, device=None, weights=None, photos_dir=None,
-             mmap: bool = True) -> "PhotoIndex":
+             mmap: bool = True, ray: str | None = None, ray_actors: int | None = None) -> "PhotoIndex":
         """Open ``index_dir`` (``index.segsearch``, the shards its ``shards.json`` lists, and optionally
         ``captions.sqlite``), memory-mapped: ``self.index`` is an :class:`Index`, or for a folder with shards a
         :class:`~segsearch.shards.ShardedIndex` searched as one.
@@ -94,6 +94,8 @@ class PhotoIndex:
         ``segmenter``: any object with ``classes`` and ``predict(images, size=n)`` (default: the network the
         index was built with, loaded on the first photo query, on ``device`` with ``weights``).
         ``photos_dir`` overrides where the photos are (default: the folder recorded at indexing time).
+        ``ray``: search on Ray at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``; see
+        :mod:`segsearch.ray_search`), the shards spread over ``ray_actors`` actors; the results are the same.
         """
         d = Path(index_dir).expanduser()
         if not d.is_dir():
@@ -104,7 +106,12 @@ class PhotoIndex:
             hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
                     if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
-        index = open_folder(d, mmap=mmap)
+        if ray is not None:
+            from .ray_search import open_on_ray
+
+            index = open_on_ray(d, ray, actors=ray_actors)
+        else:
+            index = open_folder(d, mmap=mmap)
         caps = _open_captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
         return cls(index, photos_dir=photos_dir, captions=caps, segmenter=segmenter, device=device,
                    weights=weights, index_dir=d)

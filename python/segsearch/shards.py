@@ -286,14 +286,26 @@ class ShardedIndex:
         plan = self.plan(queries, exact=exact, eps=eps, threads=threads)
         if not queries:
             return []
-        threads, parts = n_threads, []
-        for s, st in enumerate(self.shards):
-            lo, hi = int(self.offsets[s]), int(self.offsets[s + 1])
-            m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
-            p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
-            parts.append(scan_shard(st, plan, k, mask=m, positions=p, threads=threads))
-        out = [SearchResult(self._ids_at(p), d) for p, d in merge_topk(parts, self.offsets[:-1], k)]
+        parts, offsets = self._scan_parts(plan, k, mask, pos, n_threads)
+        out = [SearchResult(self._ids_at(p), d) for p, d in merge_topk(parts, offsets, k)]
         return out[0] if single else out
+
+    def shard_filter(self, s: int, mask, pos):
+        """Shard ``s``'s part of a search's subset (:meth:`Index._subset` over the union): (mask, positions),
+        local to the shard, each None when the search has no such restriction."""
+        lo, hi = int(self.offsets[s]), int(self.offsets[s + 1])
+        m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
+        p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
+        return m, p
+
+    def _scan_parts(self, plan: SearchPlan, k: int, mask, pos, threads: int):
+        """Every shard's :func:`scan_shard` result and the global offsets of their positions (in this process;
+        :class:`segsearch.ray_search.RayShardedIndex` scans on Ray actors instead)."""
+        parts = []
+        for s, st in enumerate(self.shards):
+            m, p = self.shard_filter(s, mask, pos)
+            parts.append(scan_shard(st, plan, k, mask=m, positions=p, threads=threads))
+        return parts, self.offsets[:-1]
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -395,8 +407,16 @@ def _read_manifest(d: Path, base: Index) -> list[tuple[str, int, str]]:
     return out
 
 
-def _load_shard(d: Path, rel: str, count: int, base: Index, fp: str, mmap: bool, verify: bool):
-    """(the shard's photos as an Index state, its path), checked against the base and the manifest."""
+def shard_expectation(base: Index) -> tuple:
+    """What every shard's header must repeat of the base: (num_classes, size, K, class names, keep_exact, ranking);
+    picklable, so a process that opens shards without the base (a Ray actor) can check them."""
+    return (base.num_classes, base.size, base.n_centroids, base.class_names, base.keep_exact,
+            base.ranking.to_json())
+
+
+def _load_shard(d: Path, rel: str, count: int, base, fp: str, mmap: bool, verify: bool):
+    """(the shard's photos as an Index state, its path), checked against the base (an Index, or its
+    :func:`shard_expectation`) and the manifest."""
     manifest = d / MANIFEST_FILE
     real, why = resolve_inside(d.resolve(), rel)
     if real is None:
@@ -411,7 +431,8 @@ def _load_shard(d: Path, rel: str, count: int, base: Index, fp: str, mmap: bool,
         raise IndexFormatError(f"{path} is not a shard of this index: it was not encoded with the codebook of "
                                f"{d / INDEX_FILE}")
     f = storage.check_index(path, header, arr, verify=verify, block_w=BLOCK_W, shard=True)
-    mine = (base.num_classes, base.size, base.n_centroids, base.class_names, base.keep_exact, base.ranking.to_json())
+    mine = base if isinstance(base, tuple) else shard_expectation(base)
+    keep_exact = mine[4]
     theirs = (f["num_classes"], f["size"], f["n_centroids"], f["class_names"], f["keep_exact"], f["ranking"].to_json())
     if mine != theirs:
         raise IndexFormatError(f"{path} does not match {d / INDEX_FILE} (classes, map size, K, keep_exact or "
@@ -422,7 +443,7 @@ def _load_shard(d: Path, rel: str, count: int, base: Index, fp: str, mmap: bool,
         raise IndexFormatError(f"{path} is damaged: a shard's ids must be stored (ids_kind 'int64' or 'str')")
     counts = np.array(arr["code_counts"])
     exact = norms = None
-    if base.keep_exact:
+    if keep_exact:
         exact, norms = arr["exact_maps"], arr["exact_norms"]
     st = _State(f["count"], arr["codes"], f["ids"], counts, *_code_stats(counts), exact, norms)
     return st, path

@@ -21,9 +21,11 @@ from .window import SketchApp
 __all__ = ["STATE_ENV", "SketchApp", "run"]
 
 
-def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12, photos_dir=None) -> int:
+def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12, photos_dir=None,
+        ray: str | None = None, ray_actors: int | None = None) -> int:
     """Open the sketch tool on ``index_dir`` (or an opened :class:`PhotoIndex`) and run until the window closes.
-    ``photos_dir``: where the photos are, instead of the folder the index recorded.
+    ``photos_dir``: where the photos are, instead of the folder the index recorded. ``ray``: search on Ray at
+    this address (see :meth:`PhotoIndex.open`).
 
     Raises ValueError / FileNotFoundError for a bad index folder or when no display is available.
     """
@@ -32,7 +34,8 @@ def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int =
             raise ValueError("give an index folder or an opened PhotoIndex")
         from ..photo_index import PhotoIndex
 
-        photo_index = PhotoIndex.open(index_dir, device=device, weights=weights, photos_dir=photos_dir)
+        photo_index = PhotoIndex.open(index_dir, device=device, weights=weights, photos_dir=photos_dir, ray=ray,
+                                      ray_actors=ray_actors)
     try:
         root = tk.Tk(className="segsearch")
     except tk.TclError as e:

@@ -1,0 +1,72 @@
+"""Connecting to Ray, the cluster engine that indexing (:mod:`segsearch.ray_indexing`) and search
+(:mod:`segsearch.ray_search`) can run on. Ray is optional: ``pip install "segsearch[ray]"``.
+
+Addresses, as Ray takes them: ``"local"`` starts a Ray instance on this machine for this process (it stops
+with it); ``"auto"`` connects to the cluster this machine is part of (``ray start --head`` / ``ray start
+--address=...`` ran here, or ``RAY_ADDRESS`` is set); ``"HOST:PORT"`` connects to a head node and
+``"ray://HOST:10001"`` through Ray Client. A process that already called ``ray.init`` keeps its connection.
+
+Every node must have the same segsearch (and torch) installed, and the photos and the index folder must be on
+a path every node reads with the same name (a shared file system): actors open them by path.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["connect", "import_ray", "RAY_INSTALL_HINT"]
+
+RAY_INSTALL_HINT = 'pip install "segsearch[ray]"'
+_ADDRESS = re.compile(r"(local|auto|ray://[^\s]+|[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5})")
+
+
+def import_ray():
+    """The ``ray`` module, or an ImportError saying how to install it."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(f"running on Ray needs the ray package ({e}); install it with: {RAY_INSTALL_HINT}") \
+            from None
+    return ray
+
+
+def check_address(address) -> str:
+    """``address`` as a string Ray takes, or ValueError saying what is accepted."""
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
+        raise ValueError(f"Ray address {address!r} is not one of: local (a Ray instance on this machine), auto "
+                         "(the cluster this machine joined with 'ray start'), HOST:PORT (a head node) or "
+                         "ray://HOST:PORT (Ray Client)")
+    return address.strip()
+
+
+def connect(address: str = "local", **init_kwargs):
+    """Connect this process to Ray at ``address`` (see the module doc) unless it is connected already; returns
+    the ``ray`` module. ``init_kwargs`` go to ``ray.init`` for ``"local"`` (e.g. ``num_cpus``). A cluster that
+    cannot be reached is a ConnectionError naming the address."""
+    address = check_address(address)
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs = dict(init_kwargs) if address == "local" else {}
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("log_to_driver", True)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise ConnectionError(f"cannot connect to the Ray cluster at {address!r}: {e}. Start one with "
+                              "'ray start --head' (then use --ray auto or the address it prints), or use "
+                              "--ray local") from None
+    return ray
+
+
+def cluster_resources(ray) -> tuple[int, int]:
+    """(CPUs, GPUs) the connected cluster has, whole numbers."""
+    res = ray.cluster_resources()
+    return int(res.get("CPU", 0)), int(res.get("GPU", 0))
+
+
+def actor_died_errors(ray) -> tuple[type, ...]:
+    """The exceptions Ray raises for a call whose actor died (and could not be restarted in time)."""
+    ex = ray.exceptions
+    return tuple(t for t in (getattr(ex, "RayActorError", None), getattr(ex, "ActorDiedError", None),
+                             getattr(ex, "ActorUnavailableError", None), getattr(ex, "WorkerCrashedError", None))
+                 if t is not None)
