@@ -110,3 +110,26 @@ def make_sharded_copy(index_dir: Path, out: Path, cuts=(15, 30)) -> Path:
     for lo, hi in zip(bounds[1:], bounds[2:]):
         add_shard(out, empty_like(whole).add_codes(whole.codes[lo:hi], ids=list(whole.ids[lo:hi])))
     return out
+
+
+class DyingSegmenter:
+    """A segmenter whose process dies (``os._exit``, as a kill or the OOM killer would end it) on its first
+    ``times`` batches runs, counted in the file ``counter`` (shared by the restarted processes); then it runs
+    ``inner``. For the Ray tests: the actor holding it is killed mid-run."""
+
+    def __init__(self, inner, counter: Path, times: int = 1):
+        self.inner, self.counter, self.times = inner, Path(counter), times
+        self.classes, self.name = inner.classes, inner.name
+        self.weights_sha256 = getattr(inner, "weights_sha256", None)
+
+    def deaths(self) -> int:
+        return len(self.counter.read_bytes()) if self.counter.exists() else 0
+
+    def iter_predict(self, paths, **kwargs):
+        import os
+
+        if self.times < 0 or self.deaths() < self.times:
+            with open(self.counter, "ab") as f:
+                f.write(b"x")
+            os._exit(1)
+        yield from self.inner.iter_predict(paths, **kwargs)

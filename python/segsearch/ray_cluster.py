@@ -12,6 +12,7 @@ a path every node reads with the same name (a shared file system): actors open t
 from __future__ import annotations
 
 import re
+import socket
 
 __all__ = ["connect", "import_ray", "RAY_INSTALL_HINT"]
 
@@ -46,6 +47,7 @@ def connect(address: str = "local", **init_kwargs):
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    _reachable(address)
     kwargs = dict(init_kwargs) if address == "local" else {}
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("log_to_driver", True)
@@ -56,6 +58,24 @@ def connect(address: str = "local", **init_kwargs):
                               "'ray start --head' (then use --ray auto or the address it prints), or use "
                               "--ray local") from None
     return ray
+
+
+#: Seconds to wait for a head node's port to answer before giving up (Ray itself waits over a minute).
+CONNECT_TIMEOUT_S = 10
+
+
+def _reachable(address: str) -> None:
+    """ConnectionError unless the head node at ``HOST:PORT`` / ``ray://HOST:PORT`` accepts a TCP connection within
+    :data:`CONNECT_TIMEOUT_S` ("local" and "auto" are not checked: Ray answers those at once)."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as e:
+        raise ConnectionError(f"cannot connect to the Ray cluster at {address!r}: nothing answers there ({e}). "
+                              "Start one with 'ray start --head' (then use the address it prints), or use --ray "
+                              "local") from None
 
 
 def cluster_resources(ray) -> tuple[int, int]:

@@ -126,9 +126,10 @@ class EncoderPool:
         have = gpus if use_gpu else cpus // t
         n = self._n if self._n is not None else max(1, have)
         if n > have:
-            each = "one GPU" if use_gpu else f"{t} CPU{'s' if t > 1 else ''} (--ray-threads)"
-            raise ValueError(f"--ray-actors {n}: the Ray cluster has {gpus if use_gpu else cpus} "
-                             f"{'GPUs' if use_gpu else 'CPUs'} and each actor needs {each}; use at most {have} actors")
+            each = "one GPU" if use_gpu else f"{t} CPU{'s' if t > 1 else ''} (ray_threads, --ray-threads)"
+            raise ValueError(f"{n} Ray actors asked for, but the cluster has {gpus if use_gpu else cpus} "
+                             f"{'GPUs' if use_gpu else 'CPUs'} and each actor needs {each}; ask for {have} or fewer "
+                             "(ray_actors, --ray-actors)")
         opts = {"num_cpus": t, "max_restarts": MAX_RESTARTS, "max_task_retries": MAX_RESTARTS}
         if use_gpu:
             opts["num_gpus"] = 1

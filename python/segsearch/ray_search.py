@@ -56,16 +56,16 @@ class ShardScanner:
                     st, _ = _load_shard(d, rel, count, expect, fp, True, verify)
                 self.states[s], self.offsets[s] = st, offset
         except (OSError, ValueError) as e:  # kept for ready() / scan() to report (not a Ray actor-creation error)
-            self.error = (type(e).__name__, str(e))
+            self.error = e
 
     def ready(self):
-        """None when every shard is open, else (error type name, message)."""
+        """None when every shard is open, else the error that stopped one (an IndexFormatError naming it)."""
         return self.error
 
     def scan(self, plan: SearchPlan, k: int, filters: dict, threads: int):
         """This actor's k nearest for each query: (global positions int64 (nq, kk), distances float32, counts)."""
         if self.error is not None:
-            raise (IndexFormatError if self.error[0] == "IndexFormatError" else SegsearchError)(self.error[1])
+            raise self.error
         parts, offsets = [], []
         for s, st in self.states.items():
             m, p = filters.get(s, (None, None))
@@ -101,6 +101,9 @@ class RayShardedIndex(ShardedIndex):
     ``search`` takes :meth:`Index.search`'s arguments and returns the same ids and distances; everything else
     (ids, positions, codebook, decode) is answered by this process from its memory-mapped copy. ``actors``
     holds the actor handles and ``assignment`` the shard numbers (0: ``index.segsearch``) each one holds.
+    A search's ``threads`` are each actor's (default: the cluster's CPUs shared among the actors). The actors
+    reserve no CPU while idle, so several indexes can be open at once; ``close()`` (or a ``with`` block) stops
+    them.
     """
 
     def __init__(self, union: ShardedIndex, index_dir, *, actors: int | None = None, verify: bool = True):
@@ -114,7 +117,8 @@ class RayShardedIndex(ShardedIndex):
         n = actors if actors is not None else max(1, min(len(counts), cpus))
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"actors must be a whole number >= 1; got {actors!r}")
-        self.assignment = _assign(counts, n)
+        self.assignment = _assign(counts, n)  # at most one actor per shard
+        self.threads = max(1, cpus // len(self.assignment))
         rels = [None] + [str(p.relative_to(self.paths[0].parent)) for p in self.paths[1:]]
         expect, fp = shard_expectation(self.base), codebook_fingerprint(self.base)
         remote = ray.remote(ShardScanner).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
@@ -123,13 +127,19 @@ class RayShardedIndex(ShardedIndex):
                                      expect, fp, verify) for shards in self.assignment]
         errors = self._get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S,
                            what="open their shards")
-        for shards, err in zip(self.assignment, errors):
+        for err in errors:
             if err is not None:
                 self.close()
-                raise (IndexFormatError if err[0] == "IndexFormatError" else SegsearchError)(err[1])
+                raise err
 
     def __repr__(self) -> str:
         return "Ray" + super().__repr__()[:-1] + f", actors={len(self.actors)})"
+
+    def __enter__(self) -> "RayShardedIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def shard_names(self, shards) -> str:
         return ", ".join(str(self.paths[s].relative_to(self.paths[0].parent)) for s in shards)
@@ -156,6 +166,9 @@ class RayShardedIndex(ShardedIndex):
     def _scan_parts(self, plan: SearchPlan, k: int, mask, pos, threads: int):
         import ray
 
+        if not self.actors:
+            raise SegsearchError(f"this Ray search of {self.index_dir} was closed; open the index again")
+        threads = threads or self.threads
         plan_ref = ray.put(plan)  # sent once to each node, not once per actor
         refs = []
         for shards, actor in zip(self.assignment, self.actors):
@@ -194,7 +207,8 @@ def open_on_ray(index_dir, address: str = "local", *, actors: int | None = None,
     """Open an index folder (any: with or without shards) for search on Ray at ``address`` (``"local"``,
     ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.ray_cluster`). ``actors``: how many
     (default: one per shard, at most one per CPU of the cluster). ``init_kwargs`` go to ``ray.init`` for a
-    local instance. Raises what :func:`open_folder` raises, and SegsearchError when actors cannot open the shards."""
+    local instance (ignored when this process is connected already). Raises what :func:`open_folder` raises, and
+    SegsearchError when actors cannot open the shards."""
     connect(address, **init_kwargs)
     union = open_folder(index_dir, mmap=True, verify=verify)
     if not isinstance(union, ShardedIndex):
