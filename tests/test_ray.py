@@ -225,24 +225,30 @@ def _index_bytes(d: Path) -> bytes:
 
 
 def test_index_on_ray_gives_the_same_index(tmp_path, cluster, photo_dir, local_build):
-    """Same sample and seed: the same codebook, codes, ids and failed photos; with the actors' torch on as
-    many threads as the local run, the same index file byte for byte."""
+    """Same sample and seed: the same codebook, codes, ids and failed photos, the same index file byte for
+    byte: by default each actor runs torch on as many threads as this process (here CPUS: one actor)."""
+    import torch
+
     local, report = local_build
     out = tmp_path / "idx"
-    got = build_index(photo_dir, out, segmenter=_pixel_segmenter(), ray="local", ray_actors=1, ray_threads=CPUS,
-                      **OPTS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CPUS)
+    try:
+        got = build_index(photo_dir, out, segmenter=_pixel_segmenter(), ray="local", **OPTS)
+    finally:
+        torch.set_num_threads(threads)
     assert (got.n_done, got.n_photos, got.failed) == (report.n_done, report.n_photos, report.failed)
     assert got.failed and got.failed[0][0] == "broken.jpg"
     assert _index_bytes(out) == _index_bytes(local)
     assert not (out / "work" / "codebook.segsearch").exists() and not (out / "work" / "sample.f16").exists()
 
 
-def test_index_on_ray_default_actors_same_rankings(tmp_path, cluster, photo_dir, local_build):
-    """Two actors of one thread each (the default here): the same codes; the class prior may differ in the last
-    bits (the network's rounding depends on the threads), so the rankings are compared, distances to 1e-5."""
+def test_index_on_ray_one_thread_actors_same_rankings(tmp_path, cluster, photo_dir, local_build):
+    """Two actors of one thread each: the same codes; the class prior may differ in the last bits (the
+    network's rounding depends on the threads), so the rankings are compared, distances to 1e-5."""
     local, _ = local_build
     out = tmp_path / "idx"
-    build_index(photo_dir, out, segmenter=_pixel_segmenter(), ray="local", **OPTS)
+    build_index(photo_dir, out, segmenter=_pixel_segmenter(), ray="local", ray_actors=2, ray_threads=1, **OPTS)
     a, b = segsearch.Index.load(local / "index.segsearch"), segsearch.Index.load(out / "index.segsearch")
     assert list(a.ids) == list(b.ids)
     np.testing.assert_array_equal(a.codes, b.codes)

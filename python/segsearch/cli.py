@@ -39,12 +39,12 @@ def _ray_options(p: argparse.ArgumentParser, what: str) -> None:
                         "photos and the index folder must be on a path every node reads (needs: pip install "
                         "\"segsearch[ray]\")")
     p.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
-                   help="Ray actors (default: " + ("one per GPU of the cluster, else one per CPU)" if what.startswith("segment")
+                   help="Ray actors (default: " + ("one per GPU of the cluster, else its CPUs / --ray-threads)" if what.startswith("segment")
                                                   else "one per shard, at most one per CPU)"))
     if what.startswith("segment"):
         p.add_argument("--ray-threads", type=_positive, default=None, metavar="T",
-                       help="torch threads (and CPUs reserved) per Ray actor (default 1); as many as a run without "
-                            "--ray uses (one per core) gives the same codes bit for bit")
+                       help="torch threads (and CPUs reserved) per CPU actor (default: as many as torch uses here, "
+                            "one per core, so the index is the one a run without --ray writes, bit for bit)")
 
 
 def build_parser() -> argparse.ArgumentParser:

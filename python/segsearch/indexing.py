@@ -173,7 +173,8 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     decoding photos. ``ranking``: ``"balanced"`` (the default for a new index) or ``"l2"`` (the paper's), see
     ``segsearch.ranking``; fixed when the index is made. ``ray``: segment and encode the photos on Ray actors
     at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``, see :mod:`segsearch.ray_indexing`), ``ray_actors``
-    of them, each running torch with ``ray_threads`` threads (default 1); ``device`` is then the actors' (default: a GPU each where the cluster has GPUs) and ``segmenter`` is
+    of them, each running torch with ``ray_threads`` threads (default: as many as in this process, so the
+    result is the same as without Ray); ``device`` is then the actors' (default: a GPU each where the cluster has GPUs) and ``segmenter`` is
     sent to them. The result is the same as without Ray. Raises ValueError for bad input.
     """
     root = Path(photos_dir).expanduser().resolve()

@@ -18,10 +18,11 @@ once, after its result arrives, so no photo is lost or stored twice. A killed dr
 flight: the same command resumes from the state database, like a local run.
 
 Threads: the network's float rounding depends on how many threads torch runs it with (measured on real photos:
-up to 1.5e-5 in a map between 1 and 2 threads), and a photo whose map is that close to the boundary between two
-centroids gets the other code. Each actor runs torch with ``threads`` threads (one by default, and that many
-CPUs reserved); a run whose actors use as many threads as the local run (torch's default: one per core) gives
-the same files bit for bit.
+up to 1.5e-5 in a map between 1 and 2 threads), which moves the training sample's float16 maps, so the codebook,
+and a photo whose map is that close to the boundary between two centroids gets the other code. Each CPU actor
+runs torch with ``threads`` threads and reserves that many CPUs; by default as many as torch uses in this
+process (one per core; at most a node's CPUs), so a run on Ray writes the same files, bit for bit, as a run
+without Ray on this machine. GPU actors reserve one CPU and one GPU each.
 """
 from __future__ import annotations
 
@@ -39,11 +40,20 @@ __all__ = ["PhotoEncoder", "EncoderPool"]
 MAX_RESTARTS = 2
 #: A chunk whose actor died this many times (each after Ray's own restarts) stops the run with an error.
 MAX_RESUBMITS = 3
-#: Network batches per chunk sent to an actor; chunks in flight per actor.
+#: Network batches per chunk sent to an actor (at most: fewer when that keeps every actor busy); chunks in
+#: flight per actor.
 BATCHES_PER_CHUNK = 8
 IN_FLIGHT = 2
 #: Seconds to wait for the actors to load the network (workers may have to start, weights to be read).
 READY_TIMEOUT_S = 900
+
+
+def _default_threads(ray, cpus: int) -> int:
+    """Threads per CPU actor by default: torch's in this process, at most the largest node's CPUs."""
+    import torch
+
+    nodes = [int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    return max(1, min(torch.get_num_threads(), max(nodes, default=cpus)))
 
 
 class PhotoEncoder:
@@ -110,10 +120,10 @@ class EncoderPool:
 
     def __init__(self, address: str, *, actors: int | None, threads: int | None, segmenter, weights,
                  weights_sha256, device, size: int, batch: int, workers: int, check_identity):
-        self._address, self._n, self._threads = address, actors, threads or 1
+        self._address, self._n, self._threads = address, actors, threads
         self._args = (segmenter, weights, weights_sha256, device, size, batch, workers)
         self._check_identity = check_identity
-        self.chunk = batch * BATCHES_PER_CHUNK
+        self.batch = batch
         self.actors: list = []
         self._make = None
 
@@ -122,7 +132,7 @@ class EncoderPool:
         cpus, gpus = cluster_resources(ray)
         segmenter, weights, sha, device, size, batch, workers = self._args
         use_gpu = gpus > 0 and (device is None or str(device).startswith("cuda"))
-        t = self._threads
+        t = self._threads or (1 if use_gpu else _default_threads(ray, cpus))
         have = gpus if use_gpu else cpus // t
         n = self._n if self._n is not None else max(1, have)
         if n > have:
@@ -165,7 +175,9 @@ class EncoderPool:
             return
         if not self.actors:
             self._start()
-        parts = [todo[s : s + self.chunk] for s in range(0, len(todo), self.chunk)]
+        per_actor = -(-len(todo) // len(self.actors))  # whole batches, so each network batch holds the local run's
+        chunk = self.batch * max(1, min(BATCHES_PER_CHUNK, -(-per_actor // self.batch)))
+        parts = [todo[s : s + chunk] for s in range(0, len(todo), chunk)]
         died = actor_died_errors(ray)
         inflight: deque = deque()  # [chunk number, ref, actor slot, actor handle, resubmits]
 
