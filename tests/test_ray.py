@@ -90,6 +90,27 @@ def test_search_on_ray_equals_one_index(folders, actors):
         on_ray.search(qs, 3)
 
 
+def test_read_api_on_ray(folders):
+    """ids, in, positions, code_rows and the codebook: what open_folder's index says, the per-photo parts
+    answered by the actors."""
+    _, sharded, photos, names = folders
+    local = open_folder(sharded)
+    with open_on_ray(sharded, actors=2) as on_ray:
+        assert len(on_ray) == len(local) == 40
+        assert list(on_ray.ids) == list(local.ids) and on_ray.string_ids
+        assert names[22] in on_ray and "nope.png" not in on_ray and ["unhashable"] not in on_ray
+        np.testing.assert_array_equal(on_ray.positions([names[39], names[0], names[16]]), [39, 0, 16])
+        with pytest.raises(ValueError, match="not in the index"):
+            on_ray.positions(["nope.png"])
+        pos = [0, 14, 15, 29, 30, 39, 3]
+        np.testing.assert_array_equal(on_ray.code_rows(pos), local.code_rows(pos))
+        np.testing.assert_array_equal(on_ray.decode(on_ray.code_rows([5])), local.decode(local.code_rows([5])))
+        assert on_ray.num_classes == len(CLASSES) and on_ray.metadata == local.metadata
+        assert on_ray.position_map([names[30], "nope.png"]) == {names[30]: 30}
+        with pytest.raises(ValueError, match="subset mixes bools and ids"):
+            on_ray.search(_queries(photos, names)[0], 3, subset=[True, names[1]])
+
+
 def test_exact_search_on_ray(tmp_path, cluster):
     seg = FakeSegmenter()
     make_photos(tmp_path / "photos", n=12)
@@ -134,11 +155,11 @@ def test_search_sees_added_shards_and_compaction(tmp_path, folders):
     both = empty_like(union).add_codes(np.concatenate([union.codes, union.codes[:6]]),
                                        ids=list(union.ids) + [f"new{i}.png" for i in range(6)])
     after = open_on_ray(d, actors=2)
-    assert len(after) == 46 and len(after.shards) == 3
+    assert len(after) == 46 and len(after.counts) == 3
     _same(after.search(qs, 50), both.search(qs, 50))
     assert compact(d) == 2
     compacted = open_on_ray(d)
-    assert len(compacted.shards) == 1 and len(compacted.actors) == 1
+    assert len(compacted.counts) == 1 and len(compacted.actors) == 1
     _same(compacted.search(qs, 50), both.search(qs, 50))
 
 

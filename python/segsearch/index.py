@@ -65,6 +65,18 @@ def _check_threads(threads) -> int:
     return min(_check_count(threads, "threads", 1), _core.max_threads())
 
 
+def check_search_args(query, k, threads, eps) -> tuple[bool, list, int, int]:
+    """:meth:`Index.search`'s checks: (one query given, the queries, k, threads); ValueError for bad ones."""
+    single = isinstance(query, Query)
+    queries = [query] if single else list(query) if isinstance(query, (list, tuple)) else None
+    if queries is None or not all(isinstance(q, Query) for q in queries):
+        raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
+    k = _check_count(k, "k", 1)
+    n_threads = _check_threads(threads)
+    _check_eps(eps)
+    return single, queries, k, n_threads
+
+
 class Index:
     """Spatial-semantic image index: one PQ subspace per class map, K centroids, one byte per class per image.
 
@@ -522,12 +534,7 @@ class Index:
         (default :data:`DEFAULT_EPS`; 0 = exact LUTs). Results are sorted by ascending distance; k larger
         than the number of candidates returns them all.
         """
-        single = isinstance(query, Query)
-        queries = [query] if single else list(query) if isinstance(query, (list, tuple)) else None
-        if queries is None or not all(isinstance(q, Query) for q in queries):
-            raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
-        k = _check_count(k, "k", 1)
-        threads = _check_threads(threads)
+        single, queries, k, threads = check_search_args(query, k, threads, eps)
         eps = _check_eps(eps)
         st = self._state  # one state for the whole search, whatever adds meanwhile
         mask, pos = self._subset(st, subset)

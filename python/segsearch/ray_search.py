@@ -4,12 +4,13 @@ fanned out in one round trip, the per-shard top k merged exactly.
 >>> index = open_on_ray("my-index", "local")          # or PhotoIndex.open("my-index", ray="local")
 >>> index.search(query, k=10)                          # the same ids and distances as open_folder("my-index")
 
-The driver (this process) opens the folder itself, memory-mapped, for what is cheap: the manifest, the ids
-and the codebook, from which it builds each batch's lookup tables once (:meth:`ShardedIndex.plan`). The codes
-are scanned only by the actors: each holds some shards (balanced by photo count, spread over the nodes),
-finds their k nearest with :func:`~segsearch.shards.scan_shard` and merges them; the driver merges the
-actors' lists with :func:`~segsearch.shards.merge_topk`, by (distance, global position), so the result is
-bit for bit that of one index over all the photos (ties by insertion order).
+The driver (this process) reads only the manifest and the base file (``index.segsearch``: the codebook, from
+which it builds each batch's lookup tables once, :func:`~segsearch.shards.make_plan`). Everything per photo
+stays with the actors: each opens some shards (balanced by photo count, spread over the nodes), verifies them,
+and answers for them: the k nearest (:func:`~segsearch.shards.scan_shard`, merged over its shards, with their
+ids), which ids it holds and where, their codes. The driver merges the actors' lists by (distance, global
+position), so a search returns bit for bit what one index over all the photos returns (ties by insertion
+order), and its memory does not grow with the number of photos in the shards.
 
 Faults: an actor whose process dies is restarted by Ray (it maps its shards again) and the call is retried;
 an actor that cannot be restarted, or a shard it cannot open (moved, deleted, not on that node's path, damaged),
@@ -22,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexFormatError, SegsearchError
-from .index import Index
+from .index import Index, SearchResult, _code_stats, check_search_args
 from .index_folder import INDEX_FILE
 from .ray_cluster import actor_died_errors, cluster_resources, connect
-from .shards import (SearchPlan, ShardedIndex, _load_shard, codebook_fingerprint, merge_topk, open_folder,
-                     scan_shard, shard_expectation)
+from .shards import (SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan, merge_topk,
+                     scan_shard, shard_expectation, shard_filter)
 
 __all__ = ["RayShardedIndex", "open_on_ray"]
 
@@ -55,34 +56,61 @@ class ShardScanner:
                 else:
                     st, _ = _load_shard(d, rel, count, expect, fp, True, verify)
                 self.states[s], self.offsets[s] = st, offset
-        except (OSError, ValueError) as e:  # kept for ready() / scan() to report (not a Ray actor-creation error)
+        except (OSError, ValueError) as e:  # kept for ready() / the calls to report (not an actor-creation error)
             self.error = e
 
-    def ready(self):
-        """None when every shard is open, else the error that stopped one (an IndexFormatError naming it)."""
-        return self.error
-
-    def scan(self, plan: SearchPlan, k: int, filters: dict, threads: int):
-        """This actor's k nearest for each query: (global positions int64 (nq, kk), distances float32, counts)."""
+    def _ok(self) -> None:
         if self.error is not None:
             raise self.error
+
+    def ready(self):
+        """(None, {shard: (code counts (C, K), ids are strings)}), or (the error that stopped a shard, None)."""
+        if self.error is not None:
+            return self.error, None
+        return None, {s: (np.asarray(st.counts), isinstance(st.ids, list)) for s, st in self.states.items()}
+
+    def scan(self, plan: SearchPlan, k: int, filters: dict, threads: int):
+        """This actor's k nearest for each query: [(global positions int64, distances float32, ids)]."""
+        self._ok()
         parts, offsets = [], []
         for s, st in self.states.items():
             m, p = filters.get(s, (None, None))
             parts.append(scan_shard(st, plan, k, mask=m, positions=p, threads=threads))
             offsets.append(self.offsets[s])
-        return _pack(merge_topk(parts, offsets, k), plan.n_queries)
+        return [(pos, dist, self._ids(pos)) for pos, dist in merge_topk(parts, offsets, k)]
 
+    def _ids(self, pos: np.ndarray) -> list:
+        """The ids at global positions ``pos`` (all in this actor's shards)."""
+        out = []
+        for g in pos.tolist():
+            s = max((s for s in self.states if self.offsets[s] <= g), key=lambda s: self.offsets[s])
+            out.append(Index._ids_at(self.states[s], np.array([g - self.offsets[s]], np.int64))[0].item())
+        return out
 
-def _pack(merged, n_queries: int):
-    """merge_topk's [(positions, distances)] per query as scan_shard's (positions, distances, counts) arrays."""
-    kk = max((len(p) for p, _ in merged), default=0)
-    pos = np.zeros((n_queries, kk), np.int64)
-    dist = np.zeros((n_queries, kk), np.float32)
-    counts = np.zeros(n_queries, np.int64)
-    for q, (p, d) in enumerate(merged):
-        pos[q, : len(p)], dist[q, : len(p)], counts[q] = p, d, len(p)
-    return pos, dist, counts
+    def positions(self, ids: list) -> dict:
+        """{id: global position} for the ``ids`` this actor's shards hold."""
+        self._ok()
+        out = {}
+        for s, st in self.states.items():
+            where = st.positions()
+            for i in ids:
+                try:
+                    if i in where:
+                        out[i] = self.offsets[s] + where[i]
+                except TypeError:  # an unhashable id is in no shard
+                    pass
+        return out
+
+    def ids(self, s: int) -> np.ndarray:
+        """Every id of shard ``s`` in insertion order."""
+        self._ok()
+        st = self.states[s]
+        return Index._ids_at(st, np.arange(st.n, dtype=np.int64))
+
+    def code_rows(self, wanted: dict) -> dict:
+        """{shard: codes uint8 (len(local positions), C)} for {shard: local positions}."""
+        self._ok()
+        return {s: np.ascontiguousarray(self.states[s].codes[:, pos].T) for s, pos in wanted.items()}
 
 
 def _assign(counts: list[int], n_actors: int) -> list[list[int]]:
@@ -95,45 +123,84 @@ def _assign(counts: list[int], n_actors: int) -> list[list[int]]:
     return [sorted(a) for a in out if a]
 
 
-class RayShardedIndex(ShardedIndex):
-    """A :class:`ShardedIndex` whose shards are scanned by Ray actors (:func:`open_on_ray` opens one).
+class _KnownPositions:
+    """What :meth:`Index._subset` needs of a state, for ids already looked up: ``n`` and id -> position."""
 
-    ``search`` takes :meth:`Index.search`'s arguments and returns the same ids and distances; everything else
-    (ids, positions, codebook, decode) is answered by this process from its memory-mapped copy. ``actors``
-    holds the actor handles and ``assignment`` the shard numbers (0: ``index.segsearch``) each one holds.
-    A search's ``threads`` are each actor's (default: the cluster's CPUs shared among the actors). The actors
-    reserve no CPU while idle, so several indexes can be open at once; ``close()`` (or a ``with`` block) stops
-    them.
+    def __init__(self, n: int, found: dict):
+        self.n, self._found = n, found
+
+    def positions(self):
+        return self._found
+
+
+class RayShardedIndex:
+    """An index folder searched by Ray actors (:func:`open_on_ray` opens one): the same results as
+    :func:`~segsearch.shards.open_folder`'s index, whose read API it has (``search``, ``len``, ``in``,
+    ``positions``, ``ids``, ``code_rows``; codebook properties such as ``num_classes``, ``decode``, ``metadata``
+    are the base file's, read here).
+
+    ``actors`` holds the actor handles and ``assignment`` the shard numbers (0: ``index.segsearch``, then the
+    manifest's order) each one holds; ``counts`` / ``offsets`` the photos of each shard and the global position
+    of its first. A search's ``threads`` are each actor's (default: the cluster's CPUs shared among the actors).
+    The actors reserve no CPU while idle, so several indexes can be open at once; ``close()`` (or a ``with``
+    block) stops them, as does dropping the object.
     """
 
-    def __init__(self, union: ShardedIndex, index_dir, *, actors: int | None = None, verify: bool = True):
-        ShardedIndex.__init__(self, union.base, union.shards[1:], union.paths)
+    _DELEGATED = frozenset({"num_classes", "size", "n_centroids", "class_names", "metadata", "keep_exact",
+                            "ranking", "class_prior", "codebook", "codebook_u8", "decode", "dim", "is_trained",
+                            "lookup_table", "fixed_nbytes"})
+
+    def __init__(self, index_dir, *, actors: int | None = None, verify: bool = True):
         import ray
 
-        self.index_dir = Path(index_dir)
-        d = self.index_dir.resolve()
-        counts = [st.n for st in self.shards]
+        d = Path(index_dir).expanduser()
+        if not d.is_dir():
+            raise FileNotFoundError(f"index directory {d} does not exist")
+        self.index_dir = d
+        self.base = Index.load(d / INDEX_FILE, mmap=True, verify=verify)
+        listed = _read_manifest(d, self.base)
+        rels = [None] + [rel for rel, _, _ in listed]
+        self.counts = [len(self.base)] + [count for _, count, _ in listed]
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        self.paths = [d / INDEX_FILE] + [d / rel for rel in rels[1:]]
         cpus, _ = cluster_resources(ray)
-        n = actors if actors is not None else max(1, min(len(counts), cpus))
+        n = actors if actors is not None else max(1, min(len(self.counts), cpus))
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"actors must be a whole number >= 1; got {actors!r}")
-        self.assignment = _assign(counts, n)  # at most one actor per shard
+        self.assignment = _assign(self.counts, n)  # at most one actor per shard
         self.threads = max(1, cpus // len(self.assignment))
-        rels = [None] + [str(p.relative_to(self.paths[0].parent)) for p in self.paths[1:]]
         expect, fp = shard_expectation(self.base), codebook_fingerprint(self.base)
         remote = ray.remote(ShardScanner).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
                                                   scheduling_strategy="SPREAD")
-        self.actors = [remote.remote(str(d), [(s, rels[s], counts[s], int(self.offsets[s])) for s in shards],
-                                     expect, fp, verify) for shards in self.assignment]
-        errors = self._get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S,
-                           what="open their shards")
-        for err in errors:
+        self.actors = [remote.remote(str(d.resolve()), [(s, rels[s], self.counts[s], int(self.offsets[s]))
+                                                        for s in shards], expect, fp, verify)
+                       for shards in self.assignment]
+        answers = self._get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S, what="open their shards")
+        held: dict = {}
+        for err, got in answers:
             if err is not None:
                 self.close()
                 raise err
+            held.update(got)
+        kinds = {is_str for s, (_, is_str) in held.items() if self.counts[s]}
+        if len(kinds) > 1:
+            self.close()
+            raise IndexFormatError(f"{d}: its shards mix string and integer ids")
+        self.string_ids = kinds == {True}
+        self._defaults, self._dense = _code_stats(np.sum([held[s][0] for s in range(len(self.counts))], axis=0))
+
+    def __getattr__(self, name):
+        if name in RayShardedIndex._DELEGATED:
+            return getattr(self.base, name)
+        raise AttributeError(f"'RayShardedIndex' object has no attribute {name!r}")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
 
     def __repr__(self) -> str:
-        return "Ray" + super().__repr__()[:-1] + f", actors={len(self.actors)})"
+        return (f"RayShardedIndex({self.index_dir}: {len(self.counts)} shards, {len(self)} photos, "
+                f"num_classes={self.num_classes}, n_centroids={self.n_centroids}, ranking={self.ranking.name!r}, "
+                f"actors={len(self.actors)})")
 
     def __enter__(self) -> "RayShardedIndex":
         return self
@@ -142,10 +209,12 @@ class RayShardedIndex(ShardedIndex):
         self.close()
 
     def shard_names(self, shards) -> str:
-        return ", ".join(str(self.paths[s].relative_to(self.paths[0].parent)) for s in shards)
+        return ", ".join(str(self.paths[s].relative_to(self.index_dir)) for s in shards)
 
+    # ------------------------------------------------------------------ calls to the actors
     def _get(self, refs, *, timeout=None, what="answer"):
-        """ray.get, with a dead actor (not restarted) or a time-out said as which shards are missing."""
+        """ray.get, with a dead actor (not restarted) or a time-out said as which shards are missing, and our
+        own errors raised in an actor re-raised as they are."""
         import ray
 
         try:
@@ -159,26 +228,119 @@ class RayShardedIndex(ShardedIndex):
         except ray.exceptions.GetTimeoutError:
             raise SegsearchError(f"the Ray actors did not {what} within {timeout} s; the cluster may lack "
                                  "resources (ray status)") from None
-        except ray.exceptions.RayTaskError as e:  # our own exception, raised in the actor: re-raise it as is
+        except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             raise (cause if isinstance(cause, Exception) else SegsearchError(_first_line(e))) from None
 
-    def _scan_parts(self, plan: SearchPlan, k: int, mask, pos, threads: int):
-        import ray
-
+    def _all(self, method: str, *args) -> list:
         if not self.actors:
             raise SegsearchError(f"this Ray search of {self.index_dir} was closed; open the index again")
-        threads = threads or self.threads
+        return self._get([getattr(a, method).remote(*args) for a in self.actors])
+
+    def position_map(self, ids) -> dict:
+        """{id: global position} for those of ``ids`` in the folder (one round trip to the actors)."""
+        return self._found(_hashable(list(ids)))
+
+    def _found(self, ids: list) -> dict:
+        """{id: global position} for those of ``ids`` (hashable) in the folder (one round trip)."""
+        found: dict = {}
+        for part in self._all("positions", ids):
+            for i, g in part.items():
+                found.setdefault(i, g)
+        return found
+
+    # ------------------------------------------------------------------ the read API
+    def __contains__(self, id_) -> bool:
+        try:
+            hash(id_)
+        except TypeError:
+            return False
+        return bool(self._found([id_]))
+
+    def positions(self, ids) -> np.ndarray:
+        """Global insertion positions int64 of ``ids``; ValueError naming an id not in the index."""
+        seq = list(ids) if isinstance(ids, (list, tuple)) else np.asarray(ids).reshape(-1).tolist()
+        return Index._positions_in(_KnownPositions(len(self), self._found(_hashable(seq))), seq)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """All photos' ids in insertion order (gathered from the actors: a new array, int64 or str)."""
+        parts = {}
+        for shards, actor in zip(self.assignment, self.actors):
+            for s, ids in zip(shards, self._get([actor.ids.remote(s) for s in shards])):
+                parts[s] = ids
+        out = np.concatenate([parts[s] for s in range(len(self.counts))])
+        return out if self.string_ids else out.astype(np.int64)
+
+    def code_rows(self, positions) -> np.ndarray:
+        """The codes uint8 (len(positions), C) of the photos at global ``positions``."""
+        pos = np.asarray(positions, np.int64).reshape(-1)
+        if ((pos < 0) | (pos >= len(self))).any():
+            raise ValueError(f"positions must be in 0..{len(self) - 1}")
+        which = np.searchsorted(self.offsets, pos, side="right") - 1
+        out = np.empty((len(pos), self.num_classes), np.uint8)
+        refs, wanted = [], []
+        for shards, actor in zip(self.assignment, self.actors):
+            w = {s: pos[which == s] - self.offsets[s] for s in shards if (which == s).any()}
+            if w:
+                refs.append(actor.code_rows.remote(w))
+                wanted.append(w)
+        for got in self._get(refs):
+            for s, rows in got.items():
+                out[which == s] = rows
+        return out
+
+    def plan(self, queries, *, exact: bool = False, eps: float | None = None, threads: int | None = None):
+        """The queries made ready for the actors (:func:`~segsearch.shards.make_plan`, built here once)."""
+        return make_plan(self.base, self._defaults, self._dense, queries, exact=exact, eps=eps, threads=threads)
+
+    def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
+               eps: float | None = None):
+        """:meth:`Index.search` over the folder: one call per actor for the whole batch, merged here."""
+        import ray
+
+        single, queries, k, n_threads = check_search_args(query, k, threads, eps)
+        mask, pos = self._subset(subset)
+        plan = self.plan(queries, exact=exact, eps=eps, threads=threads)
+        if not queries:
+            return []
+        if not self.actors:
+            raise SegsearchError(f"this Ray search of {self.index_dir} was closed; open the index again")
         plan_ref = ray.put(plan)  # sent once to each node, not once per actor
         refs = []
         for shards, actor in zip(self.assignment, self.actors):
-            filters = {} if mask is None and pos is None else {s: self.shard_filter(s, mask, pos) for s in shards}
-            refs.append(actor.scan.remote(plan_ref, k, filters, threads))
-        parts = self._get(refs)
-        return parts, np.zeros(len(parts), np.int64)  # the actors return global positions
+            filters = {} if mask is None and pos is None else {s: shard_filter(self.offsets, s, mask, pos)
+                                                               for s in shards}
+            refs.append(actor.scan.remote(plan_ref, k, filters, n_threads or self.threads))
+        answers = self._get(refs)
+        out = []
+        for q in range(len(queries)):
+            got = [a[q] for a in answers]
+            g = np.concatenate([p for p, _, _ in got]).astype(np.int64)
+            dist = np.concatenate([d for _, d, _ in got]).astype(np.float32)
+            ids = [i for _, _, part in got for i in part]
+            order = np.lexsort((g, dist))[:k]
+            chosen = [ids[j] for j in order.tolist()]
+            out.append(SearchResult(np.array(chosen, dtype=str) if self.string_ids else
+                                    np.array(chosen, dtype=np.int64), dist[order]))
+        return out[0] if single else out
+
+    def _subset(self, subset):
+        """:meth:`Index._subset` over the folder, the ids looked up on the actors in one round trip."""
+        if subset is None:
+            return None, None
+        seq = None
+        if isinstance(subset, (list, tuple)):
+            seq = list(subset)
+        else:
+            a = np.asarray(subset)
+            if a.dtype != np.bool_:
+                seq = a.reshape(-1).tolist()
+        found = self._found(_hashable(seq)) if seq is not None else {}
+        return self.base._subset(_KnownPositions(len(self), found), subset)
 
     def close(self) -> None:
-        """Stop the actors (they also stop once this object is gone)."""
+        """Stop the actors."""
         import ray
 
         for a in getattr(self, "actors", []):
@@ -187,6 +349,19 @@ class RayShardedIndex(ShardedIndex):
             except Exception:  # already gone
                 pass
         self.actors = []
+
+
+def _hashable(seq: list) -> list:
+    """The ids worth looking up (bools and unhashable values are in no index)."""
+    out = []
+    for i in seq:
+        try:
+            hash(i)
+        except TypeError:
+            continue
+        if not isinstance(i, (bool, np.bool_)):
+            out.append(i)
+    return out
 
 
 def _alive(ray, actor) -> bool:
@@ -207,10 +382,8 @@ def open_on_ray(index_dir, address: str = "local", *, actors: int | None = None,
     """Open an index folder (any: with or without shards) for search on Ray at ``address`` (``"local"``,
     ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.ray_cluster`). ``actors``: how many
     (default: one per shard, at most one per CPU of the cluster). ``init_kwargs`` go to ``ray.init`` for a
-    local instance (ignored when this process is connected already). Raises what :func:`open_folder` raises, and
-    SegsearchError when actors cannot open the shards."""
+    local instance (ignored when this process is connected already). ``verify``: the actors check every
+    shard's checksums and contents (:meth:`Index.load`). Raises what :func:`~segsearch.shards.open_folder` raises
+    for a damaged folder, and SegsearchError when the actors cannot open the shards."""
     connect(address, **init_kwargs)
-    union = open_folder(index_dir, mmap=True, verify=verify)
-    if not isinstance(union, ShardedIndex):
-        union = ShardedIndex(union, [], [Path(index_dir) / INDEX_FILE])
-    return RayShardedIndex(union, index_dir, actors=actors, verify=verify)
+    return RayShardedIndex(index_dir, actors=actors, verify=verify)

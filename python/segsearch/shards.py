@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,7 @@ import numpy as np
 
 from . import _core, storage
 from .errors import IndexFormatError
-from .index import (BLOCK_W, Index, SearchResult, _check_count, _check_eps, _check_threads, _code_stats, _State)
+from .index import (BLOCK_W, Index, SearchResult, _check_eps, _check_threads, _code_stats, _State, check_search_args)
 from .index_folder import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, WORK_DIR, resolve_inside
 from .query import Query
 
@@ -110,6 +109,26 @@ class SearchPlan:
     photo_weight: float
 
 
+def make_plan(base: Index, defaults: np.ndarray, dense: np.ndarray, queries: list[Query], *, exact: bool = False,
+              eps: float | None = None, threads: int | None = None) -> SearchPlan:
+    """``queries`` made ready for :func:`scan_shard` over shards whose union's most common codes are ``defaults``
+    / ``dense`` (:func:`_code_stats` of the summed code counts): the lookup tables built once, from ``base``'s
+    codebook, or the resolved queries for an exact search."""
+    resolved = [q.resolve(base.num_classes, base.size) for q in queries]
+    luts = classes = None
+    if exact:
+        if not base.keep_exact:
+            raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
+    else:
+        base._need_trained()
+        built = [base._lut(r, _check_eps(eps), _check_threads(threads)) for r in resolved]
+        if built:
+            luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
+        classes = [b[1] for b in built]
+    return SearchPlan(bool(exact), len(resolved), luts, classes, resolved if exact else None, defaults, dense,
+                      base._weights, base.ranking.photo_weight)
+
+
 def scan_shard(shard: _State, plan: SearchPlan, k: int, *, mask=None, positions=None, threads: int = 0):
     """One shard's k nearest for each query of ``plan``: (positions int64 (nq, kk), distances float32 (nq, kk),
     counts int64 (nq,)), positions local to the shard, row q's first counts[q] valid, nearest first, ties by
@@ -126,6 +145,16 @@ def scan_shard(shard: _State, plan: SearchPlan, k: int, *, mask=None, positions=
                                   threads=threads, class_weights=plan.class_weights, photo_weight=plan.photo_weight)
     return _core.scan_pq(shard.codes[:, : shard.n], plan.defaults, plan.luts, plan.classes, kk, mask=mask,
                          ids=positions, threads=threads, dense=plan.dense)
+
+
+def shard_filter(offsets: np.ndarray, s: int, mask, pos):
+    """Shard ``s``'s part of a search's subset (:meth:`Index._subset` over the union; shard s holds the global
+    positions ``offsets[s]`` to ``offsets[s + 1]``): (mask, positions), local to the shard, each None when the
+    search has no such restriction."""
+    lo, hi = int(offsets[s]), int(offsets[s + 1])
+    m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
+    p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
+    return m, p
 
 
 def merge_topk(parts, offsets, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -257,31 +286,12 @@ class ShardedIndex:
     def plan(self, queries: list[Query], *, exact: bool = False, eps: float | None = None,
              threads: int | None = None) -> SearchPlan:
         """The queries made ready for :func:`scan_shard` (the lookup tables built once, from the codebook)."""
-        base = self.base
-        resolved = [q.resolve(base.num_classes, base.size) for q in queries]
-        luts = classes = None
-        if exact:
-            if not base.keep_exact:
-                raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
-        else:
-            base._need_trained()
-            built = [base._lut(r, _check_eps(eps), _check_threads(threads)) for r in resolved]
-            if built:
-                luts = built[0][0][None] if len(built) == 1 else np.stack([b[0] for b in built])
-            classes = [b[1] for b in built]
-        return SearchPlan(bool(exact), len(resolved), luts, classes, resolved if exact else None, self._defaults,
-                          self._dense, base._weights, base.ranking.photo_weight)
+        return make_plan(self.base, self._defaults, self._dense, queries, exact=exact, eps=eps, threads=threads)
 
     def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
                eps: float | None = None):
         """:meth:`Index.search` over all the shards: each shard's k nearest, merged by (distance, position)."""
-        single = isinstance(query, Query)
-        queries = [query] if single else list(query) if isinstance(query, (list, tuple)) else None
-        if queries is None or not all(isinstance(q, Query) for q in queries):
-            raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
-        k = _check_count(k, "k", 1)
-        n_threads = _check_threads(threads)
-        _check_eps(eps)
+        single, queries, k, n_threads = check_search_args(query, k, threads, eps)
         mask, pos = self.base._subset(self._union, subset)
         plan = self.plan(queries, exact=exact, eps=eps, threads=threads)
         if not queries:
@@ -290,20 +300,12 @@ class ShardedIndex:
         out = [SearchResult(self._ids_at(p), d) for p, d in merge_topk(parts, offsets, k)]
         return out[0] if single else out
 
-    def shard_filter(self, s: int, mask, pos):
-        """Shard ``s``'s part of a search's subset (:meth:`Index._subset` over the union): (mask, positions),
-        local to the shard, each None when the search has no such restriction."""
-        lo, hi = int(self.offsets[s]), int(self.offsets[s + 1])
-        m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
-        p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
-        return m, p
-
     def _scan_parts(self, plan: SearchPlan, k: int, mask, pos, threads: int):
         """Every shard's :func:`scan_shard` result and the global offsets of their positions (in this process;
         :class:`segsearch.ray_search.RayShardedIndex` scans on Ray actors instead)."""
         parts = []
         for s, st in enumerate(self.shards):
-            m, p = self.shard_filter(s, mask, pos)
+            m, p = shard_filter(self.offsets, s, mask, pos)
             parts.append(scan_shard(st, plan, k, mask=m, positions=p, threads=threads))
         return parts, self.offsets[:-1]
 
@@ -620,8 +622,9 @@ def compact(index_dir) -> int:
         _unlock(fd)
 
 
-def codes_at(index: Index | ShardedIndex, positions) -> np.ndarray:
-    """The codes uint8 (len(positions), C) of the photos at ``positions`` of an index or a sharded one."""
-    if isinstance(index, ShardedIndex):
+def codes_at(index, positions) -> np.ndarray:
+    """The codes uint8 (len(positions), C) of the photos at ``positions`` of an index or a sharded one (in this
+    process or on Ray: anything with ``code_rows``)."""
+    if hasattr(index, "code_rows"):
         return index.code_rows(positions)
     return np.asarray(index.codes[np.asarray(positions, np.int64)])
