@@ -369,17 +369,37 @@ def test_result_click_makes_it_the_query_and_text_ranks(app, folder):
     assert app.photo_path is None and app.query_label.cget("text") == "Query: sketch only"
 
 
-def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path):
-    """A folder of a base and two shards opens in the sketch tool and gives the hits of the one-file folder."""
-    import tkinter as tk
-
+@pytest.mark.parametrize("where", ["here", "ray"])
+def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path, where):
+    """A folder of a base and two shards opens in the sketch tool (searched in this process, or by Ray actors as
+    `segsearch gui --ray local` does) and gives the hits of the one-file folder."""
     from photo_folder import make_sharded_copy
-    from segsearch.gui import SketchApp
     from segsearch.photo_index import PhotoIndex
     from segsearch.shards import ShardedIndex
 
-    sharded = PhotoIndex.open(make_sharded_copy(folder[0], tmp_path / "sharded"), segmenter=FakeSegmenter())
-    assert isinstance(sharded.index, ShardedIndex)
+    if where == "ray":
+        ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "segsearch[ray]")')
+        if ray.is_initialized():
+            pytest.skip("another test module's Ray instance is running")
+        ray.init(num_cpus=2, object_store_memory=100 << 20, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        sharded = PhotoIndex.open(make_sharded_copy(folder[0], tmp_path / "sharded"), segmenter=FakeSegmenter(),
+                                  ray="local" if where == "ray" else None)
+        _sketch_tool_matches(sharded, folder)
+    finally:
+        if where == "ray":
+            ray.shutdown()
+    if where == "here":
+        assert isinstance(sharded.index, ShardedIndex)
+
+
+def _sketch_tool_matches(sharded, folder):
+    import tkinter as tk
+
+    from segsearch.gui import SketchApp
+    from segsearch.photo_index import PhotoIndex
+
     whole = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
     root = tk.Tk()
     app = SketchApp(root, sharded, k=6)
