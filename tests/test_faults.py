@@ -283,6 +283,7 @@ ADD_KILLS = [
     ("kill@write:000001.segsearch#3", True, N_BASE),      # during the shard's save
     ("kill@saved:000001.segsearch#1", False, N_BASE),     # shard in place, not in the manifest: ignored
     ("kill@write:shards.json#1", True, N_BASE),           # during the manifest's save
+    ("kill@saved:shards.json#1", False, N_PHOTOS),        # committed, before the state records it: not redone
     ("kill@captions#1", True, N_PHOTOS),                  # writing the captions
 ]
 

@@ -169,6 +169,51 @@ def test_add_with_nothing_new_writes_no_shard(grown, tmp_path):
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["000001.segsearch", "000002.segsearch"]
 
 
+def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
+    """A further --add finds the new photos from the state's written mark and the folder's last shard: an
+    earlier shard whose codes are damaged (only a full read would notice) does not stop it; and a folder whose
+    state has no mark (written by segsearch 0.2) is looked up whole, once, and gains the mark."""
+    import segsearch.indexing as indexing
+
+    out = tmp_path / "idx"
+    shutil.copytree(grown["out"], out)
+    photos = tmp_path / "photos"
+    shutil.copytree(grown["photos"], photos)
+    more = make_photos(tmp_path / "more", n=3, seed=11)
+    db = sqlite3.connect(out / "work" / "state.sqlite")  # the copy's photos are in the copied photos folder
+    cfg = json.loads(db.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+    with db:
+        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
+    db.close()
+    opts = dict(segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3, workers=0, sample=10,
+                log=lambda s: None)
+    shard1 = out / "shards" / "000001.segsearch"
+    blob = bytearray(shard1.read_bytes())
+    codes = np.ascontiguousarray(shards.storage.load(shard1, mmap=False, verify=False)[1]["codes"]).tobytes()
+    blob[bytes(blob).index(codes, 16)] ^= 0x01  # a code changed: its checksum no longer matches
+    shard1.write_bytes(bytes(blob))
+    with pytest.raises(IndexFormatError, match="000001.segsearch"):
+        open_folder(out)
+    monkeypatch.setattr(indexing, "open_folder", lambda *a, **k: pytest.fail("--add opened the whole folder"))
+    shutil.copyfile(tmp_path / "more" / more[0], photos / "z_new0.png")
+    report = build_index(photos, out, add=True, **opts)
+    assert report.n_new == 1 and report.shard_path == out / "shards" / "000003.segsearch"
+    shard1.write_bytes(grown["out"].joinpath("shards", "000001.segsearch").read_bytes())
+    monkeypatch.undo()
+    db = sqlite3.connect(out / "work" / "state.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key='written_through'")
+    db.close()
+    shutil.copyfile(tmp_path / "more" / more[1], photos / "z_new1.png")
+    report = build_index(photos, out, add=True, **opts)
+    assert report.n_new == 1 and report.shard_path == out / "shards" / "000004.segsearch"
+    union = open_folder(out)
+    assert union.ids.tolist() == grown["order"] + ["z_new0.png", "z_new1.png"]
+    db = sqlite3.connect(out / "work" / "state.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key='written_through'").fetchone() is not None
+    db.close()
+
+
 # ------------------------------------------------------------------------------------------------ the Python API
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from .captions import read_captions_checked, write_captions
 from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
                            META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
 from .ranking import DEFAULT_RANKING, get_ranking
-from .shards import add_shard_locked, empty_like, open_folder, remove_unlisted
+from .shards import add_shard_locked, empty_like, last_written_ids, open_folder, remove_unlisted
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -626,21 +626,48 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
              codebook=codebook)
 
 
+#: State key: the largest photo id such that every done photo up to it is in the index folder (set after each
+#: write; photos never turn done after a write, as a write happens once none is pending).
+WRITTEN_THROUGH = "written_through"
+
+
+def _mark_written(st: _State) -> None:
+    with st.db:
+        last = st.db.execute("SELECT COALESCE(MAX(id), 0) FROM photos").fetchone()[0]
+        st.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (WRITTEN_THROUGH, json.dumps(last)))
+        st.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 'true')")
+
+
+def _unwritten(st: _State, out: Path) -> list[tuple[str, bytes]]:
+    """(path, codes) of the done photos the folder does not hold yet, in insertion order: those after the
+    written mark, less any a run killed after its last write (before it set the mark) already wrote; for a
+    folder written before the mark was kept, every done photo is looked up in the folder (once)."""
+    mark = st.get(WRITTEN_THROUGH)
+    if mark is None:
+        held = open_folder(out, mmap=True)
+        return [(p, c) for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
+                if p not in held]
+    rows = st.rows("SELECT path, codes FROM photos WHERE status='done' AND id > ? ORDER BY id", (int(mark),))
+    if rows:
+        last = last_written_ids(out)
+        rows = [(p, c) for p, c in rows if p not in last]
+    return rows
+
+
 def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:
     """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order.
     If the folder holds a finished index already (``--add``), write the done photos it does not hold yet as a
-    new shard instead (none: nothing is written). Returns (the index file, the new shard or None)."""
+    new shard instead (none: nothing is written); only the folder's last file is read to find them
+    (:func:`_unwritten`). Returns (the index file, the new shard or None)."""
     path = out / INDEX_FILE
     if path.is_file():
-        held = open_folder(out, mmap=True)
-        rows = [(p, c) for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
-                if p not in held]
+        rows = _unwritten(st, out)
         shard = None
         if rows:
             part = empty_like(index)
             part.add_codes(np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows])
-            shard = add_shard_locked(out, part)
-        st.put("finished", True)
+            shard = add_shard_locked(out, part, ids_are_new=True)
+        _mark_written(st)
         return path, shard
     codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)
     ids = []
@@ -653,5 +680,5 @@ def _write_index(st, out: Path, index, seg: _LazySegmenter, root: Path, size: in
                       META_SIZE: size}
     final.add_codes(codes, ids=ids)
     final.save(path)
-    st.put("finished", True)
+    _mark_written(st)
     return path, None

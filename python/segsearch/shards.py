@@ -499,11 +499,20 @@ def add_shard(index_dir, part: Index) -> Path:
         _unlock(fd)
 
 
-def add_shard_locked(d: Path, part: Index) -> Path:
-    """:func:`add_shard` for a writer that holds the folder's lock (``segsearch index --add``)."""
+def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False) -> Path:
+    """:func:`add_shard` for a writer that holds the folder's lock (``segsearch index --add``). ``ids_are_new``:
+    the caller knows that ``part``'s ids (strings) are not in the folder (the indexer's state database does), so
+    only the base's header and codebook and the manifest are read, not every shard."""
     remove_unlisted(d)
-    current = open_folder(d, mmap=True)
-    base = current.base if isinstance(current, ShardedIndex) else current
+    if ids_are_new:
+        if not isinstance(part._state.ids, list):
+            raise ValueError("ids_are_new needs string ids")
+        current = base = Index.load(d / INDEX_FILE, mmap=True, verify=False)
+        if len(base) and not isinstance(base._state.ids, list):
+            raise ValueError("this index folder uses integer ids; give the new photos integer ids too")
+    else:
+        current = open_folder(d, mmap=True)
+        base = current.base if isinstance(current, ShardedIndex) else current
     if not len(part):
         raise ValueError("the new shard has no photos")
     fp = codebook_fingerprint(base)
@@ -525,7 +534,8 @@ def add_shard_locked(d: Path, part: Index) -> Path:
         kind = "string" if string_ids else "integer"
         raise ValueError(f"this index folder uses {kind} ids; give the new photos {kind} ids too")
     ids = ids if isinstance(ids, list) else ids[: st.n]
-    dup = next((i for i in (ids if isinstance(ids, list) else ids.tolist()) if i in current), None)
+    dup = None if ids_are_new else next((i for i in (ids if isinstance(ids, list) else ids.tolist()) if i in current),
+                                        None)
     if dup is not None:
         raise ValueError(f"id {dup!r} is already in the index folder; ids must be unique")
     listed = [(rel, count) for rel, count, _ in _read_manifest(d, base)]
@@ -562,6 +572,20 @@ def _write_manifest(d: Path, base: Index, fp: str, shards: list[tuple[str, int]]
          "shards": [{"file": rel, "count": count} for rel, count in shards]}
     with storage.atomic_write(d / MANIFEST_FILE) as f:
         f.write(json.dumps(m, indent=1).encode() + b"\n")
+
+
+def last_written_ids(d: Path) -> set:
+    """The ids of the folder's last written file: the last shard its manifest lists, else ``index.segsearch``
+    (what a writer killed between its write and its own bookkeeping may have added). For writers holding the
+    folder's lock."""
+    base = Index.load(d / INDEX_FILE, mmap=True, verify=False)
+    listed = _read_manifest(d, base)
+    if not listed:
+        st = base._state
+    else:
+        rel, count, fp = listed[-1]
+        st, _ = _load_shard(d, rel, count, base, fp, True, True)
+    return set(Index._ids_at(st, np.arange(st.n, dtype=np.int64)).tolist())
 
 
 def remove_unlisted(d: Path) -> list[str]:
