@@ -174,8 +174,8 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     ``segsearch.ranking``; fixed when the index is made. ``ray``: segment and encode the photos on Ray actors
     at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``, see :mod:`segsearch.ray_indexing`), ``ray_actors``
     of them, each running torch with ``ray_threads`` threads (default: as many as in this process, so the
-    result is the same as without Ray); ``device`` is then the actors' (default: a GPU each where the cluster has GPUs) and ``segmenter`` is
-    sent to them. The result is the same as without Ray. Raises ValueError for bad input.
+    index is the one a run without Ray writes); ``device`` is then the actors' (default: a GPU each where the
+    cluster has GPUs) and ``segmenter`` is sent to them. Raises ValueError for bad input.
     """
     root = Path(photos_dir).expanduser().resolve()
     if not root.is_dir():
@@ -225,7 +225,7 @@ def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, devi
     _remove_temp_files(out, work)
     remove_unlisted(out)
     st = _State(work / STATE_FILE)
-    seg = _LazySegmenter(st, segmenter, weights, device, ray, (ray_actors, ray_threads), size, batch, workers)
+    seg = _LazySegmenter(st, segmenter, weights, device, ray, ray_actors, ray_threads, size, batch, workers)
     try:
         size, k_req, ranking = _configure(st, root, size, n_centroids, seed, sample, ranking, len(paths))
         n_new = _register(st, paths, add, out)
@@ -339,11 +339,12 @@ class _LazySegmenter:
     that it is the network the index folder was started with (recorded in the state the first time). With
     ``ray`` (an address), the photos are segmented by Ray actors instead (:meth:`pool`)."""
 
-    def __init__(self, st: _State, segmenter, weights, device, ray=None, ray_actors=None, size=None, batch=8,
-                 workers=1):
+    def __init__(self, st: _State, segmenter, weights, device, ray=None, ray_actors=None, ray_threads=None,
+                 size=None, batch=8, workers=1):
         self._st, self._seg, self._weights, self._device = st, segmenter, weights, device
         self._checked = False
-        self._ray, self._ray_actors, self.size, self._batch, self._workers = ray, ray_actors, size, batch, workers
+        self._ray, self._ray_actors, self._ray_threads = ray, ray_actors, ray_threads
+        self.size, self._batch, self._workers = size, batch, workers
         self._pool = None
 
     def pool(self):
@@ -355,10 +356,10 @@ class _LazySegmenter:
 
             stored = self.identity
             want = stored["sha256"] if stored and self._weights is None else None
-            actors, threads = self._ray_actors
-            self._pool = EncoderPool(self._ray, actors=actors, threads=threads, segmenter=self._seg, weights=self._weights,
-                                     weights_sha256=want, device=self._device, size=self.size, batch=self._batch,
-                                     workers=self._workers, check_identity=self._check_identity)
+            self._pool = EncoderPool(self._ray, actors=self._ray_actors, threads=self._ray_threads,
+                                     segmenter=self._seg, weights=self._weights, weights_sha256=want,
+                                     device=self._device, size=self.size, batch=self._batch, workers=self._workers,
+                                     check_identity=self._check_identity)
         return self._pool
 
     def close(self) -> None:
@@ -643,11 +644,11 @@ def _unwritten(st: _State, out: Path) -> list[tuple[str, bytes]]:
     written mark, less any a run killed after its last write (before it set the mark) already wrote; for a
     folder written before the mark was kept, every done photo is looked up in the folder (once)."""
     mark = st.get(WRITTEN_THROUGH)
-    if mark is None:
+    if type(mark) is not int:  # none yet (or not a number: the state came with the folder) -- look everything up
         held = open_folder(out, mmap=True)
         return [(p, c) for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
                 if p not in held]
-    rows = st.rows("SELECT path, codes FROM photos WHERE status='done' AND id > ? ORDER BY id", (int(mark),))
+    rows = st.rows("SELECT path, codes FROM photos WHERE status='done' AND id > ? ORDER BY id", (mark,))
     if rows:
         last = last_written_ids(out)
         rows = [(p, c) for p, c in rows if p not in last]
