@@ -206,7 +206,12 @@ class EncoderPool:
                 inflight.rotate(1)  # back to the head: chunks are committed in order
                 continue
             inflight.popleft()
-            yield parts[i], np.asarray(idx, np.int64), payload, list(failed)
+            idx = np.asarray(idx, np.int64)
+            if len(payload) != len(idx) or (len(idx) and (idx.min() < 0 or idx.max() >= len(parts[i]))) or any(
+                    not 0 <= j < len(parts[i]) for j, _ in failed):
+                raise SegsearchError("a Ray actor answered for other photos than it was given (a bug or a mixed "
+                                     "segsearch version on the cluster); run the same command again to resume")
+            yield parts[i], idx, payload, list(failed)
             if nxt < len(parts):
                 submit(nxt, slot, 0)
                 nxt += 1
