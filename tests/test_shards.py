@@ -345,6 +345,52 @@ def test_a_compaction_killed_after_its_commit_shows_every_photo_once(api_folder,
     assert sorted(p.name for p in d.iterdir()) == ["index.segsearch", "work"]
 
 
+def test_compact_small_shards_keeps_the_base_and_the_results(api_folder, monkeypatch):
+    """compact(max_photos=N): consecutive shards merged into shards of at most N photos, the base kept, the
+    same results (exact and PQ, ties in insertion order); a kill before the manifest's commit leaves the
+    folder as it was (the new shard unlisted, deleted by the next writer)."""
+    d, one, qs, P = api_folder
+    b = Index.load(d / "index.segsearch")
+    for i in range(4):  # shards of 15, 15, 4, 4, 4, 4 photos
+        part = empty_like(b).add(P[i * 4 : i * 4 + 4] * 0.5 + P[40 - i * 4 : 44 - i * 4] * 0.5,
+                                 ids=np.arange(200 + i * 4, 204 + i * 4))
+        add_shard(d, part)
+        one.add(P[i * 4 : i * 4 + 4] * 0.5 + P[40 - i * 4 : 44 - i * 4] * 0.5, ids=np.arange(200 + i * 4, 204 + i * 4))
+    before = (d / "index.segsearch").read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt  # at the commit point: the merged shard is written, the manifest not yet
+
+    monkeypatch.setattr(shards, "_write_manifest", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compact(d, max_photos=12)
+    monkeypatch.undo()
+    assert (d / "shards" / "000007.segsearch").is_file()  # written, never listed
+    union = open_folder(d)
+    assert [st.n for st in union.shards] == [30, 15, 15, 4, 4, 4, 4]
+    assert_same_results(union.search(qs, 76), one.search(qs, 76))
+
+    assert compact(d, max_photos=12) == 2  # the four shards of 4 -> 12 + 4: two files fewer
+    assert (d / "index.segsearch").read_bytes() == before
+    listed = [e["file"] for e in json.loads((d / "shards.json").read_text())["shards"]]
+    assert sorted(p.name for p in (d / "shards").iterdir()) == sorted(f.split("/")[1] for f in listed)
+    union = open_folder(d)
+    assert [st.n for st in union.shards] == [30, 15, 15, 12, 4] and union.ids.tolist() == one.ids.tolist()
+    for exact in (False, True):
+        for k in (1, 5, 76):
+            assert_same_results(union.search(qs, k, exact=exact), one.search(qs, k, exact=exact))
+    assert compact(d, max_photos=12) == 0  # nothing left that fits
+    assert compact(d, max_photos=100) == 3  # 15 + 15 + 12 + 4 = 46
+    assert [st.n for st in open_folder(d).shards] == [30, 46]
+    assert_same_results(open_folder(d).search(qs, 76, exact=True), one.search(qs, 76, exact=True))
+    with pytest.raises(ValueError, match="max_photos must be"):
+        compact(d, max_photos=0)
+    rc, text, _ = run_cli("compact", d, "--max-photos", "10")
+    assert rc == 0 and "nothing merged" in text
+    rc, text, _ = run_cli("compact", d)
+    assert rc == 0 and "merged 1 shard into" in text and isinstance(open_folder(d), Index)  # 30 + 46
+
+
 # ------------------------------------------------------------------------------------------------ hostile folders
 
 def write_manifest(d: Path, change) -> None:

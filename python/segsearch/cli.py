@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and delete them. Searches give the same results before and after; a crash "
                                    "at any point leaves a folder that opens with every photo once.")
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.add_argument("--max-photos", type=_positive, default=None, metavar="N",
+                   help="keep index.segsearch and merge only consecutive shards, into shards of at most N photos "
+                        "(a folder searched on Ray keeps shards to spread over its machines)")
     p.set_defaults(func=_cmd_compact)
 
     p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
@@ -170,8 +173,11 @@ def _cmd_compact(args) -> int:
     d = Path(args.index_dir).expanduser()
     if not (d / INDEX_FILE).is_file():
         raise FileNotFoundError(f"{d} has no {INDEX_FILE}; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
-    n = compact(d)
-    print(f"merged {n} shard{'s' if n != 1 else ''} into {d / INDEX_FILE}" if n else f"{d} has no shards to merge")
+    n = compact(d, max_photos=args.max_photos)
+    into = d / INDEX_FILE if args.max_photos is None else f"shards of at most {args.max_photos} photos"
+    nothing = f"{d} has no shards to merge" if args.max_photos is None else \
+        f"{d} has no consecutive shards that fit in {args.max_photos} photos; nothing merged"
+    print(f"merged {n} shard{'s' if n != 1 else ''} into {into}" if n else nothing)
     return 0
 
 

@@ -623,10 +623,43 @@ def remove_unlisted(d: Path) -> list[str]:
     return removed
 
 
-def compact(index_dir) -> int:
-    """Merge the index folder's shards into its base ``index.segsearch`` (see the module doc for why a crash
-    at any point leaves a folder that opens with every photo once); returns the number of shards merged (0:
-    nothing to do). Searches give the same ids and distances before and after."""
+def _merged(base: Index, states) -> Index:
+    """An index with ``base``'s codebook holding the photos of ``states`` (shards' states), in order."""
+    merged = empty_like(base)
+    for st in states:
+        merged._append(st.codes[:, : st.n].T, st.ids if st.ids is None or isinstance(st.ids, list)
+                       else st.ids[: st.n], st.exact[: st.n] if merged.keep_exact else None,
+                       st.exact_norms[: st.n] if merged.keep_exact else None)
+    return merged
+
+
+def _runs(counts: list[int], max_photos: int) -> list[list[int]]:
+    """Consecutive shards grouped greedily into runs of at most ``max_photos`` photos (a larger shard alone)."""
+    runs: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(counts):
+        if runs and total + n <= max_photos:
+            runs[-1].append(i)
+            total += n
+        else:
+            runs.append([i])
+            total = n
+    return runs
+
+
+def compact(index_dir, *, max_photos: int | None = None) -> int:
+    """Merge the index folder's shards; returns the number of shard files merged away (0: nothing to do).
+    Searches give the same ids and distances before and after.
+
+    By default everything goes into the base ``index.segsearch`` (see the module doc for why a crash at any
+    point leaves a folder that opens with every photo once). With ``max_photos``, the base stays and only
+    consecutive shards are merged, into shards of at most that many photos (a larger shard stays as it is): the
+    folder keeps shards to spread over machines (:mod:`segsearch.ray_search`). The merged shards are written
+    first, under new numbers, then the manifest listing them in the others' place (the commit point); the
+    shards they replace are then deleted (a crash before that leaves them unlisted, deleted by the next writer)."""
+    if max_photos is not None and (isinstance(max_photos, bool) or not isinstance(max_photos, int)
+                                   or max_photos < 1):
+        raise ValueError(f"max_photos must be a whole number >= 1; got {max_photos!r}")
     d = _folder(index_dir)
     fd = _lock(d)
     try:
@@ -634,14 +667,33 @@ def compact(index_dir) -> int:
         current = open_folder(d, mmap=True)
         if not isinstance(current, ShardedIndex):
             return 0
-        merged = empty_like(current.base)
-        for st in current.shards:
-            merged._append(st.codes[:, : st.n].T, st.ids if st.ids is None or isinstance(st.ids, list)
-                           else st.ids[: st.n], st.exact[: st.n] if merged.keep_exact else None,
-                           st.exact_norms[: st.n] if merged.keep_exact else None)
-        merged.save(d / INDEX_FILE)  # the commit point: the manifest is stale from here on
+        if max_photos is None:
+            _merged(current.base, current.shards).save(d / INDEX_FILE)  # the commit point: the manifest is stale
+            remove_unlisted(d)
+            return len(current.shards) - 1
+        listed = [(rel, count) for rel, count, _ in _read_manifest(d, current.base)]
+        runs = _runs([count for _, count in listed], max_photos)
+        if len(runs) == len(listed):
+            return 0
+        fp = codebook_fingerprint(current.base)
+        number = max(int(rel[len(SHARDS_DIR) + 1 : -len(".segsearch")]) for rel, _ in listed)
+        if number + len(runs) > MAX_SHARD_NUMBER:
+            raise ValueError(f"{d} has shard numbers up to {number}: run 'segsearch compact {d}' (without "
+                             "--max-photos) first")
+        out = []
+        for run in runs:
+            if len(run) == 1:
+                out.append(listed[run[0]])
+                continue
+            part = _merged(current.base, [current.shards[i + 1] for i in run])
+            number += 1
+            rel = f"{SHARDS_DIR}/{number:06d}.segsearch"
+            ids = part._state.ids
+            _save_shard(d / rel, part, part._state, ids if isinstance(ids, list) else ids[: len(part)], fp)
+            out.append((rel, len(part)))
+        _write_manifest(d, current.base, fp, out)  # the commit point
         remove_unlisted(d)
-        return len(current.shards) - 1
+        return len(listed) - len(out)
     finally:
         _unlock(fd)
 
