@@ -20,7 +20,9 @@ Writes (each under the folder's ``work/`` lock, the one ``segsearch index`` take
   deletes the manifest and the shards. The manifest records the base's photo count: once the base has been
   replaced (by a compaction, or by an older segsearch rewriting it whole on ``--add``) it holds at least that
   count plus the shards' photos, the manifest is stale and readers ignore it, so a crash between the steps
-  never shows a photo twice (any other count is an error).
+  never shows a photo twice (any other count is an error). ``compact(max_photos=N)`` keeps the base and
+  merges consecutive shards into shards of at most N photos: written under new numbers, then the manifest
+  listing them in the old ones' place (the commit point), then the old shards deleted.
 
 Everything read from a folder is untrusted: a shard the manifest names must be ``shards/NNNNNN.segsearch``
 (six digits), resolve (symlinks followed) to a regular file inside the folder, hold as many photos as the
