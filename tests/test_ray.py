@@ -186,6 +186,22 @@ def test_missing_shard_is_named(tmp_path, folders):
         open_on_ray(d)
 
 
+def test_an_id_in_two_shards_is_refused(tmp_path, folders):
+    """A hostile manifest listing a copy of a shard: each shard is fine alone, the folder is not; the actors
+    find the repeated id (as open_folder does) without gathering the ids anywhere."""
+    d = make_sharded_copy(folders[0], tmp_path / "d")
+    shutil.copyfile(d / "shards" / "000001.segsearch", d / "shards" / "000003.segsearch")
+    m = json.loads((d / "shards.json").read_text())
+    m["shards"].append({"file": "shards/000003.segsearch", "count": m["shards"][0]["count"]})
+    (d / "shards.json").write_text(json.dumps(m))
+    with pytest.raises(IndexFormatError, match="is in more than one shard"):
+        open_folder(d)
+    for actors in (1, 3):
+        with pytest.raises(IndexFormatError, match="is in more than one shard"):
+            open_on_ray(d, actors=actors)
+    assert len(open_on_ray(d, actors=2, verify=False)) == 55  # unchecked on request
+
+
 def test_bad_ray_arguments(tmp_path, folders, monkeypatch):
     whole = folders[0]
     with pytest.raises(ValueError, match="Ray address"):

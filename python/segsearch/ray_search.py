@@ -18,6 +18,7 @@ is an error naming the shard. The folder must be on a path every node reads (see
 """
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,31 @@ class ShardScanner:
         st = self.states[s]
         return Index._ids_at(st, np.arange(st.n, dtype=np.int64))
 
+    def id_parts(self, n: int) -> list[list]:
+        """This actor's ids split into ``n`` lists by a stable hash of their text (for :meth:`first_repeat` on
+        the actor that owns each part: the folder's ids checked for repeats without gathering them anywhere)."""
+        self._ok()
+        parts: list[list] = [[] for _ in range(n)]
+        for st in self.states.values():
+            for i in Index._ids_at(st, np.arange(st.n, dtype=np.int64)).tolist():
+                parts[zlib.crc32(str(i).encode("utf-8", "surrogatepass")) % n].append(i)
+        return parts
+
+    @staticmethod
+    def first_repeat(*parts):
+        """An id found more than once in ``parts`` (lists of ids), or None."""
+        seen: set = set()
+        for part in parts:
+            for i in part:
+                if i in seen:
+                    return i
+                seen.add(i)
+        return None
+
+    def own_repeat(self):
+        """An id this actor's shards hold more than once, or None."""
+        return self.first_repeat(*self.id_parts(1))
+
     def code_rows(self, wanted: dict) -> dict:
         """{shard: codes uint8 (len(local positions), C)} for {shard: local positions}."""
         self._ok()
@@ -187,6 +213,8 @@ class RayShardedIndex:
             self.close()
             raise IndexFormatError(f"{d}: its shards mix string and integer ids")
         self.string_ids = kinds == {True}
+        if verify:
+            self._check_unique_ids()
         self._defaults, self._dense = _code_stats(np.sum([held[s][0] for s in range(len(self.counts))], axis=0))
 
     def __getattr__(self, name):
@@ -231,6 +259,21 @@ class RayShardedIndex:
         except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             raise (cause if isinstance(cause, Exception) else SegsearchError(_first_line(e))) from None
+
+    def _check_unique_ids(self) -> None:
+        """IndexFormatError if an id is in more than one shard (each shard's own are checked as it is opened):
+        every actor splits its ids by hash and each checks one part of everyone's, so no process holds them all."""
+        n = len(self.actors)
+        if n == 1:
+            checks = [self.actors[0].own_repeat.remote()]
+        else:
+            parts = [a.id_parts.options(num_returns=n).remote(n) for a in self.actors]
+            checks = [a.first_repeat.remote(*[parts[i][j] for i in range(n)]) for j, a in enumerate(self.actors)]
+        for dup in self._get(checks, timeout=READY_TIMEOUT_S, what="check the ids"):
+            if dup is not None:
+                self.close()
+                raise IndexFormatError(f"{self.index_dir}: the id {str(dup)[:100]!r} is in more than one shard; ids "
+                                       "must be unique")
 
     def _all(self, method: str, *args) -> list:
         if not self.actors:
