@@ -32,16 +32,16 @@ def _positive(text: str) -> int:
     return value
 
 
-def _ray_options(p: argparse.ArgumentParser, what: str) -> None:
+def _ray_options(p: argparse.ArgumentParser, what: str, *, indexing: bool = False) -> None:
     p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                    help=f"{what} on Ray: 'local' (a Ray instance on this machine), HOST:PORT of a head node, "
                         "ray://HOST:PORT, or nothing for the cluster this machine joined with 'ray start'; the "
                         "photos and the index folder must be on a path every node reads (needs: pip install "
                         "\"segsearch[ray]\")")
     p.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
-                   help="Ray actors (default: " + ("one per GPU of the cluster, else its CPUs / --ray-threads)" if what.startswith("segment")
-                                                  else "one per shard, at most one per CPU)"))
-    if what.startswith("segment"):
+                   help="Ray actors (default: " + ("one per GPU of the cluster, else its CPUs / --ray-threads)"
+                                                  if indexing else "one per shard, at most one per CPU)"))
+    if indexing:
         p.add_argument("--ray-threads", type=_positive, default=None, metavar="T",
                        help="torch threads (and CPUs reserved) per CPU actor (default: as many as torch uses here, "
                             "one per core, so the index is the one a run without --ray writes, bit for bit)")
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranking", choices=("balanced", "l2"), default=None,
                    help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
                         "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)")
-    _ray_options(p, "segment and encode the photos")
+    _ray_options(p, "segment and encode the photos", indexing=True)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",

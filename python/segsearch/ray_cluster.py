@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import socket
 
-__all__ = ["connect", "import_ray", "RAY_INSTALL_HINT"]
+__all__ = ["connect", "import_ray", "get", "kill_all", "RAY_INSTALL_HINT"]
 
 RAY_INSTALL_HINT = 'pip install "segsearch[ray]"'
 _ADDRESS = re.compile(r"(local|auto|ray://[^\s]+|[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5})")
@@ -82,6 +82,37 @@ def cluster_resources(ray) -> tuple[int, int]:
     """(CPUs, GPUs) the connected cluster has, whole numbers."""
     res = ray.cluster_resources()
     return int(res.get("CPU", 0)), int(res.get("GPU", 0))
+
+
+def get(ray, refs, *, timeout=None, what: str = "answer"):
+    """``ray.get``, with a time-out said in words and an error raised in an actor (segsearch's own, a bad
+    ``--weights`` file, ...) re-raised as itself rather than wrapped. A dead actor's error passes through
+    (see :func:`actor_died_errors`): the caller says what it lost."""
+    from .errors import SegsearchError
+
+    try:
+        return ray.get(refs, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise SegsearchError(f"the Ray actors did not {what} within {timeout} s; the cluster may lack resources "
+                             "(ray status)") from None
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        raise (cause if isinstance(cause, Exception) else SegsearchError(first_line(e))) from None
+
+
+def kill_all(ray, actors) -> None:
+    """Stop ``actors`` (those already gone are skipped)."""
+    for a in actors:
+        try:
+            ray.kill(a)
+        except Exception:  # already gone
+            pass
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an error's text (Ray's carry tracebacks), at most 300 characters."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0][:300] if lines else type(e).__name__
 
 
 def actor_died_errors(ray) -> tuple[type, ...]:

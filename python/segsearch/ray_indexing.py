@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SegsearchError
-from .ray_cluster import actor_died_errors, cluster_resources, connect
+from .ray_cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
 
 __all__ = ["PhotoEncoder", "EncoderPool"]
 
@@ -148,22 +148,9 @@ class EncoderPool:
         remote = ray.remote(PhotoEncoder).options(**opts)
         self._make = lambda: remote.remote(*args)
         self.actors = [self._make() for _ in range(n)]
-        for identity in self._get([a.identity.remote() for a in self.actors], timeout=READY_TIMEOUT_S):
+        for identity in get(ray, [a.identity.remote() for a in self.actors], timeout=READY_TIMEOUT_S,
+                            what="start"):
             self._check_identity(identity)
-
-    def _get(self, refs, timeout=None):
-        import ray
-
-        try:
-            return ray.get(refs, timeout=timeout)
-        except ray.exceptions.GetTimeoutError:
-            raise SegsearchError(f"the Ray actors did not start within {timeout} s; the cluster may lack resources "
-                                 "(ray status)") from None
-        except ray.exceptions.RayTaskError as e:  # an error raised in the actor (a bad --weights file, ...)
-            cause = getattr(e, "cause", None)
-            if isinstance(cause, Exception):
-                raise cause from None
-            raise
 
     def chunks(self, root: Path, todo: list[tuple], *, codebook: tuple[str, str] | None = None):
         """Segment (and with ``codebook``, encode) the photos ``todo`` [(id, relative path)] on the actors, in
@@ -193,11 +180,11 @@ class EncoderPool:
         while inflight:
             i, ref, slot, actor, tries = inflight[0]
             try:
-                idx, payload, failed = self._get(ref)
+                idx, payload, failed = get(ray, ref)
             except died as e:
                 if tries + 1 > MAX_RESUBMITS:
                     raise SegsearchError(f"Ray actors died {tries + 1} times on the photos {parts[i][0][1]} .. "
-                                         f"{parts[i][-1][1]} ({str(e).strip().splitlines()[0][:200]}); nothing is "
+                                         f"{parts[i][-1][1]} ({first_line(e)}); nothing is "
                                          "lost: run the same command again to resume") from None
                 if self.actors[slot] is actor:  # not replaced yet by an earlier chunk's failure
                     self.actors[slot] = self._make()
@@ -222,9 +209,5 @@ class EncoderPool:
             return
         import ray
 
-        for a in self.actors:
-            try:
-                ray.kill(a)
-            except Exception:  # already gone
-                pass
+        kill_all(ray, self.actors)
         self.actors = []

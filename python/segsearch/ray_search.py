@@ -26,9 +26,9 @@ import numpy as np
 from .errors import IndexFormatError, SegsearchError
 from .index import Index, SearchResult, _code_stats, check_search_args
 from .index_folder import INDEX_FILE
-from .ray_cluster import actor_died_errors, cluster_resources, connect
-from .shards import (SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan, merge_topk,
-                     scan_shard, shard_expectation, shard_filter)
+from .ray_cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
+from .shards import (BaseCodebook, SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan,
+                     merge_topk, scan_shard, shard_expectation, shard_filter)
 
 __all__ = ["RayShardedIndex", "open_on_ray"]
 
@@ -159,7 +159,7 @@ class _KnownPositions:
         return self._found
 
 
-class RayShardedIndex:
+class RayShardedIndex(BaseCodebook):
     """An index folder searched by Ray actors (:func:`open_on_ray` opens one): the same results as
     :func:`~segsearch.shards.open_folder`'s index, whose read API it has (``search``, ``len``, ``in``,
     ``positions``, ``ids``, ``code_rows``; codebook properties such as ``num_classes``, ``decode``, ``metadata``
@@ -171,10 +171,6 @@ class RayShardedIndex:
     The actors reserve no CPU while idle, so several indexes can be open at once; ``close()`` (or a ``with``
     block) stops them, as does dropping the object.
     """
-
-    _DELEGATED = frozenset({"num_classes", "size", "n_centroids", "class_names", "metadata", "keep_exact",
-                            "ranking", "class_prior", "codebook", "codebook_u8", "decode", "dim", "is_trained",
-                            "lookup_table", "fixed_nbytes"})
 
     def __init__(self, index_dir, *, actors: int | None = None, verify: bool = True):
         import ray
@@ -195,7 +191,8 @@ class RayShardedIndex:
             raise ValueError(f"actors must be a whole number >= 1; got {actors!r}")
         self.assignment = _assign(self.counts, n)  # at most one actor per shard
         self.threads = max(1, cpus // len(self.assignment))
-        expect, fp = shard_expectation(self.base), codebook_fingerprint(self.base)
+        fp = listed[0][2] if listed else codebook_fingerprint(self.base)  # _read_manifest hashed it already
+        expect = shard_expectation(self.base)
         remote = ray.remote(ShardScanner).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
                                                   scheduling_strategy="SPREAD")
         self.actors = [remote.remote(str(d.resolve()), [(s, rels[s], self.counts[s], int(self.offsets[s]))
@@ -216,11 +213,6 @@ class RayShardedIndex:
         if verify:
             self._check_unique_ids()
         self._defaults, self._dense = _code_stats(np.sum([held[s][0] for s in range(len(self.counts))], axis=0))
-
-    def __getattr__(self, name):
-        if name in RayShardedIndex._DELEGATED:
-            return getattr(self.base, name)
-        raise AttributeError(f"'RayShardedIndex' object has no attribute {name!r}")
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -246,19 +238,13 @@ class RayShardedIndex:
         import ray
 
         try:
-            return ray.get(refs, timeout=timeout)
+            return get(ray, refs, timeout=timeout, what=what)
         except actor_died_errors(ray) as e:
             dead = [i for i, a in enumerate(self.actors) if not _alive(ray, a)] or range(len(self.actors))
             names = self.shard_names([s for i in dead for s in self.assignment[i]])
             raise SegsearchError(f"a Ray actor holding the shards {names} of {self.index_dir} died and was not "
-                                 f"restarted ({_first_line(e)}); those shards are missing from the search. Check "
+                                 f"restarted ({first_line(e)}); those shards are missing from the search. Check "
                                  "the cluster (ray status) and open the index again") from None
-        except ray.exceptions.GetTimeoutError:
-            raise SegsearchError(f"the Ray actors did not {what} within {timeout} s; the cluster may lack "
-                                 "resources (ray status)") from None
-        except ray.exceptions.RayTaskError as e:
-            cause = getattr(e, "cause", None)
-            raise (cause if isinstance(cause, Exception) else SegsearchError(_first_line(e))) from None
 
     def _check_unique_ids(self) -> None:
         """IndexFormatError if an id is in more than one shard (each shard's own are checked as it is opened):
@@ -322,12 +308,11 @@ class RayShardedIndex:
             raise ValueError(f"positions must be in 0..{len(self) - 1}")
         which = np.searchsorted(self.offsets, pos, side="right") - 1
         out = np.empty((len(pos), self.num_classes), np.uint8)
-        refs, wanted = [], []
+        refs = []
         for shards, actor in zip(self.assignment, self.actors):
             w = {s: pos[which == s] - self.offsets[s] for s in shards if (which == s).any()}
             if w:
                 refs.append(actor.code_rows.remote(w))
-                wanted.append(w)
         for got in self._get(refs):
             for s, rows in got.items():
                 out[which == s] = rows
@@ -386,11 +371,7 @@ class RayShardedIndex:
         """Stop the actors."""
         import ray
 
-        for a in getattr(self, "actors", []):
-            try:
-                ray.kill(a)
-            except Exception:  # already gone
-                pass
+        kill_all(ray, getattr(self, "actors", []))
         self.actors = []
 
 
@@ -413,11 +394,6 @@ def _alive(ray, actor) -> bool:
         return True
     except Exception:
         return False
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0][:300] if lines else type(e).__name__
 
 
 def open_on_ray(index_dir, address: str = "local", *, actors: int | None = None, verify: bool = True,

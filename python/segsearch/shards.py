@@ -200,7 +200,21 @@ class _UnionState:
         return self._positions
 
 
-class ShardedIndex:
+class BaseCodebook:
+    """For an index made of shards: the codebook's properties (``num_classes``, ``codebook``, ``decode``, ...)
+    are those of ``self.base``, the folder's ``index.segsearch``."""
+
+    _DELEGATED = frozenset({"num_classes", "size", "n_centroids", "class_names", "metadata", "keep_exact",
+                            "ranking", "class_prior", "codebook", "codebook_u8", "decode", "dim", "is_trained",
+                            "lookup_table", "fixed_nbytes"})
+
+    def __getattr__(self, name):
+        if name in BaseCodebook._DELEGATED:
+            return getattr(self.base, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class ShardedIndex(BaseCodebook):
     """The union of an index folder's shards, searched as one index (:func:`open_folder` opens it).
 
     Read-only; the photos are in insertion order: the base's, then each shard's as the manifest lists them.
@@ -208,10 +222,6 @@ class ShardedIndex:
     over all the photos would; codebook properties (``num_classes``, ``codebook``, ``decode``, ...) are the
     base's. ``shards`` holds each shard's photos (an ``Index`` state: ``n``, ``codes`` (C, n), ``ids``, ...),
     ``offsets`` the global position of each shard's first photo."""
-
-    _DELEGATED = frozenset({"num_classes", "size", "n_centroids", "class_names", "metadata", "keep_exact",
-                            "ranking", "class_prior", "codebook", "codebook_u8", "decode", "dim", "is_trained",
-                            "lookup_table", "fixed_nbytes"})
 
     def __init__(self, base: Index, shards: list[_State], paths: list[Path | None]):
         self.base = base
@@ -221,11 +231,6 @@ class ShardedIndex:
         counts = np.sum([st.counts for st in self.shards], axis=0)
         self._defaults, self._dense = _code_stats(counts)
         self._union = _UnionState(int(self.offsets[-1]), _UnionPositions(self.shards, self.offsets[:-1].tolist()))
-
-    def __getattr__(self, name):
-        if name in ShardedIndex._DELEGATED:
-            return getattr(self.base, name)
-        raise AttributeError(f"'ShardedIndex' object has no attribute {name!r}")
 
     def __len__(self) -> int:
         return self._union.n
