@@ -34,6 +34,14 @@ from segsearch.segmenter import _square_pixels
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def write_report(report: dict, path) -> None:
+    """Write a bench report as JSON (its folder created if missing) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
 def real_photos(n: int) -> list[Path]:
     """n photos: CamVid and COCO-MINI interleaved (COCO-MINI has 80)."""
     camvid = sorted((SHARED / "data" / "camvid").glob("*/images/*.jpg"))
@@ -134,10 +142,7 @@ def main() -> None:
     for name, sec in steps.items():
         print(f"    {name:<72} {sec:7.1f} s  {100 * sec / report['index_s']:5.1f}%")
     print(f"  index folder: {report['index_folder_bytes'] / 2**20:.1f} MB at K={report['n_centroids']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -4,21 +4,11 @@
 # path,caption CSV; then segsearch index (timed, peak memory), the folder's size, photo and caption searches.
 # Usage: bash bench/new_user_acceptance.sh [WORK_DIR]   (needs ../shared; about 4 minutes on 2 cores)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd); shared="$repo/../shared"; A=${1:-/tmp/segsearch-acceptance}
-rm -rf $A; mkdir -p $A/photos/street $A/photos/coco $A/home
+repo=$(cd "$(dirname "$0")/.." && pwd); A=${1:-/tmp/segsearch-acceptance}
+rm -rf $A; mkdir -p $A/home
 python3 -m venv $A/venv
 ( cd $repo && $A/venv/bin/pip install -q . > $A/pip.log 2>&1 )
-ls $shared/data/camvid/*/images/*.jpg | awk 'NR % 4 == 1' | head -120 | xargs -I{} cp {} $A/photos/street/
-cp $shared/data/coco-mini/images/*.jpg $A/photos/coco/
-python3 - "$shared" "$A" <<'PY'
-import csv, json, sys
-d = json.load(open(sys.argv[1] + "/data/coco-mini/captions_train2017.json"))
-names = {i["id"]: i["file_name"] for i in d["images"]}
-with open(sys.argv[2] + "/captions.csv", "w", newline="") as f:
-    w = csv.writer(f); w.writerow(["path", "caption"])
-    for a in d["annotations"]:
-        w.writerow(["coco/" + names[a["image_id"]], a["caption"].strip()])
-PY
+bash $repo/bench/acceptance_folder.sh $A
 echo "photos: $(find $A/photos -name '*.jpg' | wc -l)"
 cd $A
 run() { env -u SEGSEARCH_WEIGHTS -u XDG_CACHE_HOME HOME=$A/home $A/venv/bin/segsearch "$@"; }

@@ -5,19 +5,9 @@
 # compared result for result (all 197 photos ranked, so the whole ranking is compared, distances included).
 # Usage: bash bench/ray_acceptance.sh [WORK_DIR]   (needs ../shared and `pip install -e ".[ray]"`; ~6 min on 2 cores)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd); shared="$repo/../shared"; A=${1:-/tmp/segsearch-ray-acceptance}
-rm -rf $A; mkdir -p $A/photos/street $A/photos/coco
-ls $shared/data/camvid/*/images/*.jpg | awk 'NR % 4 == 1' | head -120 | xargs -I{} cp {} $A/photos/street/
-cp $shared/data/coco-mini/images/*.jpg $A/photos/coco/
-python3 - "$shared" "$A" <<'PY'
-import csv, json, sys
-d = json.load(open(sys.argv[1] + "/data/coco-mini/captions_train2017.json"))
-names = {i["id"]: i["file_name"] for i in d["images"]}
-with open(sys.argv[2] + "/captions.csv", "w", newline="") as f:
-    w = csv.writer(f); w.writerow(["path", "caption"])
-    for a in d["annotations"]:
-        w.writerow(["coco/" + names[a["image_id"]], a["caption"].strip()])
-PY
+repo=$(cd "$(dirname "$0")/.." && pwd); A=${1:-/tmp/segsearch-ray-acceptance}
+rm -rf $A; mkdir -p $A
+bash $repo/bench/acceptance_folder.sh $A
 n=$(find $A/photos -name '*.jpg' | wc -l); echo "photos: $n"
 cd $A
 /usr/bin/time -o local.time -f "index without Ray: %e s, %M KB peak" segsearch index photos --out local --captions captions.csv 2>local.log | tail -1

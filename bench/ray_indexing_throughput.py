@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 import segsearch
-from indexing_throughput import real_photos
+from indexing_throughput import real_photos, write_report
 from segsearch import Index, Segmenter
 from segsearch.indexing import build_index, default_centroids
 
@@ -192,10 +191,7 @@ def main() -> None:
               f"{after if after is None else format(after, '.2f'):>11} {r.get('codes_differ', '-')!s:>12} "
               f"{r.get('codebook_equal', '-')!s:>13} {r.get('index_file_identical', '-')!s:>9}")
     print(f"Ray start: {report['ray_start_s']:.1f} s; local run: torch {report['local_threads']} threads")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
