@@ -2,7 +2,7 @@
 
     python bench/codebook_time.py [--photos 10000] [--classes 151] [--sample 2000] [--centroids 256]
 
-Maps are synthetic softmax maps shaped like real segmentation output (segsearch.synthetic), made in batches
+Maps are synthetic softmax maps shaped like real segmentation output (segsearch.evaluation.synthetic), made in batches
 outside the timed parts. Training uses a sample of the photos, as `segsearch index` does; encoding covers
 every photo. The issue's target: 10,000 photos in <= 2 minutes on the 2-core CPU.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from segsearch.codebook import encode, train_codebook
-from segsearch.synthetic import synthetic_probs
+from segsearch.engine.codebook import encode, train_codebook
+from segsearch.evaluation.synthetic import synthetic_probs
 
 
 def main() -> None:

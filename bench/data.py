@@ -4,7 +4,7 @@ Everything is scaled by the environment variable ``SEGSEARCH_BENCH_SCALE`` (defa
 sizes); ``0.01`` gives a smoke run in a minute. Two kinds of data, built in batches (the maps of N = 82,783
 images do not fit in memory) and cached in ``bench/.cache`` (delete that folder to rebuild them):
 
-- synthetic: :mod:`segsearch.synthetic` maps and codes (the engine's regression targets);
+- synthetic: :mod:`segsearch.evaluation.synthetic` maps and codes (the engine's regression targets);
 - real-derived: the network's maps of the CamVid photos (``maps_cache``), one video sequence held out for the
   queries, the other photos flipped, cropped and shifted to reach N (``augmented_batch``).
 
@@ -24,7 +24,7 @@ import numpy as np
 
 import segsearch
 from segsearch import Index, Query
-from segsearch.synthetic import synthetic_codes, synthetic_probs
+from segsearch.evaluation.synthetic import synthetic_codes, synthetic_probs
 
 
 def _scale() -> float:
@@ -151,7 +151,7 @@ def table1_codes(n_centroids: int) -> np.ndarray:
     path = CACHE / f"codes-C60-N{n}-K{n_centroids}-T{N_TRAIN}-n{SIZE}-v{DATA_VERSION}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
-    from segsearch.codebook import encode
+    from segsearch.engine.codebook import encode
 
     cb = trained_codebook(60, n_centroids)
     cb = np.ascontiguousarray(cb.reshape(60, n_centroids, SIZE * SIZE).transpose(0, 2, 1))  # position-major
@@ -383,7 +383,7 @@ def real_codes(C: int, n_images: int, n_centroids: int = K) -> np.ndarray:
     path = _real_name(C, f"N{n_images}-K{n_centroids}-codes")
     if path.exists():
         return np.load(path, allow_pickle=False)
-    from segsearch.codebook import encode
+    from segsearch.engine.codebook import encode
 
     cb = real_codebook(C, n_centroids)
     cb = np.ascontiguousarray(cb.reshape(C, n_centroids, SIZE * SIZE).transpose(0, 2, 1))  # position-major

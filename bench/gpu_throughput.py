@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from segsearch import Segmenter
-from segsearch.codebook import encode, train_codebook
+from segsearch.engine.codebook import encode, train_codebook
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -525,7 +525,7 @@ def references(ds: Dataset, seed: int = Q.SEED) -> dict:
 
 
 def default_k(n: int) -> int:
-    from segsearch.indexing import default_centroids
+    from segsearch.library.build import default_centroids
 
     return default_centroids(n)
 
@@ -541,7 +541,7 @@ def pq_codebook(xd: np.ndarray, K: int, key: str, transform: tuple) -> np.ndarra
     path = maps_cache.CACHE / f"codebook-{key}-{tag}-K{K}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
-    from segsearch.codebook import train_codebook
+    from segsearch.engine.codebook import train_codebook
 
     codebook = train_codebook(np.concatenate([maps4, maps4[..., ::-1]]), K, seed=0)
     maps_cache.save_npy(path, codebook.reshape(C, K, maps_cache.SIZE, maps_cache.SIZE))
@@ -552,7 +552,7 @@ def evaluate_pq(ds: Dataset, cands: list[Candidate], ks: tuple) -> dict:
     """The same with PQ codes (codebooks trained on each database and its mirror images by quality.py's
     fold_codebook, cached; candidates with a transform get their own codebook, trained on the transformed
     maps): the LUT sums the scan computes (eps = 0)."""
-    from segsearch.codebook import encode
+    from segsearch.engine.codebook import encode
 
     out = {}
     transforms = sorted({c.transform for c in cands}, key=str)

@@ -28,8 +28,8 @@ import torch
 
 import segsearch
 from segsearch import Index, Segmenter
-from segsearch.indexing import build_index
-from segsearch.segmenter import _square_pixels
+from segsearch.library.build import build_index
+from segsearch.network.segmenter import _square_pixels
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

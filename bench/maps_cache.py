@@ -55,7 +55,7 @@ def _key(paths: list[Path], root: Path, network: str, weights: str) -> str:
 
 
 def _cache_path(paths: list[Path], root: Path, tag: str) -> Path:
-    from segsearch.weights import resolve_weights
+    from segsearch.network.weights import resolve_weights
 
     weights = resolve_weights(weights_path())
     return CACHE / f"maps-{tag}-{_key(paths, root, 'deeplabv3-mnv2-ade20k', weights.name)}-n{SIZE}.npy"

@@ -3,7 +3,7 @@
     python bench/quality.py [--out bench-report/paper] [--part all|camvid|coco] [--threads 2]
                             [--rankings l2,balanced]
 
-Every layout score is given for both rankings (``segsearch.ranking``): the paper's squared L2 (method names
+Every layout score is given for both rankings (``segsearch.engine.ranking``): the paper's squared L2 (method names
 as in the paper: "K=16", "exact", "text + sketch") and segsearch's default, "balanced" ("balanced K=16",
 "balanced exact", "text + sketch (balanced)"). Writes ``OUT/quality.json`` (``bench/report.py`` renders it). Needs the network's maps of the photos,
 computed once and cached by ``maps_cache.py`` (several minutes on 2 cores), and caches each fold's PQ
@@ -25,10 +25,10 @@ between global class histograms (mean class probabilities: no layout).
 **COCO-MINI captions (Sec. 4.2, automatic stand-in for the user study).** Each of the 80 photos is held out
 in turn; the query words are one of its captions (drawn with a fixed seed) less stop words; the database
 is the other 79 photos with all their captions. Text ranking: the paper's score, the number of distinct query
-words found in a photo's captions (``segsearch.captions.distinct_word_count``, words compared after
+words found in a photo's captions (``segsearch.library.captions.distinct_word_count``, words compared after
 ``normalize_words``: case, punctuation and simple plurals folded), ties in random order (nDCG averaged over
 RANDOM_DRAWS orders). 'text (bm25)' is segsearch's own text-only ranking instead: SQLite FTS5's bm25 over
-the 79 photos (all captions of a photo one document, Porter stemming; ``segsearch.captions.Captions.bm25``),
+the 79 photos (all captions of a photo one document, Porter stemming; ``segsearch.library.captions.Captions.bm25``),
 queried with the whole drawn caption as typed (bm25 weighs its stop words down itself), ties (photos without
 any query word) in random order. Text + layout: the paper's score, ties broken by
 the spatial-semantic distance (exact) of a layout query: a sketch of the held-out photo's ground-truth
@@ -52,10 +52,10 @@ import maps_cache  # noqa: E402
 from data import machine_info  # noqa: E402
 
 from segsearch import Index, Query  # noqa: E402
-from segsearch.captions import Captions, normalize_words, read_captions  # noqa: E402
+from segsearch.library.captions import Captions, normalize_words, read_captions  # noqa: E402
 from segsearch.evaluation import (class_histogram, grade, histogram_distances, label_grid,  # noqa: E402
                                   layout_agreement, ndcg, query_maps)
-from segsearch.segmenter import ADE20K_CLASSES  # noqa: E402
+from segsearch.network.segmenter import ADE20K_CLASSES  # noqa: E402
 
 SEED = 20180105
 GRID = 8
@@ -267,7 +267,7 @@ def run_camvid(threads: int, rankings=("l2", "balanced")) -> dict:
 
 def map_statistics(maps16: np.ndarray) -> dict:
     """How the network's real maps compare with the bench's synthetic ones (C = 151, 64 x 64)."""
-    from segsearch.synthetic import synthetic_probs
+    from segsearch.evaluation.synthetic import synthetic_probs
 
     def stats(p):
         am = p.argmax(axis=1)

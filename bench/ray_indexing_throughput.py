@@ -10,7 +10,7 @@ photos, ``--sample`` (default a quarter of the photos, at least the default K, s
 and the encode phase run), ``--batch`` and seed 0:
 
 1. ``local``: without Ray, in this process (torch's default threads, or ``--threads``), before Ray starts;
-2. Ray is started once on this machine (``segsearch.ray_cluster.connect("local", num_cpus=os.cpu_count())``),
+2. Ray is started once on this machine (``segsearch.distributed.cluster.connect("local", num_cpus=os.cpu_count())``),
    timed on its own (``ray_start_s``) and left out of every run's time;
 3. ``ray="local"`` for each ``AxT`` of ``--configs``: A actors (``ray_actors``), each running torch with T
    threads and reserving T CPUs (``ray_threads``). A configuration needing more CPUs than the machine has is
@@ -21,7 +21,7 @@ Each run reports its wall time (``build_index`` end to end), the part spent brin
 photos/s over the wall time and over the wall time less that start-up, and, against the local run: how many
 photos' codes differ (same codebook or not), whether the codebook is the same and whether ``index.segsearch`` is
 identical byte for byte. The network's float rounding depends on torch's thread count (see
-``segsearch.ray_indexing``), so this shows how often a thread count other than the local run's changes codes.
+``segsearch.distributed.indexing``), so this shows how often a thread count other than the local run's changes codes.
 Writes a JSON report to ``--out`` and prints a table.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 import segsearch
 from indexing_throughput import real_photos, write_report
 from segsearch import Index, Segmenter
-from segsearch.indexing import build_index, default_centroids
+from segsearch.library.build import build_index, default_centroids
 
 
 def parse_configs(text: str) -> list[tuple[int, int]]:
@@ -85,7 +85,7 @@ class StartTimer:
 
 def index_once(photos: Path, out: Path, args, **ray_opts) -> dict:
     """One ``build_index`` run into ``out`` (fresh); its times and what it wrote."""
-    from segsearch.ray_indexing import EncoderPool
+    from segsearch.distributed.indexing import EncoderPool
 
     owner, name = (EncoderPool, "_start") if ray_opts else (Segmenter, "default")
     with StartTimer(owner, name) as start:
@@ -162,7 +162,7 @@ def main() -> None:
         local = tmp / "idx-local"
         record("local", None, torch.get_num_threads(), lambda: index_once(folder, local, args))
 
-        from segsearch.ray_cluster import connect
+        from segsearch.distributed.cluster import connect
 
         t = time.perf_counter()
         connect("local", num_cpus=os.cpu_count(), object_store_memory=args.object_store_mb * 2**20,

@@ -250,7 +250,7 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
         s.append(f"> **Scaled run** (`SEGSEARCH_BENCH_SCALE={scale}`): every N below is {scale} × the paper's; "
                  "the figures are a smoke test, not comparable with the paper's.\n")
     s.append("Two kinds of timing data, side by side (how each is made: *Probability maps* below): **synthetic** "
-             "(`segsearch.synthetic` maps; the engine's regression targets) and **real-derived** (the network's maps "
+             "(`segsearch.evaluation.synthetic` maps; the engine's regression targets) and **real-derived** (the network's maps "
              "of CamVid photos, augmented with flips, crops and shifts to reach N; queries are held-out photos). "
              "Medians of pytest-benchmark rounds, top-10, one query at a time.\n")
 
@@ -431,7 +431,7 @@ def quality_sections(q: dict, out: Path) -> list[str]:
             f"Each of the {coco['n_queries']} photos held out in turn; query = the words of one of its captions "
             f"(seeded draw; stop words removed; {coco['mean_query_words']:.1f} words on average), database = the "
             "other 79 photos with all 5 captions each. Text: number of distinct query words in a photo's captions "
-            "(`segsearch.captions.normalize_words`), ties in random order (nDCG averaged over 20 orders). "
+            "(`segsearch.library.captions.normalize_words`), ties in random order (nDCG averaged over 20 orders). "
             "Text + layout: ties broken by the spatial-semantic distance (exact search) of a sketch of the "
             "held-out photo's ground-truth objects mapped to ADE20K classes (background left unspecified), or of "
             "the held-out photo itself as an image query. Relevance: the grading above on COCO object masks "
@@ -467,7 +467,7 @@ def maps_section(bench: Bench | None, quality: dict) -> list[str]:
     if not st and not real:
         return []
     s = ["## Probability maps: synthetic and real-derived timing data\n",
-         "**Synthetic** (`segsearch.synthetic`, the rows marked synthetic; the engine's regression targets): 2–5 "
+         "**Synthetic** (`segsearch.evaluation.synthetic`, the rows marked synthetic; the engine's regression targets): 2–5 "
          "smooth class blobs per image, long-tailed class frequencies, softmax over all classes.\n"]
     if real:
         d = next(iter(real.values()))["data"]

@@ -34,10 +34,10 @@ import pytest
 import data
 from data import TOPK
 from segsearch import Query, open_folder
-from segsearch.shards import add_shard, empty_like
+from segsearch.engine.sharded import add_shard, empty_like
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'segsearch[ray]'")
-from segsearch.ray_search import open_on_ray  # needs ray
+from segsearch.distributed.search import open_on_ray  # needs ray
 
 C = 151
 SHARDS = (1, 2, 4, 8)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segsearch.segmenter import Segmenter
+from segsearch.network.segmenter import Segmenter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"

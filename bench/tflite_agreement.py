@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segsearch.segmenter import Segmenter
+from segsearch.network.segmenter import Segmenter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from segsearch import Index, Query
-from segsearch.synthetic import class_priors, synthetic_probs
+from segsearch.evaluation.synthetic import class_priors, synthetic_probs
 
 NAMES = ["sky", "building", "road", "tree", "car", "person", "grass", "water"]
 PALETTE = np.array([[70, 130, 180], [140, 70, 60], [128, 64, 128], [60, 160, 60], [230, 160, 20],

@@ -1,7 +1,7 @@
 """Make docs/gui.png: the sketch tool on synthetic photos (no real data, no network weights).
 
 Run on an X display, e.g. ``xvfb-run -s "-screen 0 1280x1024x24" python docs/make_gui_screenshot.py``.
-The photos are synthetic scenes (label maps from :mod:`segsearch.synthetic` painted in natural colours with
+The photos are synthetic scenes (label maps from :mod:`segsearch.evaluation.synthetic` painted in natural colours with
 noise), 4:3 like most camera photos and named like a camera's files; a colour-matching stand-in for the
 network segments them, so searches behave sensibly.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import segsearch
 from PIL import Image, ImageGrab
 from segsearch.gui import SketchApp
-from segsearch.photo_index import PhotoIndex
-from segsearch.synthetic import synthetic_probs
+from segsearch.library.photo_index import PhotoIndex
+from segsearch.evaluation.synthetic import synthetic_probs
 
 CLASSES = ["others", "sky", "tree", "road", "grass", "building", "water", "sand", "car", "person"]
 COLOURS = np.array([(60, 60, 60), (120, 170, 235), (40, 110, 45), (120, 120, 125), (110, 190, 80),

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import maps_cache  # noqa: E402
 
 from segsearch import Index, Query  # noqa: E402
-from segsearch.palette import colorize, make_palette  # noqa: E402
+from segsearch.network.palette import colorize, make_palette  # noqa: E402
 
 QUERIES = ("000000252639", "000000466547", "000000084284")  # a bus on a road, a bus by a church, a laptop on a desk
 TOP, CELL, PAD, HUB_LISTS = 6, 112, 6, 20

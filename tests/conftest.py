@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import segsearch
-from segsearch.synthetic import synthetic_probs
+from segsearch.evaluation.synthetic import synthetic_probs
 
 
 def random_probs(n, C, size, seed):

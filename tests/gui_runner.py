@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from photo_folder import FakeSegmenter
 from segsearch import gui
-from segsearch.photo_index import PhotoIndex
+from segsearch.library.photo_index import PhotoIndex
 
 
 def main(argv) -> int:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from segsearch import Index, Query, storage
-from segsearch.synthetic import synthetic_probs
+from segsearch import Index
+
+from segsearch import Query
+
+from segsearch.engine import storage
+from segsearch.evaluation.synthetic import synthetic_probs
 
 here = Path(__file__).parent / "fixtures"
 name = sys.argv[1] if len(sys.argv) > 1 else f"v{storage.FORMAT_VERSION}"

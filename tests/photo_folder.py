@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 import segsearch
-from segsearch.captions import write_captions
+from segsearch.library.captions import write_captions
 
 CLASSES = ["others", "sky", "tree", "road", "car", "person", "building", "water"]
 SIZE = 16
@@ -100,7 +100,7 @@ def make_sharded_copy(index_dir: Path, out: Path, cuts=(15, 30)) -> Path:
     (as ``segsearch index --add`` would write them, with the same codebook); returns the new folder."""
     import shutil
 
-    from segsearch.shards import add_shard, empty_like
+    from segsearch.engine.sharded import add_shard, empty_like
 
     shutil.copytree(index_dir, out)
     whole = segsearch.Index.load(index_dir / "index.segsearch", mmap=False)

@@ -14,11 +14,11 @@ from collections import Counter
 import numpy as np
 import pytest
 from segsearch import Query
-from segsearch import captions as C
-from segsearch.captions import (STOP_WORDS, Captions, FTS5Unavailable, distinct_word_count, level_words,
+from segsearch.library import captions as C
+from segsearch.library.captions import (STOP_WORDS, Captions, FTS5Unavailable, distinct_word_count, level_words,
                                 match_expression, normalize_words, query_words, write_captions)
 from segsearch.cli import main
-from segsearch.photo_index import PhotoIndex
+from segsearch.library.photo_index import PhotoIndex
 
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_index_folder
 
@@ -366,7 +366,7 @@ def test_an_error_after_sqlite_rolled_back_by_itself_is_reported_as_is(tmp_path,
     error, not 'cannot rollback - no transaction is active'; the file keeps its old captions."""
     import sqlite3
 
-    import segsearch.captions as captions_module
+    import segsearch.library.captions as captions_module
 
     db_path = tmp_path / "captions.sqlite"
     captions_module.write_captions([("a.jpg", "a horse on a beach")], db_path)

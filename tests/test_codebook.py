@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from segsearch.codebook import encode, train_codebook
-from segsearch.synthetic import synthetic_probs
+from segsearch.engine.codebook import encode, train_codebook
+from segsearch.evaluation.synthetic import synthetic_probs
 
 from conftest import random_probs
 

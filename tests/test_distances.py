@@ -6,7 +6,7 @@ import segsearch
 from segsearch import Query
 
 from conftest import random_sketch
-from segsearch.synthetic import synthetic_probs
+from segsearch.evaluation.synthetic import synthetic_probs
 from reference import adc_maps, distances, exact_maps, reweighted, topk
 
 KINDS = ["image", "sketch", "image_and_sketch"]
@@ -137,7 +137,7 @@ def test_block_sums_give_the_same_luts(size):
     """Sketch LUTs read precomputed sums for whole 16-pixel runs of a row; they equal the pixel-by-pixel LUT.
     (size 20: a row has a 16-pixel block and a 4-pixel one.)"""
     from segsearch import _core
-    from segsearch.index import BLOCK_W
+    from segsearch.engine.index import BLOCK_W
 
     C = 5
     probs = synthetic_probs(60, C, size, seed=8)

@@ -67,12 +67,13 @@ def child(fault: str, argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    import segsearch.captions as captions_mod
-    import segsearch.segmenter as segmenter_mod
-    from segsearch import indexing, storage
+    import segsearch.library.captions as captions_mod
+    import segsearch.network.segmenter as segmenter_mod
+    from segsearch.library import build as indexing
+    from segsearch.engine import storage
     from segsearch.cli import main
-    from segsearch.index import Index
-    from segsearch.segmenter import Segmenter
+    from segsearch.engine.index import Index
+    from segsearch.network.segmenter import Segmenter
 
     from photo_folder import pixel_net
 
@@ -167,7 +168,7 @@ def index_args(photos: Path, out: Path, captions: Path, add: bool = False) -> li
 
 def snapshot(out: Path) -> dict:
     """What a finished index folder holds: ids, codes, codebook, metadata and the captions."""
-    from segsearch.shards import open_folder
+    from segsearch.engine.sharded import open_folder
 
     index = open_folder(out, mmap=False)  # with the shards --add wrote
     db = sqlite3.connect(f"{(out / 'captions.sqlite').as_uri()}?mode=ro", uri=True)
@@ -300,7 +301,7 @@ def test_kill_during_add_keeps_the_index_then_resume_adds(folders, tmp_path, fau
     assert bool(temp_files(out)) == leaves_temp, temp_files(out)
     # nothing lost: the previous captions and index (never rewritten by --add) are as they were, and searchable
     assert {n: (out / n).read_bytes() for n in before} == before
-    from segsearch.photo_index import PhotoIndex
+    from segsearch.library.photo_index import PhotoIndex
 
     pi = PhotoIndex.open(out)
     assert len(pi) == shown and pi.search(text="blocks", k=3)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from photo_folder import CLASSES, FakeSegmenter, make_index_folder
 from PIL import Image
-from segsearch.sketch_io import read_sketch
+from segsearch.sketch.files import read_sketch
 
 REQUIRE = os.environ.get("SEGSEARCH_REQUIRE_GUI", "") == "1"
 RUNNER = Path(__file__).resolve().parent / "gui_runner.py"
@@ -206,7 +206,7 @@ def app(display, folder):
     import tkinter as tk
 
     from segsearch.gui import SketchApp
-    from segsearch.photo_index import PhotoIndex
+    from segsearch.library.photo_index import PhotoIndex
 
     pi = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
     root = tk.Tk()
@@ -374,8 +374,8 @@ def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path, wh
     """A folder of a base and two shards opens in the sketch tool (searched in this process, or by Ray actors as
     `segsearch gui --ray local` does) and gives the hits of the one-file folder."""
     from photo_folder import make_sharded_copy
-    from segsearch.photo_index import PhotoIndex
-    from segsearch.shards import ShardedIndex
+    from segsearch.library.photo_index import PhotoIndex
+    from segsearch.engine.sharded import ShardedIndex
 
     if where == "ray":
         ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "segsearch[ray]")')
@@ -398,7 +398,7 @@ def _sketch_tool_matches(sharded, folder):
     import tkinter as tk
 
     from segsearch.gui import SketchApp
-    from segsearch.photo_index import PhotoIndex
+    from segsearch.library.photo_index import PhotoIndex
 
     whole = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
     root = tk.Tk()

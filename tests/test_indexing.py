@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from segsearch import Index, Query
-from segsearch import weights as W
-from segsearch.captions import read_captions, store_captions
+from segsearch.network import weights as W
+from segsearch.library.captions import read_captions, store_captions
 from segsearch.cli import main
-from segsearch.indexing import build_index, find_photos
-from segsearch.segmenter import Segmenter
-from segsearch.shards import open_folder
-from segsearch.tflite_import import EXPECTED_TFLITE_SHA256
+from segsearch.library.build import build_index, find_photos
+from segsearch.network.segmenter import Segmenter
+from segsearch.engine.sharded import open_folder
+from segsearch.network.tflite_import import EXPECTED_TFLITE_SHA256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "deeplabv3-mnv2-ade20k" / "model.tflite"
@@ -56,7 +56,7 @@ def weights(tmp_path_factory):
     """The real model imported once into a temporary safetensors file."""
     if not MODEL.is_file():
         pytest.skip("shared model not available")
-    from segsearch.tflite_import import import_tflite
+    from segsearch.network.tflite_import import import_tflite
 
     out = tmp_path_factory.mktemp("weights") / "deeplab.safetensors"
     import_tflite(MODEL, out)
@@ -339,7 +339,7 @@ def test_cli_pipeline_builds_what_the_python_api_builds(tmp_path, sample):
 
 
 def test_default_centroids_fit_the_folder():
-    from segsearch.indexing import default_centroids
+    from segsearch.library.build import default_centroids
 
     assert [default_centroids(n) for n in (1, 40, 63, 64, 159, 200, 256, 2047, 2048, 10**7)] == [
         4, 4, 4, 8, 16, 16, 32, 128, 256, 256]

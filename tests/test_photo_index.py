@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from segsearch import Query
-from segsearch.captions import STOP_WORDS, Captions, distinct_word_count, normalize_words, write_captions
+from segsearch.library.captions import STOP_WORDS, Captions, distinct_word_count, normalize_words, write_captions
 from segsearch.cli import main
-from segsearch.photo_index import PhotoIndex
-from segsearch.sketch_io import class_index, read_sketch, save_sketch, sketch_from_boxes
+from segsearch.library.photo_index import PhotoIndex
+from segsearch.sketch.files import class_index, read_sketch, save_sketch, sketch_from_boxes
 
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_index_folder
 
@@ -271,7 +271,7 @@ def test_text_needs_captions(tmp_path):
 # ---------------------------------------------------------------------------------------------- sheet
 
 def test_contact_sheet(folder, pi):
-    from segsearch.sheet import contact_sheet
+    from segsearch.sketch.sheet import contact_sheet
 
     _, photos, names, _ = folder
     lab = _sky_road()
@@ -361,7 +361,7 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
 
 def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_path):
     from segsearch import Index
-    from segsearch.weights import NETWORK, WeightsNotFoundError
+    from segsearch.network.weights import NETWORK, WeightsNotFoundError
 
     index_dir, photos, names, _ = folder
     index = Index.load(index_dir / "index.segsearch")
@@ -389,7 +389,7 @@ def test_photo_queries_use_the_network_the_index_recorded(folder, tmp_path, monk
     """An index records its network's weights (sha256): a photo query finds those weights or says to pass
     --weights; weights of another sha256 are refused."""
     from segsearch import Index
-    from segsearch import weights as W
+    from segsearch.network import weights as W
 
     monkeypatch.setattr(W, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv(W.ENV_VAR, raising=False)

@@ -4,8 +4,14 @@ index, checked on load, chosen by the CLI. Their distances against the numpy ref
 import numpy as np
 import pytest
 
-from segsearch import Index, IndexFormatError, Query, storage
-from segsearch.ranking import RANKINGS, Ranking, class_masses, class_prior, reweight
+from segsearch import Index
+
+from segsearch import IndexFormatError
+
+from segsearch import Query
+
+from segsearch.engine import storage
+from segsearch.engine.ranking import RANKINGS, Ranking, class_masses, class_prior, reweight
 
 from reference import reweighted
 
@@ -61,7 +67,7 @@ def test_absent_classes_are_judged_by_the_photos_own_maps():
     """Reweighting lifts a rare class's faint traces; the codebook still reserves centroid 0 for the class maps
     that were absent (mass < 1 pixel) before it, so they share the default code instead of spreading over codes
     of their own (which the scan would pay for)."""
-    from segsearch.codebook import train_codebook
+    from segsearch.engine.codebook import train_codebook
 
     rng = np.random.default_rng(9)
     maps = np.full((40, 2, N, N), 0.0, np.float32)
@@ -107,7 +113,7 @@ def test_reweight_matches_the_equation_and_keeps_one_hot_pixels():
     db[0, 3, 0, 0] = 1.0  # a one-hot pixel stays one-hot
     prior = np.linspace(0.01, 0.3, C).astype(np.float32)
     r = RANKINGS["balanced"]
-    from segsearch.ranking import class_weights
+    from segsearch.engine.ranking import class_weights
 
     got = reweight(db, class_weights(prior, r.prior_power))
     np.testing.assert_allclose(got, reweighted(db, prior, r.prior_power), rtol=2e-6, atol=1e-7)

@@ -24,9 +24,9 @@ from photo_folder import (CLASSES, SIZE, DyingSegmenter, FakeSegmenter, make_ind
                           make_sharded_copy, pixel_net)
 from segsearch import PhotoIndex, Query  # noqa: E402
 from segsearch.errors import IndexFormatError, SegsearchError  # noqa: E402
-from segsearch.indexing import build_index  # noqa: E402
-from segsearch.ray_search import open_on_ray  # noqa: E402
-from segsearch.shards import add_shard, compact, empty_like, open_folder  # noqa: E402
+from segsearch.library.build import build_index  # noqa: E402
+from segsearch.distributed.search import open_on_ray  # noqa: E402
+from segsearch.engine.sharded import add_shard, compact, empty_like, open_folder  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CPUS = 2

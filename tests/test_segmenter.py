@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from segsearch import weights as W
-from segsearch.deeplab import DeepLabV3MobileNetV2, fake_quant_asymmetric_int8, tf_same_pad
+from segsearch.network import weights as W
+from segsearch.network.deeplab import DeepLabV3MobileNetV2, fake_quant_asymmetric_int8, tf_same_pad
 from segsearch.errors import SegsearchError
-from segsearch.segmenter import ADE20K_CLASSES, Segmenter, make_palette
-from segsearch.tflite_import import EXPECTED_TFLITE_SHA256, TFLiteImportError, import_tflite, sha256_file
+from segsearch.network.segmenter import ADE20K_CLASSES, Segmenter, make_palette
+from segsearch.network.tflite_import import EXPECTED_TFLITE_SHA256, TFLiteImportError, import_tflite, sha256_file
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL_DIR = SHARED / "models" / "deeplabv3-mnv2-ade20k"
@@ -289,7 +289,7 @@ def test_iter_predict_decodes_in_workers_and_skips_bad_files(tmp_path):
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_softmax_pool_equals_softmax_then_area_average(channels_last):
-    from segsearch.segmenter import _softmax_pool
+    from segsearch.network.segmenter import _softmax_pool
 
     torch.manual_seed(0)
     logits = torch.randn(2, 7, 33, 33) * 4

@@ -1,4 +1,4 @@
-"""Sharded index folders (``segsearch.shards``): ``--add`` writes a shard, ``segsearch compact`` merges them, and a
+"""Sharded index folders (``segsearch.engine.sharded``): ``--add`` writes a shard, ``segsearch compact`` merges them, and a
 folder searches as one index over all its photos -- the same ids and distances, ties in insertion order --
 before and after compaction; crashes between the steps and hostile manifests or shards."""
 from __future__ import annotations
@@ -13,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from segsearch import Index, IndexFormatError, PhotoIndex, Query, shards
+from segsearch import Index
+from segsearch import IndexFormatError
+from segsearch import PhotoIndex
+from segsearch import Query
+from segsearch.engine import sharded as shards
 from segsearch.cli import main
-from segsearch.indexing import build_index
-from segsearch.segmenter import Segmenter
-from segsearch.shards import ShardedIndex, add_shard, compact, empty_like, open_folder
+from segsearch.library.build import build_index
+from segsearch.network.segmenter import Segmenter
+from segsearch.engine.sharded import ShardedIndex, add_shard, compact, empty_like, open_folder
 
 from conftest import random_probs
 from photo_folder import make_photos, pixel_net
@@ -173,7 +177,7 @@ def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
     """A further --add finds the new photos from the state's written mark and the folder's last shard: an
     earlier shard whose codes are damaged (only a full read would notice) does not stop it; and a folder whose
     state has no mark (written by segsearch 0.2) is looked up whole, once, and gains the mark."""
-    import segsearch.indexing as indexing
+    import segsearch.library.build as indexing
 
     out = tmp_path / "idx"
     shutil.copytree(grown["out"], out)

@@ -1,9 +1,9 @@
 """The drawing tool's sketch model: strokes, erase, flood fill, undo/redo, resizing, overlay (no display)."""
 import numpy as np
 import pytest
-from segsearch.palette import make_palette
-from segsearch.query import Query, resize_nearest
-from segsearch.sketch_model import Sketch
+from segsearch.network.palette import make_palette
+from segsearch.engine.query import Query, resize_nearest
+from segsearch.sketch.model import Sketch
 
 
 def brute_region(labels, row, col):
@@ -179,7 +179,7 @@ def test_bad_input_raises_value_error(bad):
 
 
 def test_letterbox_keeps_the_aspect_ratio_centred():
-    from segsearch.sketch_model import letterbox
+    from segsearch.sketch.model import letterbox
 
     assert letterbox(64, 48, 512, 512) == (0, 64, 512, 384)      # wide: bars above and below
     assert letterbox(48, 64, 512, 512) == (64, 0, 384, 512)      # tall: bars left and right
@@ -192,7 +192,7 @@ def test_letterbox_keeps_the_aspect_ratio_centred():
 
 
 def test_sketch_view_maps_the_grid_onto_the_photo_area():
-    from segsearch.sketch_model import SketchView
+    from segsearch.sketch.model import SketchView
 
     v = SketchView((256, 256), (0, 64, 512, 384))
     assert v.scale == (2.0, 1.5)

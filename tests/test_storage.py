@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Index, IndexFormatError, Query, storage
+from segsearch import Index
+from segsearch import IndexFormatError
+from segsearch import Query
+from segsearch.engine import storage
 
 from conftest import random_probs, random_sketch
 
@@ -91,7 +94,7 @@ def test_old_format_fixtures_still_load(fixture):
 
 
 def test_fixture_per_format_version_exists():
-    assert (FIXTURES / f"v{segsearch.storage.FORMAT_VERSION}.segsearch").exists()
+    assert (FIXTURES / f"v{segsearch.engine.storage.FORMAT_VERSION}.segsearch").exists()
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +187,7 @@ def test_load_takes_everything_from_one_open_file_across_a_rename(saved, tmp_pat
     """Another process saving (temp file + rename) while we load: the header and every array must come from
     the file that was opened, never a mix of the two versions (the old load read the header through one open()
     and reopened the path for each array)."""
-    from segsearch import storage
+    from segsearch.engine import storage
 
     first = Index.load(saved, mmap=mmap)
     other, other_path = _other_version(tmp_path)

@@ -23,7 +23,7 @@ import pytest
 import segsearch
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_photos
 from PIL import Image
-from segsearch.photo_index import PhotoIndex
+from segsearch.library.photo_index import PhotoIndex
 
 TIMEOUT = 60
 N_GOOD = 12
@@ -121,7 +121,7 @@ def test_search_hits_of_refused_ids_have_no_path_and_a_note(evil):
 
 
 def test_contact_sheet_never_opens_a_refused_id(evil, monkeypatch):
-    from segsearch import sheet
+    from segsearch.sketch import sheet
 
     index_dir, photos, good, bad, secret = evil
     pi = PhotoIndex.open(index_dir)
@@ -194,7 +194,7 @@ def test_gui_worker_gives_not_shown_tiles_and_opens_nothing_refused(evil, monkey
 
 
 def test_open_photo_refuses_a_fifo_without_waiting(evil):
-    from segsearch.sheet import open_photo
+    from segsearch.sketch.sheet import open_photo
 
     photos = evil[1]
     with pytest.raises(ValueError, match="not a regular file"):
@@ -215,7 +215,7 @@ import tkinter as tk
 import numpy as np
 from photo_folder import CLASSES, SIZE, FakeSegmenter
 from segsearch.gui import SketchApp
-from segsearch.photo_index import PhotoIndex
+from segsearch.library.photo_index import PhotoIndex
 
 pi = PhotoIndex.open(sys.argv[1], segmenter=FakeSegmenter())
 root = tk.Tk()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os as _os
 
-from . import _core
+from . import _core, _deprecated
 from .errors import IndexFormatError, NotTrainedError, SegsearchError
-from .index import DEFAULT_EPS, Index, SearchResult
-from .photo_index import Hit, PhotoIndex
-from .query import Query
-from .shards import ShardedIndex, open_folder
+from .engine.index import DEFAULT_EPS, Index, SearchResult
+from .library.photo_index import Hit, PhotoIndex
+from .engine.query import Query
+from .engine.sharded import ShardedIndex, open_folder
 
 __version__ = "0.2.0"
 __all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
@@ -22,7 +22,7 @@ __all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex"
 def __getattr__(name: str):
     # The segmentation network is imported on first use: searching an index does not need it.
     if name == "Segmenter":
-        from .segmenter import Segmenter
+        from .network.segmenter import Segmenter
 
         return Segmenter
     raise AttributeError(f"module 'segsearch' has no attribute {name!r}")
@@ -42,6 +42,8 @@ def set_simd_level(level: str) -> None:
     """Force a SIMD level (ValueError if this CPU or build lacks it)."""
     _core.set_simd_level(level)
 
+
+_deprecated.install()
 
 if _os.environ.get("SEGSEARCH_SIMD"):
     try:

@@ -147,7 +147,7 @@ def _cmd_gui(args) -> int:
 
 
 def _cmd_index(args) -> int:
-    from .indexing import build_index
+    from .library.build import build_index
 
     report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
                          device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
@@ -167,8 +167,8 @@ def _cmd_index(args) -> int:
 
 
 def _cmd_compact(args) -> int:
-    from .index_folder import INDEX_FILE
-    from .shards import compact
+    from .engine.layout import INDEX_FILE
+    from .engine.sharded import compact
 
     d = Path(args.index_dir).expanduser()
     if not (d / INDEX_FILE).is_file():
@@ -191,8 +191,8 @@ def _parse_box(spec: str) -> tuple[str, list[str]]:
 def _cmd_search(args) -> int:
     import numpy as np
 
-    from .photo_index import PhotoIndex
-    from .sketch_io import sketch_from_boxes
+    from .library.photo_index import PhotoIndex
+    from .sketch.files import sketch_from_boxes
 
     if args.image is None and args.sketch is None and not args.draw and not (args.text and args.text.strip()):
         raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
@@ -206,7 +206,7 @@ def _cmd_search(args) -> int:
         if sketch is None:
             sketch = boxes
         else:
-            from .query import resize_nearest
+            from .engine.query import resize_nearest
 
             sketch = np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
     hits = pi.search(image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads)
@@ -222,8 +222,8 @@ def _cmd_search(args) -> int:
         if h.path is None:
             print(f"segsearch: note: result {h.rank} not shown (id {str(h.id)!a}): {h.note}", file=sys.stderr)
     if args.sheet:
-        from .sheet import contact_sheet
-        from .storage import atomic_write
+        from .sketch.sheet import contact_sheet
+        from .engine.storage import atomic_write
 
         sheet = contact_sheet(pi, hits, image=args.image, sketch=sketch, text=args.text)
         with atomic_write(args.sheet) as f:
@@ -237,7 +237,7 @@ def _cmd_classes(args) -> int:
     """One line per class: its index (0-based, the number used by the Python API, labels.txt, the sketch
     tool's palette and ``--draw``), the value a single-channel sketch PNG uses for it (index + 1), its colour
     in RGB sketches and its name; tab-separated under a header line, or one JSON object per class."""
-    from .photo_index import PhotoIndex
+    from .library.photo_index import PhotoIndex
 
     pi = PhotoIndex.open(args.index_dir)
     if not args.json:

@@ -32,7 +32,7 @@ def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int =
     if photo_index is None:
         if index_dir is None:
             raise ValueError("give an index folder or an opened PhotoIndex")
-        from ..photo_index import PhotoIndex
+        from ..library.photo_index import PhotoIndex
 
         photo_index = PhotoIndex.open(index_dir, device=device, weights=weights, photos_dir=photos_dir, ray=ray,
                                       ray_actors=ray_actors)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..sheet import UNREADABLE, not_shown_tile, open_photo
+from ..sketch.sheet import UNREADABLE, not_shown_tile, open_photo
 
 __all__ = ["SearchAnswer", "SearchRequest", "SearchWorker", "ThumbnailCache"]
 

@@ -9,7 +9,7 @@ import os
 import tkinter as tk
 from pathlib import Path
 
-from ..storage import atomic_write
+from ..engine.storage import atomic_write
 
 __all__ = ["STATE_ENV", "StateFile", "app_state", "state_path_from_env"]
 

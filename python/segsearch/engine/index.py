@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, storage
-from ._convert import as_numpy
-from .errors import NotTrainedError
+from .. import _core
+from . import storage
+from .checks import as_numpy
+from ..errors import NotTrainedError
 from .query import Query, check_probs
 from .ranking import (DEFAULT_RANKING, Ranking, Reweighted, class_masses, class_prior, class_weights, get_ranking,
                       reweight)

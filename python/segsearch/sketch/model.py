@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .query import check_labels, resize_nearest
+from ..engine.query import check_labels, resize_nearest
 
 __all__ = ["UNSPECIFIED", "Sketch", "SketchView", "letterbox"]
 

@@ -88,7 +88,7 @@ def get(ray, refs, *, timeout=None, what: str = "answer"):
     """``ray.get``, with a time-out said in words and an error raised in an actor (segsearch's own, a bad
     ``--weights`` file, ...) re-raised as itself rather than wrapped. A dead actor's error passes through
     (see :func:`actor_died_errors`): the caller says what it lost."""
-    from .errors import SegsearchError
+    from ..errors import SegsearchError
 
     try:
         return ray.get(refs, timeout=timeout)

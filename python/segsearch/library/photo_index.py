@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .captions import Captions, query_words
-from .index import Index
-from .index_folder import (CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR,
+from ..engine.index import Index
+from ..engine.layout import (CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR,
                            resolve_inside)
-from .palette import make_palette
-from .query import Query, check_labels
-from .shards import ShardedIndex, codes_at, open_folder
+from ..network.palette import make_palette
+from ..engine.query import Query, check_labels
+from ..engine.sharded import ShardedIndex, codes_at, open_folder
 
 __all__ = ["Hit", "PhotoIndex", "open_index"]
 
@@ -107,7 +107,7 @@ class PhotoIndex:
                     if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
         if ray is not None:
-            from .ray_search import open_on_ray
+            from ..distributed.search import open_on_ray
 
             index = open_on_ray(d, ray, actors=ray_actors)
         else:
@@ -160,8 +160,8 @@ class PhotoIndex:
     def segmenter(self):
         """The network for photo queries (loaded on first use)."""
         if self._segmenter is None:
-            from .segmenter import Segmenter
-            from .weights import NETWORK
+            from ..network.segmenter import Segmenter
+            from ..network.weights import NETWORK
 
             meta = self.index.metadata or {}
             network, want = meta.get(META_NETWORK), meta.get(META_NETWORK_SHA256)
@@ -217,7 +217,7 @@ class PhotoIndex:
         """A sketch as an int32 label map (-1 = unspecified): from an array, or a PNG path / PIL image."""
         from PIL import Image
 
-        from .sketch_io import read_sketch
+        from ..sketch.files import read_sketch
 
         if isinstance(sketch, (str, os.PathLike, Image.Image)):
             lab = read_sketch(sketch, self.palette, self.index.num_classes)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from .errors import SegsearchError
+from ..errors import SegsearchError
 from .tflite_import import EXPECTED_TFLITE_SHA256, sha256_file
 
 ENV_VAR = "SEGSEARCH_WEIGHTS"
 #: The default network's name, recorded in the indexes it builds.
 NETWORK = "deeplabv3-mnv2-ade20k"
 #: The published TFLite file, shipped inside the package.
-BUNDLED = Path(__file__).resolve().parent / "models" / "deeplabv3-mnv2-ade20k.tflite"
+BUNDLED = Path(__file__).resolve().parent.parent / "models" / "deeplabv3-mnv2-ade20k.tflite"
 #: sha256 of :data:`BUNDLED` (checked before the file is imported).
 BUNDLED_SHA256 = EXPECTED_TFLITE_SHA256
 _CACHE_PREFIX = "deeplabv3-mobilenetv2-ade20k-"

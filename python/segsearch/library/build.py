@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from .captions import read_captions_checked, write_captions
-from .index_folder import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
+from ..engine.layout import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
                            META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
-from .ranking import DEFAULT_RANKING, get_ranking
-from .shards import add_shard_locked, empty_like, last_written_ids, open_folder, remove_unlisted
+from ..engine.ranking import DEFAULT_RANKING, get_ranking
+from ..engine.sharded import add_shard_locked, empty_like, last_written_ids, open_folder, remove_unlisted
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -189,7 +189,7 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     if ray is None:
         _check_device(device)  # on Ray, the actors' device: checked where they run
     else:
-        from .ray_cluster import check_address
+        from ..distributed.cluster import check_address
 
         check_address(ray)
         for name, v in (("ray_actors", ray_actors), ("ray_threads", ray_threads)):
@@ -310,7 +310,7 @@ def _remove_temp_files(*folders: Path) -> None:
 def _write_captions_atomically(pairs: list[tuple[str, str]], path: Path) -> int:
     """:func:`write_captions` into a temp file beside ``path``, renamed over it once complete: a kill or a full
     disk leaves the previous captions as they were (the next run removes the temp file)."""
-    from .storage import atomic_path
+    from ..engine.storage import atomic_path
 
     with atomic_path(path) as tmp:
         try:
@@ -352,7 +352,7 @@ class _LazySegmenter:
         if self._ray is None:
             return None
         if self._pool is None:
-            from .ray_indexing import EncoderPool
+            from ..distributed.indexing import EncoderPool
 
             stored = self.identity
             want = stored["sha256"] if stored and self._weights is None else None
@@ -368,7 +368,7 @@ class _LazySegmenter:
 
     def get(self):
         if self._seg is None:
-            from .segmenter import Segmenter
+            from ..network.segmenter import Segmenter
 
             stored = self.identity
             want = stored["sha256"] if stored and self._weights is None else None
@@ -397,7 +397,7 @@ class _LazySegmenter:
     @property
     def classes(self) -> list[str]:
         if self._seg is None:
-            from .segmenter import ADE20K_CLASSES
+            from ..network.segmenter import ADE20K_CLASSES
 
             return list(ADE20K_CLASSES)
         return list(self._seg.classes)
@@ -440,7 +440,7 @@ def _register(st: _State, paths: list[str], add: bool, out: Path) -> int:
 def _codebook(st, out, root, seg, size, k_req, ranking, batch, workers, niter, seed, device, log):
     """The index whose codebook encodes this folder: the checkpoint, else the finished index (resume, --add),
     else trained now from the sample (segmented first) and checkpointed."""
-    from .index import Index
+    from ..engine.index import Index
 
     for path in (out / WORK_DIR / CODEBOOK_FILE, out / INDEX_FILE):
         if path.is_file():
@@ -617,7 +617,7 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
         _segment(st, root, seg, todo, size, batch, workers, "segmenting",
                  lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
         return
-    from .shards import codebook_fingerprint
+    from ..engine.sharded import codebook_fingerprint
 
     checkpoint = out / WORK_DIR / CODEBOOK_FILE
     if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone

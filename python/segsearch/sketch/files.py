@@ -66,8 +66,8 @@ def read_sketch(file, palette: np.ndarray, num_classes: int | None = None) -> np
 
 def save_sketch(path, labels, palette: np.ndarray) -> None:
     """Write a label map (-1 = unspecified) as an RGB PNG in ``palette``, black = unspecified (atomically)."""
-    from .palette import colorize
-    from .storage import atomic_write
+    from ..network.palette import colorize
+    from ..engine.storage import atomic_write
 
     lab = np.asarray(labels)
     if lab.ndim != 2:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexFormatError
+from ..errors import IndexFormatError
 
 MAGIC = b"SEGSRCH\0"
 #: 2: the ranking (header field 'ranking', array 'class_prior'); files of version 1 load with the 'l2' ranking.
@@ -431,7 +431,7 @@ def _check_codebook(arrays, damaged, *, C, n, K, w, nb) -> None:
 
 def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
     """Codes < K matching their counts, exact norms in range, ids unique."""
-    from . import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
+    from .. import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
 
     codes, counts = arrays["codes"], arrays["code_counts"]
     seen = _core.code_counts(codes)

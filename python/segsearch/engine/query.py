@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._convert import as_numpy
+from .checks import as_numpy
 
-from ._core import QueryKind
+from .._core import QueryKind
 
 # Query kinds: the core's enum.
 IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch

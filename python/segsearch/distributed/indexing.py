@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SegsearchError
-from .ray_cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
+from ..errors import SegsearchError
+from .cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
 
 __all__ = ["PhotoEncoder", "EncoderPool"]
 
@@ -70,7 +70,7 @@ class PhotoEncoder:
         torch.set_num_threads(threads)
         self.device = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         if segmenter is None:
-            from .segmenter import Segmenter
+            from ..network.segmenter import Segmenter
 
             segmenter = Segmenter.default(device=self.device, weights=weights, weights_sha256=weights_sha256)
         self.seg, self.size, self.batch, self.workers = segmenter, size, batch, workers
@@ -82,8 +82,8 @@ class PhotoEncoder:
 
     def _index(self, path: str, fp: str):
         if self._codebook is None or self._codebook[:2] != (path, fp):
-            from .index import Index
-            from .shards import codebook_fingerprint
+            from ..engine.index import Index
+            from ..engine.sharded import codebook_fingerprint
 
             index = Index.load(path, mmap=False)
             if codebook_fingerprint(index) != fp:

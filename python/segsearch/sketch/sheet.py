@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .palette import colorize
+from ..network.palette import colorize
 
 __all__ = ["contact_sheet", "not_shown_tile", "open_photo"]
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexFormatError, SegsearchError
-from .index import Index, SearchResult, _code_stats, check_search_args
-from .index_folder import INDEX_FILE
-from .ray_cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
-from .shards import (BaseCodebook, SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan,
+from ..errors import IndexFormatError, SegsearchError
+from ..engine.index import Index, SearchResult, _code_stats, check_search_args
+from ..engine.layout import INDEX_FILE
+from .cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
+from ..engine.sharded import (BaseCodebook, SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan,
                      merge_topk, scan_shard, shard_expectation, shard_filter)
 
 __all__ = ["RayShardedIndex", "open_on_ray"]

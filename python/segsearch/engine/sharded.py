@@ -47,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _core, storage
-from .errors import IndexFormatError
+from .. import _core
+from . import storage
+from ..errors import IndexFormatError
 from .index import (BLOCK_W, Index, SearchResult, _check_eps, _check_threads, _code_stats, _State, check_search_args)
-from .index_folder import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, WORK_DIR, resolve_inside
+from .layout import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, WORK_DIR, resolve_inside
 from .query import Query
 
 __all__ = ["ShardedIndex", "SearchPlan", "open_folder", "add_shard", "compact", "empty_like", "scan_shard",
@@ -480,14 +481,14 @@ def _check_unique_ids(union: ShardedIndex, manifest: Path) -> None:
 # ---------------------------------------------------------------------------------------------- writing
 
 def _lock(d: Path) -> int:
-    from .indexing import _lock_folder
+    from ..library.build import _lock_folder
 
     (d / WORK_DIR).mkdir(exist_ok=True)
     return _lock_folder(d / WORK_DIR, d)
 
 
 def _unlock(fd: int) -> None:
-    from .indexing import _unlock_folder
+    from ..library.build import _unlock_folder
 
     _unlock_folder(fd)
 
