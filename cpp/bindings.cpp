@@ -270,7 +270,7 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<CodebookArrays>(m, "Codebook",
                                "A PQ codebook bound once for the core: its arrays checked and kept, then passed to\n"
-                               "build_lut / search_pq without being checked again.")
+                               "build_lut / build_luts without being checked again.")
         .def(py::init(&make_codebook), py::arg("codebook"), py::arg("norms"), py::arg("block_sums") = py::none(),
              py::arg("block_w") = 16,
              "codebook: position-major (C, D, K), float32 or uint8 (value v means v/255); norms: the squared\n"
@@ -343,39 +343,40 @@ PYBIND11_MODULE(_core, m) {
           "results; speed only): True / False force it on / off, None = SEGSEARCH_QUANTIZED_SCAN=0|1 if set, else\n"
           "automatic (where this CPU's kernel beats the float scan).");
 
-    m.def("search_pq",
-          [](const CodebookArrays& arrays, const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults,
-             const std::vector<int>& kinds, const std::vector<std::optional<Arr<float>>>& probs,
-             const std::vector<std::optional<Arr<int32_t>>>& labels, int64_t k, float eps,
-             std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
-             std::optional<Arr<uint8_t>> dense, std::optional<Arr<float>> class_weights, float photo_weight,
-             std::optional<bool> quantized) {
+    m.def("build_luts",
+          [](const CodebookArrays& arrays, const std::vector<int>& kinds,
+             const std::vector<std::optional<Arr<float>>>& probs,
+             const std::vector<std::optional<Arr<int32_t>>>& labels, float eps, int64_t threads_arg,
+             std::optional<Arr<float>> class_weights, float photo_weight) {
               const int threads = bounded_threads(threads_arg);
-              const QuantizedScan mode = quantized_mode(quantized);
               const Codebook& cb = arrays.cb;
-              const Codes cv = make_codes(codes, defaults, dense, cb.K);
-              if (cv.C != cb.C) bad("codes and codebook have different numbers of classes");
               const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, cb.C, cb.D, class_weights);
               const size_t nq = specs.size();
-              Subset sub = make_subset(mask, ids, cv.n);
-              return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
-                  // every query's LUT (classes spread over the threads), then one scan for the batch
-                  std::vector<float> luts(nq * static_cast<size_t>(cb.C) * cb.K, 0.0f);
-                  std::vector<std::vector<int32_t>> cls(nq);
-                  for (size_t q = 0; q < nq; ++q) {
+              Arr<float> luts({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(cb.C),
+                               static_cast<py::ssize_t>(cb.K)});
+              std::vector<std::vector<int32_t>> classes(nq);
+              {
+                  py::gil_scoped_release release;
+                  float* out = luts.mutable_data();
+                  std::fill(out, out + nq * static_cast<size_t>(cb.C) * cb.K, 0.0f);
+                  for (size_t q = 0; q < nq; ++q) {  // each query's LUT, its classes spread over the threads
                       const SparseQuery sq = make_sparse_query(specs[q], cb.C, cb.D, eps);
-                      build_lut(cb, sq, luts.data() + q * static_cast<size_t>(cb.C) * cb.K, threads, photo_weight);
-                      cls[q] = sq.classes;
+                      build_lut(cb, sq, out + q * static_cast<size_t>(cb.C) * cb.K, threads, photo_weight);
+                      classes[q] = sq.classes;
                   }
-                  scan_pq(cv, cb.K, luts.data(), cls, k, sub, threads, python_interrupt(), out, mode);
-              });
+              }
+              py::list cls;
+              for (const auto& c : classes) {
+                  Arr<int32_t> a(static_cast<py::ssize_t>(c.size()));
+                  std::copy(c.begin(), c.end(), a.mutable_data());
+                  cls.append(a);
+              }
+              return py::make_tuple(luts, cls);
           },
-          py::arg("codebook"), py::arg("codes"), py::arg("defaults"), py::arg("kinds"), py::arg("probs"),
-          py::arg("labels"), py::arg("k"), py::arg("eps"), py::arg("mask") = py::none(), py::arg("ids") = py::none(),
-          py::arg("threads") = 0, py::arg("dense") = py::none(), py::arg("class_weights") = py::none(),
-          py::arg("photo_weight") = 1.0f, py::arg("quantized") = py::none(),
-          "Top-k PQ search of a batch of queries in one call: each query's LUT against the bound Codebook (as\n"
-          "build_lut), then one scan of the (C, N) codes (as scan_pq). Returns (positions, distances, counts).");
+          py::arg("codebook"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
+          py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+          "The LUTs (nq, C, K) of a batch of queries against a bound Codebook (each as build_lut) and, per query,\n"
+          "the classes it sums: the plan every PQ search then scans with scan_pq, once per part of the index.");
 
     m.def("quantized_scan_stats", []() {
               const QuantizedScanStats s = quantized_scan_stats();

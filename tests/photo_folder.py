@@ -100,7 +100,9 @@ def make_sharded_copy(index_dir: Path, out: Path, cuts=(15, 30)) -> Path:
     (as ``segsearch index --add`` would write them, with the same codebook); returns the new folder."""
     import shutil
 
-    from segsearch.engine.sharded import add_shard, empty_like
+    from segsearch.library.shards import add_shard
+
+    from segsearch.engine.index import empty_like
 
     shutil.copytree(index_dir, out)
     whole = segsearch.Index.load(index_dir / "index.segsearch", mmap=False)

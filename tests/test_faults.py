@@ -68,7 +68,7 @@ def child(fault: str, argv: list[str]) -> int:
 
     torch.set_num_threads(1)
     import segsearch.library.captions as captions_mod
-    import segsearch.network.segmenter as segmenter_mod
+    import segsearch.network.classes as classes_mod
     from segsearch.library import build as indexing
     from segsearch.engine import storage
     from segsearch.cli import main
@@ -79,7 +79,7 @@ def child(fault: str, argv: list[str]) -> int:
 
     tiny = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
     Segmenter.default = classmethod(lambda cls, **kw: tiny)
-    segmenter_mod.ADE20K_CLASSES = tiny.classes  # the default network's classes, known before it is loaded
+    classes_mod.ADE20K_CLASSES = tiny.classes  # the default network's classes, known before it is loaded
     action, _, rest = fault.partition("@")
     target, _, nth = rest.partition("#")
     counts: dict[str, int] = {}

@@ -26,7 +26,9 @@ from segsearch import PhotoIndex, Query  # noqa: E402
 from segsearch.errors import IndexFormatError, SegsearchError  # noqa: E402
 from segsearch.library.build import build_index  # noqa: E402
 from segsearch.distributed.search import open_on_ray  # noqa: E402
-from segsearch.engine.sharded import add_shard, compact, empty_like, open_folder  # noqa: E402
+from segsearch.engine.sharded import open_folder# noqa: E402
+from segsearch.library.shards import add_shard, compact# noqa: E402
+from segsearch.engine.index import empty_like# noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CPUS = 2

@@ -186,7 +186,7 @@ def test_simd_levels_agree():
                 for quantized in (False, True):
                     luts = np.random.default_rng(5).random((2, C, K)).astype(np.float32)
                     cls = [np.arange(C, dtype=np.int32), np.array([1, 4], np.int32)]
-                    ids, d, _ = segsearch._core.scan_pq(index._codes, index._defaults, luts, cls, 40, dense=dense,
+                    ids, d, _ = segsearch._core.scan_pq(index.snapshot.codes, index.snapshot.defaults, luts, cls, 40, dense=dense,
                                                         quantized=quantized)
                     results[level] += [segsearch.SearchResult(ids[i], d[i]) for i in range(2)]
     finally:

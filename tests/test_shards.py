@@ -17,11 +17,14 @@ from segsearch import Index
 from segsearch import IndexFormatError
 from segsearch import PhotoIndex
 from segsearch import Query
-from segsearch.engine import sharded as shards
+from segsearch.engine import storage
+from segsearch.library import shards
 from segsearch.cli import main
 from segsearch.library.build import build_index
 from segsearch.network.segmenter import Segmenter
-from segsearch.engine.sharded import ShardedIndex, add_shard, compact, empty_like, open_folder
+from segsearch.engine.sharded import ShardedIndex, open_folder
+from segsearch.library.shards import add_shard, compact
+from segsearch.engine.index import empty_like
 
 from conftest import random_probs
 from photo_folder import make_photos, pixel_net
@@ -193,7 +196,7 @@ def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
                 log=lambda s: None)
     shard1 = out / "shards" / "000001.segsearch"
     blob = bytearray(shard1.read_bytes())
-    codes = np.ascontiguousarray(shards.storage.load(shard1, mmap=False, verify=False)[1]["codes"]).tobytes()
+    codes = np.ascontiguousarray(storage.load(shard1, mmap=False, verify=False)[1]["codes"]).tobytes()
     blob[bytes(blob).index(codes, 16)] ^= 0x01  # a code changed: its checksum no longer matches
     shard1.write_bytes(bytes(blob))
     with pytest.raises(IndexFormatError, match="000001.segsearch"):

@@ -207,7 +207,7 @@ def test_load_takes_everything_from_one_open_file_across_a_rename(saved, tmp_pat
     assert back.ids.tolist() == first.ids.tolist()
     np.testing.assert_array_equal(back.codes, first.codes)
     np.testing.assert_array_equal(back.codebook, first.codebook)
-    np.testing.assert_array_equal(back._exact, first._exact)
+    np.testing.assert_array_equal(back.snapshot.exact, first.snapshot.exact)
     assert Index.load(saved).ids.tolist() == other.ids.tolist()  # the rename did happen
 
 

@@ -144,9 +144,12 @@ def test_core_rejects_bad_arrays_directly():
         _core.Codebook(np.zeros((3, 16, 4), np.uint8), nrm, np.zeros((3, 4, 4), np.float32), 4)
     with pytest.raises(ValueError, match="block sums"):
         _core.Codebook(cb, nrm, np.zeros((3, 5, 4), np.float32), 4)
-    with pytest.raises(ValueError, match="different numbers of classes"):
-        _core.search_pq(bound, np.zeros((2, 10), np.uint8), np.zeros(2, np.uint8), [1], [None],
-                        [np.zeros(16, np.int32)], 3, 0.0)
+    luts, classes = _core.build_luts(bound, [1], [None], [np.zeros(16, np.int32)], 0.0)
+    assert luts.shape == (1, 3, 4) and len(classes) == 1
+    with pytest.raises(ValueError, match="luts"):  # a 3-class plan on 2-class codes
+        _core.scan_pq(np.zeros((2, 10), np.uint8), np.zeros(2, np.uint8), luts, classes, 3)
+    with pytest.raises(ValueError):
+        _core.build_luts(bound, [1], [None], [np.zeros(15, np.int32)], 0.0)
     codes = np.zeros((3, 10), np.uint8)
     lut = np.zeros((1, 3, 4), np.float32)
     cls = [np.arange(3, dtype=np.int32)]

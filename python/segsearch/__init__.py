@@ -8,11 +8,12 @@ from __future__ import annotations
 import os as _os
 
 from . import _core, _deprecated
-from .errors import IndexFormatError, NotTrainedError, SegsearchError
 from .engine.index import DEFAULT_EPS, Index, SearchResult
-from .library.photo_index import Hit, PhotoIndex
 from .engine.query import Query
 from .engine.sharded import ShardedIndex, open_folder
+from .errors import IndexFormatError, NotTrainedError, SegsearchError
+from .library import backends as _backends
+from .library.photo_index import Hit, PhotoIndex
 
 __version__ = "0.2.0"
 __all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
@@ -44,6 +45,15 @@ def set_simd_level(level: str) -> None:
 
 
 _deprecated.install()
+
+
+def _load_ray_backend():
+    from .distributed import RAY_BACKEND
+
+    return RAY_BACKEND
+
+
+_backends.register_ray_backend(_load_ray_backend)  # the library's ray= options, served from the layer above it
 
 if _os.environ.get("SEGSEARCH_SIMD"):
     try:

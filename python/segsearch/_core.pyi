@@ -34,7 +34,7 @@ class QueryKind(enum.IntEnum):
 
 class Codebook:
     """A PQ codebook bound once for the core: its arrays checked and kept, then passed to :func:`build_lut` /
-    :func:`search_pq` without being checked again.
+    :func:`build_luts` without being checked again.
 
     codebook: position-major (C, D, K), float32 or uint8 (value v means v / 255); norms: the squared centroid
     norms (C, K) float32; block_sums (optional, (C, n * ceil(n / block_w), K); float32, or uint16 for a uint8
@@ -78,26 +78,19 @@ def build_lut(
     squared L2 distance; the ranking is that of ||q_c||^2 - 2 q_c.a + w ||a||^2).
     """
 
-def search_pq(
+def build_luts(
     codebook: Codebook,
-    codes: npt.NDArray[np.uint8],
-    defaults: npt.NDArray[np.uint8],
     kinds: Sequence[int],
     probs: Sequence[npt.NDArray[np.float32] | None],
     labels: Sequence[npt.NDArray[np.int32] | None],
-    k: int,
     eps: float,
-    mask: npt.NDArray[np.uint8] | None = None,
-    ids: npt.NDArray[np.int64] | None = None,
     threads: int = 0,
-    dense: npt.NDArray[np.uint8] | None = None,
     class_weights: npt.NDArray[np.float32] | None = None,
     photo_weight: float = 1.0,
-    quantized: bool | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Top-k PQ search of a batch of queries in one call: each query's LUT against the bound codebook (as
-    :func:`build_lut`), then one scan of the (C, N) codes (as :func:`scan_pq`). Returns (positions (nq, k),
-    distances (nq, k) ascending, entries filled per query)."""
+) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[np.int32]]]:
+    """The LUTs (nq, C, K) of a batch of queries against a bound :class:`Codebook` (each as :func:`build_lut`)
+    and, per query, the classes it sums: the plan every PQ search then scans with :func:`scan_pq`, once per part
+    of the index."""
 
 def scan_pq(
     codes: npt.NDArray[np.uint8],

@@ -168,7 +168,7 @@ def _cmd_index(args) -> int:
 
 def _cmd_compact(args) -> int:
     from .engine.layout import INDEX_FILE
-    from .engine.sharded import compact
+    from .library.shards import compact
 
     d = Path(args.index_dir).expanduser()
     if not (d / INDEX_FILE).is_file():
@@ -222,8 +222,8 @@ def _cmd_search(args) -> int:
         if h.path is None:
             print(f"segsearch: note: result {h.rank} not shown (id {str(h.id)!a}): {h.note}", file=sys.stderr)
     if args.sheet:
-        from .sketch.sheet import contact_sheet
         from .engine.storage import atomic_write
+        from .sketch.sheet import contact_sheet
 
         sheet = contact_sheet(pi, hits, image=args.image, sketch=sketch, text=args.text)
         with atomic_write(args.sheet) as f:

@@ -83,10 +83,9 @@ class PhotoEncoder:
     def _index(self, path: str, fp: str):
         if self._codebook is None or self._codebook[:2] != (path, fp):
             from ..engine.index import Index
-            from ..engine.sharded import codebook_fingerprint
 
             index = Index.load(path, mmap=False)
-            if codebook_fingerprint(index) != fp:
+            if index.codebook_fingerprint() != fp:
                 raise SegsearchError(f"{path} is not the codebook this run trained (it changed meanwhile); run "
                                      "the index command again")
             self._codebook = (path, fp, index)

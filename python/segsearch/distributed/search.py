@@ -5,9 +5,9 @@ fanned out in one round trip, the per-shard top k merged exactly.
 >>> index.search(query, k=10)                          # the same ids and distances as open_folder("my-index")
 
 The driver (this process) reads only the manifest and the base file (``index.segsearch``: the codebook, from
-which it builds each batch's lookup tables once, :func:`~segsearch.shards.make_plan`). Everything per photo
+which it builds each batch's lookup tables once, :func:`~segsearch.engine.search.make_plan`). Everything per photo
 stays with the actors: each opens some shards (balanced by photo count, spread over the nodes), verifies them,
-and answers for them: the k nearest (:func:`~segsearch.shards.scan_shard`, merged over its shards, with their
+and answers for them: the k nearest (:func:`~segsearch.engine.search.scan_part`, merged over its shards, with their
 ids), which ids it holds and where, their codes. The driver merges the actors' lists by (distance, global
 position), so a search returns bit for bit what one index over all the photos returns (ties by insertion
 order), and its memory does not grow with the number of photos in the shards.
@@ -23,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexFormatError, SegsearchError
-from ..engine.index import Index, SearchResult, _code_stats, check_search_args
+from ..engine.checks import check_folder, check_optional_count
+from ..engine.index import Index
 from ..engine.layout import INDEX_FILE
+from ..engine.manifest import load_shard, read_manifest, shard_expectation
+from ..engine.search import PartsView, Searchable, SearchPlan, merge_topk, part_filter, scan_part
+from ..engine.sharded import BaseCodebook
+from ..engine.snapshot import code_stats, positions_in
+from ..errors import IndexFormatError, SegsearchError
 from .cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
-from ..engine.sharded import (BaseCodebook, SearchPlan, _load_shard, _read_manifest, codebook_fingerprint, make_plan,
-                     merge_topk, scan_shard, shard_expectation, shard_filter)
 
 __all__ = ["RayShardedIndex", "open_on_ray"]
 
@@ -50,12 +53,12 @@ class ShardScanner:
             for s, rel, count, offset in entries:
                 if rel is None:
                     base = Index.load(d / INDEX_FILE, mmap=True, verify=verify)
-                    if len(base) != count or shard_expectation(base) != expect or codebook_fingerprint(base) != fp:
+                    if len(base) != count or shard_expectation(base) != expect or base.codebook_fingerprint() != fp:
                         raise IndexFormatError(f"{d / INDEX_FILE} changed after the search opened the folder; open "
                                                "it again")
-                    st = base._state
+                    st = base.snapshot
                 else:
-                    st, _ = _load_shard(d, rel, count, expect, fp, True, verify)
+                    st, _ = load_shard(d, rel, count, expect, fp, verify=verify)
                 self.states[s], self.offsets[s] = st, offset
         except (OSError, ValueError) as e:  # kept for ready() / the calls to report (not an actor-creation error)
             self.error = e
@@ -71,21 +74,29 @@ class ShardScanner:
         return None, {s: (np.asarray(st.counts), isinstance(st.ids, list)) for s, st in self.states.items()}
 
     def scan(self, plan: SearchPlan, k: int, filters: dict, threads: int):
-        """This actor's k nearest for each query: [(global positions int64, distances float32, ids)]."""
+        """This actor's part of a search: its shards' :func:`~segsearch.engine.search.scan_part` results merged,
+        as one part for :func:`~segsearch.engine.search.merge_topk`: (global positions (nq, kk), distances
+        (nq, kk), counts (nq,), offset 0, per query the ids)."""
         self._ok()
-        parts, offsets = [], []
+        parts = []
         for s, st in self.states.items():
             m, p = filters.get(s, (None, None))
-            parts.append(scan_shard(st, plan, k, mask=m, positions=p, threads=threads))
-            offsets.append(self.offsets[s])
-        return [(pos, dist, self._ids(pos)) for pos, dist in merge_topk(parts, offsets, k)]
+            parts.append(scan_part(st, plan, k, mask=m, positions=p, threads=threads) + (self.offsets[s],))
+        merged = merge_topk(parts, k)
+        kk = max([len(p) for p, _, _ in merged], default=0)
+        pos = np.zeros((len(merged), kk), np.int64)
+        dist = np.zeros((len(merged), kk), np.float32)
+        for q, (p, d, _) in enumerate(merged):
+            pos[q, : len(p)], dist[q, : len(d)] = p, d
+        counts = np.array([len(p) for p, _, _ in merged], np.int64)
+        return pos, dist, counts, 0, [self._ids(p) for p, _, _ in merged]
 
     def _ids(self, pos: np.ndarray) -> list:
         """The ids at global positions ``pos`` (all in this actor's shards)."""
         out = []
         for g in pos.tolist():
             s = max((s for s in self.states if self.offsets[s] <= g), key=lambda s: self.offsets[s])
-            out.append(Index._ids_at(self.states[s], np.array([g - self.offsets[s]], np.int64))[0].item())
+            out.append(self.states[s].ids_at(np.array([g - self.offsets[s]], np.int64))[0].item())
         return out
 
     def positions(self, ids: list) -> dict:
@@ -105,8 +116,7 @@ class ShardScanner:
     def ids(self, s: int) -> np.ndarray:
         """Every id of shard ``s`` in insertion order."""
         self._ok()
-        st = self.states[s]
-        return Index._ids_at(st, np.arange(st.n, dtype=np.int64))
+        return self.states[s].all_ids()
 
     def id_parts(self, n: int) -> list[list]:
         """This actor's ids split into ``n`` lists by a stable hash of their text (for :meth:`first_repeat` on
@@ -114,7 +124,7 @@ class ShardScanner:
         self._ok()
         parts: list[list] = [[] for _ in range(n)]
         for st in self.states.values():
-            for i in Index._ids_at(st, np.arange(st.n, dtype=np.int64)).tolist():
+            for i in st.all_ids().tolist():
                 parts[zlib.crc32(str(i).encode("utf-8", "surrogatepass")) % n].append(i)
         return parts
 
@@ -149,17 +159,7 @@ def _assign(counts: list[int], n_actors: int) -> list[list[int]]:
     return [sorted(a) for a in out if a]
 
 
-class _KnownPositions:
-    """What :meth:`Index._subset` needs of a state, for ids already looked up: ``n`` and id -> position."""
-
-    def __init__(self, n: int, found: dict):
-        self.n, self._found = n, found
-
-    def positions(self):
-        return self._found
-
-
-class RayShardedIndex(BaseCodebook):
+class RayShardedIndex(Searchable, BaseCodebook):
     """An index folder searched by Ray actors (:func:`open_on_ray` opens one): the same results as
     :func:`~segsearch.shards.open_folder`'s index, whose read API it has (``search``, ``len``, ``in``,
     ``positions``, ``ids``, ``code_rows``; codebook properties such as ``num_classes``, ``decode``, ``metadata``
@@ -175,23 +175,19 @@ class RayShardedIndex(BaseCodebook):
     def __init__(self, index_dir, *, actors: int | None = None, verify: bool = True):
         import ray
 
-        d = Path(index_dir).expanduser()
-        if not d.is_dir():
-            raise FileNotFoundError(f"index directory {d} does not exist")
+        d = check_folder(index_dir)
         self.index_dir = d
         self.base = Index.load(d / INDEX_FILE, mmap=True, verify=verify)
-        listed = _read_manifest(d, self.base)
+        listed = read_manifest(d, self.base)
         rels = [None] + [rel for rel, _, _ in listed]
         self.counts = [len(self.base)] + [count for _, count, _ in listed]
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
         self.paths = [d / INDEX_FILE] + [d / rel for rel in rels[1:]]
         cpus, _ = cluster_resources(ray)
-        n = actors if actors is not None else max(1, min(len(self.counts), cpus))
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"actors must be a whole number >= 1; got {actors!r}")
+        n = check_optional_count(actors, "actors") or max(1, min(len(self.counts), cpus))
         self.assignment = _assign(self.counts, n)  # at most one actor per shard
         self.threads = max(1, cpus // len(self.assignment))
-        fp = listed[0][2] if listed else codebook_fingerprint(self.base)  # _read_manifest hashed it already
+        fp = self.base.codebook_fingerprint()  # computed once: read_manifest hashed it already
         expect = shard_expectation(self.base)
         remote = ray.remote(ShardScanner).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
                                                   scheduling_strategy="SPREAD")
@@ -212,7 +208,7 @@ class RayShardedIndex(BaseCodebook):
         self.string_ids = kinds == {True}
         if verify:
             self._check_unique_ids()
-        self._defaults, self._dense = _code_stats(np.sum([held[s][0] for s in range(len(self.counts))], axis=0))
+        self._view = PartsView(len(self), *code_stats(np.sum([held[s][0] for s in range(len(self.counts))], axis=0)))
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -289,7 +285,7 @@ class RayShardedIndex(BaseCodebook):
     def positions(self, ids) -> np.ndarray:
         """Global insertion positions int64 of ``ids``; ValueError naming an id not in the index."""
         seq = list(ids) if isinstance(ids, (list, tuple)) else np.asarray(ids).reshape(-1).tolist()
-        return Index._positions_in(_KnownPositions(len(self), self._found(_hashable(seq))), seq)
+        return positions_in(self._found(_hashable(seq)), seq)
 
     @property
     def ids(self) -> np.ndarray:
@@ -318,54 +314,33 @@ class RayShardedIndex(BaseCodebook):
                 out[which == s] = rows
         return out
 
-    def plan(self, queries, *, exact: bool = False, eps: float | None = None, threads: int | None = None):
-        """The queries made ready for the actors (:func:`~segsearch.shards.make_plan`, built here once)."""
-        return make_plan(self.base, self._defaults, self._dense, queries, exact=exact, eps=eps, threads=threads)
+    # ------------------------------------------------------------------ search (see segsearch.engine.search)
+    @property
+    def _codebook_index(self) -> Index:
+        return self.base
 
-    def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
-               eps: float | None = None):
-        """:meth:`Index.search` over the folder: one call per actor for the whole batch, merged here."""
+    def _search_view(self) -> PartsView:
+        return self._view
+
+    def _lookup(self, view: PartsView, ids: list) -> dict:
+        return self._found(_hashable(ids))  # one round trip for all of them
+
+    def _scan_parts(self, view: PartsView, plan: SearchPlan, k: int, mask, pos, threads: int) -> list:
+        """One part per actor: each scans its shards (one call per actor for the whole batch)."""
         import ray
 
-        single, queries, k, n_threads = check_search_args(query, k, threads, eps)
-        mask, pos = self._subset(subset)
-        plan = self.plan(queries, exact=exact, eps=eps, threads=threads)
-        if not queries:
-            return []
         if not self.actors:
             raise SegsearchError(f"this Ray search of {self.index_dir} was closed; open the index again")
         plan_ref = ray.put(plan)  # sent once to each node, not once per actor
         refs = []
         for shards, actor in zip(self.assignment, self.actors):
-            filters = {} if mask is None and pos is None else {s: shard_filter(self.offsets, s, mask, pos)
+            filters = {} if mask is None and pos is None else {s: part_filter(self.offsets, s, mask, pos)
                                                                for s in shards}
-            refs.append(actor.scan.remote(plan_ref, k, filters, n_threads or self.threads))
-        answers = self._get(refs)
-        out = []
-        for q in range(len(queries)):
-            got = [a[q] for a in answers]
-            g = np.concatenate([p for p, _, _ in got]).astype(np.int64)
-            dist = np.concatenate([d for _, d, _ in got]).astype(np.float32)
-            ids = [i for _, _, part in got for i in part]
-            order = np.lexsort((g, dist))[:k]
-            chosen = [ids[j] for j in order.tolist()]
-            out.append(SearchResult(np.array(chosen, dtype=str) if self.string_ids else
-                                    np.array(chosen, dtype=np.int64), dist[order]))
-        return out[0] if single else out
+            refs.append(actor.scan.remote(plan_ref, k, filters, threads or self.threads))
+        return self._get(refs)
 
-    def _subset(self, subset):
-        """:meth:`Index._subset` over the folder, the ids looked up on the actors in one round trip."""
-        if subset is None:
-            return None, None
-        seq = None
-        if isinstance(subset, (list, tuple)):
-            seq = list(subset)
-        else:
-            a = np.asarray(subset)
-            if a.dtype != np.bool_:
-                seq = a.reshape(-1).tolist()
-        found = self._found(_hashable(seq)) if seq is not None else {}
-        return self.base._subset(_KnownPositions(len(self), found), subset)
+    def _ids_at(self, view: PartsView, pos: np.ndarray) -> np.ndarray:
+        raise AssertionError("the actors return the ids with their parts")
 
     def close(self) -> None:
         """Stop the actors."""

@@ -1,4 +1,6 @@
-"""Codebooks: k-means per class subspace (torch, GPU when available) and encoding maps to codes.
+"""Codebooks: k-means per class subspace (torch, GPU when available), encoding maps to codes, and the compact
+(one byte per value) codebook with what the search derives from it. torch is imported when a codebook is
+trained or maps are encoded, not before.
 
 Most class maps of most images are near zero (the class is absent from the photo). Those rows are
 not fed to k-means: centroid 0 of every class is reserved for them (their mean), and the other
@@ -8,8 +10,12 @@ distances to the other centroids: ||x - a_k||^2 >= (||x|| - ||a_k||)^2.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: A class map counts as "absent" when its total probability mass is below this many pixels.
 ABSENT_MASS = 1.0
@@ -17,6 +23,8 @@ ABSENT_MASS = 1.0
 
 def pick_device(device=None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU."""
+    import torch
+
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -32,6 +40,8 @@ def _nearest(x: torch.Tensor, cents: torch.Tensor, cnorm: torch.Tensor) -> tuple
 def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.Tensor:
     """Lloyd's k-means on rows x (n, D) with k <= n; init from k distinct random rows; empty clusters are
     re-seeded with the rows farthest from their centroids. Deterministic for a given generator."""
+    import torch
+
     n = x.shape[0]
     perm = torch.randperm(n, generator=gen, device="cpu")[:k].to(x.device)
     cents = x[perm].clone()
@@ -56,6 +66,8 @@ def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed
 
     Raises ValueError if K exceeds the number of training images.
     """
+    import torch
+
     N, C = probs.shape[:2]
     D = probs.shape[2] * probs.shape[3]
     K = n_centroids
@@ -98,6 +110,8 @@ def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int =
     """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook laid out position-major,
     (C, D, K) (the index's own layout; pass ``cb.transpose(0, 2, 1)`` for a (C, K, D) one): float, or uint8 with
     v meaning v / 255."""
+    import torch
+
     N, C = probs.shape[:2]
     D, K = codebook.shape[1], codebook.shape[2]
     dev = pick_device(device)
@@ -123,3 +137,42 @@ def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int =
                     code[todo] = _nearest(x[todo], cents.T, cnorm2)[0]
                 codes[s : s + batch, c] = code.to(torch.uint8).cpu().numpy()
     return codes
+
+
+def to_bytes(codebook: np.ndarray) -> np.ndarray:
+    """A float codebook (C, ...) of probabilities as bytes: v = round(255 * clip(value, 0, 1)), a class at a time."""
+    out = np.empty(codebook.shape, np.uint8)
+    for c in range(codebook.shape[0]):
+        x = np.clip(np.asarray(codebook[c], np.float32), 0.0, 1.0)
+        np.rint(x * np.float32(255.0), out=x)
+        out[c] = x
+    return out
+
+
+def block_sums_shape(C: int, n: int, K: int, block_w: int) -> tuple[int, int, int]:
+    """(C, n * blocks per row, K) of a codebook of n x n maps summed over blocks of ``block_w`` pixels of a row."""
+    return C, n * -(-n // min(block_w, n)), K
+
+
+def derived(cb: np.ndarray, n: int, block_w: int, block_sums=None) -> tuple[np.ndarray, np.ndarray]:
+    """(squared centroid norms float32 (C, K), the codebook summed over blocks of ``block_w`` pixels of a row
+    (C, n * nb, K): uint16 for a uint8 codebook, else float32) of a position-major codebook ``cb`` (C, n*n, K);
+    ``block_sums`` when given (read from a file, checked there) is used as it is."""
+    C, _, K = cb.shape
+    bytes_ = cb.dtype == np.uint8
+    norms = np.empty((C, K), np.float64)
+    for c in range(C):  # a class at a time: no float64 copy of the whole codebook
+        x = cb[c].astype(np.float64)
+        norms[c] = np.einsum("dk,dk->k", x, x)
+    norms = (norms / (255.0 * 255.0) if bytes_ else norms).astype(np.float32)
+    if block_sums is None:
+        w = min(block_w, n)
+        shape = block_sums_shape(C, n, K, block_w)
+        nb = shape[1] // n
+        dtype = np.uint16 if bytes_ else np.float32  # at most 16 * 255 for bytes
+        sums = np.zeros((C, n, nb, K), dtype)
+        grid = cb.reshape(C, n, n, K)
+        for b in range(nb):
+            sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2, dtype=dtype)
+        block_sums = sums.reshape(shape)
+    return norms, block_sums

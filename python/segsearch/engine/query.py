@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import as_numpy
-
 from .._core import QueryKind
+from .checks import as_numpy
 
 # Query kinds: the core's enum.
 IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch
@@ -47,6 +46,20 @@ def check_probs(p, what: str = "probabilities", *, batched: bool) -> np.ndarray:
             f"{what} must sum to 1 over the classes at every pixel (softmax output); at {tuple(int(i) for i in where)} "
             f"they sum to {float(s[where]):.4g}. Apply softmax over the class axis"
         )
+    return a
+
+
+def check_maps(probs, num_classes: int, size: int, *, chunk: int | None = None) -> np.ndarray:
+    """Validated maps (N, C, n, n) for an index of ``num_classes`` maps of ``size`` x ``size``. ``chunk``: validate
+    that many images at a time and return the array as given (float16 or float32, possibly memory-mapped) instead
+    of one float32 copy of the whole batch."""
+    a = as_numpy(probs, "probs")
+    if a.ndim != 4 or a.shape[1:] != (num_classes, size, size):
+        raise ValueError(f"probs must have shape (N, {num_classes}, {size}, {size}) for this index; got {a.shape}")
+    if chunk is None or a.dtype not in (np.float16, np.float32):
+        return check_probs(a, "probs", batched=True)
+    for s in range(0, len(a), chunk):
+        check_probs(a[s : s + chunk], "probs", batched=True)
     return a
 
 

@@ -275,6 +275,32 @@ INDEX_ARRAYS = {"codebook": ("float32", "uint8"), "block_sums": ("float32", "uin
                 "exact_norms": "float32", "class_prior": "float32"}
 
 
+def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) -> tuple[dict, dict]:
+    """(header, arrays) of an index file holding ``st``'s photos (a Snapshot) with ``index``'s codebook; for a shard
+    (``shard_of``: the codebook's :meth:`~Index.codebook_fingerprint`) without the codebook, which the header names
+    instead, and without metadata. Shards always store their ids. ``ids``: the ids to store instead of ``st``'s."""
+    ids = st.stored_ids() if ids is False else ids
+    if ids is None and shard_of is not None:
+        ids = np.arange(st.n, dtype=np.int64)
+    ids_kind = "range" if ids is None else ("str" if isinstance(ids, list) else "int64")
+    header = {"num_classes": index.num_classes, "size": index.size, "n_centroids": index.n_centroids,
+              "count": st.n, "class_names": index.class_names, "metadata": index.metadata if shard_of is None else {},
+              "keep_exact": index.keep_exact, "ids_kind": ids_kind, "ranking": index.ranking.to_json()}
+    arrays = index.codebook_arrays() if shard_of is None else {}
+    if shard_of is not None:
+        header["codebook_sha256"] = shard_of
+    arrays.update({"codes": st.codes[:, : st.n], "code_counts": st.counts})
+    if ids_kind == "int64":
+        arrays["ids"] = np.asarray(ids, np.int64)
+    elif ids_kind == "str":
+        enc = [s.encode("utf-8") for s in ids]
+        arrays["ids_offsets"] = np.cumsum([0] + [len(b) for b in enc], dtype=np.int64)
+        arrays["ids_utf8"] = np.frombuffer(b"".join(enc), np.uint8)
+    if index.keep_exact:
+        arrays["exact_maps"], arrays["exact_norms"] = st.exact[: st.n], st.exact_norms[: st.n]
+    return header, arrays
+
+
 def codebook_range(cb: np.ndarray) -> tuple[float, float]:
     """(min, max) of a codebook's values, a class at a time (NaN if it holds NaN)."""
     if cb.size == 0:

@@ -15,9 +15,9 @@ from tkinter import filedialog, messagebox
 import numpy as np
 from PIL import Image, ImageTk
 
-from ..sketch.sheet import open_photo
 from ..sketch.files import class_index, read_sketch, save_sketch
 from ..sketch.model import UNSPECIFIED, Sketch, SketchView, letterbox
+from ..sketch.sheet import open_photo
 from .search_worker import SearchAnswer, SearchRequest, SearchWorker
 from .state_file import StateFile, app_state
 from .widgets import ElidedLabel, ResultCell, StatusBar, hex_colour, one_line, text_colour

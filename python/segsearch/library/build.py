@@ -39,11 +39,26 @@ from pathlib import Path
 
 import numpy as np
 
-from .captions import read_captions_checked, write_captions
-from ..engine.layout import (CAPTIONS_FILE, CODEBOOK_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256,
-                           META_PHOTOS_DIR, META_SIZE, SAMPLE_FILE, STATE_FILE, WORK_DIR, resolve_inside)
+from ..engine.index import empty_like
+from ..engine.layout import (
+    CAPTIONS_FILE,
+    CODEBOOK_FILE,
+    INDEX_FILE,
+    META_NETWORK,
+    META_NETWORK_SHA256,
+    META_PHOTOS_DIR,
+    META_SIZE,
+    SAMPLE_FILE,
+    STATE_FILE,
+    WORK_DIR,
+    resolve_inside,
+)
 from ..engine.ranking import DEFAULT_RANKING, get_ranking
-from ..engine.sharded import add_shard_locked, empty_like, last_written_ids, open_folder, remove_unlisted
+from ..engine.sharded import open_folder
+from .backends import ray_backend
+from .captions import read_captions_checked, write_captions
+from .lock import lock_folder, unlock_folder
+from .shards import add_shard_locked, last_written_ids, remove_unlisted
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 DEFAULT_SIZE = 64
@@ -189,9 +204,7 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
     if ray is None:
         _check_device(device)  # on Ray, the actors' device: checked where they run
     else:
-        from ..distributed.cluster import check_address
-
-        check_address(ray)
+        ray_backend().check_address(ray)
         for name, v in (("ray_actors", ray_actors), ("ray_threads", ray_threads)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a whole number >= 1; got {v!r}")
@@ -210,13 +223,13 @@ def build_index(photos_dir, out_dir, *, size: int | None = None, n_centroids: in
         raise ValueError(f"--add needs an existing index folder; {str(out)!r} has none (build it first without "
                          "--add)")
     work.mkdir(parents=True, exist_ok=True)
-    lock = _lock_folder(work, out)
+    lock = lock_folder(work, out)
     try:
         return _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch,
                              sample, add, segmenter, seed, niter, workers, ranking, log, ray, ray_actors,
                              ray_threads)
     finally:
-        _unlock_folder(lock)
+        unlock_folder(lock)
 
 
 def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, device, weights, batch, sample,
@@ -249,48 +262,6 @@ def _build_locked(root, out, work, paths, caption_pairs, size, n_centroids, devi
     if caption_pairs is not None:
         report.n_captions = _write_captions_atomically(caption_pairs, out / CAPTIONS_FILE)
     return report
-
-
-#: Descriptors of the folder locks this process holds; forked children (the photo decoders) close their copies,
-#: so that a killed run's lock ends with it, not with its last decoder.
-_LOCK_FDS: set[int] = set()
-
-
-def _close_inherited_locks() -> None:
-    for fd in list(_LOCK_FDS):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _LOCK_FDS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
-
-
-def _lock_folder(work: Path, out: Path) -> int:
-    """An exclusive lock on ``work/`` for this run (released when the process ends, even by kill -9): two runs
-    writing one folder would overwrite each other's sample maps. Returns the descriptor; release it with
-    :func:`_unlock_folder`."""
-    import fcntl
-
-    fd = os.open(work, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ValueError(f"another 'segsearch index' is writing {str(out)!r}; wait for it to finish (or stop it) "
-                         "and run this command again") from None
-    except OSError:  # a file system without locks: go on unlocked
-        pass
-    _LOCK_FDS.add(fd)
-    return fd
-
-
-def _unlock_folder(fd: int) -> None:
-    _LOCK_FDS.discard(fd)
-    os.close(fd)
 
 
 #: What a killed run can leave in the index folder and its work/: ``NAME.XXXX.tmp`` from
@@ -352,11 +323,9 @@ class _LazySegmenter:
         if self._ray is None:
             return None
         if self._pool is None:
-            from ..distributed.indexing import EncoderPool
-
             stored = self.identity
             want = stored["sha256"] if stored and self._weights is None else None
-            self._pool = EncoderPool(self._ray, actors=self._ray_actors, threads=self._ray_threads,
+            self._pool = ray_backend().encoder_pool(self._ray, actors=self._ray_actors, threads=self._ray_threads,
                                      segmenter=self._seg, weights=self._weights, weights_sha256=want,
                                      device=self._device, size=self.size, batch=self._batch, workers=self._workers,
                                      check_identity=self._check_identity)
@@ -397,7 +366,7 @@ class _LazySegmenter:
     @property
     def classes(self) -> list[str]:
         if self._seg is None:
-            from ..network.segmenter import ADE20K_CLASSES
+            from ..network.classes import ADE20K_CLASSES
 
             return list(ADE20K_CLASSES)
         return list(self._seg.classes)
@@ -617,12 +586,11 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
         _segment(st, root, seg, todo, size, batch, workers, "segmenting",
                  lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
         return
-    from ..engine.sharded import codebook_fingerprint
 
     checkpoint = out / WORK_DIR / CODEBOOK_FILE
     if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
         empty_like(index).save(checkpoint)
-    codebook = (str(checkpoint.resolve()), codebook_fingerprint(index))
+    codebook = (str(checkpoint.resolve()), index.codebook_fingerprint())
     _segment(st, root, seg, todo, size, batch, workers, "segmenting", lambda rows, codes: _store_codes(st, rows, codes),
              codebook=codebook)
 

@@ -18,13 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .captions import Captions, query_words
 from ..engine.index import Index
-from ..engine.layout import (CAPTIONS_FILE, INDEX_FILE, META_NETWORK, META_NETWORK_SHA256, META_PHOTOS_DIR, WORK_DIR,
-                           resolve_inside)
-from ..network.palette import make_palette
+from ..engine.layout import (
+    CAPTIONS_FILE,
+    INDEX_FILE,
+    META_NETWORK,
+    META_NETWORK_SHA256,
+    META_PHOTOS_DIR,
+    WORK_DIR,
+    resolve_inside,
+)
 from ..engine.query import Query, check_labels
 from ..engine.sharded import ShardedIndex, codes_at, open_folder
+from ..network.palette import make_palette
+from .backends import ray_backend
+from .captions import Captions, query_words
 
 __all__ = ["Hit", "PhotoIndex", "open_index"]
 
@@ -107,9 +115,7 @@ class PhotoIndex:
                     if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
         if ray is not None:
-            from ..distributed.search import open_on_ray
-
-            index = open_on_ray(d, ray, actors=ray_actors)
+            index = ray_backend().open_search(d, ray, actors=ray_actors)
         else:
             index = open_folder(d, mmap=mmap)
         caps = _open_captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
@@ -217,7 +223,7 @@ class PhotoIndex:
         """A sketch as an int32 label map (-1 = unspecified): from an array, or a PNG path / PIL image."""
         from PIL import Image
 
-        from ..sketch.files import read_sketch
+        from ..network.palette import read_sketch
 
         if isinstance(sketch, (str, os.PathLike, Image.Image)):
             lab = read_sketch(sketch, self.palette, self.index.num_classes)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .deeplab import ConvSpec, conv_specs
 from ..errors import SegsearchError
+from .deeplab import ConvSpec, conv_specs
 
 EXPECTED_TFLITE_SHA256 = "9476784566f88bf0bdc3169f0012fb7d08857b325811d8c1aaf5ada1c0d4e4f9"
 """sha256 of the published ``deeplabv3-mobilenetv2-ade20k`` TFLite file (informative: other

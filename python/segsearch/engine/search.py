@@ -1,0 +1,233 @@
+"""The one search path of every index: plan -> per-part scan -> exact merge.
+
+An :class:`~segsearch.engine.index.Index` is one part; a :class:`~segsearch.engine.sharded.ShardedIndex` has one
+part per shard; a folder searched on Ray (:mod:`segsearch.distributed.search`) has one part per actor. All three
+are :class:`Searchable`: :meth:`Searchable.search` checks the arguments, resolves the subset, builds the
+:class:`SearchPlan` once (the lookup tables, from the codebook), asks :meth:`Searchable._scan_parts` for each
+part's k nearest (the only step a kind of index does its own way) and merges them with :func:`merge_topk`.
+
+The scan sums each photo's distance starting from the most common code of each class (``defaults``); the plan
+carries the whole index's, so every part computes bit for bit the distances one index over all the photos
+computes, and ties go to the earlier photo in insertion order, as in one index.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from .checks import as_numpy, check_eps, check_k, check_threads
+from .query import Query
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Results of one query, nearest first: ``ids`` (the images' ids) and squared-L2 ``distances``."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A batch of queries made ready for :func:`scan_part`: the lookup tables (PQ) or the resolved queries
+    (exact), the whole index's most common code per class (``defaults``, ``dense``) and the ranking's weights.
+    Picklable: a plan is sent as it is to the processes that hold the parts."""
+
+    exact: bool
+    n_queries: int
+    luts: np.ndarray | None
+    classes: list | None
+    resolved: list | None
+    defaults: np.ndarray
+    dense: np.ndarray
+    class_weights: np.ndarray | None
+    photo_weight: float
+
+
+@dataclass(frozen=True)
+class PartsView:
+    """What one search of an index in parts reads: the photos in all, and the whole's code statistics."""
+
+    n: int
+    defaults: np.ndarray
+    dense: np.ndarray
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    """:meth:`Searchable.search`'s arguments, checked: one query or a list, k, threads (0 = all), eps."""
+
+    single: bool
+    queries: list
+    k: int
+    threads: int
+    eps: float
+
+
+def check_search_args(query, k, threads, eps) -> SearchArgs:
+    """The checks every search makes (ValueError for bad arguments)."""
+    single = isinstance(query, Query)
+    queries = [query] if single else list(query) if isinstance(query, (list, tuple)) else None
+    if queries is None or not all(isinstance(q, Query) for q in queries):
+        raise ValueError("query must be a segsearch.Query or a list of them (Query.image / sketch / image_and_sketch)")
+    return SearchArgs(single, queries, check_k(k), check_threads(threads), check_eps(eps))
+
+
+def make_plan(codebook, defaults: np.ndarray, dense: np.ndarray, queries: list[Query], *, exact: bool = False,
+              eps: float = 0.0, threads: int = 0) -> SearchPlan:
+    """``queries`` made ready for :func:`scan_part` over parts whose whole's most common codes are ``defaults``
+    / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), or the resolved queries
+    for an exact search."""
+    resolved = [q.resolve(codebook.num_classes, codebook.size) for q in queries]
+    luts = classes = None
+    if exact:
+        if not codebook.keep_exact:
+            raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
+    elif resolved:
+        luts, classes = _core.build_luts(
+            codebook.bound_codebook, [r[0] for r in resolved], [r[1] for r in resolved], [r[2] for r in resolved],
+            eps, threads, codebook.class_weights, codebook.ranking.photo_weight)
+    else:
+        codebook.bound_codebook  # noqa: B018 (an untrained index says so even for an empty batch)
+    return SearchPlan(bool(exact), len(resolved), luts, classes, resolved if exact else None, defaults, dense,
+                      codebook.class_weights, codebook.ranking.photo_weight)
+
+
+def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, threads: int = 0):
+    """One part's k nearest for each query of ``plan``: (positions int64 (nq, kk), distances float32 (nq, kk),
+    counts int64 (nq,)), positions local to the part (a :class:`~segsearch.engine.snapshot.Snapshot`), row q's
+    first counts[q] valid, nearest first, ties by position. ``mask`` (uint8, one per photo of the part) or
+    ``positions`` (sorted local positions) restrict it."""
+    n_cand = part.n if mask is None and positions is None else int(mask.sum()) if mask is not None else len(positions)
+    if n_cand == 0 or plan.n_queries == 0:
+        nq = plan.n_queries
+        return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.float32), np.zeros(nq, np.int64)
+    kk = min(k, n_cand)
+    if plan.exact:
+        r = plan.resolved
+        return _core.search_exact(part.exact[: part.n], part.exact_norms[: part.n], [q[0] for q in r],
+                                  [q[1] for q in r], [q[2] for q in r], kk, mask=mask, ids=positions,
+                                  threads=threads, class_weights=plan.class_weights, photo_weight=plan.photo_weight)
+    return _core.scan_pq(part.codes[:, : part.n], plan.defaults, plan.luts, plan.classes, kk, mask=mask,
+                         ids=positions, threads=threads, dense=plan.dense)
+
+
+def part_filter(offsets: np.ndarray, s: int, mask, pos):
+    """Part ``s``'s share of a search's subset (:func:`resolve_subset` over the whole; part s holds the global
+    positions ``offsets[s]`` to ``offsets[s + 1]``): (mask, positions), local to the part, each None when the
+    search has no such restriction."""
+    lo, hi = int(offsets[s]), int(offsets[s + 1])
+    m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
+    p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
+    return m, p
+
+
+def merge_topk(parts, k: int) -> list[tuple]:
+    """Per query, the k smallest (distance, global position) pairs over ``parts``: each (positions (nq, kk),
+    distances (nq, kk), counts (nq,), offset[, ids]), as :func:`scan_part` returns them plus the global position of
+    the part's first photo (and, optionally, per query the ids at those positions). Returns per query (global
+    positions int64, distances float32, ids or None). Exactly one index's top k, as each part's k nearest hold
+    every photo of the whole's k nearest in that part."""
+    nq = len(parts[0][2]) if parts else 0
+    with_ids = bool(parts) and all(len(p) > 4 for p in parts)
+    out = []
+    for q in range(nq):
+        pos = np.concatenate([p[0][q, : p[2][q]] + p[3] for p in parts]).astype(np.int64)
+        dist = np.concatenate([p[1][q, : p[2][q]] for p in parts]).astype(np.float32)
+        order = np.lexsort((pos, dist))[:k]
+        ids = None
+        if with_ids:
+            every = [i for p in parts for i in p[4][q]]
+            ids = [every[j] for j in order.tolist()]
+        out.append((pos[order], dist[order], ids))
+    return out
+
+
+def resolve_subset(n: int, lookup, subset):
+    """(mask uint8 (n,) or None, sorted positions int64 or None) of a search's ``subset`` over n photos; ``lookup``
+    (called with the ids, once) gives id -> position. A bool array (or a list of bools) is a mask over the
+    images in insertion order; anything else is a sequence of ids. An integer array or list of 0s and 1s as
+    long as the index is refused as ambiguous: a 0/1 mask given as integers would be read as ids."""
+    from .snapshot import positions_in
+
+    if subset is None:
+        return None, None
+    if isinstance(subset, (list, tuple)):
+        seq = list(subset)
+        is_bool = [isinstance(v, (bool, np.bool_)) for v in seq]
+        if seq and all(is_bool):
+            subset = np.asarray(seq, dtype=bool)
+        elif any(is_bool):
+            raise ValueError("subset mixes bools and ids: pass a bool mask with one entry per image, or ids")
+    a = None if isinstance(subset, (list, tuple)) else as_numpy(subset, "subset")
+    if a is not None and a.dtype == np.bool_:
+        if a.shape != (n,):
+            raise ValueError(f"a boolean subset mask must have shape ({n},); got {a.shape}")
+        return np.ascontiguousarray(a, dtype=np.uint8), None
+    if n and _zeros_and_ones(subset if a is None else a, n):
+        raise ValueError(
+            f"subset is {n} integers, all 0 or 1: as long as the index, it reads as a mask but would be "
+            "taken as ids. Pass a bool mask (e.g. np.asarray(subset, bool)) to select by position, or the ids "
+            "without repeats (subset=None for all images)")
+    seq = list(subset) if a is None else a.reshape(-1).tolist()
+    try:
+        p = positions_in(lookup(seq), seq)
+    except ValueError as e:
+        raise ValueError(f"subset: {e}") from None
+    return None, np.unique(p)
+
+
+def _zeros_and_ones(seq, n: int) -> bool:
+    """Whether ``seq`` (an array or a list) is n integers (not bools), each 0 or 1."""
+    if isinstance(seq, np.ndarray):
+        return seq.dtype.kind in "iu" and seq.shape == (n,) and bool(((seq == 0) | (seq == 1)).all())
+    return len(seq) == n and all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+                                 and v in (0, 1) for v in seq)
+
+
+class Searchable:
+    """The search every kind of index shares. A subclass provides:
+
+    * ``_search_view()``: what one search reads, taken once (so concurrent adds are seen whole or not at all):
+      an object with ``n`` (photos), ``defaults`` / ``dense`` (the whole's code statistics) and whatever its
+      ``_scan_parts`` and ``_ids_at`` need;
+    * ``_codebook_index``: the :class:`~segsearch.engine.index.Index` whose codebook builds the lookup tables;
+    * ``_lookup(view, ids)``: id -> position for those ``ids`` (for subsets);
+    * ``_scan_parts(view, plan, k, mask, positions, threads)``: each part's :func:`scan_part` result with its
+      offset (and ids, if the part has them at hand), for :func:`merge_topk`;
+    * ``_ids_at(view, positions)``: the ids at global positions (for parts that returned none).
+    """
+
+    def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
+               eps: float | None = None):
+        """Find the k nearest images. ``query``: a :class:`Query` or a list of them (one result per query).
+
+        ``exact=True`` uses the stored uncompressed maps (needs ``keep_exact=True``); otherwise PQ distances.
+        ``subset``: a boolean mask over the images (insertion order) or a sequence of ids to restrict to (an
+        integer array of 0s and 1s as long as the index is ambiguous, a ValueError: pass masks as bool).
+        ``threads``: worker threads, an integer >= 1 (default: all cores); counts above the number of CPUs this
+        process may use are clamped to it. ``eps``: image-query sparsity cut
+        (default :data:`~segsearch.engine.checks.DEFAULT_EPS`; 0 = exact LUTs). Results are sorted by ascending
+        distance; k larger than the number of candidates returns them all.
+        """
+        args = check_search_args(query, k, threads, eps)
+        view = self._search_view()
+        mask, pos = resolve_subset(view.n, lambda ids: self._lookup(view, ids), subset)
+        plan = make_plan(self._codebook_index, view.defaults, view.dense, args.queries, exact=exact, eps=args.eps,
+                         threads=args.threads)
+        if not args.queries:
+            return []
+        parts = self._scan_parts(view, plan, args.k, mask, pos, args.threads)
+        out = [SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d)
+               for p, d, ids in merge_topk(parts, args.k)]
+        return out[0] if args.single else out
+
+    def _ids_array(self, ids: list) -> np.ndarray:
+        return np.array(ids, dtype=str) if self.string_ids else np.array(ids, dtype=np.int64)
