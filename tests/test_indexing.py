@@ -17,7 +17,8 @@ from segsearch import Index, Query
 from segsearch.network import weights as W
 from segsearch.library.captions import read_captions, store_captions
 from segsearch.cli import main
-from segsearch.library.build import build_index, find_photos
+from segsearch.library.build import build_index
+from segsearch.library.photos import find_photos
 from segsearch.network.segmenter import Segmenter
 from segsearch.engine.sharded import open_folder
 from segsearch.network.tflite_import import EXPECTED_TFLITE_SHA256

@@ -11,13 +11,16 @@ from . import _core, _deprecated
 from .engine.index import DEFAULT_EPS, Index, SearchResult
 from .engine.query import Query
 from .engine.sharded import ShardedIndex, open_folder
-from .errors import IndexFormatError, NotTrainedError, SegsearchError
+from .errors import IndexFormatError, NotTrainedError, OptionError, SegsearchError
 from .library import backends as _backends
+from .library.build import BuildReport, build_index
+from .library.options import BuildOptions
 from .library.photo_index import Hit, PhotoIndex
 
 __version__ = "0.2.0"
-__all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
-           "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+__all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "build_index",
+           "BuildOptions", "BuildReport", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
+           "OptionError", "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
 
 
 def __getattr__(name: str):

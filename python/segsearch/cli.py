@@ -16,20 +16,24 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from .errors import SegsearchError
+from .errors import OptionError, SegsearchError
+
+#: The flag of each library option whose name differs (BuildOptions, PhotoIndex.search): errors name the flag.
+FLAGS = {"n_centroids": "--centroids", "ray_actors": "--ray-actors", "ray_threads": "--ray-threads", "add": "--add",
+         "photos_dir": "--photos", "max_photos": "--max-photos"}
 
 #: How many failed photos the summary names.
 SHOW_FAILED = 5
 
 
 def _positive(text: str) -> int:
+    """argparse's type for counts: a whole number >= 1 (:func:`~segsearch.engine.checks.check_count`)."""
+    from .engine.checks import check_count
+
     try:
-        value = int(text)
+        return check_count(int(text), "it")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
 
 
 def _ray_options(p: argparse.ArgumentParser, what: str, *, indexing: bool = False) -> None:
@@ -268,6 +272,9 @@ def _error_line(e: BaseException) -> str:
     """One line for an error; a full disk says what to do (every write is atomic or transactional, so nothing
     finished is lost, and an index run resumes where it stopped)."""
     msg = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OptionError):  # the library names its options as Python does; say them as flags
+        flag = FLAGS.get(e.option, "--" + e.option.replace("_", "-"))
+        msg = msg.replace(e.option, flag, 1) if msg.startswith(e.option) else f"{flag}: {msg}"
     full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or (
         isinstance(e, sqlite3.OperationalError) and "full" in str(e))
     if full:

@@ -1,4 +1,8 @@
-"""Exception types of segsearch."""
+"""Every exception type segsearch defines: each is a :class:`SegsearchError`, and the command line turns each
+into one line (``segsearch: error: ...``, exit status 2). Bad arguments raise ValueError (or, for options of
+:class:`~segsearch.library.build.BuildOptions`, :class:`OptionError`, which is one)."""
+
+from __future__ import annotations
 
 
 class SegsearchError(Exception):
@@ -11,3 +15,25 @@ class IndexFormatError(SegsearchError, ValueError):
 
 class NotTrainedError(SegsearchError, RuntimeError):
     """The index has no codebook yet: call ``train`` (or build it with ``Index.from_codebook``)."""
+
+
+class OptionError(SegsearchError, ValueError):
+    """An option has a value it cannot take. ``option`` names it as the Python API does (``n_centroids``); the
+    command line says it as its flag (``--centroids``)."""
+
+    def __init__(self, option: str, message: str):
+        text = message if message.startswith(option + " ") else f"{option}: {message}"
+        super().__init__(text)
+        self.option = option
+
+
+class WeightsNotFoundError(SegsearchError, FileNotFoundError):
+    """The segmentation network's weights are not available locally."""
+
+
+class TFLiteImportError(SegsearchError, ValueError):
+    """The TFLite file is not the expected DeepLabV3-MobileNetV2-ADE20K network."""
+
+
+class FTS5Unavailable(SegsearchError, RuntimeError):
+    """The Python's SQLite lacks FTS5 (or its porter tokenizer), which caption search needs."""

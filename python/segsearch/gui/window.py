@@ -15,6 +15,7 @@ from tkinter import filedialog, messagebox
 import numpy as np
 from PIL import Image, ImageTk
 
+from ..engine.checks import check_k
 from ..sketch.files import class_index, read_sketch, save_sketch
 from ..sketch.model import UNSPECIFIED, Sketch, SketchView, letterbox
 from ..sketch.sheet import open_photo
@@ -48,11 +49,9 @@ class SketchApp:
     change (see :mod:`segsearch.gui.state_file`)."""
 
     def __init__(self, master: tk.Misc, photo_index, *, k: int = 12, state_path=None):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a whole number >= 1; got {k!r}")
         self.master = master
         self.pi = photo_index
-        self.k = k
+        self.k = check_k(k)
         self._state_file = None if state_path is None else StateFile(state_path)
         self.state_path = None if state_path is None else self._state_file.path
         self.classes: list[str] = list(photo_index.classes)

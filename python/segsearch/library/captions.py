@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FTS5Unavailable
+
 __all__ = [
     "STOP_WORDS",
     "Captions",
@@ -72,10 +74,6 @@ _FTS = "fts5"
 _TOKENIZE = "porter unicode61"
 _WORD = re.compile(r"[^\W_]+")
 _SIBILANT = ("s", "x", "z", "ch", "sh")
-
-
-class FTS5Unavailable(RuntimeError):
-    """The Python's SQLite lacks FTS5 (or its porter tokenizer), which caption search needs."""
 
 
 _fts5_checked: set[str] = set()

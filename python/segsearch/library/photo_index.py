@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.checks import check_folder, check_k
 from ..engine.index import Index
 from ..engine.layout import (
     CAPTIONS_FILE,
@@ -105,10 +106,7 @@ class PhotoIndex:
         ``ray``: search on Ray at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``; see
         :mod:`segsearch.ray_search`), the shards spread over ``ray_actors`` actors; the results are the same.
         """
-        d = Path(index_dir).expanduser()
-        if not d.is_dir():
-            raise FileNotFoundError(f"index directory {d} does not exist; build it with "
-                                    "'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+        d = check_folder(index_dir, hint="; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
         f = d / INDEX_FILE
         if not f.is_file():
             hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
@@ -260,8 +258,7 @@ class PhotoIndex:
         maps (C, n, n) instead. ``sketch``: label map (-1 = unspecified) or sketch PNG; with a photo, the
         drawn pixels override the photo's maps. ``text``: caption words. Returns at most ``k`` hits, best first.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a whole number >= 1; got {k!r}")
+        k = check_k(k)
         q = self.query(image=image, maps=maps, sketch=sketch)
         if text is not None and not isinstance(text, str):
             raise ValueError(f"text must be a string of caption words; got {type(text).__name__}")

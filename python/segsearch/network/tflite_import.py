@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SegsearchError
+from ..errors import TFLiteImportError
 from .deeplab import ConvSpec, conv_specs
 
 EXPECTED_TFLITE_SHA256 = "9476784566f88bf0bdc3169f0012fb7d08857b325811d8c1aaf5ada1c0d4e4f9"
@@ -31,10 +31,6 @@ FORMAT = "segsearch-deeplabv3-mnv2-ade20k-v1"
 
 _TFL_ACT = {0: None, 1: "relu", 3: "relu6"}
 _TFL_DTYPE = {0: np.float32, 2: np.int32, 9: np.int8}
-
-
-class TFLiteImportError(SegsearchError, ValueError):
-    """The TFLite file is not the expected DeepLabV3-MobileNetV2-ADE20K network."""
 
 
 @dataclass

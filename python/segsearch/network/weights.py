@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SegsearchError
+from ..errors import WeightsNotFoundError
 from .tflite_import import EXPECTED_TFLITE_SHA256, sha256_file
 
 ENV_VAR = "SEGSEARCH_WEIGHTS"
@@ -27,10 +27,6 @@ BUNDLED = Path(__file__).resolve().parent.parent / "models" / "deeplabv3-mnv2-ad
 #: sha256 of :data:`BUNDLED` (checked before the file is imported).
 BUNDLED_SHA256 = EXPECTED_TFLITE_SHA256
 _CACHE_PREFIX = "deeplabv3-mobilenetv2-ade20k-"
-
-
-class WeightsNotFoundError(SegsearchError, FileNotFoundError):
-    """The segmentation network's weights are not available locally."""
 
 
 def cache_dir() -> Path:

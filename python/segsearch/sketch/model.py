@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ..engine.checks import check_count
 from ..engine.query import check_labels, resize_nearest
 
 __all__ = ["UNSPECIFIED", "Sketch", "SketchView", "letterbox"]
@@ -31,8 +32,7 @@ class Sketch:
     def __init__(self, height: int = 256, width: int | None = None, *, max_history: int = 100):
         width = height if width is None else width
         for name, v in (("height", height), ("width", width), ("max_history", max_history)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a whole number >= 1; got {v!r}")
+            check_count(v, name)
         self._labels = np.full((int(height), int(width)), UNSPECIFIED, np.int32)
         self._undo: deque = deque(maxlen=int(max_history))
         self._redo: list = []
@@ -297,17 +297,11 @@ def _region(labels: np.ndarray, row: int, col: int) -> np.ndarray:
     return mask
 
 
-def _whole(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}")
-    return int(value)
-
-
 def letterbox(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int, int, int]:
     """The largest rectangle of a ``width`` x ``height`` picture's aspect ratio that fits in a ``box_width`` x
     ``box_height`` box, centred: ``(x, y, w, h)`` in box pixels (w, h >= 1; the rest of the box is bars)."""
-    width, height = _whole("width", width), _whole("height", height)
-    box_width, box_height = _whole("box_width", box_width), _whole("box_height", box_height)
+    width, height = check_count(width, "width"), check_count(height, "height")
+    box_width, box_height = check_count(box_width, "box_width"), check_count(box_height, "box_height")
     if width * box_height >= height * box_width:       # wider than the box: full width, bars above and below
         w, h = box_width, max(1, min(box_height, round(box_width * height / width)))
     else:                                               # taller: full height, bars left and right
@@ -322,9 +316,9 @@ class SketchView:
     def __init__(self, shape: tuple[int, int], area: tuple[int, int, int, int]):
         if len(shape) != 2 or len(area) != 4:
             raise ValueError(f"shape must be (rows, cols) and area (x, y, w, h); got {shape!r}, {area!r}")
-        self.shape = (_whole("rows", shape[0]), _whole("cols", shape[1]))
-        x, y = (_whole(n, v, minimum=0) for n, v in (("x", area[0]), ("y", area[1])))
-        self.area = (x, y, _whole("area width", area[2]), _whole("area height", area[3]))
+        self.shape = (check_count(shape[0], "rows"), check_count(shape[1], "cols"))
+        x, y = (check_count(v, n, 0) for n, v in (("x", area[0]), ("y", area[1])))
+        self.area = (x, y, check_count(area[2], "area width"), check_count(area[3], "area height"))
 
     @property
     def scale(self) -> tuple[float, float]:
