@@ -7,7 +7,7 @@ from segsearch import Query
 
 from conftest import random_sketch
 from segsearch.synthetic import synthetic_probs
-from reference import adc_maps, distances, exact_maps, reweighted, topk
+from reference import adc_maps, distances, exact_maps, ranking_params, reweighted, topk
 
 KINDS = ["image", "sketch", "image_and_sketch"]
 
@@ -73,7 +73,8 @@ def test_exact_maps_are_close_to_float_maps(built):
     name, probs, index = built
     N, C = probs.shape[:2]
     p = probs[3]
-    maps = probs if not index.ranking.prior_power else reweighted(probs, index.class_prior, index.ranking.prior_power)
+    power = ranking_params(index)[0]
+    maps = probs if not power else reweighted(probs, index.class_prior, power)
     ref = distances("image", p, None, maps.reshape(N, C, -1), index)
     d_exact = np.empty(N)
     d_pq = np.empty(N)
@@ -96,7 +97,7 @@ def test_sketch_counts_only_drawn_classes(built):
     # sum over class 1 only: distance is lam ||a - q / lam||^2 of the class-1 reconstruction a (lam = 1: L2)
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))[:, 1]
     q = (lab.reshape(-1) == 1).astype(np.float64)
-    lam = index.ranking.photo_weight
+    lam = ranking_params(index)[1]
     ref = lam * ((rec - q / lam) ** 2).sum(1)
     assert (res.distances >= 0).all()
     np.testing.assert_allclose(np.sort(ref), res.distances, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
