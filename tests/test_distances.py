@@ -101,6 +101,8 @@ def test_sketch_counts_only_drawn_classes(built):
     ref = lam * ((rec - q / lam) ** 2).sum(1)
     assert (res.distances >= 0).all()
     np.testing.assert_allclose(np.sort(ref), res.distances, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    assert sorted(res.ids.tolist()) == list(range(N))
+    np.testing.assert_allclose(ref[res.ids], res.distances, rtol=1e-4, atol=1e-5 * np.abs(ref).max())  # at the ids
 
 
 def test_eps_default_is_close_to_exact_lut(built):

@@ -143,6 +143,8 @@ def test_from_codebook_matches_reference_and_views_are_read_only():
     ref = distances("image", probs, None, adc_maps(index.codebook, codes_cn.T))
     r = index.search(Query.image(probs), k=N, eps=0)
     np.testing.assert_allclose(r.distances, ref[topk(ref, N)], rtol=1e-4)
+    assert sorted(r.ids.tolist()) == list(range(N))
+    np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4)  # each photo's own distance, not just the sorted list
     copy = Index.from_codebook(cb, np.ascontiguousarray(codes_cn.T), ids=[f"x{i}" for i in range(N)])
     assert copy.search(Query.image(probs), k=1, eps=0).ids[0] == f"x{r.ids[0]}"
     with pytest.raises(ValueError, match="< n_centroids"):
