@@ -1,3 +1,6 @@
+import json
+import struct
+
 import numpy as np
 import pytest
 
@@ -47,3 +50,14 @@ def built(request):
     index.train(probs, niter=10, seed=0)
     index.add(probs)
     return name, probs, index
+
+
+def file_regions(data: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """(end of the header, [start, end) of each array) of an index file, read from its own header (layout:
+    segsearch/storage.py's docstring): 20 bytes of prefix, the JSON header, arrays at 64-byte-aligned offsets."""
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header_end = 20 + hlen
+    data_start = -(-header_end // 64) * 64
+    arrays = json.loads(data[20:header_end])["arrays"]
+    return header_end, [(data_start + e["rel"], data_start + e["rel"] + e["nbytes"]) for e in arrays.values()
+                        if e["nbytes"]]
