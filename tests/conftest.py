@@ -7,6 +7,37 @@ import pytest
 import segsearch
 from segsearch.synthetic import synthetic_probs
 
+#: The core's SIMD levels; a CPU runs a prefix of them (segsearch.supported_simd_levels()).
+ALL_SIMD_LEVELS = ("scalar", "avx2", "avx512")
+
+
+@pytest.fixture(params=ALL_SIMD_LEVELS)
+def simd_level(request):
+    """Each SIMD level in turn, made the active one for the test; a level this CPU cannot run is a skip that
+    names it (so a CPU without AVX2 or AVX-512 reports those kernels as untested)."""
+    level, supported = request.param, segsearch.supported_simd_levels()
+    if level not in supported:
+        pytest.skip(f"SIMD level {level!r} cannot run on this CPU (it runs {', '.join(supported)}): untested here")
+    before = segsearch.simd_level()
+    segsearch.set_simd_level(level)
+    yield level
+    segsearch.set_simd_level(before)
+
+
+def cpu_has_vbmi() -> bool:
+    """Whether the CPU has AVX-512 VBMI (numpy's CPU feature table, else /proc/cpuinfo's flags on Linux)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+        if "AVX512VBMI" in features:
+            return bool(features["AVX512VBMI"])
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512vbmi " in line + " " for line in f)
+    except OSError:
+        return False
+
 
 def random_probs(n, C, size, seed):
     """Softmax of Gaussian logits: every class present everywhere (the hard, dense case)."""

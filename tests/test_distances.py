@@ -165,9 +165,10 @@ def test_self_query_ranks_itself_first_exact(built):
 
 
 @pytest.mark.parametrize("size", [20, 32])
-def test_block_sums_give_the_same_luts(size):
-    """Sketch LUTs read precomputed sums for whole 16-pixel runs of a row; they equal the pixel-by-pixel LUT.
-    (size 20: a row has a 16-pixel block and a 4-pixel one.)"""
+def test_block_sums_give_the_same_luts(size, simd_level):
+    """Sketch LUTs read precomputed sums for whole 16-pixel runs of a row; they equal the pixel-by-pixel LUT,
+    at every SIMD level (tests/test_simd_paths.py compares the levels bit for bit and checks where the sums are
+    read). (size 20: a row has a 16-pixel block and a 4-pixel one.)"""
     from segsearch import _core
     from segsearch.index import BLOCK_W
 

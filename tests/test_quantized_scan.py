@@ -11,12 +11,10 @@ from segsearch import Index, Query, _core
 LEVELS = segsearch.supported_simd_levels()
 
 
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = segsearch.simd_level()
-    segsearch.set_simd_level(request.param)
-    yield request.param
-    segsearch.set_simd_level(before)
+@pytest.fixture
+def level(simd_level):
+    """Each SIMD level (conftest.py: those this CPU cannot run are skips that name them)."""
+    return simd_level
 
 
 def reference(codes, defaults, luts, classes, k, mask=None, ids=None):
