@@ -1,8 +1,42 @@
+import json
+import struct
+
 import numpy as np
 import pytest
 
 import segsearch
 from segsearch.evaluation.synthetic import synthetic_probs
+
+#: The core's SIMD levels; a CPU runs a prefix of them (segsearch.supported_simd_levels()).
+ALL_SIMD_LEVELS = ("scalar", "avx2", "avx512")
+
+
+@pytest.fixture(params=ALL_SIMD_LEVELS)
+def simd_level(request):
+    """Each SIMD level in turn, made the active one for the test; a level this CPU cannot run is a skip that
+    names it (so a CPU without AVX2 or AVX-512 reports those kernels as untested)."""
+    level, supported = request.param, segsearch.supported_simd_levels()
+    if level not in supported:
+        pytest.skip(f"SIMD level {level!r} cannot run on this CPU (it runs {', '.join(supported)}): untested here")
+    before = segsearch.simd_level()
+    segsearch.set_simd_level(level)
+    yield level
+    segsearch.set_simd_level(before)
+
+
+def cpu_has_vbmi() -> bool:
+    """Whether the CPU has AVX-512 VBMI (numpy's CPU feature table, else /proc/cpuinfo's flags on Linux)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+        if "AVX512VBMI" in features:
+            return bool(features["AVX512VBMI"])
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512vbmi " in line + " " for line in f)
+    except OSError:
+        return False
 
 
 def random_probs(n, C, size, seed):
@@ -47,3 +81,14 @@ def built(request):
     index.train(probs, niter=10, seed=0)
     index.add(probs)
     return name, probs, index
+
+
+def file_regions(data: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """(end of the header, [start, end) of each array) of an index file, read from its own header (layout:
+    segsearch/storage.py's docstring): 20 bytes of prefix, the JSON header, arrays at 64-byte-aligned offsets."""
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header_end = 20 + hlen
+    data_start = -(-header_end // 64) * 64
+    arrays = json.loads(data[20:header_end])["arrays"]
+    return header_end, [(data_start + e["rel"], data_start + e["rel"] + e["nbytes"]) for e in arrays.values()
+                        if e["nbytes"]]

@@ -1,21 +1,37 @@
-"""Plain numpy references of the method's distances, written straight from the equations."""
+"""Plain numpy references of the method's distances, written straight from the equations.
+
+Nothing here reads the package's definitions: the query vectors are built from the README's table (drawn
+pixels one-hot, undrawn pixels unspecified; drawn pixels override the photo) and the rankings' constants are
+the README's (``RANKING_PARAMS``), not the index's."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from segsearch.evaluation import query_maps
+
+#: (prior power a, photo weight lam) of each named ranking, as the README states them: "balanced" divides the
+#: maps by the class prior to the power 1/4 and weighs a photo's own mass by 1/2; "l2" is plain squared L2.
+RANKING_PARAMS = {"balanced": (0.25, 0.5), "l2": (0.0, 1.0)}
+
+
+def ranking_params(index) -> tuple[float, float]:
+    """(a, lam) of ``index``'s ranking: the README's constants for a named ranking, a custom Ranking's own."""
+    r = index.ranking
+    return RANKING_PARAMS.get(r.name, (r.prior_power, r.photo_weight))
 
 
 def query_vectors(kind: str, probs, labels, C: int, D: int):
-    """(classes summed, q (C, D) float64) for a query kind: 'image', 'sketch' or 'image_and_sketch'."""
+    """(classes summed, q (C, D) float64) for a query kind: 'image', 'sketch' or 'image_and_sketch'.
+
+    image: q_c = p_c, all classes. sketch: q_c = 1 where the sketch draws c, else 0; only the drawn classes
+    are summed (undrawn pixels are unspecified). image_and_sketch: drawn pixels one-hot, undrawn ones p_c."""
     if kind == "image":
         return np.arange(C), np.asarray(probs, np.float64).reshape(C, D)
-    n = math.isqrt(D)
-    lab = np.asarray(labels).reshape(n, n)
-    if kind == "sketch":  # drawn pixels one-hot, the rest 0; only the drawn classes are summed
-        return np.unique(lab[lab >= 0]), query_maps(lab, C).reshape(C, D)
-    return np.arange(C), query_maps(lab, C, np.asarray(probs, np.float64).reshape(C, n, n)).reshape(C, D)
+    lab = np.asarray(labels).reshape(D)
+    drawn = lab >= 0
+    one_hot = (lab[None, :] == np.arange(C)[:, None]).astype(np.float64)  # (C, D); 0 for every class where -1
+    if kind == "sketch":
+        return np.unique(lab[drawn]), one_hot
+    photo = np.asarray(probs, np.float64).reshape(C, D)
+    return np.arange(C), np.where(drawn[None, :], one_hot, photo)
 
 
 def reweighted(probs, prior, power: float, axis: int = 1) -> np.ndarray:
@@ -30,14 +46,13 @@ def reweighted(probs, prior, power: float, axis: int = 1) -> np.ndarray:
 
 def distances(kind: str, probs, labels, maps: np.ndarray, index=None) -> np.ndarray:
     """Distances over the classes that count, for database maps (N, C, D) as the index holds them: squared L2
-    (the paper's), or under ``index``'s ranking: the query photo reweighted by the class prior, then per class
-    lam ||x_c - q_c / lam||^2 = ||q_c||^2 / lam - 2 q_c.x_c + lam ||x_c||^2, lam = photo_weight."""
+    (the paper's), or under ``index``'s ranking (constants from ``ranking_params``): the query photo reweighted
+    by the class prior, then per class lam ||x_c - q_c / lam||^2 = ||q_c||^2 / lam - 2 q_c.x_c + lam ||x_c||^2,
+    lam = the photo weight."""
     N, C, D = maps.shape
-    lam = 1.0
-    if index is not None:
-        lam = index.ranking.photo_weight
-        if index.ranking.prior_power and probs is not None:
-            probs = reweighted(np.asarray(probs).reshape(C, D), index.class_prior, index.ranking.prior_power, 0)
+    power, lam = (0.0, 1.0) if index is None else ranking_params(index)
+    if power and probs is not None:
+        probs = reweighted(np.asarray(probs).reshape(C, D), index.class_prior, power, 0)
     cls, q = query_vectors(kind, probs, labels, C, D)
     x = maps[:, cls, :].astype(np.float64)
     qc = q[None, cls, :]
@@ -55,8 +70,9 @@ def exact_maps(probs: np.ndarray, index=None) -> np.ndarray:
     """What keep_exact=True stores: maps (reweighted by ``index``'s class prior if its ranking has one) quantized
     to uint8 steps of 1/255, read back as floats."""
     N, C = probs.shape[:2]
-    if index is not None and index.ranking.prior_power:
-        probs = reweighted(probs, index.class_prior, index.ranking.prior_power)
+    power = 0.0 if index is None else ranking_params(index)[0]
+    if power:
+        probs = reweighted(probs, index.class_prior, power)
     return (np.rint(probs.reshape(N, C, -1) * 255.0).clip(0, 255) / 255.0)
 
 

@@ -1,6 +1,7 @@
 """Property test of the search API against the numpy reference (tests/reference.py): random indexes (C, n, K,
-N, codebook, codes, ids of each kind, sometimes through a save and load), queries of the three kinds, alone or
-in batches, subsets (bool masks or lists of ids), k. A few hundred examples in the normal run;
+N, codebook, codes, ids of each kind, the "l2" and "balanced" rankings with a class prior, sometimes through a
+save and load, sometimes over 4,096 photos), queries of the three kinds, alone or in batches, subsets (bool masks
+or lists of ids), k. A few hundred examples in the normal run;
 ``pytest -m hypothesis_long`` runs 12,000.
 
 What must hold for every example: one result per query, min(k, candidates) hits, all from the subset, ids
@@ -29,7 +30,11 @@ def cases(draw):
     C = draw(st.integers(1, 5))
     n = draw(st.sampled_from([1, 2, 3, 4, 7, 8, 16, 17, 20]))
     K = draw(st.sampled_from([1, 2, 3, 4, 8, 16, 255, 256]))
-    N = draw(st.integers(0, 80))
+    N = n_base = draw(st.integers(0, 80))
+    if N and draw(st.integers(0, 4)) == 0:
+        # the n_base photos repeated to over 4,096: more than two of the scan's blocks of 2,048 photos, so that
+        # 1 and 2 threads differ (a thread never takes less than a block), with equal distances in every block
+        N = draw(st.integers(2 * 2048 + 1, 7000))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     codebook_kind = draw(st.sampled_from(["random", "probabilities", "zeros", "edges"]))
@@ -43,17 +48,23 @@ def cases(draw):
     else:
         cb = rng.choice(np.array([0.0, 1.0, -1e-3, 1 + 1e-3, 0.5], np.float32), (C, K, n, n))
     code_kind = draw(st.sampled_from(["uniform", "skewed", "one"]))
-    codes = rng.integers(0, K, (N, C), dtype=np.uint8)
+    codes = rng.integers(0, K, (n_base, C), dtype=np.uint8)
     if code_kind == "skewed":  # mostly one code per class, as real data
-        codes = np.where(rng.random((N, C)) < 0.85, rng.integers(0, K, C, dtype=np.uint8), codes).astype(np.uint8)
+        codes = np.where(rng.random((n_base, C)) < 0.85, rng.integers(0, K, C, dtype=np.uint8), codes).astype(np.uint8)
     elif code_kind == "one":
         codes[:] = rng.integers(0, K)
+    if N > n_base:
+        codes = codes[np.arange(N) % n_base]
+    ranking = draw(st.sampled_from(["l2", "balanced"]))
+    prior = None
+    if ranking == "balanced":  # the class prior the query photos are reweighted with: some classes rare
+        prior = (rng.random(C) ** draw(st.sampled_from([1, 4])) + 1e-3).astype(np.float32)
     id_kind = draw(st.sampled_from(["none", "int", "str"]))
     ids = None
     if id_kind == "int":
         pool = draw(st.sampled_from(["small", "huge"]))
         if pool == "small":
-            ids = rng.choice(1000, N, replace=False) - 500
+            ids = rng.choice(max(1000, 2 * N), N, replace=False) - 500
         else:
             ids = np.unique(rng.integers(-(2**63), 2**63 - 1, N + 10, dtype=np.int64))[:N]
             rng.shuffle(ids)
@@ -85,7 +96,8 @@ def cases(draw):
         subset = np.zeros(N, bool)
     k = draw(st.integers(1, N + 3))
     saved = draw(st.sampled_from([None, "mmap", "read"]))
-    return dict(cb=cb, codes=codes, ids=ids, queries=queries, subset=subset, k=k, saved=saved)
+    return dict(cb=cb, codes=codes, n_base=n_base, ranking=ranking, prior=prior, ids=ids, queries=queries,
+                subset=subset, k=k, saved=saved)
 
 
 def _query(kind, probs, labels):
@@ -96,11 +108,12 @@ def _query(kind, probs, labels):
 def check_case(case, folder: Path):
     cb, codes, ids = case["cb"], case["codes"], case["ids"]
     N = len(codes)
-    index = Index.from_codebook(cb, codes, ids=ids)
+    index = Index.from_codebook(cb, codes, ids=ids, ranking=case["ranking"], class_prior=case["prior"])
     if case["saved"]:
         path = folder / "h.segsearch"
         index.save(path)
         index = Index.load(path, mmap=case["saved"] == "mmap")
+    assert index.ranking.name == case["ranking"]
     all_ids = index.ids.tolist()
     if ids is not None:
         assert all_ids == list(ids if isinstance(ids, list) else ids.tolist())
@@ -116,7 +129,8 @@ def check_case(case, folder: Path):
             with pytest.raises(ValueError, match="bool mask"):  # ids 0 and 1 of 2 images: could be a mask
                 index.search(_query(*case["queries"][0]), subset=subset)
             subset = None  # all the images, as the ids said
-    maps = adc_maps(np.asarray(index.codebook), codes)  # the index's centroids: cb rounded to 1/255 steps
+    n_base = case["n_base"]  # photo i has the codes of photo i % n_base
+    maps = adc_maps(np.asarray(index.codebook), codes[:n_base])  # the index's centroids: cb rounded to 1/255 steps
     qs = [_query(*q) for q in case["queries"]]
     k = case["k"]
     got = index.search(qs, k=k, subset=subset, eps=0)
@@ -132,7 +146,7 @@ def check_case(case, folder: Path):
             continue
         pos = index.positions(rf.ids.tolist())
         assert sorted(pos.tolist()) == cand.tolist()  # every candidate once, nothing outside the subset
-        ref = distances(kind, probs, labels, maps)[pos]
+        ref = distances(kind, probs, labels, maps, index)[pos % n_base]  # under the index's ranking
         d = rf.distances.astype(np.float64)
         tol = 1e-4 * (1.0 + np.abs(ref).max())
         np.testing.assert_allclose(d, ref, rtol=1e-4, atol=tol)

@@ -11,12 +11,10 @@ from segsearch import Index, Query, _core
 LEVELS = segsearch.supported_simd_levels()
 
 
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = segsearch.simd_level()
-    segsearch.set_simd_level(request.param)
-    yield request.param
-    segsearch.set_simd_level(before)
+@pytest.fixture
+def level(simd_level):
+    """Each SIMD level (conftest.py: those this CPU cannot run are skips that name them)."""
+    return simd_level
 
 
 def reference(codes, defaults, luts, classes, k, mask=None, ids=None):
@@ -296,12 +294,18 @@ def test_simd_kernels_agree_on_the_quantized_sums():
         assert reranked["scalar"][0] < 0.1 * 8 * N, (K, reranked)
 
 
-def test_automatic_choice_gives_the_same_results():
+def test_automatic_choice_gives_the_same_results(level, monkeypatch):
+    """Uniform codes (every class dense): the automatic choice takes the quantized scan for both queries at the
+    levels with a SIMD byte-table kernel (avx2, avx512), never at the scalar level (its cost is 0: no kernel);
+    either way the results are the float scan's."""
+    monkeypatch.delenv("SEGSEARCH_QUANTIZED_SCAN", raising=False)  # automatic, whatever the environment says
     rng = np.random.default_rng(9)
     C, K, N = 60, 256, 70_000
     codes = random_codes(rng, C, N, K)
     defaults = np.zeros(C, np.uint8)
     luts = realistic_luts(rng, 2, C, K)
     cls = [np.arange(C, dtype=np.int32)] * 2
+    before = _core.quantized_scan_stats()[0]
     auto = _core.scan_pq(codes, defaults, luts, cls, 10, dense=np.ones(C, np.uint8))
+    assert _core.quantized_scan_stats()[0] - before == (0 if level == "scalar" else 2), level
     assert_same(auto, scan_both(codes, defaults, luts, cls, 10))

@@ -13,7 +13,7 @@ from segsearch import Query
 from segsearch.engine import storage
 from segsearch.engine.ranking import RANKINGS, Ranking, class_masses, class_prior, reweight
 
-from reference import reweighted
+from reference import RANKING_PARAMS, ranking_params, reweighted
 
 C, N = 8, 8
 
@@ -93,14 +93,14 @@ def test_the_eps_cut_tests_the_photos_own_probabilities():
     q = db[4].copy()
     q[5] = 0.02  # a faint trace of the rare class everywhere
     q /= q.sum(0, keepdims=True)
-    w = np.asarray(index.class_prior, np.float64) ** -index.ranking.prior_power
+    power, lam = ranking_params(index)
+    w = np.asarray(index.class_prior, np.float64) ** -power
     lifted = q[5] * w[5] / np.einsum("chw,c->hw", q, w)
     assert lifted.max() > 0.03 and q[5].max() <= 0.03  # reweighting lifts it above 0.03
     full = index.lookup_table(Query.image(q), eps=0)[0]
     cut = index.lookup_table(Query.image(q), eps=0.03)[0]
     cb = np.asarray(index.codebook, np.float64).reshape(C, 8, -1)
     norms = (cb * cb).sum(-1)
-    lam = index.ranking.photo_weight
     # with class 5's pixels all left out, its row is ||q_5||^2 / lam + lam ||a||^2, the dot products gone
     q5 = lifted.reshape(-1).astype(np.float64)
     np.testing.assert_allclose(cut[5], (q5 * q5).sum() / lam + lam * norms[5], rtol=1e-4)
@@ -112,13 +112,24 @@ def test_reweight_matches_the_equation_and_keeps_one_hot_pixels():
     db[0, :, 0, 0] = 0.0
     db[0, 3, 0, 0] = 1.0  # a one-hot pixel stays one-hot
     prior = np.linspace(0.01, 0.3, C).astype(np.float32)
-    r = RANKINGS["balanced"]
+    power = RANKING_PARAMS["balanced"][0]
     from segsearch.engine.ranking import class_weights
 
-    got = reweight(db, class_weights(prior, r.prior_power))
-    np.testing.assert_allclose(got, reweighted(db, prior, r.prior_power), rtol=2e-6, atol=1e-7)
+    got = reweight(db, class_weights(prior, power))
+    np.testing.assert_allclose(got, reweighted(db, prior, power), rtol=2e-6, atol=1e-7)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
     assert got[0, 3, 0, 0] == 1.0
+
+
+def test_the_rankings_have_the_readmes_constants():
+    """The README: "balanced" (the default) divides the maps by the class prior to the power 1/4 and weighs a
+    photo's own mass by 1/2; "l2" is the paper's squared L2. Written out here, not read from the package (the
+    distance tests' reference, tests/reference.py, uses the same constants)."""
+    assert Index(C, N, 8).ranking.name == "balanced"
+    for name, (a, lam) in {"balanced": (0.25, 0.5), "l2": (0.0, 1.0)}.items():
+        r = Index(C, N, 8, ranking=name).ranking
+        assert (r.name, r.prior_power, r.photo_weight) == (name, a, lam)
+        assert RANKINGS[name] == r and RANKING_PARAMS[name] == (a, lam)
 
 
 def test_saved_ranking_round_trips(tmp_path):

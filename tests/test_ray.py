@@ -114,9 +114,14 @@ def test_read_api_on_ray(folders):
 
 
 def test_exact_search_on_ray(tmp_path, cluster):
+    """Exact and PQ search of a base and a shard on Ray equal one index's: photo, sketch and photo + sketch
+    queries, photos repeated across the base and the shard (equal distances: the smaller position first), id and
+    mask subsets, k from 1 to past the number of photos."""
     seg = FakeSegmenter()
     make_photos(tmp_path / "photos", n=12)
     maps = seg.predict(sorted((tmp_path / "photos").glob("*.png")), size=SIZE)
+    maps[9] = maps[11] = maps[2]  # ties across the base (0-4) and the shard (5-11)
+    maps[8] = maps[1]
     idx = segsearch.Index(len(CLASSES), SIZE, 4, class_names=CLASSES, keep_exact=True)
     idx.train(maps, niter=3)
     idx.add(maps[:5], ids=list(range(5)))
@@ -125,9 +130,22 @@ def test_exact_search_on_ray(tmp_path, cluster):
     add_shard(tmp_path / "idx", empty_like(idx).add(maps[5:], ids=list(range(5, 12))))
     whole = empty_like(idx).add(maps, ids=list(range(12)))
     on_ray = open_on_ray(tmp_path / "idx", actors=2)
-    q = [Query.image(maps[7]), Query.image(maps[1])]
+    sketch = np.full((SIZE, SIZE), -1, np.int32)
+    sketch[: SIZE // 3] = CLASSES.index("sky")
+    sketch[-SIZE // 4 :, 2:9] = CLASSES.index("road")
+    q = [Query.image(maps[7]), Query.image(maps[1]), Query.image(maps[2]), Query.sketch(sketch),
+         Query.image_and_sketch(maps[5], sketch)]
+    mask = np.zeros(12, bool)
+    mask[[1, 2, 8, 9, 10]] = True
     for exact in (False, True):
-        _same(on_ray.search(q, 6, exact=exact), whole.search(q, 6, exact=exact))
+        for k in (1, 3, 6, 12, 20):
+            for subset in (None, [11, 2, 9, 4, 8], mask):
+                _same(on_ray.search(q, k, exact=exact, subset=subset), whole.search(q, k, exact=exact, subset=subset))
+        top = on_ray.search(q[2], 3, exact=exact)
+        assert top.ids.tolist() == [2, 9, 11] and len(set(top.distances.tolist())) == 1  # ties: insertion order
+        assert [len(r) for r in on_ray.search(q, 20, exact=exact)] == [12] * len(q)
+        assert [len(r) for r in on_ray.search(q, 20, exact=exact, subset=mask)] == [5] * len(q)
+    on_ray.close()
 
 
 def test_photo_index_on_ray_with_text(folders):

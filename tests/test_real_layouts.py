@@ -56,8 +56,11 @@ def test_real_layouts_match_numpy(camvid):
             for exact, maps in ((False, rec), (True, ex)):
                 ref = distances(kind, p, labels, maps, index)
                 res = index.search(query, k=len(db), exact=exact, eps=0)
-                np.testing.assert_allclose(res.distances, ref[topk(ref, len(db))], rtol=1e-4,
-                                           atol=1e-4 * np.median(np.abs(ref)))
+                atol = 1e-4 * np.median(np.abs(ref))
+                np.testing.assert_allclose(res.distances, ref[topk(ref, len(db))], rtol=1e-4, atol=atol)
+                # and each distance is the reference's for the photo returned with it (positions are the ids)
+                assert sorted(res.ids.tolist()) == list(range(len(db)))
+                np.testing.assert_allclose(res.distances, ref[res.ids], rtol=1e-4, atol=atol)
 
 
 def test_a_photo_finds_its_own_layout_first(camvid):

@@ -6,7 +6,7 @@ import segsearch
 from segsearch import Index, Query
 
 from conftest import random_probs, random_sketch
-from reference import adc_maps, distances, topk
+from reference import adc_maps, distances, exact_maps, topk
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,8 @@ def test_from_codebook_matches_reference_and_views_are_read_only():
     ref = distances("image", probs, None, adc_maps(index.codebook, codes_cn.T))
     r = index.search(Query.image(probs), k=N, eps=0)
     np.testing.assert_allclose(r.distances, ref[topk(ref, N)], rtol=1e-4)
+    assert sorted(r.ids.tolist()) == list(range(N))
+    np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4)  # each photo's own distance, not just the sorted list
     copy = Index.from_codebook(cb, np.ascontiguousarray(codes_cn.T), ids=[f"x{i}" for i in range(N)])
     assert copy.search(Query.image(probs), k=1, eps=0).ids[0] == f"x{r.ids[0]}"
     with pytest.raises(ValueError, match="< n_centroids"):
@@ -208,6 +210,60 @@ def test_threads_give_same_results(small):
     np.testing.assert_array_equal(a.ids, b.ids)
     with pytest.raises(ValueError, match="threads"):
         index.search(q, threads=0)
+
+
+@pytest.fixture(scope="module")
+def many_blocks():
+    """9,000 photos keeping exact maps: the PQ scan works in blocks of 2,048 photos (never more threads than
+    blocks), so this is 4 full blocks and a partial one. The photos repeat every 700: equal distances in every
+    block, whose order (the smaller position first) must not depend on which thread scanned which block."""
+    C, n, N = 6, 8, 9000
+    base = random_probs(700, C, n, seed=21)
+    probs = base[np.arange(N) % 700]
+    index = Index(C, n, 16, keep_exact=True)
+    index.train(base, niter=2)
+    index.add(probs)
+    return probs, index
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_threads_give_the_same_results_over_many_blocks(many_blocks, exact, monkeypatch):
+    """1 and 2 threads: identical ids and distances for every query kind, k (up to all photos), subset (none,
+    a mask, ids listed in no order) and scan (float and quantized); and both are the numpy reference's ranking
+    (distances at the returned ids, every candidate once, ties by position)."""
+    if segsearch._core.max_threads() < 2:
+        pytest.skip("this machine gives the process one CPU: 2 threads are clamped to 1, nothing to compare")
+    probs, index = many_blocks
+    N, C, n = len(index), index.num_classes, index.size
+    assert N > 2 * 2048
+    rng = np.random.default_rng(22)
+    qs = [Query.image(probs[5]), Query.sketch(random_sketch(C, n, 3, n_classes=2)),
+          Query.image_and_sketch(probs[9], random_sketch(C, n, 4))]
+    kinds = [("image", probs[5], None), ("sketch", None, qs[1].labels),
+             ("image_and_sketch", probs[9], qs[2].labels)]
+    maps = exact_maps(probs, index) if exact else adc_maps(index.codebook, index.codes)
+    refs = [distances(kind, p, lab, maps, index) for kind, p, lab in kinds]
+    mask = rng.random(N) < 0.6
+    listed = rng.choice(N, 5000, replace=False)
+    for quantized in ([None] if exact else ["0", "1"]):
+        if quantized is not None:
+            monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", quantized)
+        before = segsearch._core.quantized_scan_stats()[0]
+        for subset, cand in ((None, np.arange(N)), (mask, np.flatnonzero(mask)), (listed, np.sort(listed))):
+            full = index.search(qs, k=N, exact=exact, subset=subset, threads=1, eps=0)
+            for r, ref in zip(full, refs):
+                assert sorted(r.ids.tolist()) == cand.tolist()
+                np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4, atol=1e-4 * np.median(ref))
+                ties = np.diff(r.distances) == 0
+                assert ties.any() and (np.diff(r.ids)[ties] > 0).all()
+            for k in (1, 10, 700, N):
+                one = index.search(qs, k=k, exact=exact, subset=subset, threads=1, eps=0)
+                two = index.search(qs, k=k, exact=exact, subset=subset, threads=2, eps=0)
+                for a, b, f in zip(one, two, full):
+                    assert a.ids.tolist() == b.ids.tolist() == f.ids.tolist()[:k], (quantized, k)
+                    assert a.distances.tobytes() == b.distances.tobytes() == f.distances[:k].tobytes()
+        if quantized == "1":  # the byte-table scan did run (forced on)
+            assert segsearch._core.quantized_scan_stats()[0] > before
 
 
 def test_empty_index_returns_no_results():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from segsearch.network import weights as W
 from segsearch.network.deeplab import DeepLabV3MobileNetV2, fake_quant_asymmetric_int8, tf_same_pad
@@ -191,10 +191,19 @@ def test_agreement_with_tflite_interpreter(segmenter):
     Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
     interp = Interpreter(str(MODEL), num_threads=2)
     interp.allocate_tensors()
+    (inp,) = interp.get_input_details()
+    assert inp["shape"].tolist() == [1, 513, 513, 3] and inp["dtype"] == np.float32
+    assert segmenter.input_size == 513
     agree, mae = [], []
     for path in photos(3, 3):
+        # the network's input built here, not by the Segmenter: the photo (orientation tag applied) stretched to
+        # 513 x 513 (bilinear), then rgb / 127.5 - 1, channels last
+        with Image.open(path) as im:
+            rgb = ImageOps.exif_transpose(im).convert("RGB").resize((513, 513), Image.BILINEAR)
+        by_hand = (np.asarray(rgb, np.float32) / np.float32(127.5) - np.float32(1.0))[None]
         x = segmenter.preprocess([path])  # the Segmenter's own preprocessing, (1, 3, 513, 513)
-        interp.set_tensor(interp.get_input_details()[0]["index"], x.permute(0, 2, 3, 1).numpy())
+        np.testing.assert_allclose(x.permute(0, 2, 3, 1).numpy(), by_hand, rtol=0, atol=1e-6)
+        interp.set_tensor(inp["index"], by_hand)
         interp.invoke()
         ref = torch.from_numpy(interp.get_tensor(interp.get_output_details()[0]["index"])).permute(0, 3, 1, 2)
         with torch.inference_mode():
