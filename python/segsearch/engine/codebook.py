@@ -10,9 +10,13 @@ distances to the other centroids: ||x - a_k||^2 >= (||x|| - ||a_k||)^2.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .checks import as_numpy
+from .index_file import CODEBOOK_MAX, CODEBOOK_MIN, codebook_in_range
 
 if TYPE_CHECKING:
     import torch
@@ -176,3 +180,59 @@ def derived(cb: np.ndarray, n: int, block_w: int, block_sums=None) -> tuple[np.n
             sums[:, :, b] = grid[:, :, b * w : (b + 1) * w].sum(axis=2, dtype=dtype)
         block_sums = sums.reshape(shape)
     return norms, block_sums
+
+
+def decode(cb: np.ndarray, codes, size: int) -> np.ndarray:
+    """The maps float32 (N, C, n, n) that codes (N, C) stand for in a position-major codebook ``cb`` (C, n*n, K):
+    each class's centroid. ValueError for codes of another shape, dtype or range."""
+    C, D, K = cb.shape
+    cd = as_numpy(codes, "codes")
+    if cd.ndim != 2 or cd.shape[1] != C or cd.dtype.kind not in "iu":
+        raise ValueError(f"codes must be integers of shape (N, {C}); got {cd.dtype} {cd.shape}")
+    if cd.size and (cd.min() < 0 or cd.max() >= K):
+        raise ValueError(f"codes must be in 0..{K - 1}")
+    out = np.empty((len(cd), C, D), np.float32)
+    for c in range(C):
+        out[:, c] = cb[c][:, cd[:, c]].T
+    if cb.dtype == np.uint8:
+        out /= np.float32(255.0)
+    return out.reshape(len(cd), C, size, size)
+
+
+def fingerprint(*arrays) -> str:
+    """sha256 (hex) of arrays (dtype, shape and bytes; None counts too): what a shard's codes mean."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.name}{list(a.shape)};".encode())
+        flat = a.reshape(-1).view(np.uint8) if a.size else np.zeros(0, np.uint8)
+        for s in range(0, flat.size, 1 << 26):
+            h.update(memoryview(flat[s : s + (1 << 26)]))
+    return h.hexdigest()
+
+
+def check_given_codebook(codebook, codes) -> tuple[np.ndarray, np.ndarray]:
+    """A codebook (C, K, n, n) and codes (N, C) from another tool, checked: (codebook, codes) as arrays. The
+    codebook must be uint8 (v meaning v / 255) or float probabilities in [CODEBOOK_MIN, CODEBOOK_MAX]; the codes
+    uint8 of one row per photo."""
+    cb = as_numpy(codebook, "codebook")
+    if cb.ndim != 4 or cb.shape[2] != cb.shape[3]:
+        raise ValueError(f"codebook must have shape (C, K, n, n); got {cb.shape}")
+    if cb.dtype.kind != "f" and cb.dtype != np.uint8:
+        raise ValueError(f"codebook must be a float array (or uint8, v meaning v / 255); got dtype {cb.dtype}")
+    if cb.dtype.kind == "f" and not np.isfinite(cb).all():
+        raise ValueError("codebook contains NaN or inf")
+    ok, lo, hi = codebook_in_range(cb) if cb.dtype.kind == "f" else (True, 0, 1)
+    if not ok:
+        raise ValueError(
+            f"codebook values must be probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}] (centroids of softmax "
+            f"maps); found values in [{lo:.6g}, {hi:.6g}]: pass the centroids of the maps themselves")
+    cd = as_numpy(codes, "codes")
+    if cd.ndim != 2 or cd.shape[1] != cb.shape[0]:
+        raise ValueError(f"codes must have shape (N, {cb.shape[0]}) to match the codebook; got {cd.shape}")
+    if cd.dtype != np.uint8:
+        raise ValueError(f"codes must be uint8; got dtype {cd.dtype}")
+    return cb, cd

@@ -1,28 +1,18 @@
 """The PQ index: codebooks, uint8 codes, ids, optional exact maps; search for the three query kinds."""
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import numpy as np
 
 from .. import _core
 from ..errors import NotTrainedError
-from . import storage
+from . import index_file, storage
+from . import ranking as rk
 from .checks import DEFAULT_EPS, as_numpy, check_count, check_eps, check_threads
-from .codebook import derived, to_bytes
+from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
 from .query import Query, check_maps
-from .ranking import (
-    DEFAULT_RANKING,
-    Ranking,
-    Reweighted,
-    class_masses,
-    class_prior,
-    class_weights,
-    get_ranking,
-    reweight,
-)
-from .search import Searchable, SearchResult, scan_part
+from .search import Searchable, SearchResult
 from .snapshot import Snapshot, code_counts, column_max, exact_norms, grow_rows, new_ids_for, positions_in, with_ids
 
 __all__ = ["Index", "SearchResult", "DEFAULT_EPS", "BLOCK_W", "empty_like", "merged"]
@@ -47,7 +37,7 @@ class Index(Searchable):
     """
 
     def __init__(self, num_classes: int, size: int = 64, n_centroids: int = 256, class_names=None, *,
-                 keep_exact: bool = False, metadata: dict | None = None, ranking: str | Ranking = DEFAULT_RANKING):
+                 keep_exact: bool = False, metadata: dict | None = None, ranking: str | rk.Ranking = rk.DEFAULT_RANKING):
         self.num_classes = check_count(num_classes, "num_classes", 1)
         self.size = check_count(size, "size", 1, 1024)
         self.n_centroids = check_count(n_centroids, "n_centroids", 1, 256)
@@ -59,7 +49,7 @@ class Index(Searchable):
         self.class_names = class_names
         self.metadata = dict(metadata or {})
         self.keep_exact = bool(keep_exact)
-        self.ranking = get_ranking(ranking)
+        self.ranking = rk.get_ranking(ranking)
         self._prior = None  # float32 (C,): the class prior, measured by train (rankings that use one)
         self._weights = None  # float32 (C,): the per-class weights derived from it
         C, K = self.num_classes, self.n_centroids
@@ -111,11 +101,11 @@ class Index(Searchable):
         p = np.array(as_numpy(prior, "class_prior"), dtype=np.float32)
         if p.shape != (self.num_classes,) or not np.isfinite(p).all() or (p <= 0).any():
             raise ValueError(f"class_prior must be {self.num_classes} finite numbers > 0; got shape {p.shape}")
-        self._prior, self._weights = p, class_weights(p, self.ranking.prior_power)
+        self._prior, self._weights = p, rk.class_weights(p, self.ranking.prior_power)
 
     def _reweighted(self, a):
         """Maps as this index encodes them: reweighted by the class prior where the ranking uses one."""
-        return a if self._weights is None else reweight(a, self._weights)
+        return a if self._weights is None else rk.reweight(a, self._weights)
 
     @property
     def codebook(self) -> np.ndarray:
@@ -143,17 +133,7 @@ class Index(Searchable):
         """The maps float32 (N, C, n, n) that codes uint8 (N, C) stand for: each class's centroid (the
         reweighted maps for rankings with a class prior)."""
         self._need_trained()
-        cd = as_numpy(codes, "codes")
-        if cd.ndim != 2 or cd.shape[1] != self.num_classes or cd.dtype.kind not in "iu":
-            raise ValueError(f"codes must be integers of shape (N, {self.num_classes}); got {cd.dtype} {cd.shape}")
-        if cd.size and (cd.min() < 0 or cd.max() >= self.n_centroids):
-            raise ValueError(f"codes must be in 0..{self.n_centroids - 1}")
-        out = np.empty((len(cd), self.num_classes, self.dim), np.float32)
-        for c in range(self.num_classes):
-            out[:, c] = self._cb[c][:, cd[:, c]].T
-        if self._cb.dtype == np.uint8:
-            out /= np.float32(255.0)
-        return out.reshape(len(cd), self.num_classes, self.size, self.size)
+        return decode(self._cb, codes, self.size)
 
     @property
     def codes(self) -> np.ndarray:
@@ -219,9 +199,9 @@ class Index(Searchable):
             if self.ranking.uses_prior:
                 # Absent classes (centroid 0) are judged by the photo's own maps: reweighting lifts the faint
                 # traces of rare classes, which would otherwise each take a code of their own and cost the scan.
-                row_mass = class_masses(a)
-                self._set_prior(class_prior(masses=row_mass, pixels=self.dim))
-                a = Reweighted(a, self._weights)  # read a class at a time, like the maps themselves
+                row_mass = rk.class_masses(a)
+                self._set_prior(rk.class_prior(masses=row_mass, pixels=self.dim))
+                a = rk.Reweighted(a, self._weights)  # read a class at a time, like the maps themselves
             cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device, row_mass=row_mass)
             self._set_codebook(cb)
         return self
@@ -244,7 +224,7 @@ class Index(Searchable):
         :meth:`add_codes` appends codes made here (or by another process with the same codebook)."""
         self._need_trained()
         a = check_maps(probs, self.num_classes, self.size, chunk=256)
-        return self._encode_reweighted(a if self._weights is None else Reweighted(a, self._weights), device)
+        return self._encode_reweighted(a if self._weights is None else rk.Reweighted(a, self._weights), device)
 
     def _encode_reweighted(self, a, device) -> np.ndarray:
         """Codes of maps already reweighted for this index's ranking."""
@@ -317,26 +297,6 @@ class Index(Searchable):
         """Whether the ids are strings (else integers)."""
         return self._state.string_ids
 
-    # ------------------------------------------------------------------ search (see segsearch.engine.search)
-    @property
-    def _codebook_index(self) -> "Index":
-        return self
-
-    def _search_view(self) -> Snapshot:
-        return self._state  # one snapshot for the whole search, whatever adds meanwhile
-
-    @staticmethod
-    def _lookup(view: Snapshot, ids):
-        return view.positions()
-
-    @staticmethod
-    def _scan_parts(view: Snapshot, plan, k: int, mask, pos, threads: int):
-        return [scan_part(view, plan, k, mask=mask, positions=pos, threads=threads) + (0,)]
-
-    @staticmethod
-    def _ids_at(view: Snapshot, pos: np.ndarray) -> np.ndarray:
-        return view.ids_at(pos)
-
     @property
     def bound_codebook(self):
         """The codebook as the core holds it (``_core.Codebook``: checked once, when it was set); NotTrainedError
@@ -367,17 +327,7 @@ class Index(Searchable):
         header records its base's; computed once per index (the codebook never changes once photos are in)."""
         self._need_trained()
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for a in (self._cb, self._prior):
-                if a is None:
-                    h.update(b"none;")
-                    continue
-                a = np.ascontiguousarray(a)
-                h.update(f"{a.dtype.name}{list(a.shape)};".encode())
-                flat = a.reshape(-1).view(np.uint8) if a.size else np.zeros(0, np.uint8)
-                for s in range(0, flat.size, 1 << 26):
-                    h.update(memoryview(flat[s : s + (1 << 26)]))
-            self._fingerprint = h.hexdigest()
+            self._fingerprint = fingerprint(self._cb, self._prior)
         return self._fingerprint
 
     def codebook_arrays(self) -> dict[str, np.ndarray]:
@@ -405,7 +355,7 @@ class Index(Searchable):
     # ------------------------------------------------------------------ construction from parts
     @classmethod
     def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None,
-                      ranking: str | Ranking = "l2", class_prior=None) -> "Index":
+                      ranking: str | rk.Ranking = "l2", class_prior=None) -> "Index":
         """An index from a codebook (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool. The codebook
         is uint8 (v meaning v / 255, as :attr:`codebook_u8`), or float with values that are finite probabilities,
         in [-0.001, 1.001] (ValueError otherwise), rounded to the nearest multiple of 1/255 (the index stores
@@ -416,25 +366,8 @@ class Index(Searchable):
 
         If ``codes`` is the transpose of a C-contiguous (C, N) array it is used without a copy.
         """
-        cb = as_numpy(codebook, "codebook")
-        if cb.ndim != 4 or cb.shape[2] != cb.shape[3]:
-            raise ValueError(f"codebook must have shape (C, K, n, n); got {cb.shape}")
-        if cb.dtype.kind != "f" and cb.dtype != np.uint8:
-            raise ValueError(f"codebook must be a float array (or uint8, v meaning v / 255); got dtype {cb.dtype}")
+        cb, cd = check_given_codebook(codebook, codes)
         C, K, n = cb.shape[0], cb.shape[1], cb.shape[2]
-        if cb.dtype.kind == "f" and not np.isfinite(cb).all():
-            raise ValueError("codebook contains NaN or inf")
-        ok, lo, hi = storage.codebook_in_range(cb) if cb.dtype.kind == "f" else (True, 0, 1)
-        if not ok:
-            raise ValueError(
-                f"codebook values must be probabilities in [{storage.CODEBOOK_MIN}, {storage.CODEBOOK_MAX}] "
-                f"(centroids of softmax maps); found values in [{lo:.6g}, {hi:.6g}]: pass the centroids of the "
-                "maps themselves")
-        cd = as_numpy(codes, "codes")
-        if cd.ndim != 2 or cd.shape[1] != C:
-            raise ValueError(f"codes must have shape (N, {C}) to match the codebook; got {cd.shape}")
-        if cd.dtype != np.uint8:
-            raise ValueError(f"codes must be uint8; got dtype {cd.dtype}")
         index = cls(C, n, K, class_names, metadata=metadata, ranking=ranking)
         index._set_prior(class_prior)
         top = column_max(cd)
@@ -454,7 +387,7 @@ class Index(Searchable):
         """Save to one file, atomically (temp file then rename). No pickle; see :mod:`segsearch.engine.storage`."""
         self._need_trained()
         # one snapshot, which nothing changes: all of an add or none of it, whatever runs meanwhile
-        storage.save(path, *storage.index_file_contents(self, self._state))
+        storage.save(path, *index_file.index_file_contents(self, self._state))
 
     @classmethod
     def load(cls, path, mmap: bool = True, *, verify: bool = True) -> "Index":
@@ -472,7 +405,7 @@ class Index(Searchable):
         damage in the arrays goes unnoticed and gives wrong results.
         A damaged, inconsistent or foreign file raises :class:`IndexFormatError` naming what is wrong."""
         header, arr = storage.load(path, mmap=mmap, verify=bool(verify))
-        f = storage.check_index(path, header, arr, verify=bool(verify), block_w=BLOCK_W)
+        f = index_file.check_index(path, header, arr, verify=bool(verify), block_w=BLOCK_W)
         index = cls(f["num_classes"], f["size"], f["n_centroids"], f["class_names"], keep_exact=f["keep_exact"],
                     metadata=f["metadata"], ranking=f["ranking"])
         index._set_prior(f["class_prior"])

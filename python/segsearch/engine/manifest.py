@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexFormatError
-from . import storage
+from . import index_file, storage
 from .index import BLOCK_W, Index
 from .layout import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, resolve_inside
 from .snapshot import Snapshot
@@ -135,7 +135,7 @@ def load_shard(d: Path, rel: str, count: int, base, fp: str, *, mmap: bool = Tru
     if header.get("codebook_sha256") != fp:
         raise IndexFormatError(f"{path} is not a shard of this index: it was not encoded with the codebook of "
                                f"{d / INDEX_FILE}")
-    f = storage.check_index(path, header, arr, verify=verify, block_w=BLOCK_W, shard=True)
+    f = index_file.check_index(path, header, arr, verify=verify, block_w=BLOCK_W, shard=True)
     mine = base if isinstance(base, tuple) else shard_expectation(base)
     theirs = (f["num_classes"], f["size"], f["n_centroids"], f["class_names"], f["keep_exact"], f["ranking"].to_json())
     if mine != theirs:

@@ -193,7 +193,8 @@ def _zeros_and_ones(seq, n: int) -> bool:
 
 
 class Searchable:
-    """The search every kind of index shares. A subclass provides:
+    """The search every kind of index shares. By default the index is one part, ``self.snapshot`` (an
+    :class:`~segsearch.engine.index.Index`); an index in parts overrides:
 
     * ``_search_view()``: what one search reads, taken once (so concurrent adds are seen whole or not at all):
       an object with ``n`` (photos), ``defaults`` / ``dense`` (the whole's code statistics) and whatever its
@@ -204,6 +205,22 @@ class Searchable:
       offset (and ids, if the part has them at hand), for :func:`merge_topk`;
     * ``_ids_at(view, positions)``: the ids at global positions (for parts that returned none).
     """
+
+    @property
+    def _codebook_index(self):
+        return self
+
+    def _search_view(self):
+        return self.snapshot  # one snapshot for the whole search, whatever adds meanwhile
+
+    def _lookup(self, view, ids):
+        return view.positions()
+
+    def _scan_parts(self, view, plan: SearchPlan, k: int, mask, pos, threads: int) -> list:
+        return [scan_part(view, plan, k, mask=mask, positions=pos, threads=threads) + (0,)]
+
+    def _ids_at(self, view, pos: np.ndarray) -> np.ndarray:
+        return view.ids_at(pos)
 
     def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
                eps: float | None = None):

@@ -77,7 +77,7 @@ def _wrap(text: str, width: float, measure: Measure) -> list[str]:
     """Greedy wrap into lines of at most ``width`` pixels, breaking after a separator when one is near the end."""
     lines = []
     while text:
-        k = max(1, _longest(len(text), lambda k: measure(text[:k]) <= width))
+        k = max(1, _longest(len(text), lambda k, t=text: measure(t[:k]) <= width))
         if k < len(text):
             cut = max(text.rfind(ch, 0, k) for ch in _BREAK_AFTER) + 1
             if cut >= max(1, k // 2):

@@ -2,7 +2,11 @@
 and the status bar, and turns mouse and key events into sketch edits and search requests.
 
 Only the Tk main thread touches widgets; searches run in :class:`~segsearch.gui.search_worker.SearchWorker`,
-whose answers the window polls. The drawing logic is :class:`segsearch.sketch_model.Sketch` (no Tk).
+whose answers the window polls. The drawing logic is :class:`segsearch.sketch_model.Sketch` (no Tk). The parts
+of the window live in their own modules: :mod:`~segsearch.gui.controls` (the tool bar and the caption words),
+:mod:`~segsearch.gui.canvas_input` (mouse strokes on the canvas), :mod:`~segsearch.gui.palette_panel` (the class
+palette), :mod:`~segsearch.gui.results_panel` (the results) and :mod:`~segsearch.gui.menus` (the menu bar, the
+keyboard shortcuts and the file dialogs).
 """
 from __future__ import annotations
 
@@ -10,18 +14,23 @@ import logging
 import queue
 import tkinter as tk
 from pathlib import Path
-from tkinter import filedialog, messagebox
+from tkinter import messagebox
 
 import numpy as np
 from PIL import Image, ImageTk
 
 from ..engine.checks import check_k
 from ..sketch.files import class_index, read_sketch, save_sketch
-from ..sketch.model import UNSPECIFIED, Sketch, SketchView, letterbox
+from ..sketch.model import Sketch, SketchView, letterbox
 from ..sketch.sheet import open_photo
+from . import menus
+from .canvas_input import StrokeInput
+from .controls import BRUSH, BRUSH_DEFAULT, BRUSH_MAX, BRUSH_MIN, ERASER, FILL, CaptionWords, ToolBar
+from .palette_panel import PalettePanel, best_match
+from .results_panel import THUMB_SIZE, ResultsPanel, answer_message
 from .search_worker import SearchAnswer, SearchRequest, SearchWorker
 from .state_file import StateFile, app_state
-from .widgets import ElidedLabel, ResultCell, StatusBar, hex_colour, one_line, text_colour
+from .widgets import StatusBar, one_line
 
 __all__ = ["BRUSH", "ERASER", "FILL", "SketchApp"]
 
@@ -29,17 +38,10 @@ log = logging.getLogger("segsearch.gui")
 
 SKETCH_RES = 256          # label-map resolution of the canvas
 CANVAS_PX = 512           # on-screen size of the canvas
-THUMB_SIZE = (112, 84)    # result thumbnails fit in this box (4:3, like most photos)
-RESULT_COLUMNS = 3
-BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8   # brush radius in sketch pixels
 PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0              # sketch opacity over a photo / on the blank canvas
 BAR_RGB = (96, 96, 96)    # the bars beside a query photo whose aspect ratio is not the canvas's
 POLL_MS = 30
-QUERY_FRAME = "#d9480f"   # frame of the result that is the current query photo
 MESSAGE_BOX_CHARS = 600   # longer error messages are cut in the message box (the status bar tooltip has them)
-_CONTROL, _ALT = 0x4, 0x8  # Tk event.state bits
-
-BRUSH, ERASER, FILL = "brush", "eraser", "fill"
 
 
 class SketchApp:
@@ -69,15 +71,9 @@ class SketchApp:
         self.search_count = 0
         self.last_query_ms: float | None = None
         self.error: str | None = None
-        self.visible_classes: list[int] = []
-        self._filter_stale = False           # the filter holds a picked class's text: typing replaces it
         self._seq = 0
         self._pending = False
         self._state_dirty = True
-        self._stroking = False
-        self._stroke_cls = UNSPECIFIED
-        self._last_xy = None
-        self._pointer = (-1000, -1000)
         self._segmented_photo: Path | None = None
         self._closed = False
         self._worker = SearchWorker(photo_index, THUMB_SIZE)
@@ -85,11 +81,11 @@ class SketchApp:
         master.title(f"segsearch — {self._index_name()}")
         master.report_callback_exception = self._report_exception
         master.protocol("WM_DELETE_WINDOW", self.close)
-        master.bind("<Configure>", self._mark_dirty, add="+")  # widget positions are part of the state
-        self._build_menu()
+        master.bind("<Configure>", self.mark_dirty, add="+")  # widget positions are part of the state
+        menus.build_menu(self)
         self._build_widgets()
-        self._bind_keys()
-        self._fill_palette()
+        menus.bind_keys(self)
+        self.palette_panel.fill()
         self._select_class(self.current_class)
         self.render()
         self._set_status(f"{len(photo_index)} photos, {len(self.classes)} classes. Pick a class and draw; "
@@ -105,33 +101,6 @@ class SketchApp:
         # the first class that is not the catch-all 'others'
         return 1 if len(self.classes) > 1 and self.classes[0].lower() == "others" else 0
 
-    def _build_menu(self) -> None:
-        m = tk.Menu(self.master)
-        f = tk.Menu(m, tearoff=False)
-        f.add_command(label="Open photo…", accelerator="Ctrl+O", command=self.ask_open_photo)
-        f.add_command(label="Remove photo", command=self.remove_photo)
-        f.add_separator()
-        f.add_command(label="Load sketch…", accelerator="Ctrl+L", command=self.ask_load_sketch)
-        f.add_command(label="Save sketch…", accelerator="Ctrl+S", command=self.ask_save_sketch)
-        f.add_separator()
-        f.add_command(label="Quit", accelerator="Ctrl+Q", command=self.close)
-        m.add_cascade(label="File", menu=f)
-        e = tk.Menu(m, tearoff=False)
-        e.add_command(label="Undo", accelerator="Ctrl+Z", command=self.undo)
-        e.add_command(label="Redo", accelerator="Ctrl+Y", command=self.redo)
-        e.add_command(label="Clear sketch", accelerator="Delete", command=self.clear)
-        m.add_cascade(label="Edit", menu=e)
-        t = tk.Menu(m, tearoff=False)
-        t.add_command(label="Brush", accelerator="B", command=lambda: self.set_tool(BRUSH))
-        t.add_command(label="Eraser", accelerator="E", command=lambda: self.set_tool(ERASER))
-        t.add_command(label="Fill", accelerator="F", command=lambda: self.set_tool(FILL))
-        t.add_command(label="Smaller brush", accelerator="[", command=lambda: self.change_brush(-1))
-        t.add_command(label="Larger brush", accelerator="]", command=lambda: self.change_brush(+1))
-        t.add_separator()
-        t.add_command(label="Search now", accelerator="Return", command=self.request_search)
-        m.add_cascade(label="Tools", menu=t)
-        self.master.config(menu=m)
-
     def _build_widgets(self) -> None:
         root = self.master
         # the status bar first, so the packer keeps it when the window is small; it never asks for width
@@ -143,189 +112,38 @@ class SketchApp:
         # --- left: tools, canvas, caption words
         left = tk.Frame(body)
         left.pack(side="left", fill="y", padx=6, pady=6)
-        bar = tk.Frame(left)
-        bar.pack(side="top", fill="x")
-        self.tool_var = tk.StringVar(value=self.tool)
-        for name, label, key in ((BRUSH, "Brush", "B"), (ERASER, "Eraser", "E"), (FILL, "Fill", "F")):
-            tk.Radiobutton(bar, text=f"{label} ({key})", value=name, variable=self.tool_var, indicatoron=False,
-                           padx=6, command=lambda n=name: self.set_tool(n)).pack(side="left")
-        tk.Label(bar, text="  Size [ ]").pack(side="left")
-        self.brush_var = tk.IntVar(value=self.brush)
-        self.brush_scale = tk.Scale(bar, from_=BRUSH_MIN, to=BRUSH_MAX, orient="horizontal", showvalue=True,
-                                    variable=self.brush_var, length=110, command=self._brush_moved)
-        self.brush_scale.pack(side="left")
-        for text, cmd in (("Undo", self.undo), ("Redo", self.redo), ("Clear", self.clear)):
-            tk.Button(bar, text=text, command=cmd).pack(side="left", padx=1)
-
+        bar = ToolBar(left, self)
+        self.tool_var, self.brush_var, self.brush_scale = bar.tool_var, bar.brush_var, bar.brush_scale
         self.canvas = tk.Canvas(left, width=CANVAS_PX, height=CANVAS_PX, highlightthickness=1,
                                 highlightbackground="#888888", background="#ffffff", cursor="crosshair")
         self.canvas.pack(side="top", pady=4)
         self._canvas_item = self.canvas.create_image(0, 0, anchor="nw")
         self._cursor_item = self.canvas.create_oval(0, 0, 0, 0, outline="#444444", dash=(2, 2), state="hidden")
-        self.canvas.bind("<ButtonPress-1>", lambda e: self._press(e, erase=False))
-        self.canvas.bind("<B1-Motion>", self._drag)
-        self.canvas.bind("<ButtonRelease-1>", self._release)
-        self.canvas.bind("<ButtonPress-3>", lambda e: self._press(e, erase=True))
-        self.canvas.bind("<B3-Motion>", self._drag)
-        self.canvas.bind("<ButtonRelease-3>", self._release)
-        self.canvas.bind("<Motion>", self._hover)
-        self.canvas.bind("<Leave>", lambda e: self.canvas.itemconfigure(self._cursor_item, state="hidden"))
+        self.strokes = StrokeInput(self, self._cursor_item)
+        words = CaptionWords(left, self)
+        self.text_var, self.text_entry = words.text_var, words.text_entry
 
-        words = tk.Frame(left)
-        words.pack(side="top", fill="x")
-        tk.Label(words, text="Caption words:").pack(side="left")
-        self.text_var = tk.StringVar()
-        self.text_entry = tk.Entry(words, textvariable=self.text_var, width=34)
-        self.text_entry.pack(side="left", fill="x", expand=True)
-        self.text_entry.bind("<Return>", lambda e: self.request_search())
-        tk.Button(words, text="Search", command=self.request_search).pack(side="left", padx=2)
-        if not self.pi.has_captions:
-            self.text_entry.configure(state="disabled")
-            tk.Label(words, text="(no captions)", foreground="#777777").pack(side="left")
-
-        # --- middle: class palette with a filter box
-        mid = tk.Frame(body)
-        mid.pack(side="left", fill="y", padx=4, pady=6)
-        self.class_label = ElidedLabel(mid, width=22, anchor="center", relief="groove", pady=4)
-        self.class_label.pack(side="top", fill="x")
-        tk.Label(mid, text="Filter classes:", anchor="w").pack(side="top", fill="x", pady=(6, 0))
-        self.filter_var = tk.StringVar()
-        self.filter_entry = tk.Entry(mid, textvariable=self.filter_var, width=22, exportselection=False)
-        self.filter_entry.pack(side="top", fill="x")
-        self.filter_var.trace_add("write", lambda *a: self._fill_palette())
-        self.filter_entry.bind("<Key>", self._filter_key)
-        self.filter_entry.bind("<Return>", self._filter_return)
-        self.filter_entry.bind("<KP_Enter>", self._filter_return)
-        self.filter_entry.bind("<Escape>", self._filter_escape)
-        self.filter_entry.bind("<FocusIn>", self._filter_focus, add="+")
-        lf = tk.Frame(mid)
-        lf.pack(side="top", fill="both", expand=True, pady=4)
-        self.palette_list = tk.Listbox(lf, width=22, height=28, exportselection=False, activestyle="none",
-                                       selectmode="browse")
-        sb = tk.Scrollbar(lf, orient="vertical", command=self.palette_list.yview)
-        self.palette_list.configure(yscrollcommand=sb.set)
-        self.palette_list.pack(side="left", fill="both", expand=True)
-        sb.pack(side="left", fill="y")
-        self.palette_list.bind("<<ListboxSelect>>", self._palette_clicked)
-
-        # --- right: results
-        right = tk.Frame(body)
-        right.pack(side="left", fill="both", expand=True, padx=6, pady=6)
-        self.query_label = ElidedLabel(right, text="Query: sketch only", elide="middle")
-        self.query_label.pack(side="top", fill="x")
-        self.results_frame = tk.Frame(right)
-        self.results_frame.pack(side="top", fill="both", expand=True)
-        self.result_cells: list[ResultCell] = []
-        for i in range(self.k):
-            cell = ResultCell(self.results_frame, thumb_size=THUMB_SIZE, query_colour=QUERY_FRAME)
-            cell.grid(row=i // RESULT_COLUMNS, column=i % RESULT_COLUMNS, padx=3, pady=3, sticky="n")
-            cell.bind("<Button-1>", lambda e, i=i: self.use_result(i), add="+")
-            self.result_cells.append(cell)
-
-    def _bind_keys(self) -> None:
-        r = self.master
-        for seq, fn in (("<Control-z>", self.undo), ("<Control-y>", self.redo), ("<Control-Z>", self.redo),
-                        ("<Control-s>", self.ask_save_sketch), ("<Control-o>", self.ask_open_photo),
-                        ("<Control-l>", self.ask_load_sketch), ("<Control-q>", self.close)):
-            r.bind(seq, lambda e, fn=fn: (fn(), "break")[1])
-        # plain keys act on the sketch unless the user is typing in an entry
-        for seq, fn in (("<Key-e>", lambda: self.set_tool(ERASER)), ("<Key-f>", lambda: self.set_tool(FILL)),
-                        ("<Key-b>", lambda: self.set_tool(BRUSH)), ("<Key-E>", lambda: self.set_tool(ERASER)),
-                        ("<Key-F>", lambda: self.set_tool(FILL)), ("<Key-B>", lambda: self.set_tool(BRUSH)),
-                        ("<Key-bracketleft>", lambda: self.change_brush(-1)),
-                        ("<Key-bracketright>", lambda: self.change_brush(+1)), ("<Delete>", self.clear),
-                        ("<Return>", self.request_search)):
-            r.bind(seq, lambda e, fn=fn: None if isinstance(e.widget, tk.Entry) else fn())
+        # --- middle: class palette with a filter box; right: results
+        p = self.palette_panel = PalettePanel(body, self)
+        self.class_label, self.filter_var, self.filter_entry = p.class_label, p.filter_var, p.filter_entry
+        self.palette_list = p.palette_list
+        r = self.results_panel = ResultsPanel(body, self)
+        self.query_label, self.results_frame, self.result_cells = r.query_label, r.results_frame, r.result_cells
 
     # ---------------------------------------------------------------------------------------------- palette
-    def _fill_palette(self) -> None:
-        needle = self.filter_var.get().strip().lower()
-        self.visible_classes = [i for i, n in enumerate(self.classes) if needle in n.lower()]
-        lb = self.palette_list
-        lb.delete(0, "end")
-        for row, c in enumerate(self.visible_classes):
-            lb.insert("end", f" {c:3d}  {self.classes[c]}")  # the class index, as in `segsearch classes`
-            rgb = self.palette[c % len(self.palette)]
-            lb.itemconfigure(row, background=hex_colour(rgb), foreground=text_colour(rgb),
-                             selectbackground=hex_colour(rgb), selectforeground=text_colour(rgb))
-        if self.current_class in self.visible_classes:
-            row = self.visible_classes.index(self.current_class)
-            lb.selection_set(row)
-            lb.see(row)
-        self._state_dirty = True
+    @property
+    def visible_classes(self) -> list[int]:
+        """The classes the palette lists (those whose names contain the filter text), in its order."""
+        return self.palette_panel.visible_classes
 
     def best_match(self, text: str) -> int | None:
         """The class the filter text ``text`` picks: a class named exactly so, else the first whose name starts
         with it, else the first containing it (case-insensitive); None when no class name contains it."""
-        needle = text.strip().lower()
-        names = [n.lower() for n in self.classes]
-        for test in (lambda n: n == needle, lambda n: n.startswith(needle), lambda n: needle in n):
-            for c, n in enumerate(names):
-                if test(n):
-                    return c
-        return None
-
-    def _picked_from_filter(self) -> None:
-        """After a class is picked, the filter's text is selected and the next typing replaces it."""
-        self._filter_stale = bool(self.filter_var.get())
-        if self._filter_stale:
-            self.filter_entry.selection_range(0, "end")
-            self.filter_entry.icursor("end")
-
-    def _palette_clicked(self, event=None) -> None:
-        sel = self.palette_list.curselection()
-        if sel and sel[0] < len(self.visible_classes):
-            self._select_class(self.visible_classes[sel[0]])
-            self._picked_from_filter()
-
-    def _filter_key(self, event):
-        # A widget binding, run before the Entry's own: after a pick, a typed character starts a new filter.
-        if not self._filter_stale or event.state & (_CONTROL | _ALT):
-            return None
-        if event.char and event.char.isprintable():
-            self._filter_stale = False
-            self.filter_var.set("")
-        elif event.keysym in ("BackSpace", "Delete", "Left", "Right", "Home", "End"):
-            self._filter_stale = False  # the user edits the old text
-        return None
-
-    def _filter_focus(self, event=None) -> None:
-        if self._filter_stale:  # after the click's own handling (which clears the selection), select the text
-            self.filter_entry.after_idle(self._picked_from_filter)
-
-    def _filter_return(self, event=None):
-        text = self.filter_var.get().strip()
-        if not text:
-            self.canvas.focus_set()
-            return "break"
-        c = self.best_match(text)
-        if c is None:
-            self._picked_from_filter()  # typing replaces the text that matched nothing
-            self._show_error(f"No class matches \u201c{text}\u201d; still drawing {self.classes[self.current_class]}."
-                             " Type another name (Escape clears the filter).")
-            return "break"
-        self._select_class(c)
-        self._picked_from_filter()
-        self.canvas.focus_set()
-        return "break"
-
-    def _filter_escape(self, event=None):
-        self._filter_stale = False
-        self.filter_var.set("")
-        self.canvas.focus_set()
-        return "break"
+        return best_match(text, self.classes)
 
     def _select_class(self, c: int) -> None:
         self.current_class = int(c)
-        rgb = self.palette[c % len(self.palette)]
-        self.class_label.configure(background=hex_colour(rgb), foreground=text_colour(rgb))
-        self.class_label.set_text(f"{c} {self.classes[c]}")
-        lb = self.palette_list
-        lb.selection_clear(0, "end")
-        if c in self.visible_classes:
-            row = self.visible_classes.index(c)
-            lb.selection_set(row)
-            lb.see(row)
+        self.palette_panel.show_class(c)
         if self.tool == ERASER:
             self.set_tool(BRUSH)
         self._state_dirty = True
@@ -361,70 +179,12 @@ class SketchApp:
         """The brush radius in sketch pixels, clamped to 1..64."""
         self.brush = int(min(max(int(radius), BRUSH_MIN), BRUSH_MAX))
         self.brush_var.set(self.brush)
-        self._update_cursor()
-        self._state_dirty = True
-
-    def _brush_moved(self, value) -> None:
-        self.brush = int(float(value))
+        self.strokes.update_cursor()
         self._state_dirty = True
 
     # ---------------------------------------------------------------------------------------------- drawing
-    def _press(self, event, *, erase: bool) -> None:
-        self.canvas.focus_set()
-        x, y = self.view.to_sketch(event.x, event.y)
-        if self.tool == FILL and not erase:
-            if self.sketch.fill(x, y, self.current_class):
-                self.sketch_changed()
-            return
-        cls = UNSPECIFIED if erase or self.tool == ERASER else self.current_class
-        self.sketch.begin_stroke(cls, self.brush)
-        self._stroking = True
-        self._stroke_cls = cls
-        self._last_xy = (event.x, event.y)
-        self.sketch.extend_stroke([(x, y)])
-        self._draw_live(event.x, event.y, event.x, event.y, cls)
-
-    def _drag(self, event) -> None:
-        self._hover(event)
-        if not self._stroking:
-            return
-        x0, y0 = self._last_xy
-        self._last_xy = (event.x, event.y)
-        self.sketch.extend_stroke([self.view.to_sketch(event.x, event.y)])
-        self._draw_live(x0, y0, event.x, event.y, self._stroke_cls)
-
-    def _release(self, event) -> None:
-        if not self._stroking:
-            return
-        self._stroking = False
-        self.canvas.delete("live")
-        if self.sketch.end_stroke():
-            self.sketch_changed()
-        else:
-            self.render()
-
-    def _draw_live(self, x0, y0, x1, y1, cls: int) -> None:
-        """Immediate feedback while dragging (the composited overlay is redrawn when the stroke ends)."""
-        w = max(2 * self.brush * min(self.view.scale), 1)
-        colour = "#bbbbbb" if cls < 0 else hex_colour(self.palette[cls % len(self.palette)])
-        self.canvas.create_line(x0, y0, x1, y1, width=w, fill=colour, capstyle="round", tags="live",
-                                stipple="gray50" if cls < 0 else "")
-        self.canvas.tag_raise(self._cursor_item)
-
-    def _hover(self, event) -> None:
-        self._pointer = (event.x, event.y)
-        self._update_cursor()
-        self.canvas.itemconfigure(self._cursor_item, state="hidden" if self.tool == FILL else "normal")
-
-    def _update_cursor(self) -> None:
-        """The brush outline around the pointer (an ellipse when the photo is not square: the brush is round
-        in the sketch, which is stretched over the photo)."""
-        x, y = self._pointer
-        sx, sy = self.view.scale
-        self.canvas.coords(self._cursor_item, x - self.brush * sx, y - self.brush * sy,
-                           x + self.brush * sx, y + self.brush * sy)
-
-    def _mark_dirty(self, event=None) -> None:
+    def mark_dirty(self, event=None) -> None:
+        """Have the state file rewritten at the next poll (something it records has changed)."""
         self._state_dirty = True
 
     def sketch_changed(self) -> None:
@@ -481,16 +241,16 @@ class SketchApp:
             area = letterbox(img.width, img.height, CANVAS_PX, CANVAS_PX)
             img = img.resize(area[2:], Image.BILINEAR)
         except FileNotFoundError:
-            self._show_error(f"photo {p} does not exist")
+            self.show_error(f"photo {p} does not exist")
             return
         except (OSError, ValueError, SyntaxError) as e:
-            self._show_error(f"cannot read photo {p}: {e}")
+            self.show_error(f"cannot read photo {p}: {e}")
             return
         self.photo_path, self.photo_id, self._photo_img = p, photo_id, img
         self.view = SketchView(self.sketch.shape, area)
         self.query_label.set_text(f"Query: {photo_id if photo_id is not None else p.name} + sketch",
                                   tooltip=f"Query photo: {p}")
-        self._update_cursor()
+        self.strokes.update_cursor()
         self.sketch_changed()
 
     def remove_photo(self) -> None:
@@ -498,7 +258,7 @@ class SketchApp:
         self.photo_path = self.photo_id = self._photo_img = None
         self.view = SketchView(self.sketch.shape, (0, 0, CANVAS_PX, CANVAS_PX))
         self.query_label.set_text("Query: sketch only")
-        self._update_cursor()
+        self.strokes.update_cursor()
         self.sketch_changed()
 
     def is_query(self, hit) -> bool:
@@ -510,7 +270,7 @@ class SketchApp:
         if 0 <= i < len(self.hits):
             hit = self.hits[i]
             if hit.path is None:  # a refused id (outside the photos folder, not a regular file): never opened
-                self._show_error(f"result {hit.rank} is not shown: {hit.note}")
+                self.show_error(f"result {hit.rank} is not shown: {hit.note}")
                 return
             self.set_photo(hit.path, photo_id=hit.id)
 
@@ -560,61 +320,37 @@ class SketchApp:
         self._pending = False
         self.search_count += 1
         if ans.error is not None:
-            self._show_error(ans.error)
+            self.show_error(ans.error)
             return
         self.error = None
         self.last_query_ms = ans.search_ms
         self._show_hits(ans.hits, ans.thumbs)
-        msg = f"{len(ans.hits)} results, query {ans.search_ms:.1f} ms"
-        if ans.segment_ms is not None:
-            msg += f" (photo segmented in {ans.segment_ms:.0f} ms)"
-        drawn = [self.classes[c] for c in self.sketch.classes_drawn()]
-        if drawn:
-            msg += " — drawn: " + ", ".join(drawn)
-        refused = sum(h.path is None for h in ans.hits)
-        if refused:
-            msg += f" — {refused} not shown (their ids lead outside the photos folder or to no regular file)"
-        self._set_status(msg)
+        self._set_status(answer_message(ans, [self.classes[c] for c in self.sketch.classes_drawn()]))
 
     def _show_hits(self, hits, thumbs) -> None:
         self.hits = list(hits)
-        for i, cell in enumerate(self.result_cells):
-            if i < len(hits):
-                cell.show(hits[i], thumbs[i], is_query=self.is_query(hits[i]))
-                if hits[i].path is None:  # the grey "not shown" tile: say why in its tooltip
-                    cell.tooltip.text = f"{hits[i].rank}. {str(hits[i].id)!a} not shown: {hits[i].note}"
-            else:
-                cell.clear()
+        self.results_panel.show(hits, thumbs)
         self._state_dirty = True
 
     # ----------------------------------------------------------------------------------------------- files
     def ask_open_photo(self) -> None:
         """File dialog: pick a query photo."""
-        path = filedialog.askopenfilename(parent=self.master, title="Open a query photo", filetypes=[
-            ("Photos", "*.jpg *.jpeg *.png *.webp *.bmp *.JPG *.JPEG *.PNG"), ("All files", "*")])
-        if path:
-            self.set_photo(path)
+        menus.ask_open_photo(self)
 
     def ask_save_sketch(self) -> None:
         """File dialog: save the sketch as a PNG."""
-        path = filedialog.asksaveasfilename(parent=self.master, title="Save the sketch", defaultextension=".png",
-                                            filetypes=[("PNG", "*.png")])
-        if path:
-            self.save_sketch(path)
+        menus.ask_save_sketch(self)
 
     def ask_load_sketch(self) -> None:
         """File dialog: load a sketch PNG."""
-        path = filedialog.askopenfilename(parent=self.master, title="Load a sketch",
-                                          filetypes=[("PNG", "*.png"), ("All files", "*")])
-        if path:
-            self.load_sketch(path)
+        menus.ask_load_sketch(self)
 
     def save_sketch(self, path) -> bool:
         """Save the sketch as an RGB PNG in the index's palette; False (and a status bar error) on failure."""
         try:
             save_sketch(path, self.sketch.labels, self.palette)
         except (OSError, ValueError) as e:
-            self._show_error(f"cannot save the sketch to {path}: {e}")
+            self.show_error(f"cannot save the sketch to {path}: {e}")
             return False
         self._set_status(f"Saved the sketch to {path}")
         return True
@@ -625,7 +361,7 @@ class SketchApp:
             lab = read_sketch(path, self.palette, len(self.classes))
             self.sketch.set_labels(lab)
         except (OSError, ValueError) as e:
-            self._show_error(str(e))
+            self.show_error(str(e))
             return False
         self.sketch_changed()
         return True
@@ -635,7 +371,8 @@ class SketchApp:
         self.status.show(text, error=error)
         self._state_dirty = True
 
-    def _show_error(self, text: str) -> None:
+    def show_error(self, text: str) -> None:
+        """Show ``text`` as an error in the status bar (and in :attr:`error`, on one line)."""
         self.error = one_line(text)
         self._set_status(text, error=True)
 
@@ -644,7 +381,7 @@ class SketchApp:
         # traceback is logged at DEBUG level.
         log.debug("error in a Tk callback", exc_info=(exc, val, tb))
         msg = one_line(val) or exc.__name__
-        self._show_error(f"{exc.__name__}: {msg}")
+        self.show_error(f"{exc.__name__}: {msg}")
         if self._state_file is None:
             short = msg if len(msg) <= MESSAGE_BOX_CHARS else msg[:MESSAGE_BOX_CHARS] + "…"
             messagebox.showerror("segsearch", short, parent=self.master)

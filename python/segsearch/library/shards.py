@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import storage
+from ..engine import index_file, storage
 from ..engine.checks import check_folder, check_optional_count
 from ..engine.index import Index, merged
 from ..engine.layout import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR
@@ -87,7 +87,7 @@ def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False) -> Path
         raise ValueError(f"{d} has shard number {MAX_SHARD_NUMBER}: run 'segsearch compact {d}' first")
     rel = f"{SHARDS_DIR}/{number:06d}.segsearch"
     (d / SHARDS_DIR).mkdir(exist_ok=True)
-    storage.save(d / rel, *storage.index_file_contents(part, st, ids=ids, shard_of=fp))
+    storage.save(d / rel, *index_file.index_file_contents(part, st, ids=ids, shard_of=fp))
     _write_manifest(d, base, fp, listed + [(rel, st.n)])
     return d / rel
 
@@ -201,7 +201,7 @@ def compact(index_dir, *, max_photos: int | None = None) -> int:
             part = merged(current.base, [current.shards[i + 1] for i in run])
             number += 1
             rel = f"{SHARDS_DIR}/{number:06d}.segsearch"
-            storage.save(d / rel, *storage.index_file_contents(part, part.snapshot, shard_of=fp))
+            storage.save(d / rel, *index_file.index_file_contents(part, part.snapshot, shard_of=fp))
             out.append((rel, len(part)))
         _write_manifest(d, current.base, fp, out)  # the commit point
         remove_unlisted(d)
