@@ -95,3 +95,79 @@ def test_the_version_has_one_source():
     from importlib.metadata import version
 
     assert version("segsearch") == segsearch.__version__  # pyproject reads it from __init__.py
+
+
+PUBLIC = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "Segmenter", "ShardedIndex", "open_folder",
+          "build_index", "BuildOptions", "BuildReport", "SegsearchError", "IndexFormatError", "NotTrainedError",
+          "OptionError", "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+
+
+def test_public_names_import_from_the_package():
+    for name in PUBLIC:
+        assert getattr(segsearch, name) is not None, name
+    assert set(PUBLIC) <= set(segsearch.__all__)
+    from segsearch.engine.index import Index
+    from segsearch.library.build import build_index
+
+    assert segsearch.Index is Index and segsearch.build_index is build_index
+
+
+def test_every_error_is_a_segsearch_error_defined_in_errors():
+    import inspect
+
+    from segsearch import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert len(classes) >= 7 and all(issubclass(c, errors.SegsearchError) for c in classes)
+    for path in Path(segsearch.__file__).parent.rglob("*.py"):  # no exception class defined anywhere else
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b) for b in node.bases}
+                assert not bases & {"Exception", "ValueError", "RuntimeError", "OSError", "SegsearchError",
+                                    "IndexFormatError", "FileNotFoundError"}, f"{path}: {node.name}"
+
+
+OLD_PATHS = {"segsearch.index": ("Index", "segsearch.engine.index"),
+             "segsearch.shards": ("add_shard", "segsearch.library.shards"),
+             "segsearch.indexing": ("build_index", "segsearch.library.build"),
+             "segsearch.ray_search": ("open_on_ray", "segsearch.distributed.search"),
+             "segsearch.ray_indexing": ("EncoderPool", "segsearch.distributed.indexing"),
+             "segsearch.ray_cluster": ("connect", "segsearch.distributed.cluster"),
+             "segsearch.captions": ("Captions", "segsearch.library.captions"),
+             "segsearch.photo_index": ("PhotoIndex", "segsearch.library.photo_index"),
+             "segsearch.storage": ("atomic_write", "segsearch.engine.storage"),
+             "segsearch.segmenter": ("ADE20K_CLASSES", "segsearch.network.classes"),
+             "segsearch.sketch_io": ("read_sketch", "segsearch.network.palette"),
+             "segsearch.sheet": ("contact_sheet", "segsearch.sketch.sheet"),
+             "segsearch.sketch_model": ("Sketch", "segsearch.sketch.model"),
+             "segsearch.synthetic": ("synthetic_probs", "segsearch.evaluation.synthetic"),
+             "segsearch.index_folder": ("INDEX_FILE", "segsearch.engine.layout")}
+
+
+def test_the_old_module_paths_import_with_a_deprecation_warning():
+    """The 0.2 paths the README documented import for one release: the same objects, and a DeprecationWarning
+    naming the new path (checked in a fresh interpreter, where the warning is raised on the first import)."""
+    import json
+    import subprocess
+    import sys
+
+    code = f"""
+import importlib, json, warnings
+out = {{}}
+for old, (name, home) in {OLD_PATHS!r}.items():
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        mod = importlib.import_module(old)
+    new = importlib.import_module(home)
+    out[old] = [getattr(mod, name) is getattr(new, name), [str(x.message) for x in w
+                                                            if issubclass(x.category, DeprecationWarning)]]
+print(json.dumps(out))
+"""
+    got = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    for old, (same, warned) in got.items():
+        assert same, old
+        assert len(warned) == 1 and old in warned[0] and "segsearch." in warned[0].split("import from ")[1], warned
+    with __import__("pytest").raises(ModuleNotFoundError):
+        __import__("segsearch.no_such_module")

@@ -13,6 +13,10 @@ class IndexFormatError(SegsearchError, ValueError):
     """An index file is not a segsearch index, is damaged or truncated, or is of an unknown version."""
 
 
+class ShardMissingError(IndexFormatError):
+    """A shard an index folder's manifest lists is missing (a compaction may have deleted it meanwhile)."""
+
+
 class NotTrainedError(SegsearchError, RuntimeError):
     """The index has no codebook yet: call ``train`` (or build it with ``Index.from_codebook``)."""
 

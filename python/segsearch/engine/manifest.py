@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexFormatError
+from ..errors import IndexFormatError, ShardMissingError
 from . import index_file, storage
 from .index import BLOCK_W, Index
 from .layout import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, resolve_inside
 from .snapshot import Snapshot
 
-__all__ = ["read_manifest", "load_shard", "shard_expectation", "check_unique_ids", "ShardGone", "MANIFEST_FORMAT",
+__all__ = ["read_manifest", "load_shard", "shard_expectation", "check_unique_ids", "MANIFEST_FORMAT",
            "MANIFEST_VERSION", "SHARD_NAME", "MAX_SHARD_NUMBER"]
 
 MANIFEST_FORMAT = "segsearch-shards"
@@ -44,10 +44,6 @@ MANIFEST_MAX_BYTES = 64 << 20
 #: The name of a shard file in ``shards/``.
 SHARD_NAME = re.compile(r"[0-9]{6}\.segsearch")
 MAX_SHARD_NUMBER = 999_999
-
-
-class ShardGone(IndexFormatError):
-    """A shard the manifest lists is missing (a compaction may have deleted it meanwhile: read the folder again)."""
 
 
 def _damaged(path: Path, msg: str) -> IndexFormatError:
@@ -128,7 +124,7 @@ def load_shard(d: Path, rel: str, count: int, base, fp: str, *, mmap: bool = Tru
         raise IndexFormatError(f"{manifest} lists the shard {rel}, which is refused: "
                                f"{why.replace('photos folder', 'index folder')}")
     if not real.exists():
-        raise ShardGone(f"{manifest} lists the shard {rel}, which is missing; restore it (the folder is "
+        raise ShardMissingError(f"{manifest} lists the shard {rel}, which is missing; restore it (the folder is "
                          "incomplete without it) or delete the manifest to search the base index alone")
     header, arr = storage.load(real, mmap=mmap, verify=verify)
     path = d / rel

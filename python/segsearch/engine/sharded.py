@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ShardMissingError
 from .checks import check_folder
 from .index import Index
 from .layout import INDEX_FILE, MANIFEST_FILE
-from .manifest import ShardGone, check_unique_ids, load_shard, read_manifest
+from .manifest import check_unique_ids, load_shard, read_manifest
 from .search import PartsView, Searchable, SearchPlan, part_filter, scan_part
 from .snapshot import Snapshot, code_stats, positions_in
 
@@ -167,7 +168,7 @@ def open_folder(index_dir, *, mmap: bool = True, verify: bool = True) -> Index |
             return base
         try:
             shards = [load_shard(d, rel, count, base, fp, mmap=mmap, verify=verify) for rel, count, fp in listed]
-        except ShardGone:
+        except ShardMissingError:
             if attempt:  # listed, still missing after reading the folder again: not a compaction under way
                 raise
             continue  # a compaction may have replaced the base and deleted the shards meanwhile: read again
