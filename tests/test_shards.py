@@ -221,6 +221,32 @@ def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
     db.close()
 
 
+def test_add_hashes_the_codebook_once(grown, tmp_path, monkeypatch):
+    """An --add run to a folder with shards reads index.segsearch once and hashes its codebook once (it was
+    about five times: the orphan sweep, the last shard's check, the new shard's codebook and the manifest)."""
+    import segsearch.engine.index as index_module
+
+    out, photos = tmp_path / "idx", tmp_path / "photos"
+    shutil.copytree(grown["out"], out)
+    shutil.copytree(grown["photos"], photos)
+    db = sqlite3.connect(out / "work" / "state.sqlite")
+    cfg = json.loads(db.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+    with db:
+        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
+    db.close()
+    more = make_photos(tmp_path / "more", n=1, seed=12)
+    shutil.copyfile(tmp_path / "more" / more[0], photos / "z_new.png")
+    calls = []
+    real = index_module.fingerprint
+    monkeypatch.setattr(index_module, "fingerprint", lambda *a: calls.append(1) or real(*a))
+    report = build_index(photos, out, add=True, segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3,
+                         workers=0, sample=10, log=lambda s: None)
+    assert report.n_new == 1 and report.shard_path == out / "shards" / "000003.segsearch"
+    assert len(calls) == 1
+    monkeypatch.undo()
+    assert open_folder(out).ids.tolist() == grown["order"] + ["z_new.png"]
+
+
 # ------------------------------------------------------------------------------------------------ the Python API
 
 @pytest.fixture

@@ -131,7 +131,6 @@ def build_index(photos_dir, out_dir, options: BuildOptions | None = None, *, log
 
 def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -> BuildReport:
     _remove_temp_files(out, work)
-    remove_unlisted(out)
     st = BuildState(work / STATE_FILE)
     seg = LazySegmenter(st, o)
     try:
@@ -140,10 +139,11 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
         seg.size = size
         here = None if o.ray is not None else o.device  # on Ray, device is the actors'; this process trains here
         sample_path = work / SAMPLE_FILE
-        index = _codebook(st, out, root, seg, size, k_req, ranking, o, here, log)
+        index, base = _codebook(st, out, root, seg, size, k_req, ranking, o, here, log)
+        remove_unlisted(out, base)  # what a killed writer left, before anything is written
         _encode_sample(st, sample_path, index, o.batch, here)
         _encode_rest(st, root, seg, index, size, o.batch, o.workers, o.device, out)
-        index_path, shard = _write_index(st, out, index, seg, root, size)
+        index_path, shard = _write_index(st, out, index, base, seg, root, size)
         report = BuildReport(index_path, n_photos=st.count(), n_done=st.count("status='done'"), n_new=n_new,
                              shard_path=shard, n_centroids=index.n_centroids,
                              failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"))
@@ -220,16 +220,19 @@ def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> int:
 
 
 def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device, log):
-    """The index whose codebook encodes this folder: the checkpoint, else the finished index (resume, --add),
-    else trained now from the sample (segmented first) and checkpointed."""
+    """(the index whose codebook encodes this folder, the folder's ``index.segsearch`` if that is it, else None):
+    the checkpoint, else the finished index (resume, --add), else trained now from the sample (segmented first)
+    and checkpointed. The finished index is read once per run: its codebook is hashed once."""
     from ..engine.index import Index
 
-    for path in (out / WORK_DIR / CODEBOOK_FILE, out / INDEX_FILE):
-        if path.is_file():
-            return Index.load(path, mmap=False)  # read into memory: no mapping of a file that can change
+    if (out / WORK_DIR / CODEBOOK_FILE).is_file():
+        return Index.load(out / WORK_DIR / CODEBOOK_FILE, mmap=False), None
+    if (out / INDEX_FILE).is_file():
+        base = Index.load(out / INDEX_FILE, mmap=False)  # read into memory: no mapping of a file that can change
+        return base, base
     if (out / WORK_DIR / OLD_CODEBOOK_FILE).is_file():  # a run interrupted by segsearch <= 0.1
         old = np.load(out / WORK_DIR / OLD_CODEBOOK_FILE, allow_pickle=False)
-        return Index.from_codebook(old, np.zeros((0, old.shape[0]), np.uint8), class_names=seg.classes)
+        return Index.from_codebook(old, np.zeros((0, old.shape[0]), np.uint8), class_names=seg.classes), None
     sample_path = out / WORK_DIR / SAMPLE_FILE
     _choose_sample(st, st.get("config")["sample"], o.seed)
     segment_sample(st, root, seg, sample_path, size, o.batch, o.workers)
@@ -247,7 +250,7 @@ def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device,
     index = Index(len(classes), size, K, classes, ranking=ranking)
     index.train(maps if contiguous else maps[rows], niter=o.niter, seed=o.seed, device=device)
     index.save(out / WORK_DIR / CODEBOOK_FILE)
-    return index
+    return index, None
 
 
 def _choose_sample(st: BuildState, sample: int, seed: int) -> None:
@@ -317,7 +320,7 @@ def _mark_written(st: BuildState) -> None:
         st.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 'true')")
 
 
-def _unwritten(st: BuildState, out: Path) -> list[tuple[str, bytes]]:
+def _unwritten(st: BuildState, out: Path, base) -> list[tuple[str, bytes]]:
     """(path, codes) of the done photos the folder does not hold yet, in insertion order: those after the
     written mark, less any a run killed after its last write (before it set the mark) already wrote; for a
     folder written before the mark was kept, every done photo is looked up in the folder (once)."""
@@ -328,24 +331,25 @@ def _unwritten(st: BuildState, out: Path) -> list[tuple[str, bytes]]:
                 if p not in held]
     rows = st.rows("SELECT path, codes FROM photos WHERE status='done' AND id > ? ORDER BY id", (mark,))
     if rows:
-        last = last_written_ids(out)
+        last = last_written_ids(out, base)
         rows = [(p, c) for p, c in rows if p not in last]
     return rows
 
 
-def _write_index(st, out: Path, index, seg: LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:
+def _write_index(st, out: Path, index, base, seg: LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:
     """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order.
     If the folder holds a finished index already (``--add``), write the done photos it does not hold yet as a
     new shard instead (none: nothing is written); only the folder's last file is read to find them
     (:func:`_unwritten`). Returns (the index file, the new shard or None)."""
     path = out / INDEX_FILE
     if path.is_file():
-        rows = _unwritten(st, out)
+        rows = _unwritten(st, out, base)
         shard = None
         if rows:
+            index.codebook_fingerprint()  # hashed here once (or already), shared with the part made from it
             part = empty_like(index)
             part.add_codes(np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows])
-            shard = add_shard_locked(out, part, ids_are_new=True)
+            shard = add_shard_locked(out, part, ids_are_new=True, base=base)
         _mark_written(st)
         return path, shard
     codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)

@@ -42,15 +42,16 @@ def add_shard(index_dir, part: Index) -> Path:
         return add_shard_locked(d, part)
 
 
-def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False) -> Path:
+def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False, base: Index | None = None) -> Path:
     """:func:`add_shard` for a writer that holds the folder's lock (``segsearch index --add``). ``ids_are_new``:
     the caller knows that ``part``'s ids (strings) are not in the folder (the indexer's state database does), so
-    only the base's header and codebook and the manifest are read, not every shard."""
-    remove_unlisted(d)
+    only the base's header and codebook and the manifest are read, not every shard; ``base``: the folder's
+    ``index.segsearch`` as the caller loaded it under the lock (not read and hashed again)."""
+    remove_unlisted(d, base)
     if ids_are_new:
         if not part.string_ids:
             raise ValueError("ids_are_new needs string ids")
-        current = base = Index.load(d / INDEX_FILE, mmap=True, verify=False)
+        current = base = base if base is not None else Index.load(d / INDEX_FILE, mmap=True, verify=False)
         if len(base) and not base.string_ids:
             raise ValueError("this index folder uses integer ids; give the new photos integer ids too")
     else:
@@ -100,11 +101,11 @@ def _write_manifest(d: Path, base: Index, fp: str, shards: list[tuple[str, int]]
         f.write(json.dumps(m, indent=1).encode() + b"\n")
 
 
-def last_written_ids(d: Path) -> set:
+def last_written_ids(d: Path, base: Index | None = None) -> set:
     """The ids of the folder's last written file: the last shard its manifest lists, else ``index.segsearch``
     (what a writer killed between its write and its own bookkeeping may have added). For writers holding the
-    folder's lock."""
-    base = Index.load(d / INDEX_FILE, mmap=True, verify=False)
+    folder's lock; ``base`` as in :func:`add_shard_locked`."""
+    base = base if base is not None else Index.load(d / INDEX_FILE, mmap=True, verify=False)
     listed = read_manifest(d, base)
     if not listed:
         st = base.snapshot
@@ -114,15 +115,15 @@ def last_written_ids(d: Path) -> set:
     return set(st.all_ids().tolist())
 
 
-def remove_unlisted(d: Path) -> list[str]:
+def remove_unlisted(d: Path, base: Index | None = None) -> list[str]:
     """Delete what no reader uses: shard files the manifest does not list (a writer killed before its commit,
     or the shards of a compaction killed before it deleted them), a stale manifest, and temp files of killed
     saves in ``shards/``. Only our own names are touched. For writers holding the folder's lock; returns the
-    names deleted."""
+    names deleted; ``base`` as in :func:`add_shard_locked`."""
     removed: list[str] = []
     if not (d / INDEX_FILE).is_file():
         return removed  # shards mean nothing without their base: leave everything as it is
-    base = Index.load(d / INDEX_FILE, mmap=True, verify=False)
+    base = base if base is not None else Index.load(d / INDEX_FILE, mmap=True, verify=False)
     try:
         listed = {rel for rel, _, _ in read_manifest(d, base)}
     except IndexFormatError:
