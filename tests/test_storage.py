@@ -514,3 +514,29 @@ def test_a_fifo_or_device_is_refused_without_blocking(tmp_path):
         Index.load(fifo)
     with pytest.raises(IndexFormatError, match="not a regular file"):
         Index.load("/dev/zero")
+
+
+def test_verify_codebook_checks_the_codebook_only(tmp_path):
+    """verify="codebook" (a Ray driver's load: it builds lookup tables, the actors scan and verify the photos)
+    catches a damaged codebook but not damaged codes, which verify=True catches."""
+    C, n = 3, 8
+    index = Index(C, n, 4, ranking="l2").train(random_probs(20, C, n, seed=1), niter=2)
+    index.add(random_probs(30, C, n, seed=2))
+    path = tmp_path / "a.segsearch"
+    index.save(path)
+    _, arrays = storage.load(path, mmap=False, verify=False)
+    for name, must_fail in (("codes", ("verify",)), ("codebook", ("verify", "codebook"))):
+        blob = bytearray(path.read_bytes())
+        at = bytes(blob).index(np.ascontiguousarray(arrays[name]).tobytes(), 64)
+        blob[at] ^= 0x01
+        bad = tmp_path / f"bad-{name}.segsearch"
+        bad.write_bytes(bytes(blob))
+        for mode in (True, "codebook"):
+            key = "verify" if mode is True else "codebook"
+            if key in must_fail:
+                with pytest.raises(IndexFormatError, match=name):
+                    Index.load(bad, verify=mode)
+            else:
+                assert len(Index.load(bad, verify=mode)) == 30
+    with pytest.raises(ValueError, match="verify must be"):
+        Index.load(path, verify="codes")

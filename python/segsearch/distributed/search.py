@@ -177,7 +177,8 @@ class RayShardedIndex(Searchable, BaseCodebook):
 
         d = check_folder(index_dir)
         self.index_dir = d
-        self.base = Index.load(d / INDEX_FILE, mmap=True, verify=verify)
+        # the codebook (for the lookup tables) checked here; the actor holding index.segsearch checks the rest
+        self.base = Index.load(d / INDEX_FILE, mmap=True, verify="codebook" if verify else False)
         listed = read_manifest(d, self.base)
         rels = [None] + [rel for rel, _, _ in listed]
         self.counts = [len(self.base)] + [count for _, count, _ in listed]

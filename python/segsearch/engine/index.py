@@ -390,7 +390,7 @@ class Index(Searchable):
         storage.save(path, *index_file.index_file_contents(self, self._state))
 
     @classmethod
-    def load(cls, path, mmap: bool = True, *, verify: bool = True) -> "Index":
+    def load(cls, path, mmap: bool = True, *, verify: bool | str = True) -> "Index":
         """Load a saved index. ``mmap=True`` maps the codes, codebook and exact maps from the file
         (read-only pages, loaded on demand); ``add`` then copies the codes into memory first. The file is
         opened once and everything is read from that open file, so a save renaming a new version onto ``path``
@@ -399,13 +399,17 @@ class Index(Searchable):
         ``verify=True`` (the default) checks, before anything is used, every array against its checksum and
         what the arrays must satisfy together: codebook values finite probabilities, its row-run sums matching
         it, codes < K, code counts matching the codes, ids unique. It reads the whole file once (on a 2-core
-        machine about 0.2 s more for C=151, K=256, n=64, 0.45 s more for 10 M images at C=60; see the README's
-        "Index file"). ``verify=False`` skips those reads for a huge index you trust: header fields, shapes,
-        dtypes and offsets are still checked, so a bad file cannot make the search read out of bounds, but
-        damage in the arrays goes unnoticed and gives wrong results.
+        machine about 0.2 s more for C=151, K=256, n=64, 0.45 s more for 10 M images at C=60; see
+        docs/file-format.md). ``verify=False`` skips those reads for a huge index you trust: header fields,
+        shapes, dtypes and offsets are still checked, so a bad file cannot make the search read out of bounds,
+        but damage in the arrays goes unnoticed and gives wrong results. ``verify="codebook"`` checks the codebook
+        arrays only, for a process that builds lookup tables and scans none of the photos (a Ray driver).
         A damaged, inconsistent or foreign file raises :class:`IndexFormatError` naming what is wrong."""
-        header, arr = storage.load(path, mmap=mmap, verify=bool(verify))
-        f = index_file.check_index(path, header, arr, verify=bool(verify), block_w=BLOCK_W)
+        if verify not in (True, False, "codebook"):
+            raise ValueError(f"verify must be True, False or 'codebook'; got {verify!r}")
+        crc = {"codebook", "block_sums", "class_prior"} if verify == "codebook" else verify
+        header, arr = storage.load(path, mmap=mmap, verify=crc)
+        f = index_file.check_index(path, header, arr, verify=verify, block_w=BLOCK_W)
         index = cls(f["num_classes"], f["size"], f["n_centroids"], f["class_names"], keep_exact=f["keep_exact"],
                     metadata=f["metadata"], ranking=f["ranking"])
         index._set_prior(f["class_prior"])
@@ -417,8 +421,7 @@ class Index(Searchable):
 
 def empty_like(base: Index) -> Index:
     """An index of no photos with ``base``'s codebook (shared, not copied), ranking, class prior, class names,
-    metadata and keep_exact: ``add`` / ``add_codes`` to it the photos of a new shard
-    (:func:`segsearch.library.shards.add_shard`)."""
+    metadata and keep_exact: add to it the photos of a new shard (:func:`segsearch.library.shards.add_shard`)."""
     base._need_trained()
     out = Index(base.num_classes, base.size, base.n_centroids, base.class_names, keep_exact=base.keep_exact,
                 metadata=base.metadata, ranking=base.ranking)

@@ -167,7 +167,9 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
             ids = [raw[bounds[i] : bounds[i + 1]].decode("utf-8") for i in range(N)]
         except UnicodeDecodeError:
             raise damaged("the string ids are not valid UTF-8") from None
-    if verify:
+    if verify == "codebook" and not shard:
+        _check_codebook(arrays, damaged, C=C, n=n, K=K, w=w, nb=nb)
+    elif verify:
         _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb, shard=shard)
     return {"num_classes": C, "size": n, "n_centroids": K, "count": N, "class_names": names, "metadata": metadata,
             "keep_exact": keep_exact, "ids": ids, "ranking": ranking, "class_prior": prior}
