@@ -6,6 +6,7 @@ Maps are synthetic softmax maps shaped like real segmentation output (segsearch.
 outside the timed parts. Training uses a sample of the photos, as `segsearch index` does; encoding covers
 every photo. The issue's target: 10,000 photos in <= 2 minutes on the 2-core CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def main() -> None:
         t = time.perf_counter()
         encode(maps, position_major)
         t_encode += time.perf_counter() - t
-    print(f"{args.photos:,} photos, C={args.classes}, K={args.centroids}, sample {args.sample:,}, niter {args.niter}: "
-          f"train {t_train:.1f} s + encode {t_encode:.1f} s = {t_train + t_encode:.1f} s")
+    print(
+        f"{args.photos:,} photos, C={args.classes}, K={args.centroids}, sample {args.sample:,}, niter {args.niter}: "
+        f"train {t_train:.1f} s + encode {t_encode:.1f} s = {t_train + t_encode:.1f} s"
+    )
 
 
 if __name__ == "__main__":

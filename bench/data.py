@@ -11,6 +11,7 @@ images do not fit in memory) and cached in ``bench/.cache`` (delete that folder 
 ``python bench/data.py`` builds the caches ahead of a run. The indexes rank by the paper's squared L2
 (``ranking="l2"``), as the timing tables are the paper's; ``ranking_index`` compares the default ranking with it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-import maps_cache
 import numpy as np
 
+import maps_cache
 import segsearch
 from segsearch import Index, Query
 from segsearch.evaluation.synthetic import synthetic_codes, synthetic_probs
@@ -76,8 +77,13 @@ def machine_info() -> dict:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "simd": segsearch.simd_level(),
-            "loadavg": list(os.getloadavg()), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "simd": segsearch.simd_level(),
+        "loadavg": list(os.getloadavg()),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- indexes
@@ -155,8 +161,9 @@ def table1_codes(n_centroids: int) -> np.ndarray:
 
     cb = trained_codebook(60, n_centroids)
     cb = np.ascontiguousarray(cb.reshape(60, n_centroids, SIZE * SIZE).transpose(0, 2, 1))  # position-major
-    codes = np.concatenate([encode(synthetic_probs(min(BATCH, n - s), 60, SIZE, seed=s), cb)
-                            for s in range(0, n, BATCH)])
+    codes = np.concatenate(
+        [encode(synthetic_probs(min(BATCH, n - s), 60, SIZE, seed=s), cb) for s in range(0, n, BATCH)]
+    )
     log(f"K={n_centroids}: {n:,} Table 1 images encoded")
     maps_cache.save_npy(path, codes)
     return codes
@@ -195,9 +202,13 @@ def big_index() -> tuple[Index, dict]:
     after = rss_bytes()
     log(f"N={N_BIG:,}: codes made and adopted in {time.perf_counter() - t0:.0f} s")
     codes_b, codebook_b = codes.nbytes, index.codebook.nbytes
-    return index, {"rss_mb": after / 2**20, "rss_index_mb": (after - before) / 2**20,
-                   "codes_mb": codes_b / 2**20, "codebook_mb": codebook_b / 2**20,
-                   "rss_target_mb": (1.05 * codes_b + codebook_b) / 2**20}
+    return index, {
+        "rss_mb": after / 2**20,
+        "rss_index_mb": (after - before) / 2**20,
+        "codes_mb": codes_b / 2**20,
+        "codebook_mb": codebook_b / 2**20,
+        "rss_target_mb": (1.05 * codes_b + codebook_b) / 2**20,
+    }
 
 
 @functools.cache
@@ -246,9 +257,17 @@ def camvid():
     mass = np.zeros(base16.shape[1])
     for s in range(0, len(base16), 50):
         mass += base16[s : s + 50].astype(np.float32).sum(axis=(0, 2, 3))
-    return {"key": f"{Path(maps16.filename).stem}-{REAL_QUERY_SEQ}", "base": base16,
-            "queries16": np.array(maps16[queries]), "base_ids": base, "query_ids": queries, "n_held": len(held),
-            "n_photos": len(paths), "mass": mass, "order": np.argsort(-mass, kind="stable")}
+    return {
+        "key": f"{Path(maps16.filename).stem}-{REAL_QUERY_SEQ}",
+        "base": base16,
+        "queries16": np.array(maps16[queries]),
+        "base_ids": base,
+        "query_ids": queries,
+        "n_held": len(held),
+        "n_photos": len(paths),
+        "mass": mass,
+        "order": np.argsort(-mass, kind="stable"),
+    }
 
 
 def real_classes(maps, C: int, *, normalise: bool = True):
@@ -286,8 +305,12 @@ def _base_transposed(C: int):
     import torch
 
     base = camvid()["base"]
-    return torch.cat([real_classes(base[s : s + 50], C, normalise=False).transpose(2, 3).contiguous()
-                      for s in range(0, len(base), 50)])
+    return torch.cat(
+        [
+            real_classes(base[s : s + 50], C, normalise=False).transpose(2, 3).contiguous()
+            for s in range(0, len(base), 50)
+        ]
+    )
 
 
 @functools.cache
@@ -395,8 +418,10 @@ def real_codes(C: int, n_images: int, n_centroids: int = K) -> np.ndarray:
         t_aug += time.perf_counter() - t
         codes[start : start + len(maps)] = encode(maps, cb)
         if (start // REAL_BATCH) % 20 == 19 or start + len(maps) == n_images:
-            log(f"real C={C} K={n_centroids}: {start + len(maps):,}/{n_images:,} augmented and encoded "
-                f"({time.perf_counter() - t0:.0f} s, {t_aug:.0f} s of it augmenting)")
+            log(
+                f"real C={C} K={n_centroids}: {start + len(maps):,}/{n_images:,} augmented and encoded "
+                f"({time.perf_counter() - t0:.0f} s, {t_aug:.0f} s of it augmenting)"
+            )
     total = time.perf_counter() - t0
     maps_cache.save_npy(path, codes)
     _record_time(f"C{C} K{n_centroids} codes of N={n_images:,}: augment", t_aug)
@@ -442,8 +467,12 @@ def ranking_index(ranking: str) -> Index | None:
         maps_cache.save_npy(paths["codes"], codes)
         log(f"ranking {ranking}: {N_PAPER:,} maps encoded, {time.perf_counter() - t0:.0f} s in all")
     codes = np.load(paths["codes"], allow_pickle=False)
-    return Index.from_codebook(np.load(paths["codebook"], allow_pickle=False), np.ascontiguousarray(codes.T).T,
-                               ranking=ranking, class_prior=np.load(paths["prior"], allow_pickle=False))
+    return Index.from_codebook(
+        np.load(paths["codebook"], allow_pickle=False),
+        np.ascontiguousarray(codes.T).T,
+        ranking=ranking,
+        class_prior=np.load(paths["prior"], allow_pickle=False),
+    )
 
 
 @functools.cache
@@ -511,11 +540,20 @@ def real_query(C: int, kind: str, drawn: int | None = None) -> Query:
 def real_description(C: int) -> dict:
     """How the real-derived data was made, for the report."""
     cam = camvid()
-    d = {"photos": cam["n_photos"], "database_photos": len(cam["base"]), "held_out_sequence": REAL_QUERY_SEQ,
-         "held_out_photos": cam["n_held"], "queries": N_QUERIES, "shift_max_px": SHIFT_MAX, "crop_min_px": CROP_MIN,
-         "train_maps": N_TRAIN, "seed": REAL_SEED, "version": REAL_VERSION,
-         "query_photo_classes": int((np.bincount(real_query_maps(C)[0].argmax(0).ravel()) > 0).sum()),
-         "build_seconds": real_build_times()}
+    d = {
+        "photos": cam["n_photos"],
+        "database_photos": len(cam["base"]),
+        "held_out_sequence": REAL_QUERY_SEQ,
+        "held_out_photos": cam["n_held"],
+        "queries": N_QUERIES,
+        "shift_max_px": SHIFT_MAX,
+        "crop_min_px": CROP_MIN,
+        "train_maps": N_TRAIN,
+        "seed": REAL_SEED,
+        "version": REAL_VERSION,
+        "query_photo_classes": int((np.bincount(real_query_maps(C)[0].argmax(0).ravel()) > 0).sum()),
+        "build_seconds": real_build_times(),
+    }
     if C != cam["base"].shape[1]:
         mass = cam["mass"]
         d["others_classes"] = int(len(mass) - (C - 1))

@@ -9,6 +9,7 @@ Reports images/s for the whole path (decode -> network -> softmax/pool -> encode
 warm-up batch. Runs on the CPU too (slowly), to check it works before a GPU session; stays under 5 minutes
 on one H100 at the defaults.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,14 +48,16 @@ def main() -> None:
 
     # codebook from the first batches (at least K images), trained on the device
     n_train = max(args.centroids, args.batch)
-    train = np.concatenate([p for _, p, _ in seg.iter_predict(paths[:n_train], args.size, args.batch,
-                                                                args.workers, autocast=True)])
+    train = np.concatenate(
+        [p for _, p, _ in seg.iter_predict(paths[:n_train], args.size, args.batch, args.workers, autocast=True)]
+    )
     codebook = train_codebook(train, args.centroids, niter=10, device=device).transpose(0, 2, 1)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    codes = np.lib.format.open_memmap(out.with_suffix(".codes.npy"), mode="w+", dtype=np.uint8,
-                                      shape=(len(paths), len(seg.classes)))
+    codes = np.lib.format.open_memmap(
+        out.with_suffix(".codes.npy"), mode="w+", dtype=np.uint8, shape=(len(paths), len(seg.classes))
+    )
     done, t0 = 0, None
     for idx, probs, failed in seg.iter_predict(paths, args.size, args.batch, args.workers, autocast=True):
         codes[idx] = encode(probs, codebook, device=device)
@@ -66,8 +69,14 @@ def main() -> None:
     codes.flush()
     elapsed = time.perf_counter() - t0
     rate = (done - first) / elapsed if elapsed > 0 else float("nan")
-    result = {"device": str(device), "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-              "images": done, "batch": args.batch, "workers": args.workers, "images_per_s": rate}
+    result = {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+        "images": done,
+        "batch": args.batch,
+        "workers": args.workers,
+        "images_per_s": rate,
+    }
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
 

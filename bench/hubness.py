@@ -47,6 +47,7 @@ all photos: not free); it is a reference.
 reported on both; the script does it both ways (tuned on CamVid, shown on COCO-MINI, and the reverse), on
 the float maps and on PQ. Paired differences against L2 (per query, mean and 95% CI) for every pick.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import maps_cache  # noqa: E402
 import quality as Q  # noqa: E402  (data, grading and nDCG helpers of the reproduction bench)
 from data import machine_info  # noqa: E402
-
 from segsearch.evaluation import grade, label_grid, layout_agreement, ndcg  # noqa: E402
 
 C = Q.C
@@ -129,9 +129,17 @@ def load_coco(threads: int) -> Dataset:
 def _dataset(name, maps16, sketches, agreement, thresholds, folds, loo) -> Dataset:
     maps = Q.as_probs(maps16).reshape(len(maps16), C, P)
     partial = np.stack([Q.two_largest(s) for s in sketches])
-    return Dataset(name, maps, sketches.reshape(len(sketches), P).astype(np.int32),
-                   partial.reshape(len(sketches), P).astype(np.int32), grade(agreement, thresholds), agreement,
-                   folds, loo, Path(maps16.filename).stem)
+    return Dataset(
+        name,
+        maps,
+        sketches.reshape(len(sketches), P).astype(np.int32),
+        partial.reshape(len(sketches), P).astype(np.int32),
+        grade(agreement, thresholds),
+        agreement,
+        folds,
+        loo,
+        Path(maps16.filename).stem,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- candidates
@@ -168,35 +176,70 @@ def candidates() -> list[Candidate]:
     out.append(Candidate("sharpen: argmax one-hot", "sharpen", ("onehot",), scan_cost=FREE_TRANSFORM))
     out.append(Candidate("Hellinger (sqrt maps)", "Hellinger", ("sqrt",), scan_cost=FREE_TRANSFORM))
     for who in ("db", "both"):
-        out.append(Candidate(f"confidence weight ({who})", "confidence weight", ("confidence", who),
-                             scan_cost=FREE_TRANSFORM))
+        out.append(
+            Candidate(f"confidence weight ({who})", "confidence weight", ("confidence", who), scan_cost=FREE_TRANSFORM)
+        )
     for a in (0.25, 0.5):
         for lam_s in (1.0, 0.5):
             for lam_i in (1.0, 0.75, 0.5):
-                out.append(Candidate(f"class prior a={a}, sketch lam={lam_s:g}, image lam={lam_i:g}", "class prior",
-                                     ("prior", a), lam_s=lam_s, lam_i=lam_i, scan_cost=FREE_TRANSFORM + " (C floats)"))
+                out.append(
+                    Candidate(
+                        f"class prior a={a}, sketch lam={lam_s:g}, image lam={lam_i:g}",
+                        "class prior",
+                        ("prior", a),
+                        lam_s=lam_s,
+                        lam_i=lam_i,
+                        scan_cost=FREE_TRANSFORM + " (C floats)",
+                    )
+                )
     for k in (5, 10, 20):
         for beta in (0.25, 0.5, 1.0):
             out.append(Candidate(f"CSLS k={k} b={beta:g}", "CSLS", offset=("csls", k, beta), scan_cost=FREE_OFFSET))
     for k in (5, 10, 20):
         for a in (0.5, 1.0):
-            out.append(Candidate(f"local scaling k={k} a={a:g}", "local scaling", offset=("ls", k, a),
-                                 scan_cost="one multiply per photo (a float per photo)"))
+            out.append(
+                Candidate(
+                    f"local scaling k={k} a={a:g}",
+                    "local scaling",
+                    offset=("ls", k, a),
+                    scan_cost="one multiply per photo (a float per photo)",
+                )
+            )
     for eta, iters, label in ((0.02, 5, "mild"), (0.05, 5, "medium"), (0.1, 50, "full")):
-        out.append(Candidate(f"k-occurrence balancing, {label}", "k-occurrence balancing", offset=("balance", 10, eta, iters),
-                             scan_cost=FREE_OFFSET + "; refit after --add"))
+        out.append(
+            Candidate(
+                f"k-occurrence balancing, {label}",
+                "k-occurrence balancing",
+                offset=("balance", 10, eta, iters),
+                scan_cost=FREE_OFFSET + "; refit after --add",
+            )
+        )
     for beta in (0.1, 0.25):
-        out.append(Candidate(f"entropy penalty b={beta:g}", "entropy penalty", offset=("entropy", beta),
-                             scan_cost=FREE_OFFSET))
-    out.append(Candidate("z-score (global MP)", "z-score", offset=("zscore",),
-                         scan_cost="one multiply-add per photo (2 floats per photo)"))
-    out.append(Candidate("mutual proximity", "mutual proximity", offset=("mp",),
-                         scan_cost="NOT free: the query's distances to all photos first, then erfc per photo"))
+        out.append(
+            Candidate(f"entropy penalty b={beta:g}", "entropy penalty", offset=("entropy", beta), scan_cost=FREE_OFFSET)
+        )
+    out.append(
+        Candidate(
+            "z-score (global MP)",
+            "z-score",
+            offset=("zscore",),
+            scan_cost="one multiply-add per photo (2 floats per photo)",
+        )
+    )
+    out.append(
+        Candidate(
+            "mutual proximity",
+            "mutual proximity",
+            offset=("mp",),
+            scan_cost="NOT free: the query's distances to all photos first, then erfc per photo",
+        )
+    )
     for lam in (0.75, 0.5, 0.25, 0.0):
         out.append(Candidate(f"norm weight lam={lam:g}", "norm weight", lam_s=lam, lam_i=lam))
     for g in (0.25, 0.5):
-        out.append(Candidate(f"centering g={g:g} (lam={1 - g:g})", "centering", lam_s=1 - g, gam_s=g, lam_i=1 - g,
-                             gam_i=g))
+        out.append(
+            Candidate(f"centering g={g:g} (lam={1 - g:g})", "centering", lam_s=1 - g, gam_s=g, lam_i=1 - g, gam_i=g)
+        )
     # The per-kind grid: sketch kinds' lam_s (image kinds plain), image kinds' (lam_i, gam_i) (sketch kinds plain).
     for lam in (0.75, 0.5, 0.25, 0.0):
         out.append(Candidate(f"sketch kinds: lam={lam:g}", "per-kind: sketch", lam_s=lam))
@@ -315,15 +358,23 @@ def fold_terms(ds: Dataset, qi: np.ndarray, db: Database, qmaps: np.ndarray, dbq
             S[c] = db.cross(_onehot(sk, c), c)
     counts = np.stack([np.bincount(s[s >= 0], minlength=C) for s in sk]).astype(np.float32)
     drawn_partial = np.stack([np.bincount(s[s >= 0], minlength=C) > 0 for s in part])
-    t = Terms(G, S, H, np.einsum("ncp,ncp->n", qmaps, qmaps), np.einsum("ncp,ncp->n", qh, qh), counts,
-              drawn_partial, db.nx, db.mx)
+    t = Terms(
+        G,
+        S,
+        H,
+        np.einsum("ncp,ncp->n", qmaps, qmaps),
+        np.einsum("ncp,ncp->n", qh, qh),
+        counts,
+        drawn_partial,
+        db.nx,
+        db.mx,
+    )
     if dbq_maps is not None:
         dt = torch.from_numpy(dbq_maps)
         Gd = np.zeros((db.n, db.n), np.float64)
         for c in range(C):
             Gd += db.cross(dt[:, c], c)
-        t.db_terms = {"G": Gd, "qn": np.einsum("ncp,ncp->n", dbq_maps, dbq_maps),
-                      "entropy": mean_entropy(db.maps) * P}
+        t.db_terms = {"G": Gd, "qn": np.einsum("ncp,ncp->n", dbq_maps, dbq_maps), "entropy": mean_entropy(db.maps) * P}
     return t
 
 
@@ -342,8 +393,11 @@ def distances(t: Terms, cand: Candidate, kind: str) -> np.ndarray:
         return t.qn_h[:, None] - 2.0 * t.H.sum(0, dtype=np.float64) + E.sum(1)[None]
     drawn = (t.counts > 0) if kind == "sketch" else t.drawn_partial
     M = drawn.astype(np.float64)
-    return ((M * t.counts).sum(1)[:, None] - 2.0 * np.einsum("ic,cij->ij", M, t.S, dtype=np.float64)
-            + M @ E.T.astype(np.float64))
+    return (
+        (M * t.counts).sum(1)[:, None]
+        - 2.0 * np.einsum("ic,cij->ij", M, t.S, dtype=np.float64)
+        + M @ E.T.astype(np.float64)
+    )
 
 
 def db_distances(t: Terms, cand: Candidate) -> np.ndarray:
@@ -459,10 +513,19 @@ def metrics(folds: list[FoldRanking], entropy: np.ndarray | None = None, dbpos: 
         if entropy is not None and dbpos is not None and occ.std() > 0:
             corr.append(float(np.corrcoef(occ, entropy[dbpos[j]])[0, 1]))
     s = Q.summarize(nd10)
-    return {"ndcg10": s["mean"], "ci95": s["ci95"], "n_queries": s["n"], "hub": float(max(hub)),
-            "hub_top5": float(max(hub5)), "bad_hub": float(max(bad)), "skew": float(np.mean(skew)), "never": never,
-            "never_fraction": never / n_db, "corr_entropy": float(np.mean(corr)) if corr else None,
-            "ndcg10_values": [None if not np.isfinite(x) else float(x) for x in nd10]}
+    return {
+        "ndcg10": s["mean"],
+        "ci95": s["ci95"],
+        "n_queries": s["n"],
+        "hub": float(max(hub)),
+        "hub_top5": float(max(hub5)),
+        "bad_hub": float(max(bad)),
+        "skew": float(np.mean(skew)),
+        "never": never,
+        "never_fraction": never / n_db,
+        "corr_entropy": float(np.mean(corr)) if corr else None,
+        "ndcg10_values": [None if not np.isfinite(x) else float(x) for x in nd10],
+    }
 
 
 def self_cols(ds: Dataset, qi: np.ndarray, di: np.ndarray) -> np.ndarray | None:
@@ -519,8 +582,9 @@ def references(ds: Dataset, seed: int = Q.SEED) -> dict:
                 D = noise if ref == "random" else -ds.agreement[np.ix_(qi, di)] + 1e-6 * noise
                 folds.append(rank_fold(ds, qi, di, D))
             rows.append(metrics(folds))
-        out[ref] = {k: float(np.mean([r[k] for r in rows])) for k in ("ndcg10", "hub", "hub_top5", "bad_hub",
-                                                                        "skew", "never")}
+        out[ref] = {
+            k: float(np.mean([r[k] for r in rows])) for k in ("ndcg10", "hub", "hub_top5", "bad_hub", "skew", "never")
+        }
     return out
 
 
@@ -588,11 +652,14 @@ def engine_check(ds: Dataset, qi, di, codebook, terms: Terms) -> dict:
     from segsearch import Index, Query
 
     index = Index.from_codebook(codebook, np.zeros((0, C), np.uint8)).add(
-        ds.maps[di].reshape(len(di), C, maps_cache.SIZE, maps_cache.SIZE))
+        ds.maps[di].reshape(len(di), C, maps_cache.SIZE, maps_cache.SIZE)
+    )
     sub = qi[:20]
     same, n = 0, 0
-    for kind, make in (("image", lambda i: Query.image(ds.maps[i].reshape(C, 64, 64))),
-                       ("sketch", lambda i: Query.sketch(ds.sketch[i].reshape(64, 64)))):
+    for kind, make in (
+        ("image", lambda i: Query.image(ds.maps[i].reshape(C, 64, 64))),
+        ("sketch", lambda i: Query.sketch(ds.sketch[i].reshape(64, 64))),
+    ):
         D = distances(terms, L2, kind)
         for row, i in enumerate(sub):
             if kind == "sketch" and not ds.has_sketch[i]:
@@ -633,8 +700,13 @@ def tune(results: dict, cands: list[Candidate], on: str) -> dict:
 def composite(cands: list[Candidate], pair: tuple) -> Candidate:
     by = {c.name: c for c in cands}
     s, i = by[pair[0]], by[pair[1]]
-    return Candidate(f"per-kind: sketch lam={s.lam_s:g}; image lam={i.lam_i:g} g={i.gam_i:g}", "per-kind",
-                     lam_s=s.lam_s, lam_i=i.lam_i, gam_i=i.gam_i)
+    return Candidate(
+        f"per-kind: sketch lam={s.lam_s:g}; image lam={i.lam_i:g} g={i.gam_i:g}",
+        "per-kind",
+        lam_s=s.lam_s,
+        lam_i=i.lam_i,
+        gam_i=i.gam_i,
+    )
 
 
 def combine(sketch_res: dict, image_res: dict) -> dict:
@@ -678,8 +750,12 @@ def run_part(ds: Dataset, cands: list[Candidate], pq: bool) -> dict:
     if pq:
         r = evaluate_pq(ds, cands, ("default",))["default"]
         out["pq"], out["pq_K"], out["engine_check"] = r["results"], r["K"], r.get("engine_check")
-    out["data"] = {"n_photos": len(ds.maps), "folds": [(str(f), len(q), len(d)) for q, d, f in ds.folds],
-                   "entropy_median": float(np.median(mean_entropy(ds.maps))), "seconds": time.perf_counter() - t0}
+    out["data"] = {
+        "n_photos": len(ds.maps),
+        "folds": [(str(f), len(q), len(d)) for q, d, f in ds.folds],
+        "entropy_median": float(np.median(mean_entropy(ds.maps))),
+        "seconds": time.perf_counter() - t0,
+    }
     return out
 
 
@@ -698,8 +774,12 @@ def main(argv=None) -> int:
     loaders = {"camvid": load_camvid, "coco-mini": load_coco}
     parts = list(loaders) if args.part == "all" else ["coco-mini" if args.part == "coco" else "camvid"]
     settings = ("exact",) if args.no_pq else ("exact", "pq")
-    report = {"candidates": [asdict(c) for c in cands], "machine": {"before": machine_info()}, "data": {},
-              "settings": {"exact": "float maps", "pq": "PQ at the default K of each database"}}
+    report = {
+        "candidates": [asdict(c) for c in cands],
+        "machine": {"before": machine_info()},
+        "data": {},
+        "settings": {"exact": "float maps", "pq": "PQ at the default K of each database"},
+    }
     results = {s: {} for s in settings}
     refs, checks, pq_k = {}, {}, {}
     datasets = {}
@@ -721,11 +801,14 @@ def main(argv=None) -> int:
                 s_name, i_name = sel["per-kind"]
                 for every in settings:  # shown in every setting, whichever it was tuned in
                     for part in parts:
-                        results[every][part][comp.name] = combine(results[every][part][s_name],
-                                                                  results[every][part][i_name])
+                        results[every][part][comp.name] = combine(
+                            results[every][part][s_name], results[every][part][i_name]
+                        )
                 selections[f"{setting}, tuned on {on}"] = {
-                    **{f: n for f, n in sel.items() if f != "per-kind"}, "per-kind": comp.name,
-                    "_composite": asdict(comp)}
+                    **{f: n for f, n in sel.items() if f != "per-kind"},
+                    "per-kind": comp.name,
+                    "_composite": asdict(comp),
+                }
     kept = {"L2 (paper)"} | {n for sel in selections.values() for f, n in sel.items() if not f.startswith("_")}
     # PQ at a second K (CamVid: the paper's 256; COCO-MINI: 16, the default for the issue's 159 photos) for L2
     # and every selected ranking.
@@ -733,8 +816,11 @@ def main(argv=None) -> int:
     if not args.no_pq:
         by_name = {c.name: c for c in cands}
         by_name.update({s["per-kind"]: Candidate(**s["_composite"]) for s in selections.values()})
-        subset = [by_name[n] for n in sorted(kept, key=lambda n: (n != "L2 (paper)", n))
-                  if by_name[n].transform[0] in ("identity", "prior")]
+        subset = [
+            by_name[n]
+            for n in sorted(kept, key=lambda n: (n != "L2 (paper)", n))
+            if by_name[n].transform[0] in ("identity", "prior")
+        ]
         for part in parts:
             more[part] = evaluate_pq(datasets[part], subset, (256,) if part == "camvid" else (16,))
     del datasets
@@ -742,13 +828,22 @@ def main(argv=None) -> int:
     def values(res):
         return {n: {k: v[k]["ndcg10_values"] for k in KINDS} for n, v in res.items() if n in kept}
 
-    report.update({
-        "results": {s: {p: {n: strip(v) for n, v in r.items()} for p, r in per.items()} for s, per in results.items()},
-        "ndcg10_values": {s: {p: values(r) for p, r in per.items()} for s, per in results.items()},
-        "references": refs, "selections": selections, "pq_K": pq_k, "engine_check": checks,
-        "pq_second_K": {p: {k: {"K": v["K"], "results": strip(v["results"])} for k, v in r.items()}
-                        for p, r in more.items()},
-        "seconds": time.perf_counter() - t_start})
+    report.update(
+        {
+            "results": {
+                s: {p: {n: strip(v) for n, v in r.items()} for p, r in per.items()} for s, per in results.items()
+            },
+            "ndcg10_values": {s: {p: values(r) for p, r in per.items()} for s, per in results.items()},
+            "references": refs,
+            "selections": selections,
+            "pq_K": pq_k,
+            "engine_check": checks,
+            "pq_second_K": {
+                p: {k: {"K": v["K"], "results": strip(v["results"])} for k, v in r.items()} for p, r in more.items()
+            },
+            "seconds": time.perf_counter() - t_start,
+        }
+    )
     report["machine"]["after"] = machine_info()
 
     # ------------------------------------------------------------------ tables
@@ -757,9 +852,14 @@ def main(argv=None) -> int:
         for setting in settings:
             extra = f" {pq_k[part]}" if setting == "pq" else ""
             print_table(f"{part}, {labels[setting]}{extra}: every candidate", results[setting][part])
-        print(f"\nreferences ({part}): " + "; ".join(
-            f"{ref}: nDCG@10 {r['ndcg10']:.3f}, hub {r['hub'] * 100:.0f}%, irrelevant hub {r['bad_hub'] * 100:.0f}%, "
-            f"skew {r['skew']:.1f}, never {r['never']:.0f}" for ref, r in refs[part].items()))
+        print(
+            f"\nreferences ({part}): "
+            + "; ".join(
+                f"{ref}: nDCG@10 {r['ndcg10']:.3f}, hub {r['hub'] * 100:.0f}%, irrelevant hub {r['bad_hub'] * 100:.0f}%, "
+                f"skew {r['skew']:.1f}, never {r['never']:.0f}"
+                for ref, r in refs[part].items()
+            )
+        )
         if part in checks:
             print(f"\nPQ emulation against Index.search ({part}): {checks[part]}")
     for key, sel in selections.items():
@@ -776,8 +876,9 @@ def main(argv=None) -> int:
             for part in parts:
                 d = paired(results[setting][part][name], results[setting][part]["L2 (paper)"])
                 report.setdefault("paired_vs_L2", {}).setdefault(setting, {}).setdefault(name, {})[part] = d
-                print(f"| {name} | {part} | " + " | ".join(f"{v['mean']:+.3f}±{v['ci95']:.3f}" for v in d.values())
-                      + " |")
+                print(
+                    f"| {name} | {part} | " + " | ".join(f"{v['mean']:+.3f}±{v['ci95']:.3f}" for v in d.values()) + " |"
+                )
     for part, r in more.items():
         for kname, v in r.items():
             print_table(f"{part}, PQ K={kname}: L2 and the selected rankings", v["results"])

@@ -13,6 +13,7 @@ Takes ``--photos`` real photos from ../shared (CamVid and COCO-MINI, mixed), the
 
 The target (issue "out of the box"): index wall time <= 1.3x the network's own time. Writes a JSON report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,8 +89,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photos = real_photos(args.photos)
     seg = Segmenter.default(device="cpu")
-    report = {"photos": len(photos), "batch": args.batch, "threads": args.threads, "device": "cpu",
-              "simd": segsearch.simd_level(), "torch": torch.__version__}
+    report = {
+        "photos": len(photos),
+        "batch": args.batch,
+        "threads": args.threads,
+        "device": "cpu",
+        "simd": segsearch.simd_level(),
+        "torch": torch.__version__,
+    }
 
     # 3. decoding alone (also gives the network its input for 1.)
     t = time.perf_counter()
@@ -128,8 +135,9 @@ def main() -> None:
     steps = dict(timers.seconds)
     steps["softmax + pooling"] = steps.pop("network + softmax + pooling") - steps["network"]
     steps["decode (in a worker process, overlapped)"] = report["decode_s"]
-    steps["the rest (reading the folder, SQLite, sample file, waiting for decoding)"] = (
-        report["index_s"] - sum(v for k, v in steps.items() if not k.startswith("decode")))
+    steps["the rest (reading the folder, SQLite, sample file, waiting for decoding)"] = report["index_s"] - sum(
+        v for k, v in steps.items() if not k.startswith("decode")
+    )
     report["index_steps_s"] = steps
     report["photos_per_s"] = len(photos) / report["index_s"]
     report["index_over_network"] = report["index_s"] / report["network_s"]
@@ -137,8 +145,10 @@ def main() -> None:
     n = len(photos)
     print(f"{n} photos, batch {args.batch}, {args.threads} threads, CPU")
     print(f"  network alone           {report['network_s']:7.1f} s  ({1000 * report['network_s'] / n:.0f} ms/photo)")
-    print(f"  segsearch index         {report['index_s']:7.1f} s  ({report['photos_per_s']:.2f} photos/s, "
-          f"{report['index_over_network']:.2f}x the network; target <= 1.3x)")
+    print(
+        f"  segsearch index         {report['index_s']:7.1f} s  ({report['photos_per_s']:.2f} photos/s, "
+        f"{report['index_over_network']:.2f}x the network; target <= 1.3x)"
+    )
     for name, sec in steps.items():
         print(f"    {name:<72} {sec:7.1f} s  {100 * sec / report['index_s']:5.1f}%")
     print(f"  index folder: {report['index_folder_bytes'] / 2**20:.1f} MB at K={report['n_centroids']}")

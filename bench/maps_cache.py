@@ -4,6 +4,7 @@ The cache key is a hash of the network (its name and weight file), the map size 
 relative to the data folder and file sizes), so a changed list or network gives a new file. Segmenting the
 468 CamVid photos takes several minutes on 2 CPU cores; later runs load the file in a second.
 """
+
 from __future__ import annotations
 
 import hashlib

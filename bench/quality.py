@@ -36,6 +36,7 @@ objects mapped to ADE20K classes (background left unspecified), or the held-out 
 query. Relevance: the same cell grading on COCO's object masks, with background cells of both photos left
 out (a class-aware IoU of the objects) and lower thresholds COCO_THRESHOLDS (most COCO pairs share no object).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,11 +51,17 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import maps_cache  # noqa: E402
 from data import machine_info  # noqa: E402
-
 from segsearch import Index, Query  # noqa: E402
+from segsearch.evaluation import (  # noqa: E402
+    class_histogram,
+    grade,
+    histogram_distances,
+    label_grid,
+    layout_agreement,
+    ndcg,
+    query_maps,
+)
 from segsearch.library.captions import Captions, normalize_words, read_captions  # noqa: E402
-from segsearch.evaluation import (class_histogram, grade, histogram_distances, label_grid,  # noqa: E402
-                                  layout_agreement, ndcg, query_maps)
 from segsearch.network.segmenter import ADE20K_CLASSES  # noqa: E402
 
 SEED = 20180105
@@ -67,23 +74,59 @@ RANDOM_DRAWS = 20
 C = len(ADE20K_CLASSES)
 QUERY_KINDS = ("image", "sketch", "partial_sketch", "image_and_partial_sketch")
 
-CAMVID_NAMES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
-                "Bicyclist")
+CAMVID_NAMES = (
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+)
 CAMVID_VOID = 11
 #: CamVid class -> ADE20K class of the network (a bicyclist is mostly the person riding).
-CAMVID_TO_ADE = {"Sky": "sky", "Building": "building", "Pole": "pole", "Road": "road", "Pavement": "sidewalk",
-                 "Tree": "tree", "SignSymbol": "signboard", "Fence": "fence", "Car": "car",
-                 "Pedestrian": "person", "Bicyclist": "person"}
+CAMVID_TO_ADE = {
+    "Sky": "sky",
+    "Building": "building",
+    "Pole": "pole",
+    "Road": "road",
+    "Pavement": "sidewalk",
+    "Tree": "tree",
+    "SignSymbol": "signboard",
+    "Fence": "fence",
+    "Car": "car",
+    "Pedestrian": "person",
+    "Bicyclist": "person",
+}
 #: COCO class -> ADE20K class where the first word of the COCO name is not already an ADE20K name.
-COCO_TO_ADE = {"motorcycle": "minibike", "couch": "sofa", "potted plant": "plant", "dining table": "table",
-               "tv": "television", "laptop": "computer", "teddy bear": "plaything", "sports ball": "ball",
-               "wine glass": "glass", "stop sign": "signboard", "backpack": "bag", "handbag": "bag",
-               "suitcase": "bag", **{a: "animal" for a in ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
-                                                           "bear", "zebra", "giraffe")},
-               **{f: "food" for f in ("banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog",
-                                      "pizza", "donut", "cake")}}
-STOP_WORDS = ("a an the of on in at to with and or is are its it this that there some two three next near by for "
-              "from up down while his her their other each into over under very")
+COCO_TO_ADE = {
+    "motorcycle": "minibike",
+    "couch": "sofa",
+    "potted plant": "plant",
+    "dining table": "table",
+    "tv": "television",
+    "laptop": "computer",
+    "teddy bear": "plaything",
+    "sports ball": "ball",
+    "wine glass": "glass",
+    "stop sign": "signboard",
+    "backpack": "bag",
+    "handbag": "bag",
+    "suitcase": "bag",
+    **{a: "animal" for a in ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe")},
+    **{
+        f: "food"
+        for f in ("banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake")
+    },
+}
+STOP_WORDS = (
+    "a an the of on in at to with and or is are its it this that there some two three next near by for "
+    "from up down while his her their other each into over under very"
+)
 
 
 def log(msg: str) -> None:
@@ -142,8 +185,9 @@ def camvid_data():
     for i, name in enumerate(CAMVID_NAMES):
         lut[i] = ade_index(CAMVID_TO_ADE[name])
     grids = np.stack([label_grid(lab, GRID, CAMVID_VOID + 1, ignore=[CAMVID_VOID]) for lab in labels])
-    sketches = np.stack([lut[label_grid(lab, maps_cache.SIZE, CAMVID_VOID + 1, ignore=[CAMVID_VOID])]
-                         for lab in labels]).astype(np.int32)
+    sketches = np.stack(
+        [lut[label_grid(lab, maps_cache.SIZE, CAMVID_VOID + 1, ignore=[CAMVID_VOID])] for lab in labels]
+    ).astype(np.int32)
     seq = np.array([p.name[:6] for p in paths])
     return paths, root, grids, sketches, seq
 
@@ -175,10 +219,12 @@ def fold_index(db: np.ndarray, K: int, key: str, ranking: str) -> tuple[np.ndarr
 def camvid_queries(maps: np.ndarray, sketches: np.ndarray, qi: np.ndarray) -> dict:
     full = [sketches[i] for i in qi]
     part = [two_largest(s) for s in full]
-    return {"image": [Query.image(maps[i]) for i in qi],
-            "sketch": [Query.sketch(s) for s in full],
-            "partial_sketch": [Query.sketch(s) for s in part],
-            "image_and_partial_sketch": [Query.image_and_sketch(maps[i], s) for i, s in zip(qi, part)]}
+    return {
+        "image": [Query.image(maps[i]) for i in qi],
+        "sketch": [Query.sketch(s) for s in full],
+        "partial_sketch": [Query.sketch(s) for s in part],
+        "image_and_partial_sketch": [Query.image_and_sketch(maps[i], s) for i, s in zip(qi, part)],
+    }
 
 
 def histogram_order(kind: str, maps: np.ndarray, sketches: np.ndarray, qi: np.ndarray, db_hist: np.ndarray):
@@ -233,8 +279,9 @@ def run_camvid(threads: int, rankings=("l2", "balanced")) -> dict:
             base, ranking = method_ranking(m)
             if base.startswith("K="):
                 codebook, prior = fold_index(db, int(base[2:]), f"{maps_key}-{s}", ranking)
-                index = Index.from_codebook(codebook, np.zeros((0, C), np.uint8), ranking=ranking,
-                                            class_prior=prior).add(db)
+                index = Index.from_codebook(
+                    codebook, np.zeros((0, C), np.uint8), ranking=ranking, class_prior=prior
+                ).add(db)
             elif base == "exact":  # K = 1: train only measures the class prior (of the database, like PQ's)
                 index = Index(C, maps_cache.SIZE, 1, keep_exact=True, ranking=ranking).train(db).add(db)
             for kind in QUERY_KINDS:
@@ -250,19 +297,36 @@ def run_camvid(threads: int, rankings=("l2", "balanced")) -> dict:
                 for k in CUTOFFS:
                     scores[kind][m][k].extend(result[k].tolist())
             timing[m] = timing.get(m, 0.0) + time.perf_counter() - t0
-        folds.append({"queries": s, "n_queries": int(len(qi)), "n_database": int(len(di)),
-                      "grade_fractions": (np.bincount(grades.ravel(), minlength=4) / grades.size).tolist(),
-                      "mean_grade3_per_query": float((grades == 3).sum(1).mean())})
+        folds.append(
+            {
+                "queries": s,
+                "n_queries": int(len(qi)),
+                "n_database": int(len(di)),
+                "grade_fractions": (np.bincount(grades.ravel(), minlength=4) / grades.size).tolist(),
+                "mean_grade3_per_query": float((grades == 3).sum(1).mean()),
+            }
+        )
         del db, qmaps
-    table = {kind: {m: {str(k): summarize(v[k]) for k in CUTOFFS} for m, v in per.items()}
-             for kind, per in scores.items()}
-    return {"table": table, "folds": folds, "methods": methods, "query_kinds": list(QUERY_KINDS),
-            "grade_fractions": (grade_counts / grade_counts.sum()).tolist(), "grid": GRID,
-            "thresholds": list(THRESHOLDS), "n_photos": len(paths),
-            "agreement_percentiles": {str(p): float(v) for p, v in
-                                      zip((50, 90, 99), np.percentile(np.concatenate(agreements), (50, 90, 99)))}, "seconds": time.perf_counter() - t_start,
-            "seconds_per_method": timing, "class_map": CAMVID_TO_ADE,
-            "map_statistics": map_statistics(maps16)}
+    table = {
+        kind: {m: {str(k): summarize(v[k]) for k in CUTOFFS} for m, v in per.items()} for kind, per in scores.items()
+    }
+    return {
+        "table": table,
+        "folds": folds,
+        "methods": methods,
+        "query_kinds": list(QUERY_KINDS),
+        "grade_fractions": (grade_counts / grade_counts.sum()).tolist(),
+        "grid": GRID,
+        "thresholds": list(THRESHOLDS),
+        "n_photos": len(paths),
+        "agreement_percentiles": {
+            str(p): float(v) for p, v in zip((50, 90, 99), np.percentile(np.concatenate(agreements), (50, 90, 99)))
+        },
+        "seconds": time.perf_counter() - t_start,
+        "seconds_per_method": timing,
+        "class_map": CAMVID_TO_ADE,
+        "map_statistics": map_statistics(maps16),
+    }
 
 
 def map_statistics(maps16: np.ndarray) -> dict:
@@ -273,16 +337,21 @@ def map_statistics(maps16: np.ndarray) -> dict:
         am = p.argmax(axis=1)
         area = np.stack([np.bincount(a.ravel(), minlength=p.shape[1]) for a in am]) / am[0].size
         mass = p.reshape(*p.shape[:2], -1).sum(-1)
-        return {"classes_over_1pct_area": float((area >= 0.01).sum(1).mean()),
-                "classes_over_10pct_area": float((area >= 0.1).sum(1).mean()),
-                "class_maps_with_mass_over_1px": float((mass >= 1.0).mean() * p.shape[1]),
-                "values_below_eps_1e-3": float((p <= 1e-3).mean()),
-                "max_prob_mean": float(p.max(axis=1).mean())}
+        return {
+            "classes_over_1pct_area": float((area >= 0.01).sum(1).mean()),
+            "classes_over_10pct_area": float((area >= 0.1).sum(1).mean()),
+            "class_maps_with_mass_over_1px": float((mass >= 1.0).mean() * p.shape[1]),
+            "values_below_eps_1e-3": float((p <= 1e-3).mean()),
+            "max_prob_mean": float(p.max(axis=1).mean()),
+        }
 
     rng = np.random.default_rng(SEED)
     pick = np.sort(rng.choice(len(maps16), size=min(100, len(maps16)), replace=False))
-    return {"camvid_network": stats(as_probs(maps16[pick])),
-            "synthetic": stats(synthetic_probs(100, C, maps_cache.SIZE, seed=SEED)), "n_images": int(len(pick))}
+    return {
+        "camvid_network": stats(as_probs(maps16[pick])),
+        "synthetic": stats(synthetic_probs(100, C, maps_cache.SIZE, seed=SEED)),
+        "n_images": int(len(pick)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- COCO
@@ -317,8 +386,11 @@ def run_coco(threads: int, rankings=("l2", "balanced")) -> dict:
     # exact search; K = 1: train only measures the class prior of the balanced ranking (over all 80 photos)
     indexes = {r: Index(C, maps_cache.SIZE, 1, keep_exact=True, ranking=r).train(maps).add(maps) for r in rankings}
     tag = {r: "" if r == "l2" else f" ({r})" for r in rankings}  # "text + sketch" etc. are the paper's (L2)
-    methods = ["text"] + [f"{m}{tag[r]}" for r in rankings for m in ("text + sketch", "text + image", "sketch only",
-                                                                      "image only")] + ["text (bm25)"]
+    methods = (
+        ["text"]
+        + [f"{m}{tag[r]}" for r in rankings for m in ("text + sketch", "text + image", "sketch only", "image only")]
+        + ["text (bm25)"]
+    )
     ndcg10 = {m: [] for m in methods}
     top10 = {m: np.zeros(4) for m in methods}
     no_sketch = 0
@@ -327,8 +399,10 @@ def run_coco(threads: int, rankings=("l2", "balanced")) -> dict:
         g = grades[q, others]
         score = text[q, others]
         dist = {}
-        layout = {"sketch": Query.sketch(sketches[q]) if (sketches[q] >= 0).any() else None,
-                  "image": Query.image(maps[q])}
+        layout = {
+            "sketch": Query.sketch(sketches[q]) if (sketches[q] >= 0).any() else None,
+            "image": Query.image(maps[q]),
+        }
         no_sketch += layout["sketch"] is None
         for rk, index in indexes.items():
             for name, query in layout.items():
@@ -361,18 +435,30 @@ def run_coco(threads: int, rankings=("l2", "balanced")) -> dict:
         diff = diff[ok]
         flips = np.where(rng.random((10_000, len(diff))) < 0.5, -1.0, 1.0)
         null = np.abs((flips * diff).mean(1))
-        paired[m] = {"mean_diff": float(diff.mean()), "ci95": summarize(diff)["ci95"], "n": int(len(diff)),
-                     "wins": int((diff > 1e-12).sum()), "ties": int((np.abs(diff) <= 1e-12).sum()),
-                     "losses": int((diff < -1e-12).sum()),
-                     "p_sign_flip": float(((null >= abs(diff.mean()) - 1e-15).sum() + 1) / (len(null) + 1))}
-    return {"methods": list(methods), "ndcg10": {m: summarize(v) for m, v in arrays.items()},
-            "ndcg10_values": {m: [None if not np.isfinite(x) else x for x in v.tolist()] for m, v in arrays.items()},
-            "top10_grade_counts": {m: v.tolist() for m, v in top10.items()}, "paired_vs_text": paired,
-            "n_queries": N, "no_relevant": int(np.sum(np.where(np.eye(N, dtype=bool), 0, grades).max(1) == 0)),
-            "no_sketch": int(no_sketch), "grid": GRID, "thresholds": list(COCO_THRESHOLDS),
-            "mean_query_words": float(np.mean([len(q) for q in qwords])),
-            "grade_fractions": (np.bincount(grades[~np.eye(N, dtype=bool)], minlength=4) / (N * (N - 1))).tolist(),
-            "seconds": time.perf_counter() - t_start}
+        paired[m] = {
+            "mean_diff": float(diff.mean()),
+            "ci95": summarize(diff)["ci95"],
+            "n": int(len(diff)),
+            "wins": int((diff > 1e-12).sum()),
+            "ties": int((np.abs(diff) <= 1e-12).sum()),
+            "losses": int((diff < -1e-12).sum()),
+            "p_sign_flip": float(((null >= abs(diff.mean()) - 1e-15).sum() + 1) / (len(null) + 1)),
+        }
+    return {
+        "methods": list(methods),
+        "ndcg10": {m: summarize(v) for m, v in arrays.items()},
+        "ndcg10_values": {m: [None if not np.isfinite(x) else x for x in v.tolist()] for m, v in arrays.items()},
+        "top10_grade_counts": {m: v.tolist() for m, v in top10.items()},
+        "paired_vs_text": paired,
+        "n_queries": N,
+        "no_relevant": int(np.sum(np.where(np.eye(N, dtype=bool), 0, grades).max(1) == 0)),
+        "no_sketch": int(no_sketch),
+        "grid": GRID,
+        "thresholds": list(COCO_THRESHOLDS),
+        "mean_query_words": float(np.mean([len(q) for q in qwords])),
+        "grade_fractions": (np.bincount(grades[~np.eye(N, dtype=bool)], minlength=4) / (N * (N - 1))).tolist(),
+        "seconds": time.perf_counter() - t_start,
+    }
 
 
 def main(argv=None) -> int:
@@ -380,8 +466,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench-report/paper", help="report folder (quality.json goes there)")
     ap.add_argument("--part", choices=("all", "camvid", "coco"), default="all")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rankings", default="l2,balanced",
-                    help="comma-separated rankings to score (default both: l2 is the paper's, balanced segsearch's)")
+    ap.add_argument(
+        "--rankings",
+        default="l2,balanced",
+        help="comma-separated rankings to score (default both: l2 is the paper's, balanced segsearch's)",
+    )
     args = ap.parse_args(argv)
     rankings = tuple(r for r in args.rankings.split(",") if r)
     if not rankings or set(rankings) - {"l2", "balanced"}:

@@ -8,6 +8,7 @@ photos) and 16, the codebook is trained by ``Index.train`` on the photos and the
 on the uint8 maps. Prints, per ranking, the share of the 80 top-10 lists holding the worst hub photo and how many
 photos are never retrieved. Needs ../shared and the network's maps (cached by bench/maps_cache.py).
 """
+
 import sys
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import maps_cache  # noqa: E402
-
 from segsearch import Index, Query  # noqa: E402
 
 
@@ -29,14 +29,19 @@ def main() -> int:
             if K == "exact":
                 index = Index(C, maps.shape[-1], 1, keep_exact=True, ranking=ranking).train(maps).add(maps)
             else:
-                index = Index(C, maps.shape[-1], K, ranking=ranking).train(
-                    np.concatenate([maps, maps[..., ::-1]]), seed=0).add(maps)
+                index = (
+                    Index(C, maps.shape[-1], K, ranking=ranking)
+                    .train(np.concatenate([maps, maps[..., ::-1]]), seed=0)
+                    .add(maps)
+                )
             counts = np.zeros(N, np.int64)
             for q in range(N):
                 others = np.array([i for i in range(N) if i != q])
                 counts[index.search(Query.image(maps[q]), k=10, subset=others, exact=K == "exact").ids] += 1
-            print(f"{'K=' + str(K) if K != 'exact' else 'exact':6s} {ranking:9s} worst hub in {counts.max()}/{N} "
-                  f"top-10 lists ({counts.max() / N:.0%}), never retrieved: {int((counts == 0).sum())}")
+            print(
+                f"{'K=' + str(K) if K != 'exact' else 'exact':6s} {ranking:9s} worst hub in {counts.max()}/{N} "
+                f"top-10 lists ({counts.max() / N:.0%}), never retrieved: {int((counts == 0).sum())}"
+            )
     return 0
 
 

@@ -24,6 +24,7 @@ identical byte for byte. The network's float rounding depends on torch's thread 
 ``segsearch.distributed.indexing``), so this shows how often a thread count other than the local run's changes codes.
 Writes a JSON report to ``--out`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,13 +91,18 @@ def index_once(photos: Path, out: Path, args, **ray_opts) -> dict:
     owner, name = (EncoderPool, "_start") if ray_opts else (Segmenter, "default")
     with StartTimer(owner, name) as start:
         t = time.perf_counter()
-        result = build_index(photos, out, batch=args.batch, sample=args.sample, seed=0, log=lambda s: None,
-                             **ray_opts)
+        result = build_index(photos, out, batch=args.batch, sample=args.sample, seed=0, log=lambda s: None, **ray_opts)
         wall = time.perf_counter() - t
     n = result.n_done
-    return {"wall_s": wall, "start_s": start.seconds, "photos_done": n, "failed": len(result.failed),
-            "n_centroids": result.n_centroids, "photos_per_s": n / wall,
-            "photos_per_s_after_start": n / (wall - start.seconds) if wall > start.seconds else None}
+    return {
+        "wall_s": wall,
+        "start_s": start.seconds,
+        "photos_done": n,
+        "failed": len(result.failed),
+        "n_centroids": result.n_centroids,
+        "photos_per_s": n / wall,
+        "photos_per_s_after_start": n / (wall - start.seconds) if wall > start.seconds else None,
+    }
 
 
 def compare(out: Path, reference: Path) -> dict:
@@ -104,12 +110,19 @@ def compare(out: Path, reference: Path) -> dict:
     mine, ref = Index.load(out / "index.segsearch", mmap=False), Index.load(reference / "index.segsearch", mmap=False)
     ref_codes = dict(zip(ref.ids.tolist(), np.asarray(ref.codes)))
     codes = np.asarray(mine.codes)
-    differ = sum(1 for i, pid in enumerate(mine.ids.tolist())
-                 if pid not in ref_codes or not np.array_equal(codes[i], ref_codes[pid]))
-    same_cb = mine.n_centroids == ref.n_centroids and np.array_equal(np.asarray(mine.codebook_u8),
-                                                                     np.asarray(ref.codebook_u8))
-    return {"codes_differ": differ, "codebook_equal": bool(same_cb),
-            "index_file_identical": _sha256(out / "index.segsearch") == _sha256(reference / "index.segsearch")}
+    differ = sum(
+        1
+        for i, pid in enumerate(mine.ids.tolist())
+        if pid not in ref_codes or not np.array_equal(codes[i], ref_codes[pid])
+    )
+    same_cb = mine.n_centroids == ref.n_centroids and np.array_equal(
+        np.asarray(mine.codebook_u8), np.asarray(ref.codebook_u8)
+    )
+    return {
+        "codes_differ": differ,
+        "codebook_equal": bool(same_cb),
+        "index_file_identical": _sha256(out / "index.segsearch") == _sha256(reference / "index.segsearch"),
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -119,10 +132,15 @@ def _sha256(path: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=int, default=48)
-    ap.add_argument("--configs", type=parse_configs, default=parse_configs("1x1,2x1,1x2"),
-                    help="Ray runs as ACTORSxTHREADS, comma-separated (default 1x1,2x1,1x2)")
-    ap.add_argument("--sample", type=int, default=None,
-                    help="training-sample photos (default: photos/4, at least the default K)")
+    ap.add_argument(
+        "--configs",
+        type=parse_configs,
+        default=parse_configs("1x1,2x1,1x2"),
+        help="Ray runs as ACTORSxTHREADS, comma-separated (default 1x1,2x1,1x2)",
+    )
+    ap.add_argument(
+        "--sample", type=int, default=None, help="training-sample photos (default: photos/4, at least the default K)"
+    )
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the local run (default torch's)")
     ap.add_argument("--object-store-mb", type=int, default=1024, help="the local Ray instance's object store")
@@ -135,10 +153,22 @@ def main() -> None:
     photos = real_photos(args.photos)
     import ray
 
-    report = {"photos": len(photos), "sample": args.sample, "batch": args.batch, "seed": 0,
-              "cpu_count": os.cpu_count(), "local_threads": torch.get_num_threads(), "device": "cpu",
-              "simd": segsearch.simd_level(), "segsearch": segsearch.__version__, "torch": torch.__version__,
-              "ray": ray.__version__, "machine": platform.platform(), "load_before": os.getloadavg(), "runs": []}
+    report = {
+        "photos": len(photos),
+        "sample": args.sample,
+        "batch": args.batch,
+        "seed": 0,
+        "cpu_count": os.cpu_count(),
+        "local_threads": torch.get_num_threads(),
+        "device": "cpu",
+        "simd": segsearch.simd_level(),
+        "segsearch": segsearch.__version__,
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "machine": platform.platform(),
+        "load_before": os.getloadavg(),
+        "runs": [],
+    }
 
     with tempfile.TemporaryDirectory(prefix="segsearch-ray-bench-") as tmp:
         tmp = Path(tmp)
@@ -154,8 +184,10 @@ def main() -> None:
             except (ValueError, segsearch.SegsearchError) as e:  # e.g. more CPUs asked than the machine has
                 row["error"] = f"{type(e).__name__}: {e}"
             report["runs"].append(row)
-            print(f"  {label}: " + (row.get("error") or f"{row['wall_s']:.1f} s, {row['photos_per_s']:.2f} photos/s"),
-                  flush=True)
+            print(
+                f"  {label}: " + (row.get("error") or f"{row['wall_s']:.1f} s, {row['photos_per_s']:.2f} photos/s"),
+                flush=True,
+            )
             return row
 
         print(f"{len(photos)} photos, sample {args.sample}, batch {args.batch}, {os.cpu_count()} CPUs", flush=True)
@@ -165,31 +197,39 @@ def main() -> None:
         from segsearch.distributed.cluster import connect
 
         t = time.perf_counter()
-        connect("local", num_cpus=os.cpu_count(), object_store_memory=args.object_store_mb * 2**20,
-                include_dashboard=False)
+        connect(
+            "local", num_cpus=os.cpu_count(), object_store_memory=args.object_store_mb * 2**20, include_dashboard=False
+        )
         report["ray_start_s"] = time.perf_counter() - t
         print(f"  Ray started in {report['ray_start_s']:.1f} s (not counted in the runs)", flush=True)
         try:
             for a, th in args.configs:
+
                 def run(out=tmp / f"idx-ray-{a}x{th}", a=a, th=th):
-                    return {**index_once(folder, out, args, ray="local", ray_actors=a, ray_threads=th),
-                            **compare(out, local)}
+                    return {
+                        **index_once(folder, out, args, ray="local", ray_actors=a, ray_threads=th),
+                        **compare(out, local),
+                    }
 
                 record(f"ray {a}x{th}", a, th, run)
         finally:
             ray.shutdown()
     report["load_after"] = os.getloadavg()
 
-    print(f"\n{'config':<10} {'wall s':>7} {'start s':>7} {'photos/s':>8} {'after start':>11} {'codes differ':>12} "
-          f"{'same codebook':>13} {'same file':>9}")
+    print(
+        f"\n{'config':<10} {'wall s':>7} {'start s':>7} {'photos/s':>8} {'after start':>11} {'codes differ':>12} "
+        f"{'same codebook':>13} {'same file':>9}"
+    )
     for r in report["runs"]:
         if "error" in r:
             print(f"{r['config']:<10} {r['error']}")
             continue
         after = r["photos_per_s_after_start"]
-        print(f"{r['config']:<10} {r['wall_s']:7.1f} {r['start_s']:7.2f} {r['photos_per_s']:8.2f} "
-              f"{after if after is None else format(after, '.2f'):>11} {r.get('codes_differ', '-')!s:>12} "
-              f"{r.get('codebook_equal', '-')!s:>13} {r.get('index_file_identical', '-')!s:>9}")
+        print(
+            f"{r['config']:<10} {r['wall_s']:7.1f} {r['start_s']:7.2f} {r['photos_per_s']:8.2f} "
+            f"{after if after is None else format(after, '.2f'):>11} {r.get('codes_differ', '-')!s:>12} "
+            f"{r.get('codebook_equal', '-')!s:>13} {r.get('index_file_identical', '-')!s:>9}"
+        )
     print(f"Ray start: {report['ray_start_s']:.1f} s; local run: torch {report['local_threads']} threads")
     write_report(report, args.out)
 

@@ -16,6 +16,7 @@ The paper's figures quoted in the report are from its text (Furuta et al., MMM 2
 Table 1 and Sec. 4.2. Its Fig. 7 (nDCG vs K on rPascal / rImageNet) has no numbers in its text, and those
 datasets are not available here: the quality part measures the same thing on CamVid instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,18 @@ def log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- running
 def run_timing(out: Path, large: bool) -> int:
-    cmd = [sys.executable, "-m", "pytest", str(HERE / "test_bench_engine.py"), "--benchmark-only", "-q",
-           "-p", "no:cacheprovider", f"--benchmark-json={out / 'engine.json'}",
-           "--benchmark-columns=min,median,mean,rounds"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE / "test_bench_engine.py"),
+        "--benchmark-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={out / 'engine.json'}",
+        "--benchmark-columns=min,median,mean,rounds",
+    ]
     if not large:
         cmd += ["-m", "not large"]
     log("timing: " + " ".join(cmd[1:]))
@@ -115,7 +125,10 @@ def plot_fig5(bench: Bench, path: Path, n_paper: int) -> bool:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn_any = False
-    for test, data, style in (("test_sketch_classes", "synthetic", "o-"), ("test_real_sketch_classes", "real-derived", "s:")):
+    for test, data, style in (
+        ("test_sketch_classes", "synthetic", "o-"),
+        ("test_real_sketch_classes", "real-derived", "s:"),
+    ):
         for C in (60, 151):
             pts = sorted((b["extra_info"]["drawn"], b["stats"]["median"]) for b in bench.matching(f"{test}[C{C}-"))
             if pts:
@@ -144,8 +157,11 @@ def plot_scaling(bench: Bench, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6, 4))
     any_ = False
     for kind in ("image", "sketch", "image_and_sketch"):
-        pts = sorted((b["extra_info"]["n_images"], b["stats"]["median"]) for b in bench.matching("test_scaling[")
-                     if b["name"].endswith(f"-{kind}]"))
+        pts = sorted(
+            (b["extra_info"]["n_images"], b["stats"]["median"])
+            for b in bench.matching("test_scaling[")
+            if b["name"].endswith(f"-{kind}]")
+        )
         if pts:
             any_ = True
             ax.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", label=kind)
@@ -163,8 +179,12 @@ def plot_scaling(bench: Bench, path: Path) -> bool:
     return True
 
 
-KIND_LABEL = {"image": "image", "sketch": "sketch (full)", "partial_sketch": "sketch (2 largest classes)",
-              "image_and_partial_sketch": "image + partial sketch"}
+KIND_LABEL = {
+    "image": "image",
+    "sketch": "sketch (full)",
+    "partial_sketch": "sketch (2 largest classes)",
+    "image_and_partial_sketch": "image + partial sketch",
+}
 
 
 def plot_fig7(camvid: dict, path: Path) -> None:
@@ -229,15 +249,20 @@ def machine_lines(tag: str, m: dict | None) -> list[str]:
     threads = m.get("threads")
     cores = before.get("cores") or 1
     load0, load1 = (before.get("loadavg") or [0])[0], (after.get("loadavg") or [0])[0]
-    text = (f"- {tag}: {before.get('time', '?')}, CPU {before.get('cpu', '?')}, {cores} cores, SIMD "
-            f"`{before.get('simd', '?')}`" + (f", {threads} threads" if threads else "") +
-            f"; load average {load0:.2f} before, {load1:.2f} after")
+    text = (
+        f"- {tag}: {before.get('time', '?')}, CPU {before.get('cpu', '?')}, {cores} cores, SIMD "
+        f"`{before.get('simd', '?')}`"
+        + (f", {threads} threads" if threads else "")
+        + f"; load average {load0:.2f} before, {load1:.2f} after"
+    )
     lines = [text]
     own = threads or 1
     if load0 > 0.5 or load1 > own + 0.75:
-        lines.append(f"  - **The machine may have been shared**: other work was running (load average {load0:.2f} "
-                     f"before this part started, {load1:.2f} after it, on {cores} cores; part of it may be this "
-                     "command's own earlier part). Timings are noisy and likely slower than on an idle machine.")
+        lines.append(
+            f"  - **The machine may have been shared**: other work was running (load average {load0:.2f} "
+            f"before this part started, {load1:.2f} after it, on {cores} cores; part of it may be this "
+            "command's own earlier part). Timings are noisy and likely slower than on an idle machine."
+        )
     return lines
 
 
@@ -247,12 +272,16 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
     scale = summary.get("scale", 1.0)
     n_paper = max(10, round(82_783 * scale))  # as bench/data.py scales it
     if scale != 1:
-        s.append(f"> **Scaled run** (`SEGSEARCH_BENCH_SCALE={scale}`): every N below is {scale} × the paper's; "
-                 "the figures are a smoke test, not comparable with the paper's.\n")
-    s.append("Two kinds of timing data, side by side (how each is made: *Probability maps* below): **synthetic** "
-             "(`segsearch.evaluation.synthetic` maps; the engine's regression targets) and **real-derived** (the network's maps "
-             "of CamVid photos, augmented with flips, crops and shifts to reach N; queries are held-out photos). "
-             "Medians of pytest-benchmark rounds, top-10, one query at a time.\n")
+        s.append(
+            f"> **Scaled run** (`SEGSEARCH_BENCH_SCALE={scale}`): every N below is {scale} × the paper's; "
+            "the figures are a smoke test, not comparable with the paper's.\n"
+        )
+    s.append(
+        "Two kinds of timing data, side by side (how each is made: *Probability maps* below): **synthetic** "
+        "(`segsearch.evaluation.synthetic` maps; the engine's regression targets) and **real-derived** (the network's maps "
+        "of CamVid photos, augmented with flips, crops and shifts to reach N; queries are held-out photos). "
+        "Medians of pytest-benchmark rounds, top-10, one query at a time.\n"
+    )
 
     # Sec. 4.3
     rows = []
@@ -267,31 +296,68 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
                 rows.append((f"C = {C}", data, paper, ms(t1), ms(t2), ms(e0), ms(f1), ms(f2)))
     s.append(f"## Sec. 4.3: image query over N = {n_paper:,}\n")
     if rows:
-        s.append(md_table(("", "data", "paper (MATLAB, i7-6600U)", "segsearch 1 thread", "segsearch 2 threads",
-                           "segsearch eps=0, 1 thread", "faiss IndexPQ 1 thread", "faiss 2 threads"), rows))
-        s.append("\nK = 256; faiss holds the same codebook and codes as the synthetic index (its top-10 is checked "
-                 "against ours). The paper measured \"Eq. (10) and sorting\" in MATLAB; ours is the whole "
-                 "`index.search` call.\n")
+        s.append(
+            md_table(
+                (
+                    "",
+                    "data",
+                    "paper (MATLAB, i7-6600U)",
+                    "segsearch 1 thread",
+                    "segsearch 2 threads",
+                    "segsearch eps=0, 1 thread",
+                    "faiss IndexPQ 1 thread",
+                    "faiss 2 threads",
+                ),
+                rows,
+            )
+        )
+        s.append(
+            "\nK = 256; faiss holds the same codebook and codes as the synthetic index (its top-10 is checked "
+            'against ours). The paper measured "Eq. (10) and sorting" in MATLAB; ours is the whole '
+            "`index.search` call.\n"
+        )
     else:
         s.append("Not measured in this run (needs `--large`).\n")
     rows = []
     for C in (60, 151):
         for kind in ("image", "sketch", "image_and_sketch"):
-            cells = [ms(bench.median(f"{test}[C{C}-{kind}-t{t}]"))
-                     for t in (1, 2) for test in ("test_search", "test_real_search")]
+            cells = [
+                ms(bench.median(f"{test}[C{C}-{kind}-t{t}]"))
+                for t in (1, 2)
+                for test in ("test_search", "test_real_search")
+            ]
             if any(c != "–" for c in cells):
                 rows.append((f"C = {C}", kind, *cells))
     if rows:
-        codes = {d: [bench.info(f"{t}[C{C}-image-t1]").get("nondefault_codes_per_image") for C in (60, 151)]
-                 for d, t in (("synthetic", "test_search"), ("real-derived", "test_real_search"))}
-        s.append("All three query kinds at the same N (synthetic: a held-out synthetic photo, a full band sketch of "
-                 "5 classes, 2 classes stroked over the photo; real-derived: a held-out CamVid photo, a sketch of "
-                 "its 5 largest classes, its 2 largest classes drawn over it):\n")
-        s.append(md_table(("", "query", "synthetic 1 thread", "real-derived 1 thread", "synthetic 2 threads",
-                           "real-derived 2 threads"), rows))
-        s.append("\nThe scan pays for the codes that differ from their class's most common code: per image, "
-                 + "; ".join(f"{d} " + " / ".join("–" if v is None else f"{v:.1f}" for v in vals)
-                             for d, vals in codes.items()) + " (C = 60 / 151).\n")
+        codes = {
+            d: [bench.info(f"{t}[C{C}-image-t1]").get("nondefault_codes_per_image") for C in (60, 151)]
+            for d, t in (("synthetic", "test_search"), ("real-derived", "test_real_search"))
+        }
+        s.append(
+            "All three query kinds at the same N (synthetic: a held-out synthetic photo, a full band sketch of "
+            "5 classes, 2 classes stroked over the photo; real-derived: a held-out CamVid photo, a sketch of "
+            "its 5 largest classes, its 2 largest classes drawn over it):\n"
+        )
+        s.append(
+            md_table(
+                (
+                    "",
+                    "query",
+                    "synthetic 1 thread",
+                    "real-derived 1 thread",
+                    "synthetic 2 threads",
+                    "real-derived 2 threads",
+                ),
+                rows,
+            )
+        )
+        s.append(
+            "\nThe scan pays for the codes that differ from their class's most common code: per image, "
+            + "; ".join(
+                f"{d} " + " / ".join("–" if v is None else f"{v:.1f}" for v in vals) for d, vals in codes.items()
+            )
+            + " (C = 60 / 151).\n"
+        )
 
     # Fig. 5
     s.append(f"## Fig. 5: sketch query time vs number of classes drawn, N = {n_paper:,}\n")
@@ -306,24 +372,40 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
                     paper = f"{PAPER_SKETCH_ALL_S} s"
                 r = real.get(d)
                 how = {"photo": "photo's classes", "bands": "bands"}.get(r["extra_info"].get("sketch"), "") if r else ""
-                rows.append((C, d, ms(synth[d]["stats"]["median"]) if d in synth else "–",
-                             ms(r["stats"]["median"]) if r else "–", how, paper))
-        s.append(md_table(("C", "classes drawn", "synthetic, 1 thread", "real-derived, 1 thread",
-                           "real-derived sketch", "paper"), rows))
-        s.append("\nThe paper gives Fig. 5's curve only as \"increases linearly\" with 0.26 s at 60 classes; its "
-                 "values below 60 are that straight line through the origin (an assumption). Synthetic sketches draw "
-                 "classes 0..m-1 (the most frequent) as horizontal bands. Real-derived sketches come from a held-out "
-                 "photo's label map (argmax of its network maps): its m largest classes, the other pixels left "
-                 "unspecified ('photo's classes'), while the photo has at least m classes; beyond that, full "
-                 "horizontal bands of the m classes with the most probability mass over the database photos "
-                 "('bands').\n\n![Fig. 5](fig5_sketch_classes.png)\n")
+                rows.append(
+                    (
+                        C,
+                        d,
+                        ms(synth[d]["stats"]["median"]) if d in synth else "–",
+                        ms(r["stats"]["median"]) if r else "–",
+                        how,
+                        paper,
+                    )
+                )
+        s.append(
+            md_table(
+                ("C", "classes drawn", "synthetic, 1 thread", "real-derived, 1 thread", "real-derived sketch", "paper"),
+                rows,
+            )
+        )
+        s.append(
+            '\nThe paper gives Fig. 5\'s curve only as "increases linearly" with 0.26 s at 60 classes; its '
+            "values below 60 are that straight line through the origin (an assumption). Synthetic sketches draw "
+            "classes 0..m-1 (the most frequent) as horizontal bands. Real-derived sketches come from a held-out "
+            "photo's label map (argmax of its network maps): its m largest classes, the other pixels left "
+            "unspecified ('photo's classes'), while the photo has at least m classes; beyond that, full "
+            "horizontal bands of the m classes with the most probability mass over the database photos "
+            "('bands').\n\n![Fig. 5](fig5_sketch_classes.png)\n"
+        )
     else:
         s.append("Not measured in this run (needs `--large`).\n")
 
     # Table 1
     s.append("## Table 1: seconds per query, with and without PQ\n")
     sizes = sorted({b["extra_info"]["n_images"] for b in bench.matching("test_table1[")})
-    exact_sizes = sorted({int(n[len("test_exact[N"):].split("-")[0]) for n in bench.by_name if n.startswith("test_exact[")})
+    exact_sizes = sorted(
+        {int(n[len("test_exact[N") :].split("-")[0]) for n in bench.by_name if n.startswith("test_exact[")}
+    )
     real_sizes = sorted({b["extra_info"]["n_images"] for b in bench.matching("test_real_table1[")})
     sizes = sorted(set(sizes) | set(exact_sizes))
     if sizes or real_sizes:
@@ -337,17 +419,29 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
             paper = PAPER_TABLE1.get(K)
             label = "without PQ (exact)" if K == "exact" else f"K = {K}"
             rows.append((label, *cells, *(sec(p) for p in (paper or (None, None)))))
-        s.append(md_table(("", *[f"synthetic N = {N:,}" for N in sizes],
-                           *[f"real-derived N = {N:,}" for N in real_sizes],
-                           *[f"paper {d}" for d in PAPER_TABLE1_DATA]), rows))
-        s.append("\nImage queries, C = 60, 1 thread, seconds; real-derived: the first N augmented CamVid maps "
-                 "(C = 60 classes as described below), codebooks trained on the first 2,000 (scaled), a held-out "
-                 "photo as the query. The paper's databases are rPascal and rImageNet (its "
-                 "text: 1,895 and 3,354 images; the bench uses 1,835 and 3,353). Our exact search reads maps stored "
-                 "as uint8 (`keep_exact=True`); the paper's 'w/o PQ' is MATLAB on float maps.\n")
+        s.append(
+            md_table(
+                (
+                    "",
+                    *[f"synthetic N = {N:,}" for N in sizes],
+                    *[f"real-derived N = {N:,}" for N in real_sizes],
+                    *[f"paper {d}" for d in PAPER_TABLE1_DATA],
+                ),
+                rows,
+            )
+        )
+        s.append(
+            "\nImage queries, C = 60, 1 thread, seconds; real-derived: the first N augmented CamVid maps "
+            "(C = 60 classes as described below), codebooks trained on the first 2,000 (scaled), a held-out "
+            "photo as the query. The paper's databases are rPascal and rImageNet (its "
+            "text: 1,895 and 3,354 images; the bench uses 1,835 and 3,353). Our exact search reads maps stored "
+            "as uint8 (`keep_exact=True`); the paper's 'w/o PQ' is MATLAB on float maps.\n"
+        )
         if sizes:
-            rows = [(f"{kind}", *[sec(bench.median(f"test_exact[N{N}-{kind}]")) for N in sizes])
-                    for kind in ("sketch", "image_and_sketch")]
+            rows = [
+                (f"{kind}", *[sec(bench.median(f"test_exact[N{N}-{kind}]")) for N in sizes])
+                for kind in ("sketch", "image_and_sketch")
+            ]
             s.append("Exact search for the other query kinds, synthetic data (seconds):\n")
             s.append(md_table(("query", *[f"N = {N:,}" for N in sizes]), rows) + "\n")
     else:
@@ -362,19 +456,25 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
             rows.append((kind, *[ms(bench.median(f"test_scaling[N{N}-{kind}]")) for N in Ns]))
         s.append(md_table(("query (1 thread)", *[f"N = {N:,}" for N in Ns]), rows))
         info = bench.matching("test_scaling[")[0]["extra_info"]
-        s.append(f"\nSynthetic codes (`synthetic_codes`: each class present in a few % of images, a random code "
-                 f"then) with the C = 60, K = 256 codebook; the sketch draws 5 classes. Memory: "
-                 f"{info['code_bytes_per_image']} bytes of codes per image (one per class) plus a fixed "
-                 f"{info['fixed_bytes'] / 2**20:.0f} MB (codebook, its row-run sums, centroid norms), i.e. "
-                 + ", ".join(f"{info['code_bytes_per_image'] + info['fixed_bytes'] / N:,.0f} B/image at N = {N:,}"
-                             for N in Ns) + ".")
+        s.append(
+            f"\nSynthetic codes (`synthetic_codes`: each class present in a few % of images, a random code "
+            f"then) with the C = 60, K = 256 codebook; the sketch draws 5 classes. Memory: "
+            f"{info['code_bytes_per_image']} bytes of codes per image (one per class) plus a fixed "
+            f"{info['fixed_bytes'] / 2**20:.0f} MB (codebook, its row-run sums, centroid norms), i.e. "
+            + ", ".join(
+                f"{info['code_bytes_per_image'] + info['fixed_bytes'] / N:,.0f} B/image at N = {N:,}" for N in Ns
+            )
+            + "."
+        )
         big = next((b["extra_info"] for b in bench.matching("test_big[")), None)
         if big:
-            s[-1] += (f" Measured at N = {big['n_images']:,}: the index added {big['rss_index_mb']:.0f} MB to the "
-                      f"process (codes {big['codes_mb']:.0f} MB + codebook {big['codebook_mb']:.0f} MB), "
-                      f"{big['rss_index_mb'] * 2**20 / big['n_images']:.1f} B/image.")
+            s[-1] += (
+                f" Measured at N = {big['n_images']:,}: the index added {big['rss_index_mb']:.0f} MB to the "
+                f"process (codes {big['codes_mb']:.0f} MB + codebook {big['codebook_mb']:.0f} MB), "
+                f"{big['rss_index_mb'] * 2**20 / big['n_images']:.1f} B/image."
+            )
         s.append("\n![scaling](scaling.png)\n")
-        rows = [(b["name"][len("test_big["):-1], ms(b["stats"]["median"])) for b in bench.matching("test_big[")]
+        rows = [(b["name"][len("test_big[") : -1], ms(b["stats"]["median"])) for b in bench.matching("test_big[")]
         if rows:
             s.append("N = 10^7 (C = 60):\n\n" + md_table(("query", "median"), rows) + "\n")
     else:
@@ -413,16 +513,21 @@ def quality_sections(q: dict, out: Path) -> list[str]:
             "Sketches are the query's ground truth mapped to ADE20K classes "
             f"({', '.join(f'{a}→{b}' for a, b in cam['class_map'].items())}); the partial sketch keeps its two "
             "largest classes. PQ codebooks are trained per fold on the database's maps and their mirror images. "
-            "Mean nDCG ± 95% CI (normal approximation) over the queries:\n")
+            "Mean nDCG ± 95% CI (normal approximation) over the queries:\n"
+        )
         for cutoff in ("10", "50"):
             rows = []
             for m in cam["methods"]:
                 rows.append((m, *[mean_ci(cam["table"][k][m][cutoff]) for k in cam["query_kinds"]]))
-            s.append(f"**nDCG@{cutoff}**\n\n" + md_table(("", *[KIND_LABEL[k] for k in cam["query_kinds"]]), rows) + "\n")
-        s.append("The paper's Fig. 7 (rPascal, rImageNet; its text: \"the search speed is enhanced without degrading "
-                 "the search accuracy\") gives no values in its text, and those datasets are not here, so there is no "
-                 f"paper column. This part took {cam['seconds']:.0f} s (codebooks trained in that run or loaded from "
-                 "the cache).\n\n![Fig. 7](fig7_camvid_ndcg.png)\n")
+            s.append(
+                f"**nDCG@{cutoff}**\n\n" + md_table(("", *[KIND_LABEL[k] for k in cam["query_kinds"]]), rows) + "\n"
+            )
+        s.append(
+            "The paper's Fig. 7 (rPascal, rImageNet; its text: \"the search speed is enhanced without degrading "
+            'the search accuracy") gives no values in its text, and those datasets are not here, so there is no '
+            f"paper column. This part took {cam['seconds']:.0f} s (codebooks trained in that run or loaded from "
+            "the cache).\n\n![Fig. 7](fig7_camvid_ndcg.png)\n"
+        )
     coco = q.get("coco")
     if coco:
         plot_coco(coco, out / "coco_text_vs_layout.png")
@@ -439,23 +544,36 @@ def quality_sections(q: dict, out: Path) -> list[str]:
             f"{coco['thresholds']}; grades 0/1/2/3 = "
             + "/".join(f"{x:.1%}" for x in coco["grade_fractions"])
             + f" of pairs). {coco['no_relevant']} held-out photos have no relevant photo and are left out of the "
-              f"means; {coco['no_sketch']} have no object the network's classes can draw (their text + sketch is "
-              "the text ranking).\n")
+            f"means; {coco['no_sketch']} have no object the network's classes can draw (their text + sketch is "
+            "the text ranking).\n"
+        )
         rows = [(m, mean_ci(coco["ndcg10"][m]), coco["ndcg10"][m]["n"]) for m in coco["methods"]]
         s.append(md_table(("ranking", "nDCG@10 (mean ± 95% CI)", "queries"), rows) + "\n")
-        rows = [(m, f"{p['mean_diff']:+.3f} ± {p['ci95']:.3f}", f"{p['wins']}/{p['ties']}/{p['losses']}",
-                 f"{p['p_sign_flip']:.3g}") for m, p in coco["paired_vs_text"].items()]
-        s.append("Paired with the text ranking (same held-out photo):\n\n" +
-                 md_table(("vs text", "nDCG@10 difference", "better/equal/worse", "p (sign-flip test)"), rows) + "\n")
+        rows = [
+            (
+                m,
+                f"{p['mean_diff']:+.3f} ± {p['ci95']:.3f}",
+                f"{p['wins']}/{p['ties']}/{p['losses']}",
+                f"{p['p_sign_flip']:.3g}",
+            )
+            for m, p in coco["paired_vs_text"].items()
+        ]
+        s.append(
+            "Paired with the text ranking (same held-out photo):\n\n"
+            + md_table(("vs text", "nDCG@10 difference", "better/equal/worse", "p (sign-flip test)"), rows)
+            + "\n"
+        )
         rows = []
         for m in ("text", "text + sketch", "text + image"):
             c = coco["top10_grade_counts"][m]
             tot = sum(c)
             rows.append((m, *[f"{x / tot:.1%}" for x in c], f"{sum(i * x for i, x in enumerate(c)) / tot:.2f}"))
-        s.append("Grades of the top-10 photos (the paper's Fig. 4 counts user scores 1–5 of the chosen images; mean "
-                 f"{PAPER_USER_STUDY['text']} for text vs {PAPER_USER_STUDY['text + proposed']} for text + proposed):\n\n"
-                 + md_table(("", "grade 0", "1", "2", "3", "mean grade"), rows)
-                 + "\n\n![COCO](coco_text_vs_layout.png)\n")
+        s.append(
+            "Grades of the top-10 photos (the paper's Fig. 4 counts user scores 1–5 of the chosen images; mean "
+            f"{PAPER_USER_STUDY['text']} for text vs {PAPER_USER_STUDY['text + proposed']} for text + proposed):\n\n"
+            + md_table(("", "grade 0", "1", "2", "3", "mean grade"), rows)
+            + "\n\n![COCO](coco_text_vs_layout.png)\n"
+        )
     return s
 
 
@@ -466,9 +584,11 @@ def maps_section(bench: Bench | None, quality: dict) -> list[str]:
     real = {C: i for C, i in real.items() if i.get("data")}
     if not st and not real:
         return []
-    s = ["## Probability maps: synthetic and real-derived timing data\n",
-         "**Synthetic** (`segsearch.evaluation.synthetic`, the rows marked synthetic; the engine's regression targets): 2–5 "
-         "smooth class blobs per image, long-tailed class frequencies, softmax over all classes.\n"]
+    s = [
+        "## Probability maps: synthetic and real-derived timing data\n",
+        "**Synthetic** (`segsearch.evaluation.synthetic`, the rows marked synthetic; the engine's regression targets): 2–5 "
+        "smooth class blobs per image, long-tailed class frequencies, softmax over all classes.\n",
+    ]
     if real:
         d = next(iter(real.values()))["data"]
         s.append(
@@ -484,25 +604,36 @@ def maps_section(bench: Bench | None, quality: dict) -> list[str]:
             "renormalised to sum to 1 (`bench/data.py: augmented_batch`). C = 151: the network's classes. C = 60: "
             "the 59 classes with the most probability mass over the database photos, plus one 'others' class "
             "holding the sum of the other "
-            + (f"{real[60]['data']['others_classes']} ({real[60]['data']['others_mass_share']:.2%} of the mass)"
-               if 60 in real else "92")
+            + (
+                f"{real[60]['data']['others_classes']} ({real[60]['data']['others_mass_share']:.2%} of the mass)"
+                if 60 in real
+                else "92"
+            )
             + f". Codebooks: k-means (20 iterations, seed 0) on the first {d['train_maps']:,} augmented maps; "
             "codes and codebooks cached as `.npy` in `bench/.cache` (the exact baseline's maps as `.segsearch`). "
             "Maps are made and encoded 250 at a time. Not the paper's data: its N = 82,783 are COCO photos, ours "
             f"are ~{round(next(iter(real.values()))['n_images'] / d['database_photos'])} augmentations of each of "
-            f"{d['database_photos']} street scenes, so the class statistics are real but the variety is not.\n")
+            f"{d['database_photos']} street scenes, so the class statistics are real but the variety is not.\n"
+        )
         times = d.get("build_seconds") or {}
         if times:
-            s.append("One-time build on this machine (seconds; a later run loads the cache):\n\n"
-                     + md_table(("step", "seconds"), sorted(times.items())) + "\n")
+            s.append(
+                "One-time build on this machine (seconds; a later run loads the cache):\n\n"
+                + md_table(("step", "seconds"), sorted(times.items()))
+                + "\n"
+            )
     if st:
-        s.append(f"Class statistics of the network's maps and the synthetic ones (C = 151, 64 × 64, {st['n_images']} "
-                 "images each):\n")
-        keys = (("classes_over_1pct_area", "classes covering ≥ 1% of the image (argmax)"),
-                ("classes_over_10pct_area", "classes covering ≥ 10%"),
-                ("class_maps_with_mass_over_1px", "class maps with mass ≥ 1 pixel (k-means 'present')"),
-                ("values_below_eps_1e-3", "fraction of map values ≤ 1e-3 (skipped by eps)"),
-                ("max_prob_mean", "mean top-class probability per pixel"))
+        s.append(
+            f"Class statistics of the network's maps and the synthetic ones (C = 151, 64 × 64, {st['n_images']} "
+            "images each):\n"
+        )
+        keys = (
+            ("classes_over_1pct_area", "classes covering ≥ 1% of the image (argmax)"),
+            ("classes_over_10pct_area", "classes covering ≥ 10%"),
+            ("class_maps_with_mass_over_1px", "class maps with mass ≥ 1 pixel (k-means 'present')"),
+            ("values_below_eps_1e-3", "fraction of map values ≤ 1e-3 (skipped by eps)"),
+            ("max_prob_mean", "mean top-class probability per pixel"),
+        )
         rows = [(label, f"{st['synthetic'][k]:.3g}", f"{st['camvid_network'][k]:.3g}") for k, label in keys]
         s.append(md_table(("per image", "synthetic", "network on CamVid"), rows) + "\n")
     rows = []
@@ -512,10 +643,14 @@ def maps_section(bench: Bench | None, quality: dict) -> list[str]:
         if syn is not None or rl is not None:
             rows.append((f"C = {C}", "–" if syn is None else f"{syn:.1f}", "–" if rl is None else f"{rl:.1f}"))
     if rows:
-        s.append("Codes per image that differ from their class's most common code, in the paper-scale indexes (what "
-                 "the scan pays for):\n\n" + md_table(("", "synthetic", "real-derived"), rows) + "\n")
-    s.append("Scan speed depends mostly on those codes and LUT speed on the query's values above eps: the real maps "
-             "have more of both, so the real-derived timings are higher than the synthetic ones.\n")
+        s.append(
+            "Codes per image that differ from their class's most common code, in the paper-scale indexes (what "
+            "the scan pays for):\n\n" + md_table(("", "synthetic", "real-derived"), rows) + "\n"
+        )
+    s.append(
+        "Scan speed depends mostly on those codes and LUT speed on the query's values above eps: the real maps "
+        "have more of both, so the real-derived timings are higher than the synthetic ones.\n"
+    )
     return s
 
 
@@ -544,22 +679,27 @@ def render(out: Path) -> Path:
     import segsearch
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    s = ["# segsearch: the paper's evaluation reproduced\n",
-         f"Furuta et al., *Efficient and Interactive Spatial-Semantic Image Retrieval* (MMM 2018). segsearch "
-         f"{segsearch.__version__}, commit {commit}, rendered {time.strftime('%Y-%m-%d %H:%M')} by "
-         "`python bench/report.py`. Everything below was measured by this run (or an earlier one whose JSON is in "
-         "this folder); paper figures are quoted from its text.\n",
-         "## Machine\n"]
+    s = [
+        "# segsearch: the paper's evaluation reproduced\n",
+        f"Furuta et al., *Efficient and Interactive Spatial-Semantic Image Retrieval* (MMM 2018). segsearch "
+        f"{segsearch.__version__}, commit {commit}, rendered {time.strftime('%Y-%m-%d %H:%M')} by "
+        "`python bench/report.py`. Everything below was measured by this run (or an earlier one whose JSON is in "
+        "this folder); paper figures are quoted from its text.\n",
+        "## Machine\n",
+    ]
     if bench:
         mi = bench.data.get("machine_info", {})
         sm = bench.data.get("segsearch_machine", {})
         s += machine_lines("timing", sm)
-        s.append(f"  - pytest-benchmark: {mi.get('cpu', {}).get('brand_raw', '?')}, Python {mi.get('python_version', '?')}; "
-                 "benchmarks use 1 thread unless they say 2")
+        s.append(
+            f"  - pytest-benchmark: {mi.get('cpu', {}).get('brand_raw', '?')}, Python {mi.get('python_version', '?')}; "
+            "benchmarks use 1 thread unless they say 2"
+        )
     for part in ("camvid", "coco"):
         if part in quality:
             s += machine_lines(f"quality ({part})", quality[part].get("machine"))

@@ -5,6 +5,7 @@ and Table 1 again on real-derived data (``test_real_*``: augmented CamVid networ
 index (N = 82,783) and N = 10^7. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
 without a copy) are. Command and selection: bench/README.md.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import data
-from data import CLASSES, K, KINDS, KS_TABLE1, N_BIG, N_EXACT, N_SCALING, TOPK
+from data import CLASSES, KINDS, KS_TABLE1, N_BIG, N_EXACT, N_SCALING, TOPK, K
 from segsearch import Query, _core
 
 try:
@@ -31,12 +32,15 @@ needs_faiss = pytest.mark.skipif(faiss is None, reason="faiss is not installed: 
 
 def grid(**axes):
     """``parametrize`` over the product of the axes, with ids such as ``C60-image-t1``."""
+
     def label(name, v):
         text = "default" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
         return _PREFIX.get(name, "") + text
 
-    params = [pytest.param(*vals, id="-".join(label(n, v) for n, v in zip(axes, vals)))
-              for vals in itertools.product(*axes.values())]
+    params = [
+        pytest.param(*vals, id="-".join(label(n, v) for n, v in zip(axes, vals)))
+        for vals in itertools.product(*axes.values())
+    ]
     return pytest.mark.parametrize(list(axes), params)
 
 
@@ -47,8 +51,9 @@ def test_search(measure, benchmark, C, kind, threads):
     """End to end: ``index.search(q, k=10)`` (LUT, scan, ids) at the paper's N, synthetic data."""
     index = data.pq_index(C)
     benchmark.extra_info.update(code_stats(index))
-    measure(("search", C, kind, threads), f"{kind} query C={C}",
-            index.search, data.query(C, kind), k=TOPK, threads=threads)
+    measure(
+        ("search", C, kind, threads), f"{kind} query C={C}", index.search, data.query(C, kind), k=TOPK, threads=threads
+    )
 
 
 @large
@@ -65,8 +70,17 @@ def test_scan(measure, benchmark, C, threads):
     index = data.pq_index(C)
     lut, classes = index.lookup_table(data.query(C, "image"))
     codes = index.codes.T  # the (C, N) storage the scan reads
-    median = measure(("scan", C, threads), f"scan C={C}",
-                     _core.scan_pq, codes, index.default_codes, lut[None], [classes], TOPK, threads=threads)
+    median = measure(
+        ("scan", C, threads),
+        f"scan C={C}",
+        _core.scan_pq,
+        codes,
+        index.default_codes,
+        lut[None],
+        [classes],
+        TOPK,
+        threads=threads,
+    )
     if median:
         benchmark.extra_info.update(gb_per_s=codes.nbytes / median / 1e9, codes_bytes=codes.nbytes)
 
@@ -98,8 +112,9 @@ def test_sketch_classes(measure, benchmark, C, drawn):
     """Sketch query time vs number of classes drawn (Fig. 5), threads=1."""
     m = C if drawn == "all" else drawn
     benchmark.extra_info.update(drawn=m, target_ms=0.1 + 0.03 * m)
-    measure(("sketch_drawn", C, m), f"sketch C={C}",
-            data.pq_index(C).search, data.query(C, "sketch", m), k=TOPK, threads=1)
+    measure(
+        ("sketch_drawn", C, m), f"sketch C={C}", data.pq_index(C).search, data.query(C, "sketch", m), k=TOPK, threads=1
+    )
 
 
 @functools.cache
@@ -115,16 +130,30 @@ def eps_agreement(C: int) -> float:
 def test_eps(measure, benchmark, C, eps):
     """Image query with eps=0 (dense LUT) vs the default sparsity cut, threads=1."""
     benchmark.extra_info.update(top10_agreement=eps_agreement(C), queries=data.N_QUERIES)
-    measure(("eps", C, "default" if eps is None else eps), f"image query C={C}",
-            data.pq_index(C).search, data.query(C, "image"), k=TOPK, threads=1, eps=eps)
+    measure(
+        ("eps", C, "default" if eps is None else eps),
+        f"image query C={C}",
+        data.pq_index(C).search,
+        data.query(C, "image"),
+        k=TOPK,
+        threads=1,
+        eps=eps,
+    )
 
 
 @pytest.mark.exact
 @grid(N=N_EXACT, kind=KINDS)
 def test_exact(measure, N, kind):
     """The uncompressed baseline (``search(exact=True)``), C=60, threads=1."""
-    measure(("exact", N, kind), f"exact N={N}",
-            data.exact_index(N).search, data.query(60, kind), k=TOPK, exact=True, threads=1)
+    measure(
+        ("exact", N, kind),
+        f"exact N={N}",
+        data.exact_index(N).search,
+        data.query(60, kind),
+        k=TOPK,
+        exact=True,
+        threads=1,
+    )
 
 
 @pytest.mark.exact
@@ -147,8 +176,10 @@ def real_or_skip(index):
 def code_stats(index) -> dict:
     """Codes per image that differ from their class's most common code (what the scan pays for)."""
     n = len(index)
-    return {"n_images": n, "nondefault_codes_per_image": float(
-        (index.codes != index.default_codes[None, :]).sum() / max(n, 1))}
+    return {
+        "n_images": n,
+        "nondefault_codes_per_image": float((index.codes != index.default_codes[None, :]).sum() / max(n, 1)),
+    }
 
 
 @large
@@ -159,8 +190,14 @@ def test_real_search(measure, benchmark, C, kind, threads):
     largest drawn over it). Skips without the cached maps."""
     index = real_or_skip(data.real_pq_index(C))
     benchmark.extra_info.update(code_stats(index), data=data.real_description(C))
-    measure(("real_search", C, kind, threads), f"{kind} query C={C}",
-            index.search, data.real_query(C, kind), k=TOPK, threads=threads)
+    measure(
+        ("real_search", C, kind, threads),
+        f"{kind} query C={C}",
+        index.search,
+        data.real_query(C, kind),
+        k=TOPK,
+        threads=threads,
+    )
 
 
 @large
@@ -171,8 +208,14 @@ def test_ranking_cost(measure, benchmark, ranking, kind):
     real-derived maps (``data.ranking_index``), the held-out photo's queries (``data.real_query``)."""
     index = real_or_skip(data.ranking_index(ranking))
     benchmark.extra_info.update(code_stats(index), ranking=ranking)
-    measure(("ranking_cost", ranking, kind), f"ranking cost, {kind} query C=151",
-            index.search, data.real_query(151, kind), k=TOPK, threads=1)
+    measure(
+        ("ranking_cost", ranking, kind),
+        f"ranking cost, {kind} query C=151",
+        index.search,
+        data.real_query(151, kind),
+        k=TOPK,
+        threads=1,
+    )
 
 
 @large
@@ -197,33 +240,58 @@ def test_real_table1(measure, benchmark, N, K):
     exact = K == "exact"
     index = data.real_exact_index(N) if exact else data.real_table1_index(N, K)
     benchmark.extra_info.update(n_images=len(index), n_centroids=K)
-    measure(("real_table1", N, K), f"exact N={N}", index.search, data.real_query(60, "image"), k=TOPK,
-            exact=exact, threads=1)
+    measure(
+        ("real_table1", N, K),
+        f"exact N={N}",
+        index.search,
+        data.real_query(60, "image"),
+        k=TOPK,
+        exact=exact,
+        threads=1,
+    )
 
 
-@pytest.mark.parametrize(("N", "kind"), [
-    pytest.param(n, kind, id=f"N{n}-{kind}", marks=[large] if n >= N_BIG else [])
-    for n in N_SCALING for kind in KINDS])
+@pytest.mark.parametrize(
+    ("N", "kind"),
+    [
+        pytest.param(n, kind, id=f"N{n}-{kind}", marks=[large] if n >= N_BIG else [])
+        for n in N_SCALING
+        for kind in KINDS
+    ],
+)
 def test_scaling(measure, benchmark, N, kind):
     """Search time vs N (10^4..10^7, scaled) for the three query kinds: synthetic codes with the C=60, K=256
     codebook, threads=1. extra_info: the index's bytes per image (codes) and its fixed bytes (codebook)."""
     index = data.scaling_index(N)
-    benchmark.extra_info.update(n_images=len(index), code_bytes_per_image=index.num_classes,
-                                fixed_bytes=index.fixed_nbytes)
+    benchmark.extra_info.update(
+        n_images=len(index), code_bytes_per_image=index.num_classes, fixed_bytes=index.fixed_nbytes
+    )
     measure(("scaling", N, kind), f"scaling {kind}", index.search, data.query(60, kind), k=TOPK, threads=1)
 
 
 @large
 @pytest.mark.big
-@pytest.mark.parametrize(("kind", "drawn", "threads"), [
-    pytest.param("image", None, 2, id="image-t2"), pytest.param("image", None, 1, id="image-t1"),
-    pytest.param("sketch", 1, 2, id="sketch-drawn1-t2"), pytest.param("sketch", 5, 2, id="sketch-drawn5-t2")])
+@pytest.mark.parametrize(
+    ("kind", "drawn", "threads"),
+    [
+        pytest.param("image", None, 2, id="image-t2"),
+        pytest.param("image", None, 1, id="image-t1"),
+        pytest.param("sketch", 1, 2, id="sketch-drawn1-t2"),
+        pytest.param("sketch", 5, 2, id="sketch-drawn5-t2"),
+    ],
+)
 def test_big(measure, benchmark, kind, drawn, threads):
     """N = 10M (scaled) synthetic codes with the C=60 codebook; extra_info has the memory figures."""
     index, memory = data.big_index()
     benchmark.extra_info.update(memory, n_images=len(index))
-    measure(("big", f"{kind}{drawn or ''}", threads), f"N={len(index)}",
-            index.search, data.query(60, kind, drawn), k=TOPK, threads=threads)
+    measure(
+        ("big", f"{kind}{drawn or ''}", threads),
+        f"N={len(index)}",
+        index.search,
+        data.query(60, kind, drawn),
+        k=TOPK,
+        threads=threads,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- faiss
@@ -234,7 +302,9 @@ def assert_same_top(ours, ids, dists):
     boundary = min(ours.distances[-1], dists[-1]) * (1 - 1e-4)
     odd = [d for i, d in zip(ours.ids, ours.distances) if i not in theirs]
     odd += [d for i, d in zip(ids, dists) if i not in mine]
-    assert all(d >= boundary for d in odd), f"top-{TOPK} differs from faiss: ours {sorted(mine)}, faiss {sorted(theirs)}"
+    assert all(d >= boundary for d in odd), (
+        f"top-{TOPK} differs from faiss: ours {sorted(mine)}, faiss {sorted(theirs)}"
+    )
 
 
 @large

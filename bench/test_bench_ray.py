@@ -23,6 +23,7 @@ S and the number of actors (also under ``segsearch_ray_summary`` in ``--benchmar
 Select parts with ``-k``: e.g. ``-k S2`` (two shards), ``-k q1`` (single queries). Skips without the cached
 CamVid network maps (``python bench/maps_cache.py``) or without ray installed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -164,8 +165,10 @@ def _ms(seconds, nq: int) -> str:
 class SummaryPlugin:
     """Prints the table after pytest-benchmark's (and adds it to ``--benchmark-json``)."""
 
-    title = (f"Ray fan-out, C={C}, N={data.N_PAPER:,}, k={TOPK}, 1 thread: median per query (q{BATCH}: one call "
-             f"of {BATCH} queries, / {BATCH}); overhead = Ray - in-process")
+    title = (
+        f"Ray fan-out, C={C}, N={data.N_PAPER:,}, k={TOPK}, 1 thread: median per query (q{BATCH}: one call "
+        f"of {BATCH} queries, / {BATCH}); overhead = Ray - in-process"
+    )
     head = ("shards", "actors", "", "in-process", "Ray", "overhead")
 
     @pytest.hookimpl(trylast=True)
@@ -180,8 +183,11 @@ class SummaryPlugin:
             w.write_line("  ".join(f"{v:>{n}}" for v, n in zip(r, widths)))
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json):
-        output_json["segsearch_ray_summary"] = {"title": self.title, "head": list(self.head),
-                                                "rows": [list(r) for r in summary_rows()]}
+        output_json["segsearch_ray_summary"] = {
+            "title": self.title,
+            "head": list(self.head),
+            "rows": [list(r) for r in summary_rows()],
+        }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -202,10 +208,19 @@ def test_fanout(measure, benchmark, opened, queries, S, mode, nq):
     process or on Ray actors."""
     index = opened(S, mode)
     batch = queries[0] if nq == 1 else queries
-    benchmark.extra_info.update(shards=S, mode=mode, queries_per_call=nq, N=len(index), C=C, k=TOPK, threads=1,
-                                actors=len(index.actors) if mode == "ray" else 0,
-                                assignment=index.assignment if mode == "ray" else None,
-                                ray_cpus=RAY_CPUS if mode == "ray" else None, cpu_count=os.cpu_count())
+    benchmark.extra_info.update(
+        shards=S,
+        mode=mode,
+        queries_per_call=nq,
+        N=len(index),
+        C=C,
+        k=TOPK,
+        threads=1,
+        actors=len(index.actors) if mode == "ray" else 0,
+        assignment=index.assignment if mode == "ray" else None,
+        ray_cpus=RAY_CPUS if mode == "ray" else None,
+        cpu_count=os.cpu_count(),
+    )
     median = measure(("ray_fanout", S, mode, nq), f"fan-out S={S}", index.search, batch, k=TOPK, threads=1)
     if median is not None:
         TIMES[(S, mode, nq)] = median

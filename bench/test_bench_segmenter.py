@@ -4,6 +4,7 @@ activation rounding) next to the TFLite interpreter, same photo, same thread cou
 
     pytest bench/test_bench_segmenter.py --benchmark-only -s
 """
+
 from __future__ import annotations
 
 from pathlib import Path

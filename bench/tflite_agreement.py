@@ -10,6 +10,7 @@ Needs the ``test`` extra (ai-edge-litert) and the shared data next to the reposi
 
     python bench/tflite_agreement.py [--out bench-report/agreement.png] [--photos 40] [--threads 2] [--hybrid-quant]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,7 @@ def main(argv=None) -> int:
         mae.append(float(np.abs(p - q).mean()))
         tv.append(float(0.5 * np.abs(p - q).sum(-1).mean()))
         name = "/".join(path.parts[-4:-2] + (path.name,))
-        print(f"{name:<42} agree {agree[-1]:.4f}  mae {mae[-1]:.2e}  tv {tv[-1]:.4f}",
-              flush=True)
+        print(f"{name:<42} agree {agree[-1]:.4f}  mae {mae[-1]:.2e}  tv {tv[-1]:.4f}", flush=True)
         if k in (0, len(photos) // 2, len(photos) - 1):
             shown.append((x, la, lb))
 
@@ -96,8 +96,10 @@ def main(argv=None) -> int:
     print(f"pixel agreement (argmax), mean: {np.mean(agree):.4f}   min: {np.min(agree):.4f}")
     print(f"softmax mean absolute difference: {np.mean(mae):.3e}")
     print(f"softmax total-variation distance per pixel, mean: {np.mean(tv):.4f}")
-    print(f"one 513x513 inference, {args.threads} threads, median: torch {np.median(t_torch):.3f} s, "
-          f"TFLite {np.median(t_tfl):.3f} s")
+    print(
+        f"one 513x513 inference, {args.threads} threads, median: torch {np.median(t_torch):.3f} s, "
+        f"TFLite {np.median(t_tfl):.3f} s"
+    )
 
     rows = []
     for x, la, lb in shown:

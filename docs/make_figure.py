@@ -5,6 +5,7 @@
 Each result is shown as its label map (the argmax of its class maps), coloured by class, with its rank and
 PQ distance. Synthetic maps stand in for a real network's output here (no photos are redistributed).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,19 @@ from segsearch import Index, Query
 from segsearch.evaluation.synthetic import class_priors, synthetic_probs
 
 NAMES = ["sky", "building", "road", "tree", "car", "person", "grass", "water"]
-PALETTE = np.array([[70, 130, 180], [140, 70, 60], [128, 64, 128], [60, 160, 60], [230, 160, 20],
-                    [220, 20, 60], [150, 220, 100], [40, 60, 200]], np.uint8)
+PALETTE = np.array(
+    [
+        [70, 130, 180],
+        [140, 70, 60],
+        [128, 64, 128],
+        [60, 160, 60],
+        [230, 160, 20],
+        [220, 20, 60],
+        [150, 220, 100],
+        [40, 60, 200],
+    ],
+    np.uint8,
+)
 C, n, N, CELL = len(NAMES), 64, 3000, 160
 
 probs = synthetic_probs(N, C, n, seed=3)

@@ -5,6 +5,7 @@ The photos are synthetic scenes (label maps from :mod:`segsearch.evaluation.synt
 noise), 4:3 like most camera photos and named like a camera's files; a colour-matching stand-in for the
 network segments them, so searches behave sensibly.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,15 +15,29 @@ import tkinter as tk
 from pathlib import Path
 
 import numpy as np
-import segsearch
 from PIL import Image, ImageGrab
+
+import segsearch
+from segsearch.evaluation.synthetic import synthetic_probs
 from segsearch.gui import SketchApp
 from segsearch.library.photo_index import PhotoIndex
-from segsearch.evaluation.synthetic import synthetic_probs
 
 CLASSES = ["others", "sky", "tree", "road", "grass", "building", "water", "sand", "car", "person"]
-COLOURS = np.array([(60, 60, 60), (120, 170, 235), (40, 110, 45), (120, 120, 125), (110, 190, 80),
-                    (170, 120, 95), (40, 90, 170), (225, 205, 150), (200, 40, 40), (240, 180, 150)], np.float32)
+COLOURS = np.array(
+    [
+        (60, 60, 60),
+        (120, 170, 235),
+        (40, 110, 45),
+        (120, 120, 125),
+        (110, 190, 80),
+        (170, 120, 95),
+        (40, 90, 170),
+        (225, 205, 150),
+        (200, 40, 40),
+        (240, 180, 150),
+    ],
+    np.float32,
+)
 N_PHOTOS, SIZE = 80, 16
 
 

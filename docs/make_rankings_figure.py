@@ -8,6 +8,7 @@ Needs ../shared (the COCO-MINI photos) and the network's maps of them, which ben
 and caches in bench/.cache. Each of the 80 photos queries the other 79 (exact search, as bench/quality.py); the
 photos in at least HUB_LISTS of the 80 top-10 lists under L2 (its hubs) are framed in red wherever they appear.
 """
+
 import sys
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import maps_cache  # noqa: E402
-
 from segsearch import Index, Query  # noqa: E402
 from segsearch.network.palette import colorize, make_palette  # noqa: E402
 
@@ -54,9 +54,15 @@ W = PAD + (CELL + PAD) * (TOP + 1) + 70
 H = 44 + len(rows) * (CELL + 26)
 sheet = Image.new("RGB", (W, H), "white")
 draw = ImageDraw.Draw(sheet)
-in_lists = ", ".join(f"{counts['l2'][h]} -> {counts['balanced'][h]}" for h in sorted(hubs, key=lambda h: -counts["l2"][h]))
-draw.text((PAD, 4), f"COCO-MINI photo queries, each photo shown as its label map. Red frame: the {len(hubs)} photos in >= "
-                    f"{HUB_LISTS} of the {N} top-10 lists under l2;", fill="black")
+in_lists = ", ".join(
+    f"{counts['l2'][h]} -> {counts['balanced'][h]}" for h in sorted(hubs, key=lambda h: -counts["l2"][h])
+)
+draw.text(
+    (PAD, 4),
+    f"COCO-MINI photo queries, each photo shown as its label map. Red frame: the {len(hubs)} photos in >= "
+    f"{HUB_LISTS} of the {N} top-10 lists under l2;",
+    fill="black",
+)
 draw.text((PAD, 16), f"their number of lists, l2 -> balanced: {in_lists}.", fill="black")
 y = 40
 for q, r in rows:
@@ -69,5 +75,13 @@ for q, r in rows:
     y += CELL + 26
 out = Path(__file__).parent / "rankings.png"
 sheet.save(out)
-print("wrote", out, "| hubs (l2 lists -> balanced lists):", in_lists, "| worst: l2", int(counts["l2"].max()),
-      "balanced", int(counts["balanced"].max()))
+print(
+    "wrote",
+    out,
+    "| hubs (l2 lists -> balanced lists):",
+    in_lists,
+    "| worst: l2",
+    int(counts["l2"].max()),
+    "balanced",
+    int(counts["balanced"].max()),
+)

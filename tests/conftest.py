@@ -28,6 +28,7 @@ def cpu_has_vbmi() -> bool:
     """Whether the CPU has AVX-512 VBMI (numpy's CPU feature table, else /proc/cpuinfo's flags on Linux)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
+
         if "AVX512VBMI" in features:
             return bool(features["AVX512VBMI"])
     except ImportError:
@@ -70,8 +71,9 @@ def make_probs(name, seed=0):
     return synthetic_probs(N, C, size, seed=seed)
 
 
-@pytest.fixture(scope="session", params=[(d, r) for d in sorted(DATASETS) for r in ("balanced", "l2")],
-                ids=lambda p: "-".join(p))
+@pytest.fixture(
+    scope="session", params=[(d, r) for d in sorted(DATASETS) for r in ("balanced", "l2")], ids=lambda p: "-".join(p)
+)
 def built(request):
     """(name, probs, index with keep_exact) for each dataset and ranking; train on all, add all."""
     name, ranking = request.param
@@ -90,5 +92,6 @@ def file_regions(data: bytes) -> tuple[int, list[tuple[int, int]]]:
     header_end = 20 + hlen
     data_start = -(-header_end // 64) * 64
     arrays = json.loads(data[20:header_end])["arrays"]
-    return header_end, [(data_start + e["rel"], data_start + e["rel"] + e["nbytes"]) for e in arrays.values()
-                        if e["nbytes"]]
+    return header_end, [
+        (data_start + e["rel"], data_start + e["rel"] + e["nbytes"]) for e in arrays.values() if e["nbytes"]
+    ]

@@ -2,6 +2,7 @@
 
 ``python tests/gui_runner.py INDEX_DIR [K]``; tests/test_gui.py drives it with xdotool.
 """
+
 import sys
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 The fake segmenter turns a photo's pixels into softmax maps with a fixed random projection, so photo
 queries are deterministic and need no real network.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,11 @@ class FakeSegmenter:
         self.calls += 1
         out = []
         for im in images:
-            im = im if isinstance(im, Image.Image) else (Image.fromarray(np.asarray(im, np.uint8))
-                                                         if not isinstance(im, (str, Path)) else Image.open(im))
+            im = (
+                im
+                if isinstance(im, Image.Image)
+                else (Image.fromarray(np.asarray(im, np.uint8)) if not isinstance(im, (str, Path)) else Image.open(im))
+            )
             rgb = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), np.float32) / 255.0
             logits = np.einsum("ck,hwk->chw", self.w, rgb) + self.b
             e = np.exp(logits - logits.max(0, keepdims=True))
@@ -80,8 +84,9 @@ def make_index_folder(root: Path, *, captions: bool = True, segmenter=None, k: i
     photos, index_dir = root / "photos", root / "index"
     names = make_photos(photos)
     maps = seg.predict([photos / n for n in names], size=SIZE)
-    index = segsearch.Index(len(seg.classes), SIZE, k, class_names=seg.classes,
-                            metadata={"photos_dir": str(photos), "network": "fake"})
+    index = segsearch.Index(
+        len(seg.classes), SIZE, k, class_names=seg.classes, metadata={"photos_dir": str(photos), "network": "fake"}
+    )
     index.train(maps, niter=5)
     index.add(maps, ids=names)
     index_dir.mkdir(parents=True)
@@ -100,9 +105,8 @@ def make_sharded_copy(index_dir: Path, out: Path, cuts=(15, 30)) -> Path:
     (as ``segsearch index --add`` would write them, with the same codebook); returns the new folder."""
     import shutil
 
-    from segsearch.library.shards import add_shard
-
     from segsearch.engine.index import empty_like
+    from segsearch.library.shards import add_shard
 
     shutil.copytree(index_dir, out)
     whole = segsearch.Index.load(index_dir / "index.segsearch", mmap=False)

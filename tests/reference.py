@@ -3,6 +3,7 @@
 Nothing here reads the package's definitions: the query vectors are built from the README's table (drawn
 pixels one-hot, undrawn pixels unspecified; drawn pixels override the photo) and the rankings' constants are
 the README's (``RANKING_PARAMS``), not the index's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,7 @@ def distances(kind: str, probs, labels, maps: np.ndarray, index=None) -> np.ndar
     cls, q = query_vectors(kind, probs, labels, C, D)
     x = maps[:, cls, :].astype(np.float64)
     qc = q[None, cls, :]
-    return ((qc * qc).sum(axis=(1, 2)) / lam - 2.0 * (qc * x).sum(axis=(1, 2)) + lam * (x * x).sum(axis=(1, 2)))
+    return (qc * qc).sum(axis=(1, 2)) / lam - 2.0 * (qc * x).sum(axis=(1, 2)) + lam * (x * x).sum(axis=(1, 2))
 
 
 def adc_maps(codebook: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -73,7 +74,7 @@ def exact_maps(probs: np.ndarray, index=None) -> np.ndarray:
     power = 0.0 if index is None else ranking_params(index)[0]
     if power:
         probs = reweighted(probs, index.class_prior, power)
-    return (np.rint(probs.reshape(N, C, -1) * 255.0).clip(0, 255) / 255.0)
+    return np.rint(probs.reshape(N, C, -1) * 255.0).clip(0, 255) / 255.0
 
 
 def topk(d: np.ndarray, k: int) -> np.ndarray:

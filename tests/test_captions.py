@@ -3,6 +3,7 @@ must never be read as FTS5 syntax, old captions files, and text + layout orderin
 
 Uses the tiny synthetic folder of tests/photo_folder.py (no network, no shared data).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,19 +14,31 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from segsearch import Query
-from segsearch.library import captions as C
-from segsearch.library.captions import (STOP_WORDS, Captions, FTS5Unavailable, distinct_word_count, level_words,
-                                match_expression, normalize_words, query_words, write_captions)
-from segsearch.cli import main
-from segsearch.library.photo_index import PhotoIndex
 
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_index_folder
+from segsearch import Query
+from segsearch.cli import main
+from segsearch.library import captions as C
+from segsearch.library.captions import (
+    STOP_WORDS,
+    Captions,
+    FTS5Unavailable,
+    distinct_word_count,
+    level_words,
+    match_expression,
+    normalize_words,
+    query_words,
+    write_captions,
+)
+from segsearch.library.photo_index import PhotoIndex
 
 # A small COCO-like library: many photos share the common words of the query "a man riding a horse", one
 # photo (of people riding horses) has its rare word. Several captions per photo, like COCO.
-RIDERS = ["Two people riding horses along a beach.", "A woman on horseback by the sea.",
-          "Riders on brown horses at the shore."]
+RIDERS = [
+    "Two people riding horses along a beach.",
+    "A woman on horseback by the sea.",
+    "Riders on brown horses at the shore.",
+]
 COMMON = {
     "bike": ["A man riding a bike down the street.", "A man is riding his bicycle in a city."],
     "board": ["A man riding a skateboard on a ramp.", "A young man riding a skateboard."],
@@ -57,6 +70,7 @@ def _ranked(scores: dict[str, float], order: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- bm25 ranking
+
 
 def test_rare_words_outrank_common_words():
     pairs = _library()
@@ -97,9 +111,10 @@ def test_rare_words_outrank_common_words_through_photo_index(tmp_path):
 
 def test_cli_text_only_prints_level_and_bm25(tmp_path, capsys):
     index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
-    write_captions([(names[3], "Two horses"), (names[1], "a man")] + [(names[i], "a man in a kitchen")
-                                                                     for i in (0, 2, 4, 5, 6)],
-                   index_dir / "captions.sqlite")
+    write_captions(
+        [(names[3], "Two horses"), (names[1], "a man")] + [(names[i], "a man in a kitchen") for i in (0, 2, 4, 5, 6)],
+        index_dir / "captions.sqlite",
+    )
     assert main(["search", str(index_dir), "--text", "a man riding a horse", "-k", "3"]) == 0
     lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [x[1].endswith(names[3]) for x in lines] == [True, False, False] and lines[1][1].endswith(names[1])
@@ -110,8 +125,10 @@ def test_cli_text_only_prints_level_and_bm25(tmp_path, capsys):
 def _bm25_reference(query: str, docs: dict[str, list[str]], k1: float = 1.2, b: float = 0.75) -> dict[str, float]:
     """Okapi bm25 as SQLite's FTS5 computes it, with one document per photo (all its captions together); words
     compared with the paper's plural folding, which equals Porter stemming for the words used here."""
-    toks = {p: [w for c in cs for w in map(lambda t: normalize_words(t).pop(), re.findall(r"[^\W_]+", c.lower()))]
-            for p, cs in docs.items()}
+    toks = {
+        p: [w for c in cs for w in map(lambda t: normalize_words(t).pop(), re.findall(r"[^\W_]+", c.lower()))]
+        for p, cs in docs.items()
+    }
     n, avg = len(docs), sum(map(len, toks.values())) / len(docs)
     out: dict[str, float] = {}
     for w in normalize_words(query):
@@ -127,8 +144,14 @@ def _bm25_reference(query: str, docs: dict[str, list[str]], k1: float = 1.2, b: 
 
 def test_bm25_scores_photos_as_documents():
     """One document per photo: a word in several captions of a photo counts more; idf counts photos."""
-    docs = {"p0": ["red car", "a red car parked"], "p1": ["red bus"], "p2": ["blue car", "car car"],
-            "p3": ["green tree", "tree"], "p4": ["dog on grass"], "p5": ["a dog", "two dogs", "dog running"]}
+    docs = {
+        "p0": ["red car", "a red car parked"],
+        "p1": ["red bus"],
+        "p2": ["blue car", "car car"],
+        "p3": ["green tree", "tree"],
+        "p4": ["dog on grass"],
+        "p5": ["a dog", "two dogs", "dog running"],
+    }
     caps = Captions.from_pairs([(p, c) for p, cs in docs.items() for c in cs])
     for text in ("red car", "dog", "tree dogs bus", "car"):
         got, ref = caps.bm25(text), _bm25_reference(text, docs)
@@ -140,8 +163,9 @@ def test_bm25_scores_photos_as_documents():
 def test_ties_in_text_only_ranking_follow_index_order(tmp_path):
     index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
     picked = [names[9], names[2], names[30], names[5]]  # captions stored in another order than the index's
-    write_captions([(p, "a red car") for p in picked] + [(names[7], "a red car and a red bus")],
-                   index_dir / "captions.sqlite")
+    write_captions(
+        [(p, "a red car") for p in picked] + [(names[7], "a red car and a red bus")], index_dir / "captions.sqlite"
+    )
     pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
     hits = pi.search(text="car", k=10)
     tied = [h for h in hits if h.id in picked]
@@ -151,10 +175,19 @@ def test_ties_in_text_only_ranking_follow_index_order(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- words
 
-@pytest.mark.parametrize(("caption", "query"), [("Two horses", "horse"), ("a horse", "HORSES"),
-                                                ("she rides a bike", "riding"), ("riding a bike", "ride"),
-                                                ("Boxes of apples", "box"), ("the man's hat", "man"),
-                                                ("Café tables", "cafe")])
+
+@pytest.mark.parametrize(
+    ("caption", "query"),
+    [
+        ("Two horses", "horse"),
+        ("a horse", "HORSES"),
+        ("she rides a bike", "riding"),
+        ("riding a bike", "ride"),
+        ("Boxes of apples", "box"),
+        ("the man's hat", "man"),
+        ("Café tables", "cafe"),
+    ],
+)
 def test_stemming_case_and_diacritics(caption, query):
     caps = Captions.from_pairs([("hit.jpg", caption), ("miss.jpg", "a blue sky")])
     assert list(caps.bm25(query)) == ["hit.jpg"]
@@ -170,8 +203,9 @@ def test_query_words_are_distinct_by_stem():
 
 
 def test_stop_words_are_left_out_of_the_level():
-    caps = Captions.from_pairs([("bike.jpg", "A man on a bike with the dog"), ("horse.jpg", "horse"),
-                                ("both.jpg", "a man and a horse")])
+    caps = Captions.from_pairs(
+        [("bike.jpg", "A man on a bike with the dog"), ("horse.jpg", "horse"), ("both.jpg", "a man and a horse")]
+    )
     assert caps.levels("a man on the horse") == {"bike.jpg": 1, "horse.jpg": 1, "both.jpg": 2}
     assert {"a", "on", "the", "and", "with"} <= STOP_WORDS and not {"man", "horse", "two"} & STOP_WORDS
     # a query of only stop words: the level counts them, bm25 still ranks by them
@@ -181,8 +215,10 @@ def test_stop_words_are_left_out_of_the_level():
 
 def test_stop_words_do_not_lift_the_text_and_layout_level(tmp_path):
     index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
-    write_captions([(names[0], "a horse on the beach"), (names[1], "a man on the street in a city"),
-                    (names[2], "the horse")], index_dir / "captions.sqlite")
+    write_captions(
+        [(names[0], "a horse on the beach"), (names[1], "a man on the street in a city"), (names[2], "the horse")],
+        index_dir / "captions.sqlite",
+    )
     pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
     hits = pi.search(sketch=_sky_road(), text="the horse on a street", k=len(names))
     level = {h.id: h.text_score for h in hits}
@@ -198,20 +234,62 @@ def test_stop_words_do_not_lift_the_text_and_layout_level(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- query syntax
 
-NASTY = ['"', '""', 'horse"', '"horse', 'horse*', "*", "NEAR(horse man)", "NEAR", "-horse", "horse -man",
-         "text:horse", "path:horse", ":", "horse AND", "AND", "OR", "NOT horse", "horse OR", "(horse", "horse)",
-         "^horse", "{horse man}", "horse + man", "'", "\\", "horse\x00man", "💥 horse", "a" * 300, "horse NEAR/2 man",
-         "caption_fts:horse", "* OR 1=1; DROP TABLE captions; --"]
+NASTY = [
+    '"',
+    '""',
+    'horse"',
+    '"horse',
+    "horse*",
+    "*",
+    "NEAR(horse man)",
+    "NEAR",
+    "-horse",
+    "horse -man",
+    "text:horse",
+    "path:horse",
+    ":",
+    "horse AND",
+    "AND",
+    "OR",
+    "NOT horse",
+    "horse OR",
+    "(horse",
+    "horse)",
+    "^horse",
+    "{horse man}",
+    "horse + man",
+    "'",
+    "\\",
+    "horse\x00man",
+    "💥 horse",
+    "a" * 300,
+    "horse NEAR/2 man",
+    "caption_fts:horse",
+    "* OR 1=1; DROP TABLE captions; --",
+]
 
 
 @pytest.mark.parametrize("text", NASTY)
 def test_fts_syntax_in_queries_is_plain_text(text):
-    caps = Captions.from_pairs([("horse.jpg", "a horse"), ("horseback.jpg", "horseback riding"),
-                                ("near.jpg", "near the man and a dog"), ("text.jpg", "text on a sign")])
+    caps = Captions.from_pairs(
+        [
+            ("horse.jpg", "a horse"),
+            ("horseback.jpg", "horseback riding"),
+            ("near.jpg", "near the man and a dog"),
+            ("text.jpg", "text on a sign"),
+        ]
+    )
     words = {w.text.lower() for w in query_words(text)}
-    expect = {p for p, c in (("horse.jpg", "a horse"), ("horseback.jpg", "horseback riding"),
-                             ("near.jpg", "near the man and a dog"), ("text.jpg", "text on a sign"))
-              if words & {w.lower() for w in re.findall(r"[^\W_]+", c)}}
+    expect = {
+        p
+        for p, c in (
+            ("horse.jpg", "a horse"),
+            ("horseback.jpg", "horseback riding"),
+            ("near.jpg", "near the man and a dog"),
+            ("text.jpg", "text on a sign"),
+        )
+        if words & {w.lower() for w in re.findall(r"[^\W_]+", c)}
+    }
     if "horse" in words:
         expect.add("horse.jpg")
     got = caps.bm25(text)  # must not raise
@@ -239,6 +317,7 @@ def test_text_without_words_is_a_clear_error(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- files
 
+
 def _old_file(path, pairs, *, with_words: bool):
     """A captions file as older versions wrote it (made by hand here, not by segsearch)."""
     db = sqlite3.connect(path)
@@ -246,10 +325,13 @@ def _old_file(path, pairs, *, with_words: bool):
     db.execute("CREATE INDEX captions_path ON captions (path)")
     db.executemany("INSERT INTO captions VALUES (?, ?)", pairs)
     if with_words:
-        db.execute("CREATE TABLE caption_words (word TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (word, path)) "
-                   "WITHOUT ROWID")
-        db.executemany("INSERT INTO caption_words VALUES (?, ?)",
-                       sorted({(w, p) for p, c in pairs for w in normalize_words(c)}))
+        db.execute(
+            "CREATE TABLE caption_words (word TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (word, path)) "
+            "WITHOUT ROWID"
+        )
+        db.executemany(
+            "INSERT INTO caption_words VALUES (?, ?)", sorted({(w, p) for p, c in pairs for w in normalize_words(c)})
+        )
     db.commit()
     db.close()
 
@@ -327,10 +409,11 @@ def test_missing_fts5_is_a_clear_error(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- text + layout
 
+
 def _sky_road(n=SIZE):
     lab = np.full((n, n), -1, np.int32)
     lab[: n // 3] = CLASSES.index("sky")
-    lab[-n // 4:] = CLASSES.index("road")
+    lab[-n // 4 :] = CLASSES.index("road")
     return lab
 
 

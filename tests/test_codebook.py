@@ -1,12 +1,12 @@
 """k-means codebooks and encoding."""
+
 import numpy as np
 import pytest
 import torch
 
+from conftest import random_probs
 from segsearch.engine.codebook import encode, train_codebook
 from segsearch.evaluation.synthetic import synthetic_probs
-
-from conftest import random_probs
 
 
 def brute_force_codes(probs, codebook):

@@ -1,5 +1,6 @@
 """Threads: one Index used by many at once (searches during add / add_codes / save, adds racing each other),
 the core's OpenMP threads next to torch's, and Ctrl-C during a long search."""
+
 import collections
 import hashlib
 import os
@@ -14,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from segsearch import Index, IndexFormatError, Query
-
 from conftest import random_probs
+from segsearch import Index, IndexFormatError, Query
 
 C, SIZE, K = 6, 8, 16
 BIG_K = 100_000  # more than any index here holds: every image comes back
@@ -52,8 +52,10 @@ def _code_batches(m, seed=0):
 
 def _prob_batches(m, seed=0, str_ids=False):
     """m batches of maps (b, C, n, n), for add(); ids None (positions), or str."""
-    return [(random_probs(4 + j, C, SIZE, seed=seed + j), [f"m{j}_{i}" for i in range(4 + j)] if str_ids else None)
-            for j in range(m)]
+    return [
+        (random_probs(4 + j, C, SIZE, seed=seed + j), [f"m{j}_{i}" for i in range(4 + j)] if str_ids else None)
+        for j in range(m)
+    ]
 
 
 def _queries():
@@ -209,11 +211,19 @@ def test_searches_during_adds_each_see_one_complete_state(kind, tmp_path, busy_s
             first = index.ids.tolist()
             # an id of the middle batch: "not in the index" before it is added
             late = batches[12][1][0] if kind == "codes" else sum(len(b[0]) for b in batches[:12])
-            searches = [dict(k=5), dict(k=BIG_K), dict(k=5, subset=first[::2]), dict(k=BIG_K, subset=first[1::3]),
-                        dict(k=BIG_K, subset=first[:3] + [late])]
+            searches = [
+                dict(k=5),
+                dict(k=BIG_K),
+                dict(k=5, subset=first[::2]),
+                dict(k=BIG_K, subset=first[1::3]),
+                dict(k=BIG_K, subset=first[:3] + [late]),
+            ]
             if kind == "exact":
-                searches += [dict(k=5, exact=True), dict(k=BIG_K, exact=True),
-                             dict(k=BIG_K, exact=True, subset=first[::3])]
+                searches += [
+                    dict(k=5, exact=True),
+                    dict(k=BIG_K, exact=True),
+                    dict(k=BIG_K, exact=True, subset=first[::3]),
+                ]
             states = _States(ref, batches, kind, searches)
         bad, errors, reads = _searches_during_adds(index, batches, kind, searches, states)
         assert not errors, errors
@@ -312,7 +322,8 @@ def _saves_during_adds(index, batches, kind, searches, states, folder):
         if j is None:
             bad.append((path.name, "ids", len(loaded)))
         elif not np.array_equal(loaded.codes, states.codes[j]) or any(
-                _key(loaded.search(_queries(), **s)) != states.results[j][i] for i, s in enumerate(searches)):
+            _key(loaded.search(_queries(), **s)) != states.results[j][i] for i, s in enumerate(searches)
+        ):
             bad.append((path.name, "contents", j))
 
     def saver():

@@ -1,13 +1,13 @@
 """The core's distances against the numpy reference of the equations, for all three query kinds."""
+
 import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Query
-
 from conftest import random_probs, random_sketch
-from segsearch.evaluation.synthetic import synthetic_probs
 from reference import adc_maps, distances, exact_maps, ranking_params, reweighted, topk
+from segsearch import Query
+from segsearch.evaluation.synthetic import synthetic_probs
 
 KINDS = ["image", "sketch", "image_and_sketch"]
 
@@ -102,8 +102,11 @@ def test_exact_maps_change_each_distance_by_under_half_a_percent(built):
     for i in range(10):
         lab = random_sketch(C, size, seed=i, n_classes=1 + i % 3, fill=0.3 + 0.05 * i)
         for p, own in ((unseen[i], None), (probs[20 * i], 20 * i)):
-            for kind, q in (("image", Query.image(p)), ("image_and_sketch", Query.image_and_sketch(p, lab)),
-                            ("sketch", Query.sketch(lab))):
+            for kind, q in (
+                ("image", Query.image(p)),
+                ("image_and_sketch", Query.image_and_sketch(p, lab)),
+                ("sketch", Query.sketch(lab)),
+            ):
                 ref = distances(kind, p, lab, maps, index)
                 res = index.search(q, k=N, exact=True)
                 d = np.empty(N)
@@ -177,13 +180,14 @@ def test_block_sums_give_the_same_luts(size, simd_level):
     index = segsearch.Index(C, size, 8)
     index.train(probs, niter=3)
     lab = np.full((size, size), -1, np.int32)
-    lab[: size // 2] = 2                      # whole rows
-    lab[size // 2 :, 3 : size - 1] = 0        # partial runs
+    lab[: size // 2] = 2  # whole rows
+    lab[size // 2 :, 3 : size - 1] = 0  # partial runs
     lab[size - 3 :, :] = 4
     p = probs[0].reshape(C, -1)
     for kind, pr, lb in ((1, None, lab.reshape(-1)), (2, p, lab.reshape(-1))):
         plain, cls = _core.build_lut(_core.Codebook(index._cb, index._cnorms), kind, pr, lb, 0.0)
-        fast, cls2 = _core.build_lut(_core.Codebook(index._cb, index._cnorms, index._block_sums, min(BLOCK_W, size)),
-                                     kind, pr, lb, 0.0, 1)
+        fast, cls2 = _core.build_lut(
+            _core.Codebook(index._cb, index._cnorms, index._block_sums, min(BLOCK_W, size)), kind, pr, lb, 0.0, 1
+        )
         np.testing.assert_array_equal(cls, cls2)
         np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)

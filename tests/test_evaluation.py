@@ -1,11 +1,20 @@
 """segsearch.evaluation against hand-computed values."""
+
 import math
 
 import numpy as np
 import pytest
 
-from segsearch.evaluation import (class_histogram, dcg, grade, histogram_distances, label_grid, layout_agreement,
-                                  ndcg, query_maps)
+from segsearch.evaluation import (
+    class_histogram,
+    dcg,
+    grade,
+    histogram_distances,
+    label_grid,
+    layout_agreement,
+    ndcg,
+    query_maps,
+)
 
 
 def test_dcg_by_hand():
@@ -29,14 +38,10 @@ def test_ndcg_known_rankings():
 
 
 def test_label_grid_mode_ignore_and_ties():
-    lab = np.array([[0, 0, 1, 1],
-                    [0, 1, 1, 1],
-                    [2, 2, 3, 3],
-                    [2, 11, 11, 11]])
+    lab = np.array([[0, 0, 1, 1], [0, 1, 1, 1], [2, 2, 3, 3], [2, 11, 11, 11]])
     np.testing.assert_array_equal(label_grid(lab, 2, 12, ignore=[11]), [[0, 1], [2, 3]])
     # ties go to the lowest label; a cell of ignored pixels only is -1
-    lab = np.array([[1, 0, 11, 11],
-                    [0, 1, 11, 11]])
+    lab = np.array([[1, 0, 11, 11], [0, 1, 11, 11]])
     np.testing.assert_array_equal(label_grid(lab, 2, 12, ignore=[11]), [[0, -1], [0, -1]])
     # uneven sizes: rows 0..2 -> cells 0,0,1 (i * n // h)
     lab = np.array([[5], [5], [7]])
@@ -64,7 +69,7 @@ def test_layout_agreement_and_grades():
 
 def test_class_histogram_baseline():
     p = np.zeros((2, 3, 2, 2))
-    p[0, 0] = 1.0            # image 0: all class 0
+    p[0, 0] = 1.0  # image 0: all class 0
     p[1, 1, 0] = p[1, 2, 1] = 1.0  # image 1: top row class 1, bottom row class 2
     h = class_histogram(p)
     np.testing.assert_allclose(h, [[1, 0, 0], [0, 0.5, 0.5]])

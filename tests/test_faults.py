@@ -22,6 +22,7 @@ functions in the child only (no test code in the package):
 
 The disk-full tests mount a 3 MB tmpfs as the index folder (root only; skipped otherwise, with the reason).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,13 +70,12 @@ def child(fault: str, argv: list[str]) -> int:
     torch.set_num_threads(1)
     import segsearch.library.captions as captions_mod
     import segsearch.network.classes as classes_mod
-    from segsearch.library import build as indexing
-    from segsearch.engine import storage
-    from segsearch.cli import main
-    from segsearch.engine.index import Index
-    from segsearch.network.segmenter import Segmenter
-
     from photo_folder import pixel_net
+    from segsearch.cli import main
+    from segsearch.engine import storage
+    from segsearch.engine.index import Index
+    from segsearch.library import build as indexing
+    from segsearch.network.segmenter import Segmenter
 
     tiny = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
     Segmenter.default = classmethod(lambda cls, **kw: tiny)
@@ -152,14 +152,21 @@ def child(fault: str, argv: list[str]) -> int:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
+
 def run(fault: str, *args, env: dict | None = None, capture: bool = True) -> subprocess.CompletedProcess:
     """``segsearch ARGS`` in a child process with ``fault`` armed. ``capture=False``: its output is dropped and
     only the child itself is waited for (with pipes, the wait would last until every process holding them, such
     as a killed run's decoders, has ended)."""
     e = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     out = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.run([sys.executable, str(HERE), fault, "--", *map(str, args)], stdout=out, stderr=out,
-                          text=True, timeout=TIMEOUT, env=e)
+    return subprocess.run(
+        [sys.executable, str(HERE), fault, "--", *map(str, args)],
+        stdout=out,
+        stderr=out,
+        text=True,
+        timeout=TIMEOUT,
+        env=e,
+    )
 
 
 def index_args(photos: Path, out: Path, captions: Path, add: bool = False) -> list:
@@ -174,8 +181,14 @@ def snapshot(out: Path) -> dict:
     db = sqlite3.connect(f"{(out / 'captions.sqlite').as_uri()}?mode=ro", uri=True)
     caps = db.execute("SELECT path, caption FROM captions ORDER BY rowid").fetchall()
     db.close()
-    return {"ids": list(index.ids), "codes": index.codes.tolist(), "codebook": index.codebook.tobytes(),
-            "K": index.n_centroids, "meta": index.metadata, "captions": caps}
+    return {
+        "ids": list(index.ids),
+        "codes": index.codes.tolist(),
+        "codebook": index.codebook.tobytes(),
+        "K": index.n_centroids,
+        "meta": index.metadata,
+        "captions": caps,
+    }
 
 
 def assert_same(got: dict, want: dict) -> None:
@@ -212,8 +225,7 @@ def state_ok(out: Path, photos: bool = True) -> None:
 
 def one_line_error(p: subprocess.CompletedProcess) -> str:
     lines = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("segsearch: error: "), (
-        p.returncode, p.stderr)
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("segsearch: error: "), (p.returncode, p.stderr)
     return lines[0]
 
 
@@ -240,8 +252,15 @@ def folders(tmp_path_factory):
     p = run("none", *index_args(root / "grow", root / "added", caps, add=True))
     assert p.returncode == 0, p.stderr
     assert "12 new" in p.stdout
-    return {"root": root, "all": root / "all", "grow": root / "grow", "captions": caps,
-            "clean": snapshot(root / "clean"), "base": root / "base", "added": snapshot(root / "added")}
+    return {
+        "root": root,
+        "all": root / "all",
+        "grow": root / "grow",
+        "captions": caps,
+        "clean": snapshot(root / "clean"),
+        "base": root / "base",
+        "added": snapshot(root / "added"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ kill -9
@@ -249,15 +268,15 @@ def folders(tmp_path_factory):
 #: (fault, temp files the kill leaves): the 12-photo sample is 4 batches; its 12 codes are one stored batch,
 #: the other 28 photos 10 more; a save writes its header in the first chunks.
 BUILD_KILLS = [
-    ("kill@pwrite-done#2", False),               # sample maps written, not committed
-    ("kill@pwrite#3", False),                    # between two sample batches
-    ("kill@trained#1", False),                   # codebooks trained, not saved
-    ("kill@write:codebook.segsearch#3", True),   # during the codebook checkpoint's save
-    ("kill@stored#1", False),                    # encoding the sample from its maps
-    ("kill@stored#4", False),                    # encoding the other photos
-    ("kill@write:index.segsearch#3", True),      # during the final save
-    ("kill@saved:index.segsearch#1", False),     # index in place, work files not yet deleted
-    ("kill@captions#1", True),                   # writing the captions
+    ("kill@pwrite-done#2", False),  # sample maps written, not committed
+    ("kill@pwrite#3", False),  # between two sample batches
+    ("kill@trained#1", False),  # codebooks trained, not saved
+    ("kill@write:codebook.segsearch#3", True),  # during the codebook checkpoint's save
+    ("kill@stored#1", False),  # encoding the sample from its maps
+    ("kill@stored#4", False),  # encoding the other photos
+    ("kill@write:index.segsearch#3", True),  # during the final save
+    ("kill@saved:index.segsearch#1", False),  # index in place, work files not yet deleted
+    ("kill@captions#1", True),  # writing the captions
 ]
 
 
@@ -280,12 +299,12 @@ def test_kill_during_indexing_then_resume_builds_the_clean_index(folders, tmp_pa
 #: (fault, temp files the kill leaves, photos the folder shows after the kill): --add writes the new photos as
 #: a shard (shards/000001.segsearch), then the manifest that lists it (shards.json: the commit point).
 ADD_KILLS = [
-    ("kill@stored#2", False, N_BASE),                     # encoding the new photos
-    ("kill@write:000001.segsearch#3", True, N_BASE),      # during the shard's save
-    ("kill@saved:000001.segsearch#1", False, N_BASE),     # shard in place, not in the manifest: ignored
-    ("kill@write:shards.json#1", True, N_BASE),           # during the manifest's save
-    ("kill@saved:shards.json#1", False, N_PHOTOS),        # committed, before the state records it: not redone
-    ("kill@captions#1", True, N_PHOTOS),                  # writing the captions
+    ("kill@stored#2", False, N_BASE),  # encoding the new photos
+    ("kill@write:000001.segsearch#3", True, N_BASE),  # during the shard's save
+    ("kill@saved:000001.segsearch#1", False, N_BASE),  # shard in place, not in the manifest: ignored
+    ("kill@write:shards.json#1", True, N_BASE),  # during the manifest's save
+    ("kill@saved:shards.json#1", False, N_PHOTOS),  # committed, before the state records it: not redone
+    ("kill@captions#1", True, N_PHOTOS),  # writing the captions
 ]
 
 
@@ -361,8 +380,12 @@ def test_a_killed_run_leaves_no_lock_behind_in_its_decoders(folders, tmp_path):
 def test_temp_files_of_killed_saves_are_removed_and_nothing_else(folders, tmp_path):
     out = tmp_path / "idx"
     (out / "work").mkdir(parents=True)
-    ours = ["index.segsearch.abc123.tmp", "captions.sqlite.x1y2.tmp", "captions.sqlite.x1y2.tmp-journal",
-            "work/codebook.segsearch.q9.tmp"]
+    ours = [
+        "index.segsearch.abc123.tmp",
+        "captions.sqlite.x1y2.tmp",
+        "captions.sqlite.x1y2.tmp-journal",
+        "work/codebook.segsearch.q9.tmp",
+    ]
     theirs = ["notes.tmp", "index.segsearch.bak", "work/other.tmp", "captions.sqlite.tmp.keep"]
     for name in ours + theirs:
         (out / name).write_bytes(b"partial")
@@ -373,6 +396,7 @@ def test_temp_files_of_killed_saves_are_removed_and_nothing_else(folders, tmp_pa
 
 # ------------------------------------------------------------------------------------------------ disk full
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 3 MB tmpfs mounted at tmp_path/disk (unmounted afterwards); skips when that is not possible."""
@@ -380,8 +404,7 @@ def small_disk(tmp_path):
         pytest.skip("the disk-full tests mount a tmpfs, which needs root")
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True,
-                       text=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if p.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip() or p.returncode}")
     try:
@@ -391,9 +414,14 @@ def small_disk(tmp_path):
 
 
 #: (fault, what the error names): SQLite says "database or disk is full"; a file write names the file.
-BUILD_FULL = [("fill@start#1", "disk is full"), ("fill@pwrite#3", "sample.f16"),
-              ("fill@save:codebook.segsearch#1", "codebook.segsearch"), ("fill@stored#2", "disk is full"),
-              ("fill@save:index.segsearch#1", "index.segsearch"), ("fill@captions#1", "disk is full")]
+BUILD_FULL = [
+    ("fill@start#1", "disk is full"),
+    ("fill@pwrite#3", "sample.f16"),
+    ("fill@save:codebook.segsearch#1", "codebook.segsearch"),
+    ("fill@stored#2", "disk is full"),
+    ("fill@save:index.segsearch#1", "index.segsearch"),
+    ("fill@captions#1", "disk is full"),
+]
 
 
 @pytest.mark.parametrize(("fault", "names"), BUILD_FULL, ids=[f for f, _ in BUILD_FULL])
@@ -414,8 +442,9 @@ def test_disk_full_during_indexing_one_line_then_resume(folders, small_disk, fau
     assert_same(snapshot(out), folders["clean"])
 
 
-@pytest.mark.parametrize("fault", ["fill@stored#1", "fill@save:000001.segsearch#1", "fill@save:shards.json#1",
-                                   "fill@captions#1"])
+@pytest.mark.parametrize(
+    "fault", ["fill@stored#1", "fill@save:000001.segsearch#1", "fill@save:shards.json#1", "fill@captions#1"]
+)
 def test_disk_full_during_add_loses_nothing_then_resume(folders, small_disk, fault):
     out, filler = small_disk / "idx", small_disk / "filler"
     shutil.copytree(folders["base"], out)

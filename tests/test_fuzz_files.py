@@ -9,6 +9,7 @@ subprocess, so a crash fails the test with the mutation that caused it instead o
 
     python tests/test_fuzz_files.py --mutations 5000 --seed 7
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,59 @@ import numpy as np
 import pytest
 
 PREFIX = struct.Struct("<8sIII")
-EVIL = [-1, 0, 1, 2, 3, 63, 64, 65, 255, 256, 257, 1024, 1025, 2**31 - 1, 2**31, 2**32, 2**53 + 1, 2**63 - 1,
-        2**63, 2**64, 10**30, -(2**63), 0.5, -0.0, 1e308, 1.5, "", "x", "0", "int64", "float32", "uint8",
-        "float64", "object", "<f4", "str", "range", "V8", None, True, False, [], {}, [1], [-1], [0, 0],
-        [2**62, 2**62], {"a": 1}, [[1]], "𝔘nicode", "a" * 1000]
+EVIL = [
+    -1,
+    0,
+    1,
+    2,
+    3,
+    63,
+    64,
+    65,
+    255,
+    256,
+    257,
+    1024,
+    1025,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64,
+    10**30,
+    -(2**63),
+    0.5,
+    -0.0,
+    1e308,
+    1.5,
+    "",
+    "x",
+    "0",
+    "int64",
+    "float32",
+    "uint8",
+    "float64",
+    "object",
+    "<f4",
+    "str",
+    "range",
+    "V8",
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1],
+    [-1],
+    [0, 0],
+    [2**62, 2**62],
+    {"a": 1},
+    [[1]],
+    "𝔘nicode",
+    "a" * 1000,
+]
 
 
 # ---------------------------------------------------------------------------------------------- base indexes
@@ -66,8 +116,16 @@ def make_bases(folder: Path):
     a.add(probs, ids=[f"photos/é{i}.jpg" for i in range(40)])
     out.append(("str+exact", a))
     rng = np.random.default_rng(2)
-    out.append(("int64", Index.from_codebook(_codebook(3, 16, 8, 3), rng.integers(0, 16, (50, 3), dtype=np.uint8),
-                                             ids=rng.choice(10**12, 50, replace=False) - 5 * 10**11)))
+    out.append(
+        (
+            "int64",
+            Index.from_codebook(
+                _codebook(3, 16, 8, 3),
+                rng.integers(0, 16, (50, 3), dtype=np.uint8),
+                ids=rng.choice(10**12, 50, replace=False) - 5 * 10**11,
+            ),
+        )
+    )
     out.append(("range", Index.from_codebook(_codebook(2, 4, 20, 4), rng.integers(0, 4, (30, 2), dtype=np.uint8))))
     out.append(("empty", Index.from_codebook(_codebook(2, 4, 8, 5), np.zeros((0, 2), np.uint8))))
     bases = []
@@ -86,8 +144,12 @@ def results(ix) -> dict:
     C, n, N = ix.num_classes, ix.size, len(ix)
     p = _probs(1, C, n, 9)[0]
     qs = [Query.image(p), Query.sketch(_sketch(C, n, 3)), Query.image_and_sketch(p, _sketch(C, n, 4))]
-    out = {"shape": (C, n, ix.n_centroids, N, ix.keep_exact), "ids": ix.ids.tolist(),
-           "codes": np.asarray(ix.codes).tobytes(), "codebook": np.asarray(ix.codebook).tobytes()}
+    out = {
+        "shape": (C, n, ix.n_centroids, N, ix.keep_exact),
+        "ids": ix.ids.tolist(),
+        "codes": np.asarray(ix.codes).tobytes(),
+        "codebook": np.asarray(ix.codebook).tobytes(),
+    }
     mask = np.arange(N) % 3 == 1
     for i, r in enumerate(ix.search(qs, k=N + 1, eps=0) + ix.search(qs, k=5, subset=mask)):
         out[f"q{i}"] = (r.ids.tolist(), r.distances.tobytes())
@@ -167,8 +229,9 @@ def mutate(rng: random.Random, data: bytes) -> tuple[str, bytes, str]:
         version, hlen, crc = PREFIX.unpack(data[:20])[1:]
         field = rng.randrange(3)
         vals = [version, hlen, crc]
-        vals[field] = rng.choice([0, 1, 2, 3, 2**32 - 1, vals[field] + 1, max(vals[field] - 1, 0),
-                                  rng.randrange(2**32)])
+        vals[field] = rng.choice(
+            [0, 1, 2, 3, 2**32 - 1, vals[field] + 1, max(vals[field] - 1, 0), rng.randrange(2**32)]
+        )
         return "prefix", PREFIX.pack(b"SEGSRCH\0", *vals) + data[20:], f"prefix field {field} = {vals[field]}"
     # header JSON edits with a recomputed header CRC
     version, header, body = _split(data)
@@ -236,9 +299,15 @@ def run(n_mutations: int, seed: int, folder: Path) -> dict:
 
 
 def _run_subprocess(tmp_path: Path, n: int, seed: int) -> dict:
-    p = subprocess.run([sys.executable, __file__, "--mutations", str(n), "--seed", str(seed), "--dir", str(tmp_path)],
-                       capture_output=True, text=True, timeout=3600)
-    assert p.returncode == 0, f"the fuzz process died (status {p.returncode}) at:\n{p.stdout[-1500:]}\n{p.stderr[-3000:]}"
+    p = subprocess.run(
+        [sys.executable, __file__, "--mutations", str(n), "--seed", str(seed), "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert p.returncode == 0, (
+        f"the fuzz process died (status {p.returncode}) at:\n{p.stdout[-1500:]}\n{p.stderr[-3000:]}"
+    )
     summary = json.loads(p.stdout.strip().splitlines()[-1])
     print(json.dumps(summary["stats"], sort_keys=True))
     return summary

@@ -2,6 +2,7 @@
 checks in-process. Skipped when Xvfb, xdotool or tkinter is missing, unless SEGSEARCH_REQUIRE_GUI=1 (CI),
 which makes that a failure.
 """
+
 import json
 import os
 import shutil
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from photo_folder import CLASSES, FakeSegmenter, make_index_folder
 from PIL import Image
+
+from photo_folder import CLASSES, FakeSegmenter, make_index_folder
 from segsearch.sketch.files import read_sketch
 
 REQUIRE = os.environ.get("SEGSEARCH_REQUIRE_GUI", "") == "1"
@@ -41,8 +43,11 @@ def display():
     for n in range(90, 100):
         if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
             continue
-        p = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and p.poll() is None and not Path(f"/tmp/.X11-unix/X{n}").exists():
             time.sleep(0.05)
@@ -104,8 +109,13 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
     index_dir, photos, names = folder
     state_file = tmp_path / "state.json"
     env = dict(os.environ, DISPLAY=display, SEGSEARCH_GUI_STATE=str(state_file))
-    proc = subprocess.Popen([sys.executable, str(RUNNER), str(index_dir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), str(index_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def state(until, what):
         deadline = time.monotonic() + WAIT
@@ -159,8 +169,10 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
         x, y = _centre(s["result_boxes"][2])
         _xdo("mousemove", x, y, "click", "1")
         n = s["search_count"]
-        s = state(lambda s: s["query_id"] == target and s["search_count"] > n and not s["pending"],
-                  "the clicked result to become the query")
+        s = state(
+            lambda s: s["query_id"] == target and s["search_count"] > n and not s["pending"],
+            "the clicked result to become the query",
+        )
         assert s["classes_drawn"] == ["road"]
         assert Path(s["query_photo"]) == photos / target
         assert s["n_results"] == 12 and s["error"] is None
@@ -304,7 +316,7 @@ def test_stroke_searches_and_shortcuts_undo_redo_clear(app):
 def test_fill_eraser_and_sketch_file_round_trip(app, tmp_path):
     road, sky = CLASSES.index("road"), CLASSES.index("sky")
     app.select_class("sky")
-    _drag(app, [(0, 200), (511, 200)])           # a wall across the canvas
+    _drag(app, [(0, 200), (511, 200)])  # a wall across the canvas
     app.set_tool("fill")
     app.select_class(road)
     app.canvas.event_generate("<ButtonPress-1>", x=250, y=450)
@@ -374,18 +386,26 @@ def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path, wh
     """A folder of a base and two shards opens in the sketch tool (searched in this process, or by Ray actors as
     `segsearch gui --ray local` does) and gives the hits of the one-file folder."""
     from photo_folder import make_sharded_copy
-    from segsearch.library.photo_index import PhotoIndex
     from segsearch.engine.sharded import ShardedIndex
+    from segsearch.library.photo_index import PhotoIndex
 
     if where == "ray":
         ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "segsearch[ray]")')
         if ray.is_initialized():
             pytest.skip("another test module's Ray instance is running")
-        ray.init(num_cpus=2, object_store_memory=100 << 20, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            num_cpus=2,
+            object_store_memory=100 << 20,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     try:
-        sharded = PhotoIndex.open(make_sharded_copy(folder[0], tmp_path / "sharded"), segmenter=FakeSegmenter(),
-                                  ray="local" if where == "ray" else None)
+        sharded = PhotoIndex.open(
+            make_sharded_copy(folder[0], tmp_path / "sharded"),
+            segmenter=FakeSegmenter(),
+            ray="local" if where == "ray" else None,
+        )
         _sketch_tool_matches(sharded, folder)
     finally:
         if where == "ray":
@@ -413,8 +433,9 @@ def _sketch_tool_matches(sharded, folder):
         n = app.search_count
         app.result_cells[5].event_generate("<Button-1>", x=5, y=5)  # a photo as the query, from any shard
         _searched(app, n)
-        assert app.error is None and app.hits == whole.search(image=folder[1] / app.photo_id,
-                                                              sketch=app.sketch.labels_at(whole.size), k=6)
+        assert app.error is None and app.hits == whole.search(
+            image=folder[1] / app.photo_id, sketch=app.sketch.labels_at(whole.size), k=6
+        )
     finally:
         app.close()
 
@@ -436,7 +457,7 @@ def test_status_bar_never_widens_the_window(app, tmp_path, caplog):
     root = app.master
     root.update()
     width, req = root.winfo_width(), root.winfo_reqwidth()
-    long_path = tmp_path / ("a_very_long_folder_name_" * 30) / "photo.jpg"   # an error of over 1,000 characters
+    long_path = tmp_path / ("a_very_long_folder_name_" * 30) / "photo.jpg"  # an error of over 1,000 characters
     with caplog.at_level("INFO", logger="segsearch.gui"):
         app.set_photo(long_path)
         root.update()
@@ -470,7 +491,7 @@ def test_filter_box_replaces_its_text_after_a_pick_and_reports_no_match(app):
     entry.event_generate("<Return>")
     app.master.update()
     assert app.current_class == road and app.filter_var.get() == "road"
-    assert entry.selection_present()                # the picked text is selected: typing replaces it
+    assert entry.selection_present()  # the picked text is selected: typing replaces it
     # back in the box (a click clears Tk's selection), typing starts a new filter: "sky", not "roadsky"
     _click(entry)
     _type(entry, "sky")
@@ -526,7 +547,7 @@ def test_one_class_numbering_in_the_palette_and_segsearch_classes(app, folder, c
     app.filter_var.set("")
     app.master.update()
     for c, (index, png, colour, name) in enumerate(rows):
-        assert int(index) == c and int(png) == c + 1            # class index; the PNG value is index + 1
+        assert int(index) == c and int(png) == c + 1  # class index; the PNG value is index + 1
         number, shown = app.palette_list.get(c).split(maxsplit=1)
         assert (int(number), shown) == (c, name)
         assert colour == "#{:02x}{:02x}{:02x}".format(*app.palette[c])
@@ -542,13 +563,13 @@ def test_query_photo_keeps_its_aspect_ratio_and_strokes_map_to_it(app, folder):
     assert photo.size == (64, 48)
     app.set_photo(photos / names[0])
     _searched(app, 0)
-    assert app.view.area == (0, 64, 512, 384)        # 4:3 in a 512 square: grey bars above and below
+    assert app.view.area == (0, 64, 512, 384)  # 4:3 in a 512 square: grey bars above and below
     assert str(photos / names[0]) in app.query_label.tooltip.text
     assert app.view.scale == (2.0, 1.5)
     shown = np.asarray(app.canvas_image.convert("RGB")).astype(int)
     assert (shown[:64] == BAR_RGB).all() and (shown[448:] == BAR_RGB).all()
     src = np.asarray(photo).astype(int)
-    for bx, by in ((0, 0), (3, 3), (1, 2)):           # the photo's 16 x 12 px blocks, not stretched
+    for bx, by in ((0, 0), (3, 3), (1, 2)):  # the photo's 16 x 12 px blocks, not stretched
         assert np.abs(shown[64 + (6 + 12 * by) * 8, (8 + 16 * bx) * 8] - src[6 + 12 * by, 8 + 16 * bx]).max() <= 2
 
     # strokes map to the photo's area: canvas y = 64 + 96 is sketch row 64 (the sketch covers the photo)
@@ -582,8 +603,10 @@ def test_result_captions_show_the_whole_file_name(app, folder):
     _searched(app, 0)
     short = "Seq05VD_f01080.png"
     long = "IMG_20230815_143022_HDR_panorama_stitched_final_edit_v2.jpg"
-    hits = [dataclasses.replace(app.hits[0], id=short, path=photos / short),
-            dataclasses.replace(app.hits[1], id=f"2023/holiday/{long}", path=photos / "2023" / "holiday" / long)]
+    hits = [
+        dataclasses.replace(app.hits[0], id=short, path=photos / short),
+        dataclasses.replace(app.hits[1], id=f"2023/holiday/{long}", path=photos / "2023" / "holiday" / long),
+    ]
     app._show_hits(hits, [None, None])
     app.master.update()
     first, second = app.result_cells[:2]
@@ -591,12 +614,12 @@ def test_result_captions_show_the_whole_file_name(app, folder):
         lines = cell.cget("text").split("\n")
         assert len(lines) <= 4 and all(cell.font.measure(x) <= cell.text_width for x in lines)
     lines = first.cget("text").split("\n")
-    assert lines[0] == f"1. d={hits[0].distance:.2f}"     # rank and distance
-    assert "".join(lines[1:]) == short                     # the whole name, wrapped if need be
+    assert lines[0] == f"1. d={hits[0].distance:.2f}"  # rank and distance
+    assert "".join(lines[1:]) == short  # the whole name, wrapped if need be
     lines = second.cget("text").split("\n")
     assert lines[0].startswith("2. d=")
     name = "".join(lines[1:])
-    head, tail = name.split("…")                           # too long for two lines: cut in the middle
+    head, tail = name.split("…")  # too long for two lines: cut in the middle
     assert long.startswith(head) and long.endswith(tail) and len(head) >= 5 and len(tail) >= 5
     # the full path in a tooltip
     second.event_generate("<Enter>", x=5, y=5)
@@ -638,8 +661,14 @@ def test_gui_subcommand_arguments_and_one_line_errors(folder, tmp_path):
     assert args.func.__name__ == "_cmd_gui"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     for target, words in ((tmp_path / "missing", "does not exist"), (folder[0], "display")):
-        r = subprocess.run([sys.executable, "-m", "segsearch.cli", "gui", str(target)], env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
+        r = subprocess.run(
+            [sys.executable, "-m", "segsearch.cli", "gui", str(target)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert r.returncode == 2
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("segsearch: error:") and words in lines[0], r.stderr

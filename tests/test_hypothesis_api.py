@@ -9,6 +9,7 @@ distinct, distances ascending and equal to the reference's ADC distances (float3
 to the smaller position, top-k the first k of the full ranking, nothing better left out, same results on 1 or
 all threads.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -19,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segsearch import Index, Query
 from reference import adc_maps, distances
+from segsearch import Index, Query
 
 KINDS = ("image", "sketch", "image_and_sketch")
 
@@ -80,8 +81,9 @@ def cases(draw):
         if draw(st.booleans()):  # sparse maps: most classes near zero at a pixel
             hard = np.eye(C, dtype=np.float32)[rng.integers(0, C, (n, n))].transpose(2, 0, 1)
             probs = (0.98 * hard + 0.02 * probs).astype(np.float32)
-        labels = np.where(rng.random((n, n)) < draw(st.sampled_from([0.1, 0.5, 1.0])),
-                          rng.integers(0, C, (n, n)), -1).astype(np.int32)
+        labels = np.where(
+            rng.random((n, n)) < draw(st.sampled_from([0.1, 0.5, 1.0])), rng.integers(0, C, (n, n)), -1
+        ).astype(np.int32)
         if kind == "sketch" and (labels < 0).all():
             labels[rng.integers(n), rng.integers(n)] = rng.integers(C)
         queries.append((kind, probs, labels))
@@ -96,13 +98,26 @@ def cases(draw):
         subset = np.zeros(N, bool)
     k = draw(st.integers(1, N + 3))
     saved = draw(st.sampled_from([None, "mmap", "read"]))
-    return dict(cb=cb, codes=codes, n_base=n_base, ranking=ranking, prior=prior, ids=ids, queries=queries,
-                subset=subset, k=k, saved=saved)
+    return dict(
+        cb=cb,
+        codes=codes,
+        n_base=n_base,
+        ranking=ranking,
+        prior=prior,
+        ids=ids,
+        queries=queries,
+        subset=subset,
+        k=k,
+        saved=saved,
+    )
 
 
 def _query(kind, probs, labels):
-    return {"image": lambda: Query.image(probs), "sketch": lambda: Query.sketch(labels),
-            "image_and_sketch": lambda: Query.image_and_sketch(probs, labels)}[kind]()
+    return {
+        "image": lambda: Query.image(probs),
+        "sketch": lambda: Query.sketch(labels),
+        "image_and_sketch": lambda: Query.image_and_sketch(probs, labels),
+    }[kind]()
 
 
 def check_case(case, folder: Path):
@@ -155,11 +170,10 @@ def check_case(case, folder: Path):
         assert (np.diff(pos)[ties] > 0).all()  # equal distances: the smaller position first
         # nothing better left out: every candidate after the k-th is no nearer (by the reference) than it
         if len(r) < len(cand):
-            assert ref[len(r):].min() >= ref[len(r) - 1] - 2 * tol
+            assert ref[len(r) :].min() >= ref[len(r) - 1] - 2 * tol
 
 
-_SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.data_too_large])
+_SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @settings(max_examples=400, derandomize=True, **_SETTINGS)

@@ -2,6 +2,7 @@
 captions, and the one-line errors. Needs the shared model and CamVid photos (skipped without them);
 the photos are copied into temporary folders, and the model is imported into a temporary file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from segsearch import Index, Query
-from segsearch.network import weights as W
-from segsearch.library.captions import read_captions, store_captions
 from segsearch.cli import main
-from segsearch.library.build import build_index
-from segsearch.library.photos import find_photos
-from segsearch.network.segmenter import Segmenter
 from segsearch.engine.sharded import open_folder
+from segsearch.library.build import build_index
+from segsearch.library.captions import read_captions, store_captions
+from segsearch.library.photos import find_photos
+from segsearch.network import weights as W
+from segsearch.network.segmenter import Segmenter
 from segsearch.network.tflite_import import EXPECTED_TFLITE_SHA256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -118,7 +120,11 @@ def test_index_folder_end_to_end(clean, weights):
     assert segmented == 6  # one network pass per readable photo, the training sample's included
     # only what search needs (and the small progress database) stays
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "captions.sqlite", "index.segsearch", "work", "work/state.sqlite"]
+        "captions.sqlite",
+        "index.segsearch",
+        "work",
+        "work/state.sqlite",
+    ]
     index = Index.load(out / "index.segsearch")
     assert len(index) == 6
     assert list(index.ids) == rels  # relative paths, '/'-separated, sorted
@@ -136,8 +142,10 @@ def test_index_folder_end_to_end(clean, weights):
     assert rows.pop("corrupt.jpg") == "failed" and set(rows.values()) == {"done"} and "notes.txt" not in rows
     assert "stored 2 captions" in stdout
     db = sqlite3.connect(out / "captions.sqlite")
-    assert db.execute("SELECT path, caption FROM captions").fetchall() == [(rels[0], "a street"),
-                                                                           (rels[0], "cars on a road")]
+    assert db.execute("SELECT path, caption FROM captions").fetchall() == [
+        (rels[0], "a street"),
+        (rels[0], "cars on a road"),
+    ]
     db.close()  # the sample maps are deleted once everything is done
     # a photo's own maps find it first
     seg = Segmenter.default(device="cpu", weights=weights)
@@ -153,14 +161,31 @@ def test_search_the_real_index_from_the_command_line(clean, weights, tmp_path, t
     assert rc == 0
     capsys.readouterr()
     sheet = tmp_path / "sheet.png"
-    assert main(["search", str(out), "--image", str(photos / rels[4]), "-k", "3", "--json",
-                 "--sheet", str(sheet)]) == 0
+    assert main(["search", str(out), "--image", str(photos / rels[4]), "-k", "3", "--json", "--sheet", str(sheet)]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rows[0]["id"] == rels[4] and rows[0]["path"] == str(photos.resolve() / rels[4]) and len(rows) == 3
     assert sheet.stat().st_size > 10_000
     # photo + a road drawn over its bottom third; text ranks the captioned photo first
-    assert main(["search", str(out), "--image", str(photos / rels[4]), "--draw", "road:0,0.66,1,1",
-                 "--text", "Cars", "-k", "6", "--json", "--weights", str(weights)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(out),
+                "--image",
+                str(photos / rels[4]),
+                "--draw",
+                "road:0,0.66,1,1",
+                "--text",
+                "Cars",
+                "-k",
+                "6",
+                "--json",
+                "--weights",
+                str(weights),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rows[0]["id"] == rels[0] and rows[0]["text_score"] == 1 and len(rows) == 6
     assert [r["text_score"] for r in rows[1:]] == [0] * 5
@@ -251,8 +276,12 @@ def test_bad_captions_file_fails_before_any_work(tmp_path, capsys):
     (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
     (tmp_path / "caps.csv").write_text("file,text\n")
     for caps in ["caps.csv", "missing.json"]:
-        assert main(["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx"),
-                     "--captions", str(tmp_path / caps)]) == 2
+        assert (
+            main(
+                ["index", str(tmp_path / "photos"), "--out", str(tmp_path / "idx"), "--captions", str(tmp_path / caps)]
+            )
+            == 2
+        )
         assert capsys.readouterr().err.startswith("segsearch: error:")
     assert not (tmp_path / "idx").exists()
 
@@ -291,14 +320,26 @@ def test_find_photos_by_extension_recursively(tmp_path):
 
 def test_captions_coco_json_and_csv(tmp_path):
     paths = ["images/000001.jpg", "images/000002.jpg", "x/a.jpg"]
-    coco = {"images": [{"id": 1, "file_name": "000001.jpg"}, {"id": 2, "file_name": "000002.jpg"},
-                       {"id": 3, "file_name": "missing.jpg"}],
-            "annotations": [{"image_id": 1, "caption": "A dog on grass. "}, {"image_id": 1, "caption": "A dog."},
-                            {"image_id": 2, "caption": "A street."}, {"image_id": 3, "caption": "gone"}]}
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "000001.jpg"},
+            {"id": 2, "file_name": "000002.jpg"},
+            {"id": 3, "file_name": "missing.jpg"},
+        ],
+        "annotations": [
+            {"image_id": 1, "caption": "A dog on grass. "},
+            {"image_id": 1, "caption": "A dog."},
+            {"image_id": 2, "caption": "A street."},
+            {"image_id": 3, "caption": "gone"},
+        ],
+    }
     (tmp_path / "c.json").write_text(json.dumps(coco))
     pairs, unmatched = read_captions(tmp_path / "c.json", paths)
-    assert pairs == [("images/000001.jpg", "A dog on grass."), ("images/000001.jpg", "A dog."),
-                     ("images/000002.jpg", "A street.")]
+    assert pairs == [
+        ("images/000001.jpg", "A dog on grass."),
+        ("images/000001.jpg", "A dog."),
+        ("images/000002.jpg", "A street."),
+    ]
     assert unmatched == 1
     (tmp_path / "c.csv").write_text('path,caption\nx/a.jpg,"red car, parked"\nx/a.jpg,a car\nnope.jpg,?\n')
     db = tmp_path / "captions.sqlite"
@@ -306,7 +347,9 @@ def test_captions_coco_json_and_csv(tmp_path):
     assert store_captions(tmp_path / "c.csv", db, paths, log=lambda s: None) == 2  # replaced, not doubled
     con = sqlite3.connect(db)
     assert con.execute("SELECT path, caption FROM captions ORDER BY rowid").fetchall() == [
-        ("x/a.jpg", "red car, parked"), ("x/a.jpg", "a car")]
+        ("x/a.jpg", "red car, parked"),
+        ("x/a.jpg", "a car"),
+    ]
     con.close()
     (tmp_path / "bad.csv").write_text("file,text\na,b\n")
     with pytest.raises(ValueError, match="path,caption"):
@@ -322,8 +365,19 @@ def test_cli_pipeline_builds_what_the_python_api_builds(tmp_path, sample):
 
     names = make_photos(tmp_path / "photos", n=40)
     seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
-    report = build_index(tmp_path / "photos", tmp_path / "idx", segmenter=seg, size=8, n_centroids=4, batch=3,
-                         sample=sample, niter=4, seed=3, workers=0, log=lambda s: None)
+    report = build_index(
+        tmp_path / "photos",
+        tmp_path / "idx",
+        segmenter=seg,
+        size=8,
+        n_centroids=4,
+        batch=3,
+        sample=sample,
+        niter=4,
+        seed=3,
+        workers=0,
+        log=lambda s: None,
+    )
     got = Index.load(report.index_path)
     assert report.n_done == 40 and list(got.ids) == names and got.metadata["network"] == "PixelNet"
     assert got.metadata["network_sha256"] is None
@@ -332,8 +386,9 @@ def test_cli_pipeline_builds_what_the_python_api_builds(tmp_path, sample):
     db.close()
     assert len(in_sample) == sample
     maps = dict(zip(names, seg.predict([tmp_path / "photos" / n for n in names], size=8)))
-    api = Index(5, 8, 4, list("abcde")).train(np.stack([maps[p] for p in in_sample]).astype(np.float16),
-                                               niter=4, seed=3)
+    api = Index(5, 8, 4, list("abcde")).train(
+        np.stack([maps[p] for p in in_sample]).astype(np.float16), niter=4, seed=3
+    )
     np.testing.assert_array_equal(got.codebook, api.codebook)
     want = [api.encode(maps[p][None].astype(np.float16) if p in in_sample else maps[p][None])[0] for p in names]
     np.testing.assert_array_equal(got.codes, np.stack(want))
@@ -343,7 +398,17 @@ def test_default_centroids_fit_the_folder():
     from segsearch.library.build import default_centroids
 
     assert [default_centroids(n) for n in (1, 40, 63, 64, 159, 200, 256, 2047, 2048, 10**7)] == [
-        4, 4, 4, 8, 16, 16, 32, 128, 256, 256]
+        4,
+        4,
+        4,
+        8,
+        16,
+        16,
+        32,
+        128,
+        256,
+        256,
+    ]
 
 
 def test_ranking_is_chosen_when_the_folder_is_made(tmp_path):

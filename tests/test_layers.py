@@ -156,8 +156,11 @@ def test_engine_imports_no_torch_or_photos():
         if part(mod) != "engine":
             continue
         for node in ast.parse(path.read_text()).body:
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             heavy += [f"{mod}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("torch", "PIL", "tflite")]
     assert not heavy, heavy
 
@@ -203,9 +206,15 @@ def private_attribute_uses(source: str) -> list[str]:
     another module's object."""
     tree = ast.parse(source)
     defined = _defined_in(tree)
-    return [f"{n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree)
-            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
-            and not (isinstance(n.value, ast.Name) and n.value.id in ("self", "cls")) and n.attr not in defined]
+    return [
+        f"{n.lineno}: {ast.unparse(n)}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and n.attr.startswith("_")
+        and not n.attr.startswith("__")
+        and not (isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"))
+        and n.attr not in defined
+    ]
 
 
 def test_no_private_attribute_crosses_a_module():

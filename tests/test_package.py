@@ -1,5 +1,6 @@
 """The installed package: its version has one source, and the type stubs ``_core.pyi`` match the compiled
 module (the same functions, parameter names, order and defaults, read from pybind11's signature lines)."""
+
 from __future__ import annotations
 
 import ast
@@ -61,13 +62,19 @@ def _is_enum(node: ast.ClassDef) -> bool:
 
 
 def _stub_enums() -> dict[str, dict[str, int]]:
-    return {node.name: {t.targets[0].id: ast.literal_eval(t.value) for t in node.body if isinstance(t, ast.Assign)}
-            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef) and _is_enum(node)}
+    return {
+        node.name: {t.targets[0].id: ast.literal_eval(t.value) for t in node.body if isinstance(t, ast.Assign)}
+        for node in ast.parse(STUB.read_text()).body
+        if isinstance(node, ast.ClassDef) and _is_enum(node)
+    }
 
 
 def _stub_properties() -> dict[str, set[str]]:
-    return {node.name: {n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
-            for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef) and not _is_enum(node)}
+    return {
+        node.name: {n.name for n in node.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
+        for node in ast.parse(STUB.read_text()).body
+        if isinstance(node, ast.ClassDef) and not _is_enum(node)
+    }
 
 
 def test_stub_lists_every_function_of_the_module():
@@ -97,9 +104,27 @@ def test_the_version_has_one_source():
     assert version("segsearch") == segsearch.__version__  # pyproject reads it from __init__.py
 
 
-PUBLIC = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "Segmenter", "ShardedIndex", "open_folder",
-          "build_index", "BuildOptions", "BuildReport", "SegsearchError", "IndexFormatError", "NotTrainedError",
-          "OptionError", "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+PUBLIC = [
+    "Index",
+    "Query",
+    "SearchResult",
+    "PhotoIndex",
+    "Hit",
+    "Segmenter",
+    "ShardedIndex",
+    "open_folder",
+    "build_index",
+    "BuildOptions",
+    "BuildReport",
+    "SegsearchError",
+    "IndexFormatError",
+    "NotTrainedError",
+    "OptionError",
+    "DEFAULT_EPS",
+    "simd_level",
+    "supported_simd_levels",
+    "set_simd_level",
+]
 
 
 def test_public_names_import_from_the_package():
@@ -125,25 +150,34 @@ def test_every_error_is_a_segsearch_error_defined_in_errors():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
                 bases = {ast.unparse(b) for b in node.bases}
-                assert not bases & {"Exception", "ValueError", "RuntimeError", "OSError", "SegsearchError",
-                                    "IndexFormatError", "FileNotFoundError"}, f"{path}: {node.name}"
+                assert not bases & {
+                    "Exception",
+                    "ValueError",
+                    "RuntimeError",
+                    "OSError",
+                    "SegsearchError",
+                    "IndexFormatError",
+                    "FileNotFoundError",
+                }, f"{path}: {node.name}"
 
 
-OLD_PATHS = {"segsearch.index": ("Index", "segsearch.engine.index"),
-             "segsearch.shards": ("add_shard", "segsearch.library.shards"),
-             "segsearch.indexing": ("build_index", "segsearch.library.build"),
-             "segsearch.ray_search": ("open_on_ray", "segsearch.distributed.search"),
-             "segsearch.ray_indexing": ("EncoderPool", "segsearch.distributed.indexing"),
-             "segsearch.ray_cluster": ("connect", "segsearch.distributed.cluster"),
-             "segsearch.captions": ("Captions", "segsearch.library.captions"),
-             "segsearch.photo_index": ("PhotoIndex", "segsearch.library.photo_index"),
-             "segsearch.storage": ("atomic_write", "segsearch.engine.storage"),
-             "segsearch.segmenter": ("ADE20K_CLASSES", "segsearch.network.classes"),
-             "segsearch.sketch_io": ("read_sketch", "segsearch.network.palette"),
-             "segsearch.sheet": ("contact_sheet", "segsearch.sketch.sheet"),
-             "segsearch.sketch_model": ("Sketch", "segsearch.sketch.model"),
-             "segsearch.synthetic": ("synthetic_probs", "segsearch.evaluation.synthetic"),
-             "segsearch.index_folder": ("INDEX_FILE", "segsearch.engine.layout")}
+OLD_PATHS = {
+    "segsearch.index": ("Index", "segsearch.engine.index"),
+    "segsearch.shards": ("add_shard", "segsearch.library.shards"),
+    "segsearch.indexing": ("build_index", "segsearch.library.build"),
+    "segsearch.ray_search": ("open_on_ray", "segsearch.distributed.search"),
+    "segsearch.ray_indexing": ("EncoderPool", "segsearch.distributed.indexing"),
+    "segsearch.ray_cluster": ("connect", "segsearch.distributed.cluster"),
+    "segsearch.captions": ("Captions", "segsearch.library.captions"),
+    "segsearch.photo_index": ("PhotoIndex", "segsearch.library.photo_index"),
+    "segsearch.storage": ("atomic_write", "segsearch.engine.storage"),
+    "segsearch.segmenter": ("ADE20K_CLASSES", "segsearch.network.classes"),
+    "segsearch.sketch_io": ("read_sketch", "segsearch.network.palette"),
+    "segsearch.sheet": ("contact_sheet", "segsearch.sketch.sheet"),
+    "segsearch.sketch_model": ("Sketch", "segsearch.sketch.model"),
+    "segsearch.synthetic": ("synthetic_probs", "segsearch.evaluation.synthetic"),
+    "segsearch.index_folder": ("INDEX_FILE", "segsearch.engine.layout"),
+}
 
 
 def test_the_old_module_paths_import_with_a_deprecation_warning():

@@ -3,6 +3,7 @@ contact sheets, and the `segsearch search` / `segsearch classes` commands with t
 
 Uses a tiny synthetic folder (tests/photo_folder.py) and a fake network, so no real network runs here.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,13 @@ import sqlite3
 import numpy as np
 import pytest
 from PIL import Image
-from segsearch import Query
-from segsearch.library.captions import STOP_WORDS, Captions, distinct_word_count, normalize_words, write_captions
-from segsearch.cli import main
-from segsearch.library.photo_index import PhotoIndex
-from segsearch.sketch.files import class_index, read_sketch, save_sketch, sketch_from_boxes
 
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_index_folder
+from segsearch import Query
+from segsearch.cli import main
+from segsearch.library.captions import STOP_WORDS, Captions, distinct_word_count, normalize_words, write_captions
+from segsearch.library.photo_index import PhotoIndex
+from segsearch.sketch.files import class_index, read_sketch, save_sketch, sketch_from_boxes
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +36,28 @@ def pi(folder):
 def _sky_road(n=SIZE):
     lab = np.full((n, n), -1, np.int32)
     lab[: n // 3] = CLASSES.index("sky")
-    lab[-n // 4:] = CLASSES.index("road")
+    lab[-n // 4 :] = CLASSES.index("road")
     return lab
 
 
 # ---------------------------------------------------------------------------------------------- captions
 
-@pytest.mark.parametrize(("a", "b"), [("horses", "horse"), ("Boxes", "box"), ("skies", "sky"), ("buses", "bus"),
-                                      ("houses", "house"), ("glasses", "glass"), ("benches", "bench"),
-                                      ("CATS!", "cat"), ("man's", "man"), ("dishes", "dish")])
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("horses", "horse"),
+        ("Boxes", "box"),
+        ("skies", "sky"),
+        ("buses", "bus"),
+        ("houses", "house"),
+        ("glasses", "glass"),
+        ("benches", "bench"),
+        ("CATS!", "cat"),
+        ("man's", "man"),
+        ("dishes", "dish"),
+    ],
+)
 def test_plural_case_punctuation_insensitive(a, b):
     """The paper's score's word normalisation (kept for the reproduction bench)."""
     assert normalize_words(a) == normalize_words(b)
@@ -92,6 +106,7 @@ def test_write_captions_replaces(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- search
 
+
 def test_photo_query_equals_index_search(folder, pi):
     _, photos, names, _ = folder
     hits = pi.search(image=photos / names[5], k=7)
@@ -120,8 +135,7 @@ def test_sketch_and_combined_queries(folder, pi):
     np.testing.assert_allclose([h.distance for h in both], ref.distances, rtol=1e-6)
     # an empty sketch over a photo is a plain photo query
     empty = np.full((SIZE, SIZE), -1)
-    assert [h.id for h in pi.search(maps=maps, sketch=empty, k=5)] == \
-        pi.index.search(Query.image(maps), 5).ids.tolist()
+    assert [h.id for h in pi.search(maps=maps, sketch=empty, k=5)] == pi.index.search(Query.image(maps), 5).ids.tolist()
 
 
 def test_photo_maps_are_cached_per_file(folder, tmp_path):
@@ -154,8 +168,9 @@ def test_text_only_ranking(folder, pi):
     bm25 = pi.captions.bm25(text)
     expect = sorted((n for n in caps if _level(text, caps[n]) > 0), key=lambda n: (-bm25[n], names.index(n)))
     assert [h.id for h in hits] == expect
-    assert all(math.isnan(h.distance) and h.text_score == _level(text, caps[h.id]) and h.bm25 == bm25[h.id]
-               for h in hits)
+    assert all(
+        math.isnan(h.distance) and h.text_score == _level(text, caps[h.id]) and h.bm25 == bm25[h.id] for h in hits
+    )
     assert len({h.bm25 for h in hits}) < len(hits)  # some ties, broken by position
     assert [h.id for h in pi.search(text=text, k=3)] == expect[:3]
 
@@ -193,6 +208,7 @@ def test_predicted_labels_decode_codes(folder, pi):
 
 
 # ---------------------------------------------------------------------------------------------- sketch files
+
 
 def test_sketch_png_roundtrip_and_conventions(pi, tmp_path):
     lab = _sky_road(40)
@@ -270,6 +286,7 @@ def test_text_needs_captions(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- sheet
 
+
 def test_contact_sheet(folder, pi):
     from segsearch.sketch.sheet import contact_sheet
 
@@ -289,11 +306,30 @@ def test_contact_sheet(folder, pi):
 
 # ---------------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_search_text_json_and_sheet(folder, tmp_path, capsys):
     index_dir, photos, _, caps = folder
     out = tmp_path / "sheet.png"
-    assert main(["search", str(index_dir), "--draw", "sky:0,0,1,0.33", "--draw", "road:0,0.75,1,1",
-                 "--text", "cars dog", "-k", "6", "--json", "--sheet", str(out)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(index_dir),
+                "--draw",
+                "sky:0,0,1,0.33",
+                "--draw",
+                "road:0,0.75,1,1",
+                "--text",
+                "cars dog",
+                "-k",
+                "6",
+                "--json",
+                "--sheet",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
     lab = sketch_from_boxes([("sky", (0, 0, 1, 0.33)), ("road", (0, 0.75, 1, 1))], CLASSES, SIZE)
@@ -331,18 +367,21 @@ def test_cli_classes(folder, capsys):
     assert (row["class"], row["value"], row["name"]) == (3, 4, "road") and CLASSES[3] == "road"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["search", "{missing}", "--text", "car"], "does not exist"),
-    (["search", "{empty}", "--text", "car"], "has no index.segsearch"),
-    (["search", "{index}"], "nothing to search for"),
-    (["search", "{index}", "--image", "{missing}"], "does not exist"),
-    (["search", "{index}", "--image", "{photo}"], "photo queries need that network"),
-    (["search", "{index}", "--sketch", "{big}"], "pixel value 200"),
-    (["search", "{index}", "--draw", "zebra:0,0,1,1"], "unknown class name 'zebra'"),
-    (["search", "{index}", "--draw", "sky"], "expected CLASS:x0,y0,x1,y1"),
-    (["search", "{index}", "--sketch", "{blank}"], "sketch is empty"),
-    (["search", "{bogus}", "--text", "car"], "not a segsearch index"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "{missing}", "--text", "car"], "does not exist"),
+        (["search", "{empty}", "--text", "car"], "has no index.segsearch"),
+        (["search", "{index}"], "nothing to search for"),
+        (["search", "{index}", "--image", "{missing}"], "does not exist"),
+        (["search", "{index}", "--image", "{photo}"], "photo queries need that network"),
+        (["search", "{index}", "--sketch", "{big}"], "pixel value 200"),
+        (["search", "{index}", "--draw", "zebra:0,0,1,1"], "unknown class name 'zebra'"),
+        (["search", "{index}", "--draw", "sky"], "expected CLASS:x0,y0,x1,y1"),
+        (["search", "{index}", "--sketch", "{blank}"], "sketch is empty"),
+        (["search", "{bogus}", "--text", "car"], "not a segsearch index"),
+    ],
+)
 def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
     index_dir, photos, names, _ = folder
     (tmp_path / "empty").mkdir()
@@ -350,9 +389,15 @@ def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):
     (tmp_path / "bogus" / "index.segsearch").write_bytes(b"hello")
     Image.fromarray(np.full((8, 8), 200, np.uint8), mode="L").save(tmp_path / "big.png")
     Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(tmp_path / "blank.png")
-    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "index": index_dir,
-             "photo": photos / names[0], "big": tmp_path / "big.png", "blank": tmp_path / "blank.png",
-             "bogus": tmp_path / "bogus"}
+    paths = {
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "index": index_dir,
+        "photo": photos / names[0],
+        "big": tmp_path / "big.png",
+        "blank": tmp_path / "blank.png",
+        "bogus": tmp_path / "bogus",
+    }
     assert main([a.format(**paths) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("segsearch: error: ") and message in err and err.count("\n") == 1
@@ -375,8 +420,9 @@ def test_missing_network_weights_are_not_reported_as_a_bad_photo(folder, tmp_pat
 def test_text_search_normalises_query_words_once(tmp_path):
     """'horses' stems like 'horse'; the search must not stem that stem again (Porter: 'hors' -> 'hor')."""
     index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
-    write_captions([(names[0], "Two horses on a beach."), (names[1], "A house by the boxes")],
-                   index_dir / "captions.sqlite")
+    write_captions(
+        [(names[0], "Two horses on a beach."), (names[1], "A house by the boxes")], index_dir / "captions.sqlite"
+    )
     pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
     for text, expect in (("horse", names[0]), ("HORSES!", names[0]), ("houses box", names[1])):
         hits = pi.search(text=text, k=5)

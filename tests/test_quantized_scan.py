@@ -63,8 +63,9 @@ def assert_same(a, b):
 
 def check(codes, defaults, luts, classes, k, mask=None, ids=None, threads=1, dense=None, expect_quantized=True):
     """Quantized == float scan == the numpy reference."""
-    got_ids, got_d, counts = scan_both(codes, defaults, luts, classes, k, expect_quantized, mask=mask, ids=ids,
-                                       threads=threads, dense=dense)
+    got_ids, got_d, counts = scan_both(
+        codes, defaults, luts, classes, k, expect_quantized, mask=mask, ids=ids, threads=threads, dense=dense
+    )
     for q, (rid, rd) in enumerate(reference(codes, defaults, luts, classes, k, mask, ids)):
         assert counts[q] == len(rid)
         np.testing.assert_array_equal(got_ids[q, : counts[q]], rid)
@@ -99,8 +100,11 @@ def test_random_codes(level, C, K):
     codes = random_codes(rng, C, N, K)
     defaults = rng.integers(0, K, C).astype(np.uint8)
     luts = realistic_luts(rng, 3, C, K)
-    classes = [np.arange(C, dtype=np.int32), rng.permutation(C)[: max(1, C // 3)].astype(np.int32),
-               np.array([C - 1], np.int32)]
+    classes = [
+        np.arange(C, dtype=np.int32),
+        rng.permutation(C)[: max(1, C // 3)].astype(np.int32),
+        np.array([C - 1], np.int32),
+    ]
     for k in (1, 10, N + 7):
         check(codes, defaults, luts, classes, k)
 
@@ -254,8 +258,9 @@ def test_index_search_and_environment(monkeypatch):
     for value in ("0", "1"):
         monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", value)
         before = _core.quantized_scan_stats()[0]
-        results[value] = (index.search(qs, k=10) + index.search(qs, k=25, subset=subset)
-                          + index.search(qs, k=N + 1, eps=0))
+        results[value] = (
+            index.search(qs, k=10) + index.search(qs, k=25, subset=subset) + index.search(qs, k=N + 1, eps=0)
+        )
         assert (_core.quantized_scan_stats()[0] > before) == (value == "1")
     for a, b in zip(results["0"], results["1"]):
         np.testing.assert_array_equal(a.ids, b.ids)

@@ -1,19 +1,14 @@
 """Rankings: the "balanced" default (class-prior correction, photo weight) and the paper's "l2"; saved with the
 index, checked on load, chosen by the CLI. Their distances against the numpy reference are in test_distances.py
 (the ``built`` fixture covers both rankings)."""
+
 import numpy as np
 import pytest
 
-from segsearch import Index
-
-from segsearch import IndexFormatError
-
-from segsearch import Query
-
+from reference import RANKING_PARAMS, ranking_params, reweighted
+from segsearch import Index, IndexFormatError, Query
 from segsearch.engine import storage
 from segsearch.engine.ranking import RANKINGS, Ranking, class_masses, class_prior, reweight
-
-from reference import RANKING_PARAMS, ranking_params, reweighted
 
 C, N = 8, 8
 
@@ -173,9 +168,16 @@ def test_bad_rankings_are_refused():
     assert custom.ranking == Ranking("mine", 0.5, 0.75)
 
 
-@pytest.mark.parametrize("bad", [{"name": "l2"}, "l2", {"name": "x", "prior_power": "a", "photo_weight": 1},
-                                 {"name": "x", "prior_power": 0.0, "photo_weight": 2.0},
-                                 {"name": "x", "prior_power": True, "photo_weight": 1.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "l2"},
+        "l2",
+        {"name": "x", "prior_power": "a", "photo_weight": 1},
+        {"name": "x", "prior_power": 0.0, "photo_weight": 2.0},
+        {"name": "x", "prior_power": True, "photo_weight": 1.0},
+    ],
+)
 def test_a_damaged_ranking_field_is_named(tmp_path, bad):
     index = Index(C, N, 8, ranking="l2").train(sharp_photos(20, seed=7), seed=0)
     index.save(tmp_path / "i.segsearch")

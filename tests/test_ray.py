@@ -1,6 +1,7 @@
 """Indexing and search on Ray, on a local Ray cluster of 2 CPUs started once for this module: the results must
 be the single-machine ones (bit for bit where the network runs with the same threads), a killed worker or
 driver loses nothing, shards added and compacted are seen, and broken setups are clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,23 @@ ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "segs
 
 import photo_folder  # noqa: E402
 import segsearch  # noqa: E402
-from photo_folder import (CLASSES, SIZE, DyingSegmenter, FakeSegmenter, make_index_folder, make_photos,  # noqa: E402
-                          make_sharded_copy, pixel_net)
+from photo_folder import (  # noqa: E402
+    CLASSES,
+    SIZE,
+    DyingSegmenter,
+    FakeSegmenter,
+    make_index_folder,
+    make_photos,
+    make_sharded_copy,
+    pixel_net,
+)
 from segsearch import PhotoIndex, Query  # noqa: E402
+from segsearch.distributed.search import open_on_ray  # noqa: E402
+from segsearch.engine.index import empty_like  # noqa: E402
+from segsearch.engine.sharded import open_folder  # noqa: E402
 from segsearch.errors import IndexFormatError, SegsearchError  # noqa: E402
 from segsearch.library.build import build_index  # noqa: E402
-from segsearch.distributed.search import open_on_ray  # noqa: E402
-from segsearch.engine.sharded import open_folder# noqa: E402
-from segsearch.library.shards import add_shard, compact# noqa: E402
-from segsearch.engine.index import empty_like# noqa: E402
+from segsearch.library.shards import add_shard, compact  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CPUS = 2
@@ -40,8 +49,13 @@ def cluster():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(photo_folder)
-    ray.init(num_cpus=CPUS, object_store_memory=200 << 20, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        num_cpus=CPUS,
+        object_store_memory=200 << 20,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -59,8 +73,7 @@ def _queries(photos, names):
     sketch = np.full((SIZE, SIZE), -1, np.int32)
     sketch[: SIZE // 3] = CLASSES.index("sky")
     sketch[-SIZE // 4 :, 2:9] = CLASSES.index("road")
-    return [Query.image(maps[0]), Query.image(maps[1]), Query.sketch(sketch),
-            Query.image_and_sketch(maps[2], sketch)]
+    return [Query.image(maps[0]), Query.image(maps[1]), Query.sketch(sketch), Query.image_and_sketch(maps[2], sketch)]
 
 
 def _same(a, b):
@@ -70,6 +83,7 @@ def _same(a, b):
 
 
 # ---------------------------------------------------------------------------------------------- search
+
 
 @pytest.mark.parametrize("actors", [1, 2, 3])
 def test_search_on_ray_equals_one_index(folders, actors):
@@ -133,8 +147,13 @@ def test_exact_search_on_ray(tmp_path, cluster):
     sketch = np.full((SIZE, SIZE), -1, np.int32)
     sketch[: SIZE // 3] = CLASSES.index("sky")
     sketch[-SIZE // 4 :, 2:9] = CLASSES.index("road")
-    q = [Query.image(maps[7]), Query.image(maps[1]), Query.image(maps[2]), Query.sketch(sketch),
-         Query.image_and_sketch(maps[5], sketch)]
+    q = [
+        Query.image(maps[7]),
+        Query.image(maps[1]),
+        Query.image(maps[2]),
+        Query.sketch(sketch),
+        Query.image_and_sketch(maps[5], sketch),
+    ]
     mask = np.zeros(12, bool)
     mask[[1, 2, 8, 9, 10]] = True
     for exact in (False, True):
@@ -156,8 +175,14 @@ def test_photo_index_on_ray_with_text(folders):
     on_ray = PhotoIndex.open(sharded, segmenter=FakeSegmenter(), ray="local", ray_actors=2)
     sketch = np.full((SIZE, SIZE), -1, np.int32)
     sketch[:5] = 1
-    for kwargs in ({"image": photos / names[3]}, {"sketch": sketch}, {"image": photos / names[8], "sketch": sketch},
-                   {"text": "car road"}, {"text": "trees", "sketch": sketch}, {"text": "water", "image": photos / names[1]}):
+    for kwargs in (
+        {"image": photos / names[3]},
+        {"sketch": sketch},
+        {"image": photos / names[8], "sketch": sketch},
+        {"text": "car road"},
+        {"text": "trees", "sketch": sketch},
+        {"text": "water", "image": photos / names[1]},
+    ):
         assert on_ray.search(k=12, **kwargs) == local.search(k=12, **kwargs), kwargs
     assert np.array_equal(on_ray.predicted_labels(names[20]), local.predicted_labels(names[20]))
 
@@ -172,8 +197,9 @@ def test_search_sees_added_shards_and_compaction(tmp_path, folders):
     # a new shard: photos 40.. (copies of earlier maps under new ids)
     extra = empty_like(union).add_codes(union.codes[:6], ids=[f"new{i}.png" for i in range(6)])
     add_shard(d, extra)
-    both = empty_like(union).add_codes(np.concatenate([union.codes, union.codes[:6]]),
-                                       ids=list(union.ids) + [f"new{i}.png" for i in range(6)])
+    both = empty_like(union).add_codes(
+        np.concatenate([union.codes, union.codes[:6]]), ids=list(union.ids) + [f"new{i}.png" for i in range(6)]
+    )
     after = open_on_ray(d, actors=2)
     assert len(after) == 46 and len(after.counts) == 3
     _same(after.search(qs, 50), both.search(qs, 50))
@@ -233,8 +259,17 @@ def test_bad_ray_arguments(tmp_path, folders, monkeypatch):
         build_index(tmp_path / "photos", tmp_path / "idx", ray="local", ray_threads=0)
     seg = segsearch.Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
     with pytest.raises(ValueError, match="ask for 1 or fewer"):
-        build_index(tmp_path / "photos", tmp_path / "idx2", segmenter=seg, size=8, n_centroids=2, ray="local",
-                    ray_actors=2, ray_threads=2, log=lambda s: None)
+        build_index(
+            tmp_path / "photos",
+            tmp_path / "idx2",
+            segmenter=seg,
+            size=8,
+            n_centroids=2,
+            ray="local",
+            ray_actors=2,
+            ray_threads=2,
+            log=lambda s: None,
+        )
 
 
 def test_without_ray_installed_says_how(monkeypatch, folders):
@@ -244,6 +279,7 @@ def test_without_ray_installed_says_how(monkeypatch, folders):
 
 
 # ---------------------------------------------------------------------------------------------- indexing
+
 
 def _pixel_segmenter():
     return segsearch.Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
@@ -323,8 +359,7 @@ def test_killed_worker_photos_are_redone(tmp_path, cluster, photo_dir, local_bui
     takes the chunk): every photo is indexed once, and the index is the one a run without deaths writes."""
     local, report = local_build
     seg = DyingSegmenter(_pixel_segmenter(), tmp_path / "deaths", times=deaths)
-    got = build_index(photo_dir, tmp_path / "idx", segmenter=seg, ray="local", ray_actors=1, ray_threads=CPUS,
-                      **OPTS)
+    got = build_index(photo_dir, tmp_path / "idx", segmenter=seg, ray="local", ray_actors=1, ray_threads=CPUS, **OPTS)
     assert seg.deaths() == deaths
     assert got.n_done == report.n_done
     assert _index_bytes(tmp_path / "idx") == _index_bytes(local)
@@ -336,8 +371,9 @@ def test_workers_that_always_die_stop_the_run_and_it_resumes(tmp_path, cluster, 
     with pytest.raises(SegsearchError, match="run the same command again to resume"):
         build_index(photo_dir, tmp_path / "idx", segmenter=seg, ray="local", ray_actors=1, ray_threads=CPUS, **OPTS)
     assert not (tmp_path / "idx" / "index.segsearch").exists()
-    build_index(photo_dir, tmp_path / "idx", segmenter=_pixel_segmenter(), ray="local", ray_actors=1,
-                ray_threads=CPUS, **OPTS)
+    build_index(
+        photo_dir, tmp_path / "idx", segmenter=_pixel_segmenter(), ray="local", ray_actors=1, ray_threads=CPUS, **OPTS
+    )
     assert _index_bytes(tmp_path / "idx") == _index_bytes(local)
 
 
@@ -359,6 +395,7 @@ def test_add_on_ray_writes_the_same_shard(tmp_path, cluster, photo_dir):
 
 # ---------------------------------------------------------------------------------------------- acceptance
 
+
 def _real_photos(dest: Path, n: int) -> list[Path]:
     """n real photos from ../shared, copied into dest (a temp folder: links out of it would be skipped)."""
     photos = sorted((SHARED / "data" / "camvid").glob("*/images/*.jpg"))[: n // 2]
@@ -372,8 +409,14 @@ def _real_photos(dest: Path, n: int) -> list[Path]:
 
 
 def _cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "segsearch.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=900, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "segsearch.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        **kwargs,
+    )
 
 
 def test_cli_on_ray_acceptance_with_a_killed_driver(tmp_path, cluster):
@@ -388,8 +431,12 @@ def test_cli_on_ray_acceptance_with_a_killed_driver(tmp_path, cluster):
     assert r.returncode == 0, r.stderr
     ray_args = ["--ray", cluster, "--ray-actors", "1", "--ray-threads", str(CPUS)]
     out = tmp_path / "on-ray"
-    proc = subprocess.Popen([sys.executable, "-m", "segsearch.cli", "index", str(photos), "--out", str(out),
-                             *common, *ray_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segsearch.cli", "index", str(photos), "--out", str(out), *common, *ray_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     state = out / "work" / "state.sqlite"
     deadline = time.time() + 600
     while proc.poll() is None and time.time() < deadline:  # kill it once the first chunk is committed
@@ -411,8 +458,11 @@ def test_cli_on_ray_acceptance_with_a_killed_driver(tmp_path, cluster):
     assert "indexed 12 photos" in r.stdout
     assert (out / "index.segsearch").read_bytes() == (tmp_path / "local" / "index.segsearch").read_bytes()
     query = photos / sorted(os.listdir(photos))[3]
-    for q in (["--image", query], ["--draw", "sky:0,0,1,0.4", "--draw", "road:0,0.7,1,1"],
-              ["--image", query, "--draw", "tree:0,0,0.5,0.5"]):
+    for q in (
+        ["--image", query],
+        ["--draw", "sky:0,0,1,0.4", "--draw", "road:0,0.7,1,1"],
+        ["--image", query, "--draw", "tree:0,0,0.5,0.5"],
+    ):
         a = _cli("search", tmp_path / "local", *q, "-k", "12", "--json", env=env)
         b = _cli("search", out, *q, "-k", "12", "--json", "--ray", cluster, env=env)
         assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr

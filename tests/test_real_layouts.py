@@ -1,12 +1,12 @@
 """Distances on real layouts: CamVid ground-truth label maps (../shared) turned into soft class maps."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from segsearch import Index, Query
-
 from reference import adc_maps, distances, exact_maps, topk
+from segsearch import Index, Query
 
 CAMVID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid"
 C, N_SIZE = 12, 32  # 11 classes + void
@@ -50,8 +50,11 @@ def test_real_layouts_match_numpy(camvid):
     for q in queries[:4]:
         lab = q.argmax(0).astype(np.int32)
         partial = np.where(np.arange(N_SIZE)[:, None] < N_SIZE // 3, lab, -1).astype(np.int32)
-        cases = [("image", Query.image(q), q, None), ("sketch", Query.sketch(lab), None, lab),
-                 ("image_and_sketch", Query.image_and_sketch(q, partial), q, partial)]
+        cases = [
+            ("image", Query.image(q), q, None),
+            ("sketch", Query.sketch(lab), None, lab),
+            ("image_and_sketch", Query.image_and_sketch(q, partial), q, partial),
+        ]
         for kind, query, p, labels in cases:
             for exact, maps in ((False, rec), (True, ex)):
                 ref = distances(kind, p, labels, maps, index)

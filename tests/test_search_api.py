@@ -1,12 +1,12 @@
 """Search behaviour: batches, subsets, k edge cases, ids, incremental add, from_codebook, SIMD levels."""
+
 import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Index, Query
-
 from conftest import random_probs, random_sketch
 from reference import adc_maps, distances, exact_maps, topk
+from segsearch import Index, Query
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,11 @@ def small():
 
 def test_batch_equals_single_queries(small):
     probs, index = small
-    qs = [Query.image(probs[0]), Query.sketch(random_sketch(5, 8, 1)), Query.image_and_sketch(probs[5], random_sketch(5, 8, 2))]
+    qs = [
+        Query.image(probs[0]),
+        Query.sketch(random_sketch(5, 8, 1)),
+        Query.image_and_sketch(probs[5], random_sketch(5, 8, 2)),
+    ]
     batch = index.search(qs, k=7)
     assert isinstance(batch, list) and len(batch) == 3
     for q, r in zip(qs, batch):
@@ -144,7 +148,9 @@ def test_from_codebook_matches_reference_and_views_are_read_only():
     r = index.search(Query.image(probs), k=N, eps=0)
     np.testing.assert_allclose(r.distances, ref[topk(ref, N)], rtol=1e-4)
     assert sorted(r.ids.tolist()) == list(range(N))
-    np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4)  # each photo's own distance, not just the sorted list
+    np.testing.assert_allclose(
+        r.distances, ref[r.ids], rtol=1e-4
+    )  # each photo's own distance, not just the sorted list
     copy = Index.from_codebook(cb, np.ascontiguousarray(codes_cn.T), ids=[f"x{i}" for i in range(N)])
     assert copy.search(Query.image(probs), k=1, eps=0).ids[0] == f"x{r.ids[0]}"
     with pytest.raises(ValueError, match="< n_centroids"):
@@ -167,8 +173,11 @@ def test_simd_levels_agree():
     codes[:700] = rng.integers(0, K, (700, C))
     index = Index.from_codebook(cb, codes)
     probs = random_probs(2, C, n, 2)
-    qs = [Query.image(probs[0]), Query.sketch(random_sketch(C, n, 3, n_classes=4)),
-          Query.image_and_sketch(probs[1], random_sketch(C, n, 4))]
+    qs = [
+        Query.image(probs[0]),
+        Query.sketch(random_sketch(C, n, 3, n_classes=4)),
+        Query.image_and_sketch(probs[1], random_sketch(C, n, 4)),
+    ]
     mask = rng.random(N) < 0.5
     exact_probs = random_probs(300, C, n, 6)
     exact = Index(C, n, 4, keep_exact=True)
@@ -180,16 +189,20 @@ def test_simd_levels_agree():
         for level in levels:
             segsearch.set_simd_level(level)
             assert segsearch.simd_level() == level
-            results[level] = (index.search(qs, k=50, eps=0) + index.search(qs, k=50, subset=mask)
-                              + exact.search(qs, k=300, exact=True))
+            results[level] = (
+                index.search(qs, k=50, eps=0)
+                + index.search(qs, k=50, subset=mask)
+                + exact.search(qs, k=300, exact=True)
+            )
             # both scan kernels (skipping the default code, and the plain loop) on every class, and the
             # quantized scan (byte-table kernels, then float re-ranking; tests/test_quantized_scan.py)
             for dense in (np.zeros(C, np.uint8), np.ones(C, np.uint8)):
                 for quantized in (False, True):
                     luts = np.random.default_rng(5).random((2, C, K)).astype(np.float32)
                     cls = [np.arange(C, dtype=np.int32), np.array([1, 4], np.int32)]
-                    ids, d, _ = segsearch._core.scan_pq(index.snapshot.codes, index.snapshot.defaults, luts, cls, 40, dense=dense,
-                                                        quantized=quantized)
+                    ids, d, _ = segsearch._core.scan_pq(
+                        index.snapshot.codes, index.snapshot.defaults, luts, cls, 40, dense=dense, quantized=quantized
+                    )
                     results[level] += [segsearch.SearchResult(ids[i], d[i]) for i in range(2)]
     finally:
         segsearch.set_simd_level(before)
@@ -237,15 +250,17 @@ def test_threads_give_the_same_results_over_many_blocks(many_blocks, exact, monk
     N, C, n = len(index), index.num_classes, index.size
     assert N > 2 * 2048
     rng = np.random.default_rng(22)
-    qs = [Query.image(probs[5]), Query.sketch(random_sketch(C, n, 3, n_classes=2)),
-          Query.image_and_sketch(probs[9], random_sketch(C, n, 4))]
-    kinds = [("image", probs[5], None), ("sketch", None, qs[1].labels),
-             ("image_and_sketch", probs[9], qs[2].labels)]
+    qs = [
+        Query.image(probs[5]),
+        Query.sketch(random_sketch(C, n, 3, n_classes=2)),
+        Query.image_and_sketch(probs[9], random_sketch(C, n, 4)),
+    ]
+    kinds = [("image", probs[5], None), ("sketch", None, qs[1].labels), ("image_and_sketch", probs[9], qs[2].labels)]
     maps = exact_maps(probs, index) if exact else adc_maps(index.codebook, index.codes)
     refs = [distances(kind, p, lab, maps, index) for kind, p, lab in kinds]
     mask = rng.random(N) < 0.6
     listed = rng.choice(N, 5000, replace=False)
-    for quantized in ([None] if exact else ["0", "1"]):
+    for quantized in [None] if exact else ["0", "1"]:
         if quantized is not None:
             monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", quantized)
         before = segsearch._core.quantized_scan_stats()[0]
@@ -292,8 +307,9 @@ def test_encode_then_add_codes_equals_add(small):
     codes = index.encode(probs[:30])
     assert codes.dtype == np.uint8 and codes.shape == (30, 5)
     np.testing.assert_array_equal(codes, index.codes[:30])  # the codes add() stored for the same maps
-    rebuilt = Index.from_codebook(index.codebook, np.zeros((0, 5), np.uint8), ranking=index.ranking,
-                                  class_prior=index.class_prior)
+    rebuilt = Index.from_codebook(
+        index.codebook, np.zeros((0, 5), np.uint8), ranking=index.ranking, class_prior=index.class_prior
+    )
     rebuilt.add_codes(codes, ids=[f"p{i}" for i in range(30)])
     q = Query.image(probs[3])
     want = index.search(q, k=30, subset=np.arange(30))

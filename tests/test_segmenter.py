@@ -4,6 +4,7 @@ Tests that need the published model or photos read them from the read-only ``sha
 to the repository and are skipped when it is absent. The torch/TFLite agreement test needs the
 ``ai-edge-litert`` interpreter (``test`` extra) and is skipped without it.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from segsearch.errors import SegsearchError
 from segsearch.network import weights as W
 from segsearch.network.deeplab import DeepLabV3MobileNetV2, fake_quant_asymmetric_int8, tf_same_pad
-from segsearch.errors import SegsearchError
 from segsearch.network.segmenter import ADE20K_CLASSES, Segmenter, make_palette
 from segsearch.network.tflite_import import EXPECTED_TFLITE_SHA256, TFLiteImportError, import_tflite, sha256_file
 
@@ -60,6 +61,7 @@ def segmenter(imported):
 
 
 # --- pure unit tests (no shared data) ---------------------------------------------------------
+
 
 def test_palette_fixed_and_distinct():
     p = make_palette()
@@ -154,6 +156,7 @@ def test_not_a_tflite_file(tmp_path):
 
 # --- on the published model --------------------------------------------------------------------
 
+
 @needs_model
 def test_classes_equal_labels_txt():
     lines = [ln for ln in (MODEL_DIR / "labels.txt").read_text().splitlines() if ln.strip()]
@@ -218,8 +221,14 @@ def test_predict_input_kinds_and_probabilities(segmenter):
     path = photos(0, 1)[0]
     pil = Image.open(path).convert("RGB")
     arr = np.array(pil)
-    inputs = [path, str(path), pil, arr, torch.from_numpy(arr).permute(2, 0, 1),
-              torch.from_numpy(arr).permute(2, 0, 1).float() / 255]
+    inputs = [
+        path,
+        str(path),
+        pil,
+        arr,
+        torch.from_numpy(arr).permute(2, 0, 1),
+        torch.from_numpy(arr).permute(2, 0, 1).float() / 255,
+    ]
     probs = segmenter.predict(inputs, size=16, batch_size=3)
     assert probs.shape == (6, 151, 16, 16) and probs.dtype == np.float32
     assert np.abs(probs.sum(1) - 1).max() < 1e-4
@@ -253,14 +262,21 @@ def test_other_networks_through_the_adapter(as_dict):
     torch.manual_seed(0)
     names = ["sky", "road", "tree", "car", "person"]
     net = _TinyNet(len(names), as_dict)
-    seg = (Segmenter.from_torchvision(net, names, device="cpu", input_size=64) if as_dict
-           else Segmenter.from_module(net, names, device="cpu", input_size=64))
+    seg = (
+        Segmenter.from_torchvision(net, names, device="cpu", input_size=64)
+        if as_dict
+        else Segmenter.from_module(net, names, device="cpu", input_size=64)
+    )
     photo = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
     probs = seg.predict([photo, photo], size=8)
     assert probs.shape == (2, 5, 8, 8) and seg.classes == names and seg.palette.shape == (5, 3)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     # the same maps by hand: resize, ImageNet normalization, logits, softmax, area average
-    x = torch.from_numpy(np.array(Image.fromarray(photo).resize((64, 64), Image.BILINEAR))).permute(2, 0, 1)[None].float()
+    x = (
+        torch.from_numpy(np.array(Image.fromarray(photo).resize((64, 64), Image.BILINEAR)))
+        .permute(2, 0, 1)[None]
+        .float()
+    )
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():

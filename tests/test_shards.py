@@ -1,6 +1,7 @@
 """Sharded index folders (``segsearch.engine.sharded``): ``--add`` writes a shard, ``segsearch compact`` merges them, and a
 folder searches as one index over all its photos -- the same ids and distances, ties in insertion order --
 before and after compaction; crashes between the steps and hostile manifests or shards."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,21 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from segsearch import Index
-from segsearch import IndexFormatError
-from segsearch import PhotoIndex
-from segsearch import Query
-from segsearch.engine import storage
-from segsearch.library import shards
-from segsearch.cli import main
-from segsearch.library.build import build_index
-from segsearch.network.segmenter import Segmenter
-from segsearch.engine.sharded import ShardedIndex, open_folder
-from segsearch.library.shards import add_shard, compact
-from segsearch.engine.index import empty_like
 
 from conftest import file_regions, random_probs
 from photo_folder import make_photos, pixel_net
+from segsearch import Index, IndexFormatError, PhotoIndex, Query
+from segsearch.cli import main
+from segsearch.engine import storage
+from segsearch.engine.index import empty_like
+from segsearch.engine.sharded import ShardedIndex, open_folder
+from segsearch.library import shards
+from segsearch.library.build import build_index
+from segsearch.library.shards import add_shard, compact
+from segsearch.network.segmenter import Segmenter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -49,6 +47,7 @@ def run_cli(*args) -> tuple[int, str, str]:
 
 # ------------------------------------------------------------------------------------------------ the pipeline
 
+
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory):
     """A folder indexed with 14 photos, then --add 10, then --add 8 (one of them a copy of an earlier photo
@@ -67,8 +66,14 @@ def grown(tmp_path_factory):
         for n in step:
             shutil.copyfile(root / "all" / n, photos / n)
         reports.append(build_index(photos, out, add=i > 0, **opts))
-    return {"root": root, "out": out, "photos": photos, "seg": seg, "reports": reports,
-            "order": [n for step in steps for n in sorted(step)]}
+    return {
+        "root": root,
+        "out": out,
+        "photos": photos,
+        "seg": seg,
+        "reports": reports,
+        "order": [n for step in steps for n in sorted(step)],
+    }
 
 
 def reference(out: Path) -> Index:
@@ -79,8 +84,14 @@ def reference(out: Path) -> Index:
     rows = db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id").fetchall()
     db.close()
     codes = np.stack([np.frombuffer(c, np.uint8) for _, c in rows])
-    return Index.from_codebook(base.codebook_u8, codes, ids=[p for p, _ in rows], ranking=base.ranking,
-                               class_prior=base.class_prior, class_names=base.class_names)
+    return Index.from_codebook(
+        base.codebook_u8,
+        codes,
+        ids=[p for p, _ in rows],
+        ranking=base.ranking,
+        class_prior=base.class_prior,
+        class_names=base.class_names,
+    )
 
 
 def queries(grown) -> list[Query]:
@@ -93,8 +104,11 @@ def queries(grown) -> list[Query]:
 
 def test_add_writes_shards_and_the_folder_searches_like_one_index(grown, tmp_path):
     out = grown["out"]
-    assert [r.shard_path for r in grown["reports"]] == [None, out / "shards" / "000001.segsearch",
-                                                         out / "shards" / "000002.segsearch"]
+    assert [r.shard_path for r in grown["reports"]] == [
+        None,
+        out / "shards" / "000001.segsearch",
+        out / "shards" / "000002.segsearch",
+    ]
     assert len(Index.load(out / "index.segsearch")) == 14  # the base was not rewritten
     union = open_folder(out)
     assert isinstance(union, ShardedIndex) and [st.n for st in union.shards] == [14, 11, 9]
@@ -148,14 +162,18 @@ def test_photo_index_cli_and_compaction_on_a_sharded_folder(grown, tmp_path):
     want = ref.search(Query.sketch(pi.sketch_labels(sketch)), 34)
     assert [h["id"] for h in lines] == want.ids.tolist()
     assert [h["distance"] for h in lines] == want.distances.tolist()
-    before = {p: pi.search(**q, k=34) for p, q in (("img", {"image": grown["photos"] / "photo027.png"}),
-                                                   ("sk", {"sketch": sketch}))}
+    before = {
+        p: pi.search(**q, k=34)
+        for p, q in (("img", {"image": grown["photos"] / "photo027.png"}), ("sk", {"sketch": sketch}))
+    }
     rc, text, err = run_cli("compact", out)
     assert rc == 0 and "merged 2 shards" in text, err
     assert sorted(p.name for p in out.iterdir()) == ["index.segsearch", "work"]  # the shards and manifest gone
     merged = Index.load(out / "index.segsearch")
-    assert merged.ids.tolist() == ref.ids.tolist() and merged.metadata == Index.load(
-        grown["out"] / "index.segsearch").metadata
+    assert (
+        merged.ids.tolist() == ref.ids.tolist()
+        and merged.metadata == Index.load(grown["out"] / "index.segsearch").metadata
+    )
     np.testing.assert_array_equal(merged.codes, ref.codes)
     for k in (3, 34):
         assert_same_results(merged.search(qs, k), ref.search(qs, k))
@@ -170,8 +188,19 @@ def test_add_with_nothing_new_writes_no_shard(grown, tmp_path):
     out = tmp_path / "idx"
     shutil.copytree(grown["out"], out)
     seg = grown["seg"]
-    report = build_index(grown["photos"], out, segmenter=seg, size=8, n_centroids=4, batch=4, niter=3, workers=0,
-                         sample=10, add=True, log=lambda s: None)
+    report = build_index(
+        grown["photos"],
+        out,
+        segmenter=seg,
+        size=8,
+        n_centroids=4,
+        batch=4,
+        niter=3,
+        workers=0,
+        sample=10,
+        add=True,
+        log=lambda s: None,
+    )
     assert report.shard_path is None and report.n_done == 34
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["000001.segsearch", "000002.segsearch"]
 
@@ -192,8 +221,9 @@ def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
     with db:
         db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
     db.close()
-    opts = dict(segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3, workers=0, sample=10,
-                log=lambda s: None)
+    opts = dict(
+        segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3, workers=0, sample=10, log=lambda s: None
+    )
     shard1 = out / "shards" / "000001.segsearch"
     blob = bytearray(shard1.read_bytes())
     codes = np.ascontiguousarray(storage.load(shard1, mmap=False, verify=False)[1]["codes"]).tobytes()
@@ -239,8 +269,19 @@ def test_add_hashes_the_codebook_once(grown, tmp_path, monkeypatch):
     calls = []
     real = index_module.fingerprint
     monkeypatch.setattr(index_module, "fingerprint", lambda *a: calls.append(1) or real(*a))
-    report = build_index(photos, out, add=True, segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3,
-                         workers=0, sample=10, log=lambda s: None)
+    report = build_index(
+        photos,
+        out,
+        add=True,
+        segmenter=grown["seg"],
+        size=8,
+        n_centroids=4,
+        batch=4,
+        niter=3,
+        workers=0,
+        sample=10,
+        log=lambda s: None,
+    )
     assert report.n_new == 1 and report.shard_path == out / "shards" / "000003.segsearch"
     assert len(calls) == 1
     monkeypatch.undo()
@@ -248,6 +289,7 @@ def test_add_hashes_the_codebook_once(grown, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------ the Python API
+
 
 @pytest.fixture
 def api_folder(tmp_path):
@@ -265,8 +307,11 @@ def api_folder(tmp_path):
     add_shard(d, empty_like(b).add(P[30:45]))
     add_shard(d, empty_like(b).add(P[45:], ids=np.arange(100, 115)))
     one = empty_like(b).add(P[:45]).add(P[45:], ids=np.arange(100, 115))
-    qs = [Query.image(P[3]), Query.sketch(np.argmax(P[7], 0).astype(np.int32)),
-          Query.image_and_sketch(P[9], np.where(np.arange(64).reshape(8, 8) < 20, 1, -1).astype(np.int32))]
+    qs = [
+        Query.image(P[3]),
+        Query.sketch(np.argmax(P[7], 0).astype(np.int32)),
+        Query.image_and_sketch(P[9], np.where(np.arange(64).reshape(8, 8) < 20, 1, -1).astype(np.int32)),
+    ]
     return d, one, qs, P
 
 
@@ -277,8 +322,9 @@ def test_exact_and_pq_search_of_shards_equal_one_index_then_compact(api_folder):
     for exact in (False, True):
         for k in (1, 4, 60):
             for sub in (None, [0, 3, 20, 44, 100, 105], np.arange(60) % 3 == 0):
-                assert_same_results(union.search(qs, k, exact=exact, subset=sub),
-                                    one.search(qs, k, exact=exact, subset=sub))
+                assert_same_results(
+                    union.search(qs, k, exact=exact, subset=sub), one.search(qs, k, exact=exact, subset=sub)
+                )
     top = union.search(qs[0], 4, exact=True)
     assert top.ids.tolist() == [3, 20, 100, 105] and len(set(top.distances.tolist())) == 1  # ties: insertion order
     assert compact(d) == 2
@@ -321,8 +367,10 @@ def test_folders_made_before_shards_still_open_and_search(tmp_path):
     assert type(pi.index) is Index and len(pi) == len(plain)
     hits = pi.search(image=photos / names[5], k=5)
     assert hits[0].id == names[5]
-    assert_same_results(open_folder(index_dir).search(Query.sketch(np.zeros((16, 16), np.int32)), 7),
-                        plain.search(Query.sketch(np.zeros((16, 16), np.int32)), 7))
+    assert_same_results(
+        open_folder(index_dir).search(Query.sketch(np.zeros((16, 16), np.int32)), 7),
+        plain.search(Query.sketch(np.zeros((16, 16), np.int32)), 7),
+    )
     for f in sorted(FIXTURES.glob("v*.segsearch")):  # files of every format version
         d = tmp_path / f.stem
         d.mkdir()
@@ -331,6 +379,7 @@ def test_folders_made_before_shards_still_open_and_search(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ crashes
+
 
 def test_a_shard_written_without_its_manifest_is_ignored_then_removed(api_folder, monkeypatch):
     d, one, qs, P = api_folder
@@ -349,8 +398,11 @@ def test_a_shard_written_without_its_manifest_is_ignored_then_removed(api_folder
     assert len(union) == 60 and 500 not in union  # the orphan is not part of the folder
     assert_same_results(union.search(qs, 60), one.search(qs, 60))
     add_shard(d, empty_like(b).add(P[:2], ids=[600, 601]))  # the next writer removes the orphan and temp file
-    assert sorted(p.name for p in (d / "shards").iterdir()) == ["000001.segsearch", "000002.segsearch",
-                                                               "000003.segsearch"]
+    assert sorted(p.name for p in (d / "shards").iterdir()) == [
+        "000001.segsearch",
+        "000002.segsearch",
+        "000003.segsearch",
+    ]
     union = open_folder(d)
     assert len(union) == 62 and 500 not in union and union.ids[-2:].tolist() == [600, 601]
 
@@ -385,8 +437,9 @@ def test_compact_small_shards_keeps_the_base_and_the_results(api_folder, monkeyp
     d, one, qs, P = api_folder
     b = Index.load(d / "index.segsearch")
     for i in range(4):  # shards of 15, 15, 4, 4, 4, 4 photos
-        part = empty_like(b).add(P[i * 4 : i * 4 + 4] * 0.5 + P[40 - i * 4 : 44 - i * 4] * 0.5,
-                                 ids=np.arange(200 + i * 4, 204 + i * 4))
+        part = empty_like(b).add(
+            P[i * 4 : i * 4 + 4] * 0.5 + P[40 - i * 4 : 44 - i * 4] * 0.5, ids=np.arange(200 + i * 4, 204 + i * 4)
+        )
         add_shard(d, part)
         one.add(P[i * 4 : i * 4 + 4] * 0.5 + P[40 - i * 4 : 44 - i * 4] * 0.5, ids=np.arange(200 + i * 4, 204 + i * 4))
     before = (d / "index.segsearch").read_bytes()
@@ -426,6 +479,7 @@ def test_compact_small_shards_keeps_the_base_and_the_results(api_folder, monkeyp
 
 # ------------------------------------------------------------------------------------------------ hostile folders
 
+
 def write_manifest(d: Path, change) -> None:
     m = json.loads((d / "shards.json").read_text())
     change(m)
@@ -437,21 +491,28 @@ def entry(i):
 
 
 HOSTILE = {
-    "outside": (lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="../evil.segsearch")),
-                "shards/NNNNNN.segsearch"),
-    "absolute": (lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="/etc/passwd")),
-                 "shards/NNNNNN.segsearch"),
-    "dotdot": (lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="shards/../index.segsearch")),
-               "shards/NNNNNN.segsearch"),
-    "twice": (lambda d: write_manifest(d, lambda m: entry(1)(m).update(file="shards/000001.segsearch")),
-              "lists shards/000001.segsearch twice"),
+    "outside": (
+        lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="../evil.segsearch")),
+        "shards/NNNNNN.segsearch",
+    ),
+    "absolute": (
+        lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="/etc/passwd")),
+        "shards/NNNNNN.segsearch",
+    ),
+    "dotdot": (
+        lambda d: write_manifest(d, lambda m: entry(0)(m).update(file="shards/../index.segsearch")),
+        "shards/NNNNNN.segsearch",
+    ),
+    "twice": (
+        lambda d: write_manifest(d, lambda m: entry(1)(m).update(file="shards/000001.segsearch")),
+        "lists shards/000001.segsearch twice",
+    ),
     "missing": (lambda d: (d / "shards" / "000002.segsearch").unlink(), "000002.segsearch, which is missing"),
     "damaged": (lambda d: flip_byte(d / "shards" / "000001.segsearch"), "000001.segsearch is damaged"),
     "truncated": (lambda d: os.truncate(d / "shards" / "000002.segsearch", 300), "000002.segsearch is truncated"),
     "count": (lambda d: write_manifest(d, lambda m: entry(0)(m).update(count=3)), "holds 15 photos but"),
     "base count": (lambda d: write_manifest(d, lambda m: m["base"].update(count=31)), "of 31 photos, but"),
-    "codebook": (lambda d: write_manifest(d, lambda m: m["base"].update(codebook_sha256="0" * 64)),
-                 "another codebook"),
+    "codebook": (lambda d: write_manifest(d, lambda m: m["base"].update(codebook_sha256="0" * 64)), "another codebook"),
     "same ids": (lambda d: copy_shard_as_third(d), "in more than one shard"),
     "json": (lambda d: (d / "shards.json").write_text("{not json"), "unreadable JSON"),
     "not ours": (lambda d: (d / "shards.json").write_text("[1, 2]"), "not a segsearch shard manifest"),
@@ -460,8 +521,10 @@ HOSTILE = {
     "folder": (lambda d: make_dir_manifest(d), "not a shard manifest: not a regular file"),
     "link out": (lambda d: link_shard_out(d), "refused: resolves outside the index folder"),
     "fifo": (lambda d: fifo_shard(d), "not a regular file"),
-    "index as shard": (lambda d: shutil.copyfile(d / "index.segsearch", d / "shards" / "000001.segsearch"),
-                       "not a shard of this index"),
+    "index as shard": (
+        lambda d: shutil.copyfile(d / "index.segsearch", d / "shards" / "000001.segsearch"),
+        "not a shard of this index",
+    ),
 }
 
 
@@ -557,8 +620,22 @@ def test_damaged_shard_files_and_manifests_never_crash(api_folder):
             assert not caught[changed].any() and not caught[cut_off].any(), "damage to a header or array byte opened"
             opened += 1
     shard.write_bytes(good_shard)
-    values = [None, True, -1, 0, 2**70, 1.5, "x", [], {}, "shards/000001.segsearch", "shards/0000001.segsearch",
-              "shards\\000001.segsearch", "shards/000001.segsearch\0", "SHARDS/000001.segsearch"]
+    values = [
+        None,
+        True,
+        -1,
+        0,
+        2**70,
+        1.5,
+        "x",
+        [],
+        {},
+        "shards/000001.segsearch",
+        "shards/0000001.segsearch",
+        "shards\\000001.segsearch",
+        "shards/000001.segsearch\0",
+        "SHARDS/000001.segsearch",
+    ]
     for _ in range(60):
         m = json.loads(good_manifest)
         where = [m, m["base"], m["shards"][0], m["shards"][1]][rng.integers(0, 4)]

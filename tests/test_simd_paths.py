@@ -6,16 +6,16 @@ path is taken exactly where a whole run is drawn. The scans: the skipping and th
 quantized byte-table kernels (the AVX-512 level's VBMI kernel where the CPU has VBMI) and the exact scan's dot
 products, through Index.search. A level (or the VBMI kernel) this CPU cannot run is reported as a skip, naming it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Index, Query, _core
-
 from conftest import ALL_SIMD_LEVELS, cpu_has_vbmi, random_probs, random_sketch
 from reference import adc_maps, distances, query_vectors
+from segsearch import Index, Query, _core
 
 SUPPORTED = segsearch.supported_simd_levels()
 
@@ -37,7 +37,7 @@ def row_sketch(C: int, n: int, seed: int) -> np.ndarray:
     lab = np.full((n, n), -1, np.int32)
     lab[:3] = 2
     lab[3, :w] = 0
-    lab[4, n - (n % w or w):] = 1
+    lab[4, n - (n % w or w) :] = 1
     lab[5:7, 1 : n - 1] = 3
     scattered = rng.random((n - 8, n)) < 0.3
     lab[8:][scattered] = rng.integers(0, C, int(scattered.sum()))
@@ -65,7 +65,10 @@ def codebooks(C: int, n: int, K: int, seed: int):
     w = min(16, n)
     nb = -(-n // w)
     out = {}
-    for name, cb, dtype, scale in (("bytes", cb8, np.uint16, 1.0 / 255), ("float", cb8 / np.float32(255), np.float32, 1.0)):
+    for name, cb, dtype, scale in (
+        ("bytes", cb8, np.uint16, 1.0 / 255),
+        ("float", cb8 / np.float32(255), np.float32, 1.0),
+    ):
         grid = cb.reshape(C, n, n, K)
         sums = np.stack([grid[:, :, b * w : (b + 1) * w].sum(axis=2, dtype=dtype) for b in range(nb)], axis=2)
         x = cb.astype(np.float64) * (1.0 / 255 if name == "bytes" else 1.0)
@@ -79,8 +82,11 @@ def luts(cbs, kinds):
     with every row-run sum one too large (shows where the row-run path is taken)."""
     out = {}
     for name, (cb, norms, sums, w, _) in cbs.items():
-        bound = {"plain": _core.Codebook(cb, norms), "runs": _core.Codebook(cb, norms, sums, w),
-                 "shifted": _core.Codebook(cb, norms, sums + sums.dtype.type(1), w)}
+        bound = {
+            "plain": _core.Codebook(cb, norms),
+            "runs": _core.Codebook(cb, norms, sums, w),
+            "shifted": _core.Codebook(cb, norms, sums + sums.dtype.type(1), w),
+        }
         for kind, (k, probs, labels) in kinds.items():
             for variant, b in bound.items():
                 out[name, kind, variant] = _core.build_lut(b, k, probs, labels, 0.0, 1)
@@ -114,8 +120,13 @@ def test_lookup_table_paths_at_every_level(simd_level, n, K):
             # one more in every row-run sum moves the LUT by -2 (x 1/255 for bytes) per whole run drawn with c
             moved = got[name, kind, "shifted"][0] - fast
             expect = 0.0 if kind == "image" else -2.0 * scale * runs[cls].astype(np.float64)
-            np.testing.assert_allclose(moved[cls], np.broadcast_to(np.reshape(expect, (-1, 1)), moved[cls].shape),
-                                       rtol=1e-3, atol=1e-3, err_msg=f"{name} {kind}: row runs taken")
+            np.testing.assert_allclose(
+                moved[cls],
+                np.broadcast_to(np.reshape(expect, (-1, 1)), moved[cls].shape),
+                rtol=1e-3,
+                atol=1e-3,
+                err_msg=f"{name} {kind}: row runs taken",
+            )
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +149,12 @@ def test_search_paths_at_every_level(simd_level, row_index, monkeypatch):
     index, exact, probs = row_index
     C, n, N = index.num_classes, index.size, len(index)
     lab = row_sketch(C, n, seed=3)
-    qs = [Query.image(probs[0]), Query.sketch(lab), Query.image_and_sketch(probs[1], lab),
-          Query.sketch(random_sketch(C, n, 4, n_classes=2, fill=0.1))]
+    qs = [
+        Query.image(probs[0]),
+        Query.sketch(lab),
+        Query.image_and_sketch(probs[1], lab),
+        Query.sketch(random_sketch(C, n, 4, n_classes=2, fill=0.1)),
+    ]
     mask = np.random.default_rng(32).random(N) < 0.5
 
     def run():
@@ -157,8 +172,15 @@ def test_search_paths_at_every_level(simd_level, row_index, monkeypatch):
         assert a.ids.tolist() == b.ids.tolist(), (simd_level, i)
         assert a.distances.tobytes() == b.distances.tobytes(), (simd_level, i)
     maps = adc_maps(np.asarray(index.codebook), index.codes)
-    for r, (kind, p, labels) in zip(got[:4], [("image", probs[0], None), ("sketch", None, lab),
-                                              ("image_and_sketch", probs[1], lab), ("sketch", None, qs[3].labels)]):
+    for r, (kind, p, labels) in zip(
+        got[:4],
+        [
+            ("image", probs[0], None),
+            ("sketch", None, lab),
+            ("image_and_sketch", probs[1], lab),
+            ("sketch", None, qs[3].labels),
+        ],
+    ):
         ref = distances(kind, p, labels, maps, index)
         tol = 1e-4 * np.median(ref)
         np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4, atol=tol)
@@ -171,8 +193,10 @@ def test_vbmi_byte_table_kernel():
     if "avx512" not in SUPPORTED:
         pytest.skip(f"no AVX-512 on this CPU (it has {', '.join(SUPPORTED)}): the VBMI byte-table kernel is untested")
     if not cpu_has_vbmi():
-        pytest.skip("this CPU has AVX-512 without VBMI: the avx512 level runs the AVX2 byte-table kernel, the VBMI "
-                    "kernel is untested")
+        pytest.skip(
+            "this CPU has AVX-512 without VBMI: the avx512 level runs the AVX2 byte-table kernel, the VBMI "
+            "kernel is untested"
+        )
     rng = np.random.default_rng(33)
     C, N = 40, 9000 - 37  # a tail shorter than a 64-code step
     for K in (4, 16, 100, 256):
@@ -186,6 +210,7 @@ def test_vbmi_byte_table_kernel():
                 start = _core.quantized_scan_stats()
                 r = _core.scan_pq(codes, defaults, luts, cls, 10, threads=1, quantized=True)
                 return r, tuple(b - a for a, b in zip(start, _core.quantized_scan_stats()))
+
             return at_level(level, go)
 
         (ids, d, counts), stats = scan("avx512")

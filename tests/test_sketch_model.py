@@ -1,8 +1,10 @@
 """The drawing tool's sketch model: strokes, erase, flood fill, undo/redo, resizing, overlay (no display)."""
+
 import numpy as np
 import pytest
-from segsearch.network.palette import make_palette
+
 from segsearch.engine.query import Query, resize_nearest
+from segsearch.network.palette import make_palette
 from segsearch.sketch.model import Sketch
 
 
@@ -94,14 +96,14 @@ def test_fill_matches_a_reference_flood_fill():
 
 def test_fill_region_bounded_by_a_stroke():
     s = Sketch(32)
-    s.stroke([(0, 12), (31, 12)], cls=1, radius=1)   # a horizontal wall
-    assert s.fill(5, 2, 4)                           # fills only above the wall
+    s.stroke([(0, 12), (31, 12)], cls=1, radius=1)  # a horizontal wall
+    assert s.fill(5, 2, 4)  # fills only above the wall
     lab = s.labels
     assert (lab[:11] == 4).all()
     assert (lab[11:14] == 1).all()
     assert (lab[14:] == -1).all()
-    assert not s.fill(5, 2, 4)                       # same class: nothing to do
-    assert not s.fill(100, 2, 3)                     # outside
+    assert not s.fill(5, 2, 4)  # same class: nothing to do
+    assert not s.fill(100, 2, 3)  # outside
     s.undo()
     assert (s.labels[:11] == -1).all()
 
@@ -112,12 +114,12 @@ def test_undo_redo_clear_and_history_bound():
         s.stroke([(c * 3, 0), (c * 3, 15)], cls=c, radius=0)
     snap = s.labels.copy()
     assert s.undo() and s.undo() and s.undo()
-    assert not s.undo()                              # only 3 entries are kept
+    assert not s.undo()  # only 3 entries are kept
     assert s.classes_drawn() == [0, 1]
     assert s.redo() and s.redo() and s.redo() and not s.redo()
     assert (s.labels == snap).all()
     assert s.clear() and s.is_empty()
-    assert not s.clear()                             # clearing a blank sketch records nothing
+    assert not s.clear()  # clearing a blank sketch records nothing
     s.undo()
     assert (s.labels == snap).all()
     # a new action drops the redo list
@@ -129,8 +131,8 @@ def test_undo_redo_clear_and_history_bound():
 
 def test_labels_at_matches_resize_nearest_and_builds_a_query():
     s = Sketch(256)
-    s.stroke([(0, 20), (255, 20)], cls=2, radius=20)   # sky on top
-    s.fill(128, 200, 6)                                # the rest: road
+    s.stroke([(0, 20), (255, 20)], cls=2, radius=20)  # sky on top
+    s.fill(128, 200, 6)  # the rest: road
     small = s.labels_at(16)
     assert small.shape == (16, 16) and small.dtype == np.int32
     assert (small == resize_nearest(np.asarray(s.labels), 16)).all()
@@ -164,15 +166,18 @@ def test_to_rgba_overlay():
         s.to_rgba(pal, alpha=2)
 
 
-@pytest.mark.parametrize("bad", [
-    lambda s: s.stroke([(1, 1)], cls=-2, radius=1),
-    lambda s: s.stroke([(1, 1)], cls=1.5, radius=1),
-    lambda s: s.stroke([(1, 1)], cls=1, radius=-1),
-    lambda s: s.stroke([(1, 1, 1)], cls=1, radius=1),
-    lambda s: s.stroke([(np.nan, 1)], cls=1, radius=1),
-    lambda s: s.extend_stroke([(1, 1)]),
-    lambda s: Sketch(0),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda s: s.stroke([(1, 1)], cls=-2, radius=1),
+        lambda s: s.stroke([(1, 1)], cls=1.5, radius=1),
+        lambda s: s.stroke([(1, 1)], cls=1, radius=-1),
+        lambda s: s.stroke([(1, 1, 1)], cls=1, radius=1),
+        lambda s: s.stroke([(np.nan, 1)], cls=1, radius=1),
+        lambda s: s.extend_stroke([(1, 1)]),
+        lambda s: Sketch(0),
+    ],
+)
 def test_bad_input_raises_value_error(bad):
     with pytest.raises(ValueError):
         bad(Sketch(8))
@@ -181,11 +186,11 @@ def test_bad_input_raises_value_error(bad):
 def test_letterbox_keeps_the_aspect_ratio_centred():
     from segsearch.sketch.model import letterbox
 
-    assert letterbox(64, 48, 512, 512) == (0, 64, 512, 384)      # wide: bars above and below
-    assert letterbox(48, 64, 512, 512) == (64, 0, 384, 512)      # tall: bars left and right
+    assert letterbox(64, 48, 512, 512) == (0, 64, 512, 384)  # wide: bars above and below
+    assert letterbox(48, 64, 512, 512) == (64, 0, 384, 512)  # tall: bars left and right
     assert letterbox(100, 100, 512, 512) == (0, 0, 512, 512)
     assert letterbox(960, 720, 400, 300) == (0, 0, 400, 300)
-    assert letterbox(10000, 1, 512, 512) == (0, 255, 512, 1)     # never thinner than a pixel
+    assert letterbox(10000, 1, 512, 512) == (0, 255, 512, 1)  # never thinner than a pixel
     for bad in ((0, 48, 512, 512), (64, -1, 512, 512), (64.5, 48, 512, 512), (64, 48, 512, True)):
         with pytest.raises(ValueError, match="whole number"):
             letterbox(*bad)
@@ -200,7 +205,7 @@ def test_sketch_view_maps_the_grid_onto_the_photo_area():
     assert v.to_sketch(100, 160) == (50.0, 64.0)
     assert v.to_canvas(*v.to_sketch(123, 321)) == (123.0, 321.0)
     assert v.contains(10, 64) and not v.contains(10, 63) and not v.contains(10, 448)
-    x, y = v.to_sketch(256, 20)                                   # on the bar: outside the sketch
+    x, y = v.to_sketch(256, 20)  # on the bar: outside the sketch
     assert not 0 <= y < 256
     s = Sketch(256)
     assert not s.fill(x, y, 1) and s.is_empty()

@@ -1,4 +1,5 @@
 """Index files: round trip, mmap, old format fixtures, damaged and foreign files."""
+
 import os
 from pathlib import Path
 
@@ -6,27 +7,34 @@ import numpy as np
 import pytest
 
 import segsearch
-from segsearch import Index
-from segsearch import IndexFormatError
-from segsearch import Query
-from segsearch.engine import storage
-
 from conftest import file_regions, random_probs, random_sketch
+from segsearch import Index, IndexFormatError, Query
+from segsearch.engine import storage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def build(ids=None, keep_exact=True):
     probs = random_probs(40, 4, 8, seed=11)
-    index = Index(4, 8, 8, class_names=["sky", "road", "tree", "car"], keep_exact=keep_exact,
-                  metadata={"network": "test-net", "note": "ü"})
+    index = Index(
+        4,
+        8,
+        8,
+        class_names=["sky", "road", "tree", "car"],
+        keep_exact=keep_exact,
+        metadata={"network": "test-net", "note": "ü"},
+    )
     index.train(probs, niter=3)
     index.add(probs, ids=ids)
     return probs, index
 
 
 def same_results(a, b, probs):
-    qs = [Query.image(probs[0]), Query.sketch(random_sketch(4, 8, 0)), Query.image_and_sketch(probs[1], random_sketch(4, 8, 1))]
+    qs = [
+        Query.image(probs[0]),
+        Query.sketch(random_sketch(4, 8, 0)),
+        Query.image_and_sketch(probs[1], random_sketch(4, 8, 1)),
+    ]
     for ra, rb in zip(a.search(qs, k=40), b.search(qs, k=40)):
         np.testing.assert_array_equal(ra.ids, rb.ids)
         np.testing.assert_array_equal(ra.distances, rb.distances)
@@ -52,7 +60,9 @@ def test_round_trip(tmp_path, ids, mmap):
     np.testing.assert_array_equal(back.ids, index.ids)
     same_results(index, back, probs)
     # add after load (copies mmapped codes into memory), then save over the file it was loaded from
-    extra_ids = None if ids is None else (np.arange(2000, 2005) if isinstance(ids, np.ndarray) else [f"n{i}" for i in range(5)])
+    extra_ids = (
+        None if ids is None else (np.arange(2000, 2005) if isinstance(ids, np.ndarray) else [f"n{i}" for i in range(5)])
+    )
     back.add(probs[:5], ids=extra_ids)
     assert len(back) == 45
     back.save(path)
@@ -135,9 +145,14 @@ def test_corrupted_bytes(saved, mmap):
     padding = np.flatnonzero(~in_array[header_end:]) + header_end
     assert len(arrays) >= 5 and len(padding) > 0
     rng = np.random.default_rng(0)
-    positions = (list(range(header_end)) + [p for a, b in arrays for p in (a, (a + b) // 2, b - 1)]
-                 + list(rng.integers(8, 300, 5)) + list(rng.integers(len(data) // 2, len(data), 5))
-                 + list(padding[:: max(1, len(padding) // 40)]) + [int(padding[-1])])
+    positions = (
+        list(range(header_end))
+        + [p for a, b in arrays for p in (a, (a + b) // 2, b - 1)]
+        + list(rng.integers(8, 300, 5))
+        + list(rng.integers(len(data) // 2, len(data), 5))
+        + list(padding[:: max(1, len(padding) // 40)])
+        + [int(padding[-1])]
+    )
     loaded = 0
     for pos in positions:
         bad = bytearray(data)
@@ -307,8 +322,12 @@ def _write(path, version, header, body, *, raw_header=None):
 
     blob = raw_header if raw_header is not None else json.dumps(header).encode()
     start = -(-(20 + len(blob)) // 64) * 64
-    path.write_bytes(struct.pack("<8sIII", b"SEGSRCH\0", version, len(blob), zlib.crc32(blob)) + blob
-                     + b"\0" * (start - 20 - len(blob)) + body)
+    path.write_bytes(
+        struct.pack("<8sIII", b"SEGSRCH\0", version, len(blob), zlib.crc32(blob))
+        + blob
+        + b"\0" * (start - 20 - len(blob))
+        + body
+    )
 
 
 def _edit_header(path, fn):
@@ -377,8 +396,11 @@ LYING_HEADERS = [
     ("dtype object", _set("arrays", "codes", "dtype", "object"), "dtype"),
     ("dtype int", _set("arrays", "codes", "dtype", 5), "dtype"),
     ("dtype same size", lambda h: h["arrays"]["codebook"].update(dtype="int64", shape=[4, 64, 1]), "dtype"),
-    ("block sums float", lambda h: h["arrays"]["block_sums"].update(dtype="float32", shape=[4, 8, 4]),
-     "dtype"),  # the same bytes, but a uint8 codebook's row-run sums are uint16
+    (
+        "block sums float",
+        lambda h: h["arrays"]["block_sums"].update(dtype="float32", shape=[4, 8, 4]),
+        "dtype",
+    ),  # the same bytes, but a uint8 codebook's row-run sums are uint16
     ("shape", _set("arrays", "codes", "shape", [40, 4]), "shape"),
     ("shape str", _set("arrays", "codes", "shape", ["4", 40]), "shape"),
     ("shape negative", _set("arrays", "codes", "shape", [-4, -40]), "shape"),
@@ -415,8 +437,10 @@ def test_lying_header_fields_raise_index_format_error(saved, case, mmap):
             Index.load(saved, mmap=mmap, verify=False)
 
 
-@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b"\xff\xfe{}", b"{\"arrays\": {}",
-                                 b"nul", b"{}", b"{\"arrays\": {}}"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b"\xff\xfe{}", b'{"arrays": {}', b"nul", b"{}", b'{"arrays": {}}'],
+)
 def test_unreadable_headers_with_a_valid_crc(saved, raw):
     version, header, body = _parts(saved)
     _write(saved, version, None, body, raw_header=raw)
@@ -431,18 +455,30 @@ FLOAT_CODEBOOK_LIES = [
     ("codebook huge", "codebook", lambda a: a * 1e20, "codebook values"),
     ("codebook negative", "codebook", lambda a: a - 0.5, "codebook values"),
     ("block sums", "block_sums", lambda a: a + 0.01, "block_sums disagree"),
-    ("block sums one", "block_sums", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 0.5, a),
-     "block_sums disagree"),
+    (
+        "block sums one",
+        "block_sums",
+        lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 0.5, a),
+        "block_sums disagree",
+    ),
 ]
 
 LYING_ARRAYS = [
     ("block sums", "block_sums", lambda a: a + 1, "block_sums disagree"),
-    ("block sums one", "block_sums", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 1, a),
-     "block_sums disagree"),
+    (
+        "block sums one",
+        "block_sums",
+        lambda a: np.where(np.arange(a.size).reshape(a.shape) == 77, a + 1, a),
+        "block_sums disagree",
+    ),
     ("code >= K", "codes", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 50, 8, a), "< n_centroids=8"),
     ("code 255", "codes", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, 255, a), "< n_centroids=8"),
-    ("code changed", "codes", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, (a + 1) % 8, a),
-     "code_counts disagree"),
+    (
+        "code changed",
+        "codes",
+        lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, (a + 1) % 8, a),
+        "code_counts disagree",
+    ),
     ("code_counts", "code_counts", lambda a: np.roll(a, 1, axis=1), "code_counts disagree"),
     ("code_counts negative", "code_counts", lambda a: a * -1, "code_counts must be >= 0"),
     ("code_counts sum", "code_counts", lambda a: a + 1, "code_counts must be >= 0 and sum"),

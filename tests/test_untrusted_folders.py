@@ -8,6 +8,7 @@ photos folder and ``captions.sqlite`` are checked too.
 Everything that could block on the FIFO runs with a timeout (a thread or a child process), so a regression
 fails instead of hanging.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 import segsearch
 from photo_folder import CLASSES, SIZE, FakeSegmenter, make_photos
-from PIL import Image
 from segsearch.library.photo_index import PhotoIndex
 
 TIMEOUT = 60
@@ -57,7 +59,7 @@ def _bad_ids(root: Path) -> dict[str, str]:
         "sub/../../secret/private.png": "outside",
         str(secret): "absolute",
         "/etc/passwd": "absolute",
-        "link-out.png": "outside",   # a symlink in the photos folder to the secret photo
+        "link-out.png": "outside",  # a symlink in the photos folder to the secret photo
         "pipe.png": "FIFO",
         "folder.png": "folder",
         "": "empty",
@@ -82,8 +84,9 @@ def evil(tmp_path_factory):
     bad = _bad_ids(root)
     seg = FakeSegmenter()
     maps = seg.predict([photos / n for n in good], size=SIZE)
-    index = segsearch.Index(len(CLASSES), SIZE, 8, class_names=CLASSES,
-                            metadata={"photos_dir": str(photos), "network": "fake"})
+    index = segsearch.Index(
+        len(CLASSES), SIZE, 8, class_names=CLASSES, metadata={"photos_dir": str(photos), "network": "fake"}
+    )
     index.train(maps, niter=3)
     index.add(maps, ids=good)
     index.add(maps[[0]], ids=["link-in.png"])
@@ -147,8 +150,7 @@ def test_cli_shows_refused_ids_as_skipped_with_a_note(evil, tmp_path):
     index_dir, photos, good, bad, secret = evil
     n = N_GOOD + 1 + len(bad)
     cmd = [sys.executable, "-m", "segsearch.cli", "search", str(index_dir), "--draw", "sky:0,0,1,0.5", "-k", str(n)]
-    p = subprocess.run(cmd + ["--sheet", str(tmp_path / "sheet.png")], capture_output=True, text=True,
-                       timeout=TIMEOUT)
+    p = subprocess.run(cmd + ["--sheet", str(tmp_path / "sheet.png")], capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
     rows = [line.split("\t") for line in p.stdout.splitlines()]
     assert len(rows) == n
@@ -243,8 +245,12 @@ print(json.dumps(out))
 
 def test_window_shows_a_refused_hit_as_not_shown_and_never_opens_it(evil, display):  # noqa: F811
     index_dir, _, _, bad, _ = evil
-    p = subprocess.run([sys.executable, "-c", WINDOW_CHILD, str(index_dir), str(Path(__file__).parent)],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+    p = subprocess.run(
+        [sys.executable, "-c", WINDOW_CHILD, str(index_dir), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.splitlines()[-1])
     assert out["searched"] and out["error"] is None
@@ -257,8 +263,15 @@ def test_window_shows_a_refused_hit_as_not_shown_and_never_opens_it(evil, displa
 
 
 # ------------------------------------------------------------------------------------- the folder's other inputs
-@pytest.mark.parametrize(("recorded", "word"), [("/", "too wide"), ("photos", "not an absolute path"),
-                                                (None, "records no photos folder"), (12, "not an absolute path")])
+@pytest.mark.parametrize(
+    ("recorded", "word"),
+    [
+        ("/", "too wide"),
+        ("photos", "not an absolute path"),
+        (None, "records no photos folder"),
+        (12, "not an absolute path"),
+    ],
+)
 def test_an_untrustworthy_recorded_photos_folder_refuses_every_path(evil, tmp_path, recorded, word):
     """From photos_dir="/" an id such as "etc/passwd" or "home/you/private.png" would name any file; the caller's
     photos_dir= is trusted instead."""
@@ -270,8 +283,13 @@ def test_an_untrustworthy_recorded_photos_folder_refuses_every_path(evil, tmp_pa
         meta["photos_dir"] = recorded
     other = tmp_path / "index"
     other.mkdir()
-    segsearch.Index.from_codebook(np.asarray(index.codebook), np.asarray(index.codes), ids=list(index.ids),
-                                  class_names=index.class_names, metadata=meta).save(other / "index.segsearch")
+    segsearch.Index.from_codebook(
+        np.asarray(index.codebook),
+        np.asarray(index.codes),
+        ids=list(index.ids),
+        class_names=index.class_names,
+        metadata=meta,
+    ).save(other / "index.segsearch")
     hits = _all_hits(PhotoIndex.open(other))
     assert all(h.path is None and word in h.note for h in hits)
     hits = _all_hits(PhotoIndex.open(other, photos_dir=photos))

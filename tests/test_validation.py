@@ -1,10 +1,10 @@
 """Bad input gets a clear ValueError (or our own error type), never a crash."""
+
 import numpy as np
 import pytest
 
-from segsearch import Index, NotTrainedError, Query
-
 from conftest import random_probs
+from segsearch import Index, NotTrainedError, Query
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +20,15 @@ def good_probs():
     return random_probs(1, 4, 8, seed=9)[0]
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((4, 8)), r"shape \(C, n, n\)"),
-    (np.zeros((4, 8, 6)), "square"),
-    (np.full((4, 8, 8), 0.25, dtype=np.complex64), "float"),
-    (np.array([["a"]]), "shape|float"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((4, 8)), r"shape \(C, n, n\)"),
+        (np.zeros((4, 8, 6)), "square"),
+        (np.full((4, 8, 8), 0.25, dtype=np.complex64), "float"),
+        (np.array([["a"]]), "shape|float"),
+    ],
+)
 def test_query_probs_shape_and_dtype(bad, match):
     with pytest.raises(ValueError, match=match):
         Query.image(bad)
@@ -211,8 +214,9 @@ print("ok", _core.max_threads(), _core.default_threads())
 """
 
 
-@pytest.mark.parametrize("counts", [["100000"], [str(2**31 - 1)], [str(2**31), str(2**62), str(2**63 - 1)],
-                                    [str(2**63), str(2**100)]])
+@pytest.mark.parametrize(
+    "counts", [["100000"], [str(2**31 - 1)], [str(2**31), str(2**62), str(2**63 - 1)], [str(2**63), str(2**100)]]
+)
 def test_absurd_thread_counts_are_clamped_not_a_crash(counts):
     """threads=100000 crashed build_lut (SIGSEGV) and 2**31-1 made libgomp abort allocating 481 GB: counts above
     the CPUs this process may use are clamped to them, in Index and in the core itself (run in a subprocess,
@@ -239,11 +243,18 @@ def test_thread_count_validation(index):
     assert index.search(q, threads=np.int64(2)).ids.tolist() == index.search(q, threads=1).ids.tolist()
     cb = np.zeros((3, 16, 4), np.float32)
     with pytest.raises(ValueError, match="threads"):
-        _core.build_lut(_core.Codebook(cb, np.zeros((3, 4), np.float32)), 0, np.zeros((3, 16), np.float32), None,
-                        0.0, -1)
+        _core.build_lut(
+            _core.Codebook(cb, np.zeros((3, 4), np.float32)), 0, np.zeros((3, 16), np.float32), None, 0.0, -1
+        )
     with pytest.raises(ValueError, match="threads"):
-        _core.scan_pq(np.zeros((3, 10), np.uint8), np.zeros(3, np.uint8), np.zeros((1, 3, 4), np.float32),
-                      [np.arange(3, dtype=np.int32)], 3, threads=-5)
+        _core.scan_pq(
+            np.zeros((3, 10), np.uint8),
+            np.zeros(3, np.uint8),
+            np.zeros((1, 3, 4), np.float32),
+            [np.arange(3, dtype=np.int32)],
+            3,
+            threads=-5,
+        )
     assert 1 <= _core.default_threads() <= _core.max_threads()
 
 
@@ -255,13 +266,33 @@ def test_cli_search_with_absurd_thread_counts(tmp_path):
     rng = np.random.default_rng(4)
     C, K, n, N = 3, 4, 64, 10000  # a sketch of the whole 64 x 64 canvas: its LUT is built on threads
     cb = rng.random((C, K, n, n), dtype=np.float32)
-    ix = Index.from_codebook(cb / cb.sum(axis=0), rng.integers(0, K, (N, C), dtype=np.uint8),
-                             ids=[f"p{i}.jpg" for i in range(N)], class_names=["sky", "road", "tree"])
+    ix = Index.from_codebook(
+        cb / cb.sum(axis=0),
+        rng.integers(0, K, (N, C), dtype=np.uint8),
+        ids=[f"p{i}.jpg" for i in range(N)],
+        class_names=["sky", "road", "tree"],
+    )
     ix.save(tmp_path / "index.segsearch")
     outs = []
     for t in ("1", "100000", str(2**31 - 1), str(2**64)):
-        p = subprocess.run([sys.executable, "-m", "segsearch.cli", "search", str(tmp_path), "--draw",
-                            "sky:0,0,1,1", "-k", "5", "--threads", t], capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "segsearch.cli",
+                "search",
+                str(tmp_path),
+                "--draw",
+                "sky:0,0,1,1",
+                "-k",
+                "5",
+                "--threads",
+                t,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, (t, p.returncode, p.stderr[-2000:])
         outs.append(p.stdout)
     assert len(outs[0].splitlines()) == 5 and all(o == outs[0] for o in outs)
@@ -296,12 +327,24 @@ def test_ids_must_fit_int64_or_be_strings():
     cb = rng.random((3, 4, 8, 8), dtype=np.float32)
     cb /= cb.sum(axis=0)
     codes = rng.integers(0, 4, (3, 3), dtype=np.uint8)
-    for bad in (np.array([1, 2, 2**63], np.uint64), [1, 2, 2**63], [1, 2, -(2**63) - 1], [1, 2, 2**64 + 1],
-                [np.uint64(2**63), 1, 2]):
+    for bad in (
+        np.array([1, 2, 2**63], np.uint64),
+        [1, 2, 2**63],
+        [1, 2, -(2**63) - 1],
+        [1, 2, 2**64 + 1],
+        [np.uint64(2**63), 1, 2],
+    ):
         with pytest.raises(ValueError, match="int64"):
             Index.from_codebook(cb, codes, ids=bad)
-    for bad in ([1.0, 2.0, 3.0], np.array([1.5, 2, 3]), [True, False, True], np.array([True, False, True]),
-                [b"a", b"b", b"c"], [1, "a", 2], [None, 1, 2]):
+    for bad in (
+        [1.0, 2.0, 3.0],
+        np.array([1.5, 2, 3]),
+        [True, False, True],
+        np.array([True, False, True]),
+        [b"a", b"b", b"c"],
+        [1, "a", 2],
+        [None, 1, 2],
+    ):
         with pytest.raises(ValueError, match="ids"):
             Index.from_codebook(cb, codes, ids=bad)
     big = np.array([2**63 - 1, 0, 2**62], np.uint64)

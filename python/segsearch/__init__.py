@@ -3,6 +3,7 @@
 The C++ core (LUT builders, SIMD scan, exact scan) is ``segsearch._core``; this package is the Python facade.
 Set ``SEGSEARCH_SIMD=scalar|avx2|avx512`` to force a SIMD level at import.
 """
+
 from __future__ import annotations
 
 import os as _os
@@ -18,9 +19,27 @@ from .library.options import BuildOptions
 from .library.photo_index import Hit, PhotoIndex
 
 __version__ = "0.2.0"
-__all__ = ["Index", "Query", "SearchResult", "PhotoIndex", "Hit", "ShardedIndex", "open_folder", "build_index",
-           "BuildOptions", "BuildReport", "Segmenter", "SegsearchError", "IndexFormatError", "NotTrainedError",
-           "OptionError", "DEFAULT_EPS", "simd_level", "supported_simd_levels", "set_simd_level"]
+__all__ = [
+    "Index",
+    "Query",
+    "SearchResult",
+    "PhotoIndex",
+    "Hit",
+    "ShardedIndex",
+    "open_folder",
+    "build_index",
+    "BuildOptions",
+    "BuildReport",
+    "Segmenter",
+    "SegsearchError",
+    "IndexFormatError",
+    "NotTrainedError",
+    "OptionError",
+    "DEFAULT_EPS",
+    "simd_level",
+    "supported_simd_levels",
+    "set_simd_level",
+]
 
 
 def __getattr__(name: str):

@@ -1,6 +1,7 @@
 """Type stubs for the C++ core (``segsearch._core``)."""
+
 import enum
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

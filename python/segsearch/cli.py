@@ -6,6 +6,7 @@ and/or caption words (see :mod:`segsearch.photo_index`); ``segsearch classes IND
 the shards ``--add`` wrote. Bad input prints one line ``segsearch: error: ...`` on
 stderr and exits with status 2; an interrupted run exits with 130 and resumes when run again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,14 @@ from pathlib import Path
 from .errors import OptionError, SegsearchError
 
 #: The flag of each library option whose name differs (BuildOptions, PhotoIndex.search): errors name the flag.
-FLAGS = {"n_centroids": "--centroids", "ray_actors": "--ray-actors", "ray_threads": "--ray-threads", "add": "--add",
-         "photos_dir": "--photos", "max_photos": "--max-photos"}
+FLAGS = {
+    "n_centroids": "--centroids",
+    "ray_actors": "--ray-actors",
+    "ray_threads": "--ray-threads",
+    "add": "--add",
+    "photos_dir": "--photos",
+    "max_photos": "--max-photos",
+}
 
 #: How many failed photos the summary names.
 SHOW_FAILED = 5
@@ -37,107 +44,194 @@ def _positive(text: str) -> int:
 
 
 def _ray_options(p: argparse.ArgumentParser, what: str, *, indexing: bool = False) -> None:
-    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                   help=f"{what} on Ray: 'local' (a Ray instance on this machine), HOST:PORT of a head node, "
-                        "ray://HOST:PORT, or nothing for the cluster this machine joined with 'ray start'; the "
-                        "photos and the index folder must be on a path every node reads (needs: pip install "
-                        "\"segsearch[ray]\")")
-    p.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
-                   help="Ray actors (default: " + ("one per GPU of the cluster, else its CPUs / --ray-threads)"
-                                                  if indexing else "one per shard, at most one per CPU)"))
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on Ray: 'local' (a Ray instance on this machine), HOST:PORT of a head node, "
+        "ray://HOST:PORT, or nothing for the cluster this machine joined with 'ray start'; the "
+        "photos and the index folder must be on a path every node reads (needs: pip install "
+        '"segsearch[ray]")',
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="Ray actors (default: "
+        + (
+            "one per GPU of the cluster, else its CPUs / --ray-threads)"
+            if indexing
+            else "one per shard, at most one per CPU)"
+        ),
+    )
     if indexing:
-        p.add_argument("--ray-threads", type=_positive, default=None, metavar="T",
-                       help="torch threads (and CPUs reserved) per CPU actor (default: as many as torch uses here, "
-                            "one per core, so the index is the one a run without --ray writes, bit for bit)")
+        p.add_argument(
+            "--ray-threads",
+            type=_positive,
+            default=None,
+            metavar="T",
+            help="torch threads (and CPUs reserved) per CPU actor (default: as many as torch uses here, "
+            "one per core, so the index is the one a run without --ray writes, bit for bit)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segsearch", description="Spatial-semantic image search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("index", help="index a folder of photos (resumable)",
-                       description="Segment every photo under PHOTOS_DIR, train the codebooks on a sample and "
-                                   "write INDEX_DIR/index.segsearch. Interrupt at any time; the same command "
-                                   "resumes where it stopped.")
-    p.add_argument("photos_dir", metavar="PHOTOS_DIR", help="folder searched recursively for .jpg/.jpeg/.png/.webp/.bmp")
+    p = sub.add_parser(
+        "index",
+        help="index a folder of photos (resumable)",
+        description="Segment every photo under PHOTOS_DIR, train the codebooks on a sample and "
+        "write INDEX_DIR/index.segsearch. Interrupt at any time; the same command "
+        "resumes where it stopped.",
+    )
+    p.add_argument(
+        "photos_dir", metavar="PHOTOS_DIR", help="folder searched recursively for .jpg/.jpeg/.png/.webp/.bmp"
+    )
     p.add_argument("--out", required=True, metavar="INDEX_DIR", help="index folder (created if missing)")
     p.add_argument("--size", type=_positive, default=None, help="map size n (default 64)")
-    p.add_argument("--centroids", type=_positive, default=None,
-                   help="centroids K per class, 1..256 (default: the largest power of two <= photos / 8, within "
-                        "4..256; lowered to the number of readable sample photos if larger)")
+    p.add_argument(
+        "--centroids",
+        type=_positive,
+        default=None,
+        help="centroids K per class, 1..256 (default: the largest power of two <= photos / 8, within "
+        "4..256; lowered to the number of readable sample photos if larger)",
+    )
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
-    p.add_argument("--weights", default=None,
-                   help="network weights (.tflite or imported .safetensors; default: the bundled network)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="network weights (.tflite or imported .safetensors; default: the bundled network)",
+    )
     p.add_argument("--batch", type=_positive, default=8, help="photos per batch (default 8)")
     p.add_argument("--workers", type=int, default=1, help="processes decoding photos (default 1; 0: none)")
     p.add_argument("--sample", type=_positive, default=2000, help="photos to train the codebooks on (default 2000)")
-    p.add_argument("--add", action="store_true",
-                   help="append new photos to an existing index with its codebook, as a new shard (nothing already "
-                        "written is rewritten; 'segsearch compact' merges the shards)")
-    p.add_argument("--captions", default=None, metavar="FILE",
-                   help="COCO captions .json or a CSV with header path,caption; stored in INDEX_DIR/captions.sqlite")
-    p.add_argument("--ranking", choices=("balanced", "l2"), default=None,
-                   help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
-                        "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="append new photos to an existing index with its codebook, as a new shard (nothing already "
+        "written is rewritten; 'segsearch compact' merges the shards)",
+    )
+    p.add_argument(
+        "--captions",
+        default=None,
+        metavar="FILE",
+        help="COCO captions .json or a CSV with header path,caption; stored in INDEX_DIR/captions.sqlite",
+    )
+    p.add_argument(
+        "--ranking",
+        choices=("balanced", "l2"),
+        default=None,
+        help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
+        "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)",
+    )
     _ray_options(p, "segment and encode the photos", indexing=True)
     p.set_defaults(func=_cmd_index)
 
-    p = sub.add_parser("search", help="search an index by photo, sketch, photo + sketch, and/or caption words",
-                       description="Rank the indexed photos. A photo alone is an image query, a sketch alone a "
-                                   "sketch query, both a photo with a partial sketch drawn over it. --text alone ranks "
-                                   "the captions by bm25; with a photo or sketch, by the number of query words "
-                                   "(stop words aside) in a photo's captions, ties broken by the layout distance.")
+    p = sub.add_parser(
+        "search",
+        help="search an index by photo, sketch, photo + sketch, and/or caption words",
+        description="Rank the indexed photos. A photo alone is an image query, a sketch alone a "
+        "sketch query, both a photo with a partial sketch drawn over it. --text alone ranks "
+        "the captions by bm25; with a photo or sketch, by the number of query words "
+        "(stop words aside) in a photo's captions, ties broken by the layout distance.",
+    )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--image", metavar="PHOTO", default=None, help="query photo")
-    p.add_argument("--sketch", metavar="SKETCH.png", default=None,
-                   help="sketch PNG: single-channel (0 = unspecified, v = class v-1) or RGB in the index's palette "
-                        "(black = unspecified); any size")
-    p.add_argument("--draw", metavar="CLASS:x0,y0,x1,y1", action="append", default=[],
-                   help="draw a box of a class into the sketch, in fractions of the canvas, e.g. sky:0,0,1,0.4 "
-                        "(repeatable; painted over --sketch)")
+    p.add_argument(
+        "--sketch",
+        metavar="SKETCH.png",
+        default=None,
+        help="sketch PNG: single-channel (0 = unspecified, v = class v-1) or RGB in the index's palette "
+        "(black = unspecified); any size",
+    )
+    p.add_argument(
+        "--draw",
+        metavar="CLASS:x0,y0,x1,y1",
+        action="append",
+        default=[],
+        help="draw a box of a class into the sketch, in fractions of the canvas, e.g. sky:0,0,1,0.4 "
+        "(repeatable; painted over --sketch)",
+    )
     p.add_argument("--text", default=None, help="caption words (needs an index built with --captions)")
     p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per result line")
-    p.add_argument("--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results")
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="search threads (default: all cores; more than the CPUs this process may use are clamped)")
+    p.add_argument(
+        "--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results"
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="search threads (default: all cores; more than the CPUs this process may use are clamped)",
+    )
     p.add_argument("--device", default=None, help="torch device for the photo's network (default: cuda if available)")
-    p.add_argument("--weights", default=None,
-                   help="network weights (.tflite or imported .safetensors; default: the network the index was "
-                        "built with)")
-    p.add_argument("--photos", metavar="DIR", default=None,
-                   help="where the indexed photos are (default: the folder recorded at indexing time)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
+    )
+    p.add_argument(
+        "--photos",
+        metavar="DIR",
+        default=None,
+        help="where the indexed photos are (default: the folder recorded at indexing time)",
+    )
     _ray_options(p, "scan the shards")
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("compact", help="merge an index folder's shards into one index file",
-                       description="Merge the shards that 'segsearch index --add' wrote into INDEX_DIR/index.segsearch "
-                                   "and delete them. Searches give the same results before and after; a crash "
-                                   "at any point leaves a folder that opens with every photo once.")
+    p = sub.add_parser(
+        "compact",
+        help="merge an index folder's shards into one index file",
+        description="Merge the shards that 'segsearch index --add' wrote into INDEX_DIR/index.segsearch "
+        "and delete them. Searches give the same results before and after; a crash "
+        "at any point leaves a folder that opens with every photo once.",
+    )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
-    p.add_argument("--max-photos", type=_positive, default=None, metavar="N",
-                   help="keep index.segsearch and merge only consecutive shards, into shards of at most N photos "
-                        "(a folder searched on Ray keeps shards to spread over its machines)")
+    p.add_argument(
+        "--max-photos",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="keep index.segsearch and merge only consecutive shards, into shards of at most N photos "
+        "(a folder searched on Ray keeps shards to spread over its machines)",
+    )
     p.set_defaults(func=_cmd_compact)
 
-    p = sub.add_parser("classes", help="list an index's classes with their sketch values and colours",
-                       description="Print a header line, then one line per class: its index (the number the "
-                                   "Python API, --draw and the sketch tool use), the value a single-channel sketch "
-                                   "PNG uses for it (index + 1), its colour in RGB sketches, and its name.")
+    p = sub.add_parser(
+        "classes",
+        help="list an index's classes with their sketch values and colours",
+        description="Print a header line, then one line per class: its index (the number the "
+        "Python API, --draw and the sketch tool use), the value a single-channel sketch "
+        "PNG uses for it (index + 1), its colour in RGB sketches, and its name.",
+    )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--json", action="store_true", help="one JSON object per class")
     p.set_defaults(func=_cmd_classes)
 
-    p = sub.add_parser("gui", help="the sketch tool: draw where classes are, search as you draw",
-                       description="Open a window to draw a sketch (optionally over a photo) and see the nearest "
-                                   "photos after every stroke; click a result to refine from it.")
+    p = sub.add_parser(
+        "gui",
+        help="the sketch tool: draw where classes are, search as you draw",
+        description="Open a window to draw a sketch (optionally over a photo) and see the nearest "
+        "photos after every stroke; click a result to refine from it.",
+    )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("-k", type=_positive, default=12, help="number of results shown (default 12)")
     p.add_argument("--device", default=None, help="torch device for photo queries (default: cuda if available)")
-    p.add_argument("--weights", default=None,
-                   help="network weights (.tflite or imported .safetensors; default: the network the index was "
-                        "built with)")
-    p.add_argument("--photos", metavar="DIR", default=None,
-                   help="where the indexed photos are (default: the folder recorded at indexing time)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
+    )
+    p.add_argument(
+        "--photos",
+        metavar="DIR",
+        default=None,
+        help="where the indexed photos are (default: the folder recorded at indexing time)",
+    )
     _ray_options(p, "scan the shards")
     p.set_defaults(func=_cmd_gui)
     return parser
@@ -146,25 +240,47 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_gui(args) -> int:
     from . import gui
 
-    return gui.run(args.index_dir, device=args.device, weights=args.weights, k=args.k, photos_dir=args.photos,
-                   ray=args.ray, ray_actors=args.ray_actors)
+    return gui.run(
+        args.index_dir,
+        device=args.device,
+        weights=args.weights,
+        k=args.k,
+        photos_dir=args.photos,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
+    )
 
 
 def _cmd_index(args) -> int:
     from .library.build import build_index
 
-    report = build_index(args.photos_dir, args.out, size=args.size, n_centroids=args.centroids,
-                         device=args.device, weights=args.weights, batch=args.batch, sample=args.sample,
-                         add=args.add, captions=args.captions, workers=args.workers, ranking=args.ranking,
-                         ray=args.ray, ray_actors=args.ray_actors, ray_threads=args.ray_threads)
+    report = build_index(
+        args.photos_dir,
+        args.out,
+        size=args.size,
+        n_centroids=args.centroids,
+        device=args.device,
+        weights=args.weights,
+        batch=args.batch,
+        sample=args.sample,
+        add=args.add,
+        captions=args.captions,
+        workers=args.workers,
+        ranking=args.ranking,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
+        ray_threads=args.ray_threads,
+    )
     into = report.index_path if report.shard_path is None else f"{report.shard_path} (a new shard)"
     print(f"indexed {report.n_done} photos ({report.n_new} new, K={report.n_centroids}) into {into}")
     if report.failed:
         names = ", ".join(f"{p} ({e})" for p, e in report.failed[:SHOW_FAILED])
         more = f" and {len(report.failed) - SHOW_FAILED} more" if len(report.failed) > SHOW_FAILED else ""
         n = len(report.failed)
-        print(f"{n} photo{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} skipped: "
-              f"{names}{more}")
+        print(
+            f"{n} photo{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} skipped: "
+            f"{names}{more}"
+        )
     if args.captions is not None:
         print(f"stored {report.n_captions} captions")
     return 0
@@ -179,8 +295,11 @@ def _cmd_compact(args) -> int:
         raise FileNotFoundError(f"{d} has no {INDEX_FILE}; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
     n = compact(d, max_photos=args.max_photos)
     into = d / INDEX_FILE if args.max_photos is None else f"shards of at most {args.max_photos} photos"
-    nothing = f"{d} has no shards to merge" if args.max_photos is None else \
-        f"{d} has no consecutive shards that fit in {args.max_photos} photos; nothing merged"
+    nothing = (
+        f"{d} has no shards to merge"
+        if args.max_photos is None
+        else f"{d} has no consecutive shards that fit in {args.max_photos} photos; nothing merged"
+    )
     print(f"merged {n} shard{'s' if n != 1 else ''} into {into}" if n else nothing)
     return 0
 
@@ -202,8 +321,14 @@ def _cmd_search(args) -> int:
         raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"photo {args.image} does not exist")
-    pi = PhotoIndex.open(args.index_dir, device=args.device, weights=args.weights, photos_dir=args.photos,
-                         ray=args.ray, ray_actors=args.ray_actors)
+    pi = PhotoIndex.open(
+        args.index_dir,
+        device=args.device,
+        weights=args.weights,
+        photos_dir=args.photos,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
+    )
     sketch = None if args.sketch is None else pi.sketch_labels(args.sketch)
     if args.draw:
         boxes = sketch_from_boxes([_parse_box(s) for s in args.draw], pi.classes, pi.size)
@@ -276,10 +401,13 @@ def _error_line(e: BaseException) -> str:
         flag = FLAGS.get(e.option, "--" + e.option.replace("_", "-"))
         msg = msg.replace(e.option, flag, 1) if msg.startswith(e.option) else f"{flag}: {msg}"
     full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(e, sqlite3.OperationalError) and "full" in str(e))
+        isinstance(e, sqlite3.OperationalError) and "full" in str(e)
+    )
     if full:
-        msg += ("; nothing already written is lost: free some space and run the same command again (an index "
-                "run resumes where it stopped)")
+        msg += (
+            "; nothing already written is lost: free some space and run the same command again (an index "
+            "run resumes where it stopped)"
+        )
     return msg
 
 

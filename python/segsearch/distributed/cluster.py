@@ -9,6 +9,7 @@ with it); ``"auto"`` connects to the cluster this machine is part of (``ray star
 Every node must have the same segsearch (and torch) installed, and the photos and the index folder must be on
 a path every node reads with the same name (a shared file system): actors open them by path.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,17 +26,18 @@ def import_ray():
     try:
         import ray
     except ImportError as e:
-        raise ImportError(f"running on Ray needs the ray package ({e}); install it with: {RAY_INSTALL_HINT}") \
-            from None
+        raise ImportError(f"running on Ray needs the ray package ({e}); install it with: {RAY_INSTALL_HINT}") from None
     return ray
 
 
 def check_address(address) -> str:
     """``address`` as a string Ray takes, or ValueError saying what is accepted."""
     if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
-        raise ValueError(f"Ray address {address!r} is not one of: local (a Ray instance on this machine), auto "
-                         "(the cluster this machine joined with 'ray start'), HOST:PORT (a head node) or "
-                         "ray://HOST:PORT (Ray Client)")
+        raise ValueError(
+            f"Ray address {address!r} is not one of: local (a Ray instance on this machine), auto "
+            "(the cluster this machine joined with 'ray start'), HOST:PORT (a head node) or "
+            "ray://HOST:PORT (Ray Client)"
+        )
     return address.strip()
 
 
@@ -54,9 +56,11 @@ def connect(address: str = "local", **init_kwargs):
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ConnectionError(f"cannot connect to the Ray cluster at {address!r}: {e}. Start one with "
-                              "'ray start --head' (then use --ray auto or the address it prints), or use "
-                              "--ray local") from None
+        raise ConnectionError(
+            f"cannot connect to the Ray cluster at {address!r}: {e}. Start one with "
+            "'ray start --head' (then use --ray auto or the address it prints), or use "
+            "--ray local"
+        ) from None
     return ray
 
 
@@ -73,9 +77,11 @@ def _reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, ValueError) as e:
-        raise ConnectionError(f"cannot connect to the Ray cluster at {address!r}: nothing answers there ({e}). "
-                              "Start one with 'ray start --head' (then use the address it prints), or use --ray "
-                              "local") from None
+        raise ConnectionError(
+            f"cannot connect to the Ray cluster at {address!r}: nothing answers there ({e}). "
+            "Start one with 'ray start --head' (then use the address it prints), or use --ray "
+            "local"
+        ) from None
 
 
 def cluster_resources(ray) -> tuple[int, int]:
@@ -93,8 +99,9 @@ def get(ray, refs, *, timeout=None, what: str = "answer"):
     try:
         return ray.get(refs, timeout=timeout)
     except ray.exceptions.GetTimeoutError:
-        raise SegsearchError(f"the Ray actors did not {what} within {timeout} s; the cluster may lack resources "
-                             "(ray status)") from None
+        raise SegsearchError(
+            f"the Ray actors did not {what} within {timeout} s; the cluster may lack resources (ray status)"
+        ) from None
     except ray.exceptions.RayTaskError as e:
         cause = getattr(e, "cause", None)
         raise (cause if isinstance(cause, Exception) else SegsearchError(first_line(e))) from None
@@ -118,6 +125,13 @@ def first_line(e: BaseException) -> str:
 def actor_died_errors(ray) -> tuple[type, ...]:
     """The exceptions Ray raises for a call whose actor died (and could not be restarted in time)."""
     ex = ray.exceptions
-    return tuple(t for t in (getattr(ex, "RayActorError", None), getattr(ex, "ActorDiedError", None),
-                             getattr(ex, "ActorUnavailableError", None), getattr(ex, "WorkerCrashedError", None))
-                 if t is not None)
+    return tuple(
+        t
+        for t in (
+            getattr(ex, "RayActorError", None),
+            getattr(ex, "ActorDiedError", None),
+            getattr(ex, "ActorUnavailableError", None),
+            getattr(ex, "WorkerCrashedError", None),
+        )
+        if t is not None
+    )

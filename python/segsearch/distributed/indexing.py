@@ -24,6 +24,7 @@ runs torch with ``threads`` threads and reserves that many CPUs; by default as m
 process (one per core; at most a node's CPUs), so a run on Ray writes the same files, bit for bit, as a run
 without Ray on this machine. GPU actors reserve one CPU and one GPU each.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -63,8 +64,7 @@ class PhotoEncoder:
     ``weights_sha256`` when given). ``device``: default cuda when the actor has a GPU, else cpu. ``threads``:
     torch's threads (the network's float rounding depends on them, see the module doc)."""
 
-    def __init__(self, segmenter, weights, weights_sha256, device, size: int, batch: int, workers: int,
-                 threads: int):
+    def __init__(self, segmenter, weights, weights_sha256, device, size: int, batch: int, workers: int, threads: int):
         import torch
 
         torch.set_num_threads(threads)
@@ -86,8 +86,9 @@ class PhotoEncoder:
 
             index = Index.load(path, mmap=False)
             if index.codebook_fingerprint() != fp:
-                raise SegsearchError(f"{path} is not the codebook this run trained (it changed meanwhile); run "
-                                     "the index command again")
+                raise SegsearchError(
+                    f"{path} is not the codebook this run trained (it changed meanwhile); run the index command again"
+                )
             self._codebook = (path, fp, index)
         return self._codebook[2]
 
@@ -96,17 +97,20 @@ class PhotoEncoder:
         ``codebook`` = (checkpoint path, sha256) their codes uint8 (n, C) --, [(position, error)] not readable)."""
         index = self._index(*codebook) if codebook is not None else None
         done, out, failed = [], [], []
-        for idx, maps, bad in self.seg.iter_predict(paths, size=self.size, batch_size=self.batch,
-                                                    workers=self.workers):
+        for idx, maps, bad in self.seg.iter_predict(paths, size=self.size, batch_size=self.batch, workers=self.workers):
             failed += bad
             if len(idx):
                 done.append(idx)
-                out.append(index.encode(maps, device=self.device) if index is not None
-                           else np.ascontiguousarray(maps, dtype=np.float16))
+                out.append(
+                    index.encode(maps, device=self.device)
+                    if index is not None
+                    else np.ascontiguousarray(maps, dtype=np.float16)
+                )
         if not done:
             C = len(self.seg.classes)
-            empty = np.zeros((0, C), np.uint8) if index is not None else np.zeros((0, C, self.size, self.size),
-                                                                                   np.float16)
+            empty = (
+                np.zeros((0, C), np.uint8) if index is not None else np.zeros((0, C, self.size, self.size), np.float16)
+            )
             return np.zeros(0, np.int64), empty, failed
         return np.concatenate(done), np.concatenate(out), failed
 
@@ -117,8 +121,21 @@ class EncoderPool:
     ``check_identity(identity)`` is called with each actor's network (the state database checks it is the one
     the folder was started with). ``actors``: how many (default one per GPU, else one per CPU)."""
 
-    def __init__(self, address: str, *, actors: int | None, threads: int | None, segmenter, weights,
-                 weights_sha256, device, size: int, batch: int, workers: int, check_identity):
+    def __init__(
+        self,
+        address: str,
+        *,
+        actors: int | None,
+        threads: int | None,
+        segmenter,
+        weights,
+        weights_sha256,
+        device,
+        size: int,
+        batch: int,
+        workers: int,
+        check_identity,
+    ):
         self._address, self._n, self._threads = address, actors, threads
         self._args = (segmenter, weights, weights_sha256, device, size, batch, workers)
         self._check_identity = check_identity
@@ -136,9 +153,11 @@ class EncoderPool:
         n = self._n if self._n is not None else max(1, have)
         if n > have:
             each = "one GPU" if use_gpu else f"{t} CPU{'s' if t > 1 else ''} (ray_threads, --ray-threads)"
-            raise ValueError(f"{n} Ray actors asked for, but the cluster has {gpus if use_gpu else cpus} "
-                             f"{'GPUs' if use_gpu else 'CPUs'} and each actor needs {each}; ask for {have} or fewer "
-                             "(ray_actors, --ray-actors)")
+            raise ValueError(
+                f"{n} Ray actors asked for, but the cluster has {gpus if use_gpu else cpus} "
+                f"{'GPUs' if use_gpu else 'CPUs'} and each actor needs {each}; ask for {have} or fewer "
+                "(ray_actors, --ray-actors)"
+            )
         opts = {"num_cpus": t, "max_restarts": MAX_RESTARTS, "max_task_retries": MAX_RESTARTS}
         if use_gpu:
             opts["num_gpus"] = 1
@@ -147,8 +166,7 @@ class EncoderPool:
         remote = ray.remote(PhotoEncoder).options(**opts)
         self._make = lambda: remote.remote(*args)
         self.actors = [self._make() for _ in range(n)]
-        for identity in get(ray, [a.identity.remote() for a in self.actors], timeout=READY_TIMEOUT_S,
-                            what="start"):
+        for identity in get(ray, [a.identity.remote() for a in self.actors], timeout=READY_TIMEOUT_S, what="start"):
             self._check_identity(identity)
 
     def chunks(self, root: Path, todo: list[tuple], *, codebook: tuple[str, str] | None = None):
@@ -182,9 +200,11 @@ class EncoderPool:
                 idx, payload, failed = get(ray, ref)
             except died as e:
                 if tries + 1 > MAX_RESUBMITS:
-                    raise SegsearchError(f"Ray actors died {tries + 1} times on the photos {parts[i][0][1]} .. "
-                                         f"{parts[i][-1][1]} ({first_line(e)}); nothing is "
-                                         "lost: run the same command again to resume") from None
+                    raise SegsearchError(
+                        f"Ray actors died {tries + 1} times on the photos {parts[i][0][1]} .. "
+                        f"{parts[i][-1][1]} ({first_line(e)}); nothing is "
+                        "lost: run the same command again to resume"
+                    ) from None
                 if self.actors[slot] is actor:  # not replaced yet by an earlier chunk's failure
                     self.actors[slot] = self._make()
                 inflight.popleft()
@@ -193,10 +213,15 @@ class EncoderPool:
                 continue
             inflight.popleft()
             idx = np.asarray(idx, np.int64)
-            if len(payload) != len(idx) or (len(idx) and (idx.min() < 0 or idx.max() >= len(parts[i]))) or any(
-                    not 0 <= j < len(parts[i]) for j, _ in failed):
-                raise SegsearchError("a Ray actor answered for other photos than it was given (a bug or a mixed "
-                                     "segsearch version on the cluster); run the same command again to resume")
+            if (
+                len(payload) != len(idx)
+                or (len(idx) and (idx.min() < 0 or idx.max() >= len(parts[i])))
+                or any(not 0 <= j < len(parts[i]) for j, _ in failed)
+            ):
+                raise SegsearchError(
+                    "a Ray actor answered for other photos than it was given (a bug or a mixed "
+                    "segsearch version on the cluster); run the same command again to resume"
+                )
             yield parts[i], idx, payload, list(failed)
             if nxt < len(parts):
                 submit(nxt, slot, 0)

@@ -16,6 +16,7 @@ Faults: an actor whose process dies is restarted by Ray (it maps its shards agai
 an actor that cannot be restarted, or a shard it cannot open (moved, deleted, not on that node's path, damaged),
 is an error naming the shard. The folder must be on a path every node reads (see :mod:`segsearch.ray_cluster`).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -54,8 +55,9 @@ class ShardScanner:
                 if rel is None:
                     base = Index.load(d / INDEX_FILE, mmap=True, verify=verify)
                     if len(base) != count or shard_expectation(base) != expect or base.codebook_fingerprint() != fp:
-                        raise IndexFormatError(f"{d / INDEX_FILE} changed after the search opened the folder; open "
-                                               "it again")
+                        raise IndexFormatError(
+                            f"{d / INDEX_FILE} changed after the search opened the folder; open it again"
+                        )
                     st = base.snapshot
                 else:
                     st, _ = load_shard(d, rel, count, expect, fp, verify=verify)
@@ -190,11 +192,19 @@ class RayShardedIndex(Searchable, BaseCodebook):
         self.threads = max(1, cpus // len(self.assignment))
         fp = self.base.codebook_fingerprint()  # computed once: read_manifest hashed it already
         expect = shard_expectation(self.base)
-        remote = ray.remote(ShardScanner).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
-                                                  scheduling_strategy="SPREAD")
-        self.actors = [remote.remote(str(d.resolve()), [(s, rels[s], self.counts[s], int(self.offsets[s]))
-                                                        for s in shards], expect, fp, verify)
-                       for shards in self.assignment]
+        remote = ray.remote(ShardScanner).options(
+            max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, scheduling_strategy="SPREAD"
+        )
+        self.actors = [
+            remote.remote(
+                str(d.resolve()),
+                [(s, rels[s], self.counts[s], int(self.offsets[s])) for s in shards],
+                expect,
+                fp,
+                verify,
+            )
+            for shards in self.assignment
+        ]
         answers = self._get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S, what="open their shards")
         held: dict = {}
         for err, got in answers:
@@ -215,11 +225,13 @@ class RayShardedIndex(Searchable, BaseCodebook):
         return int(self.offsets[-1])
 
     def __repr__(self) -> str:
-        return (f"RayShardedIndex({self.index_dir}: {len(self.counts)} shards, {len(self)} photos, "
-                f"num_classes={self.num_classes}, n_centroids={self.n_centroids}, ranking={self.ranking.name!r}, "
-                f"actors={len(self.actors)})")
+        return (
+            f"RayShardedIndex({self.index_dir}: {len(self.counts)} shards, {len(self)} photos, "
+            f"num_classes={self.num_classes}, n_centroids={self.n_centroids}, ranking={self.ranking.name!r}, "
+            f"actors={len(self.actors)})"
+        )
 
-    def __enter__(self) -> "RayShardedIndex":
+    def __enter__(self) -> RayShardedIndex:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,9 +251,11 @@ class RayShardedIndex(Searchable, BaseCodebook):
         except actor_died_errors(ray) as e:
             dead = [i for i, a in enumerate(self.actors) if not _alive(ray, a)] or range(len(self.actors))
             names = self.shard_names([s for i in dead for s in self.assignment[i]])
-            raise SegsearchError(f"a Ray actor holding the shards {names} of {self.index_dir} died and was not "
-                                 f"restarted ({first_line(e)}); those shards are missing from the search. Check "
-                                 "the cluster (ray status) and open the index again") from None
+            raise SegsearchError(
+                f"a Ray actor holding the shards {names} of {self.index_dir} died and was not "
+                f"restarted ({first_line(e)}); those shards are missing from the search. Check "
+                "the cluster (ray status) and open the index again"
+            ) from None
 
     def _check_unique_ids(self) -> None:
         """IndexFormatError if an id is in more than one shard (each shard's own are checked as it is opened):
@@ -255,8 +269,9 @@ class RayShardedIndex(Searchable, BaseCodebook):
         for dup in self._get(checks, timeout=READY_TIMEOUT_S, what="check the ids"):
             if dup is not None:
                 self.close()
-                raise IndexFormatError(f"{self.index_dir}: the id {str(dup)[:100]!r} is in more than one shard; ids "
-                                       "must be unique")
+                raise IndexFormatError(
+                    f"{self.index_dir}: the id {str(dup)[:100]!r} is in more than one shard; ids must be unique"
+                )
 
     def _all(self, method: str, *args) -> list:
         if not self.actors:
@@ -335,8 +350,9 @@ class RayShardedIndex(Searchable, BaseCodebook):
         plan_ref = ray.put(plan)  # sent once to each node, not once per actor
         refs = []
         for shards, actor in zip(self.assignment, self.actors):
-            filters = {} if mask is None and pos is None else {s: part_filter(self.offsets, s, mask, pos)
-                                                               for s in shards}
+            filters = (
+                {} if mask is None and pos is None else {s: part_filter(self.offsets, s, mask, pos) for s in shards}
+            )
             refs.append(actor.scan.remote(plan_ref, k, filters, threads or self.threads))
         return self._get(refs)
 
@@ -372,8 +388,9 @@ def _alive(ray, actor) -> bool:
         return False
 
 
-def open_on_ray(index_dir, address: str = "local", *, actors: int | None = None, verify: bool = True,
-                **init_kwargs) -> RayShardedIndex:
+def open_on_ray(
+    index_dir, address: str = "local", *, actors: int | None = None, verify: bool = True, **init_kwargs
+) -> RayShardedIndex:
     """Open an index folder (any: with or without shards) for search on Ray at ``address`` (``"local"``,
     ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.ray_cluster`). ``actors``: how many
     (default: one per shard, at most one per CPU of the cluster). ``init_kwargs`` go to ``ray.init`` for a

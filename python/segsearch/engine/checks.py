@@ -35,8 +35,10 @@ def check_count(value, name: str, lo: int = 1, hi: int | None = None) -> int:
     if type(value) is int and value >= lo and (hi is None or value <= hi):  # the common case, fast
         return value
     rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
-        value >= lo and (hi is None or value <= hi)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not (value >= lo and (hi is None or value <= hi))
     ):
         raise ValueError(f"{name} must be a whole number {rng}; got {value!r}")
     return int(value)

@@ -8,6 +8,7 @@ K - 1 centroids are trained on the rows where the class is present. Encoding is 
 assignment; for near-zero rows a norm bound proves centroid 0 is nearest without computing the
 distances to the other centroids: ||x - a_k||^2 >= (||x|| - ||a_k||)^2.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,16 @@ def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.
     return cents
 
 
-def train_codebook(probs: np.ndarray, n_centroids: int, *, niter: int = 20, seed: int = 0,
-                   device=None, absent_mass: float = ABSENT_MASS, row_mass: np.ndarray | None = None) -> np.ndarray:
+def train_codebook(
+    probs: np.ndarray,
+    n_centroids: int,
+    *,
+    niter: int = 20,
+    seed: int = 0,
+    device=None,
+    absent_mass: float = ABSENT_MASS,
+    row_mass: np.ndarray | None = None,
+) -> np.ndarray:
     """Train one codebook per class on maps ``probs`` (N, C, n, n), float16 or float32 (read one class at a
     time, so a memory-mapped sample is never loaded whole). Returns float32 (C, K, n*n). A class map is absent
     when its mass is below ``absent_mass``: its own sum, or ``row_mass`` (N, C) when given (e.g. the mass before
@@ -229,7 +238,8 @@ def check_given_codebook(codebook, codes) -> tuple[np.ndarray, np.ndarray]:
     if not ok:
         raise ValueError(
             f"codebook values must be probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}] (centroids of softmax "
-            f"maps); found values in [{lo:.6g}, {hi:.6g}]: pass the centroids of the maps themselves")
+            f"maps); found values in [{lo:.6g}, {hi:.6g}]: pass the centroids of the maps themselves"
+        )
     cd = as_numpy(codes, "codes")
     if cd.ndim != 2 or cd.shape[1] != cb.shape[0]:
         raise ValueError(f"codes must have shape (N, {cb.shape[0]}) to match the codebook; got {cd.shape}")

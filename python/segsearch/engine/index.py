@@ -1,4 +1,5 @@
 """The PQ index: codebooks, uint8 codes, ids, optional exact maps; search for the three query kinds."""
+
 from __future__ import annotations
 
 import threading
@@ -36,8 +37,17 @@ class Index(Searchable):
     fixed when the index is made: ``train`` measures the class prior, and every map added is encoded with it.
     """
 
-    def __init__(self, num_classes: int, size: int = 64, n_centroids: int = 256, class_names=None, *,
-                 keep_exact: bool = False, metadata: dict | None = None, ranking: str | rk.Ranking = rk.DEFAULT_RANKING):
+    def __init__(
+        self,
+        num_classes: int,
+        size: int = 64,
+        n_centroids: int = 256,
+        class_names=None,
+        *,
+        keep_exact: bool = False,
+        metadata: dict | None = None,
+        ranking: str | rk.Ranking = rk.DEFAULT_RANKING,
+    ):
         self.num_classes = check_count(num_classes, "num_classes", 1)
         self.size = check_count(size, "size", 1, 1024)
         self.n_centroids = check_count(n_centroids, "n_centroids", 1, 256)
@@ -56,9 +66,14 @@ class Index(Searchable):
         self._cb = None  # uint8 (C, D, K), position-major, value v meaning v / 255 (float32 in format <= 2 files)
         self._cnorms = None  # float32 (C, K)
         # The images: one Snapshot, replaced whole by each add (see _append_locked and docs/python-api.md, "Threads").
-        self._state = Snapshot(0, np.zeros((C, 0), np.uint8), None, np.zeros((C, K), np.int64),
-                               np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None,
-                               np.zeros((0, C), np.float32) if self.keep_exact else None)
+        self._state = Snapshot(
+            0,
+            np.zeros((C, 0), np.uint8),
+            None,
+            np.zeros((C, K), np.int64),
+            np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None,
+            np.zeros((0, C), np.float32) if self.keep_exact else None,
+        )
         self._fingerprint = None  # codebook_fingerprint(), computed once
         self._write_lock = threading.Lock()  # add, add_codes and train run one at a time
 
@@ -76,9 +91,11 @@ class Index(Searchable):
         return self._state.n
 
     def __repr__(self) -> str:
-        return (f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
-                f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact}, "
-                f"ranking={self.ranking.name!r})")
+        return (
+            f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
+            f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact}, "
+            f"ranking={self.ranking.name!r})"
+        )
 
     @property
     def class_prior(self) -> np.ndarray | None:
@@ -96,8 +113,10 @@ class Index(Searchable):
             self._prior = self._weights = None
             return
         if prior is None:
-            raise ValueError(f"the {self.ranking.name!r} ranking needs the class prior: pass class_prior= (the "
-                             "index's class_prior), or ranking='l2'")
+            raise ValueError(
+                f"the {self.ranking.name!r} ranking needs the class prior: pass class_prior= (the "
+                "index's class_prior), or ranking='l2'"
+            )
         p = np.array(as_numpy(prior, "class_prior"), dtype=np.float32)
         if p.shape != (self.num_classes,) or not np.isfinite(p).all() or (p <= 0).any():
             raise ValueError(f"class_prior must be {self.num_classes} finite numbers > 0; got shape {p.shape}")
@@ -169,9 +188,14 @@ class Index(Searchable):
         self._cb = np.ascontiguousarray(codebook_ckd.transpose(0, 2, 1))
         self._derive_from_codebook()
 
-    def _share_codebook(self, other: "Index") -> None:
+    def _share_codebook(self, other: Index) -> None:
         """Use ``other``'s codebook and what is derived from it (shared, not copied)."""
-        self._cb, self._cnorms, self._block_sums, self._bound = other._cb, other._cnorms, other._block_sums, other._bound
+        self._cb, self._cnorms, self._block_sums, self._bound = (
+            other._cb,
+            other._cnorms,
+            other._block_sums,
+            other._bound,
+        )
         self._fingerprint = other._fingerprint
 
     def _derive_from_codebook(self, block_sums=None) -> None:
@@ -181,7 +205,7 @@ class Index(Searchable):
         # bound once: the core checks the arrays here, not on every search
         self._bound = _core.Codebook(self._cb, self._cnorms, self._block_sums, min(BLOCK_W, self.size))
 
-    def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> "Index":
+    def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> Index:
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
 
         ``probs`` may be float16 and memory-mapped: it is validated in chunks and read one class at a time,
@@ -191,7 +215,9 @@ class Index(Searchable):
                 raise ValueError(
                     f"the index already holds {self._state.n} images encoded with its codebook; build a new Index to retrain"
                 )
-            a = check_maps(probs, self.num_classes, self.size, chunk=256)  # float16 / memory-mapped maps are read one class at a time
+            a = check_maps(
+                probs, self.num_classes, self.size, chunk=256
+            )  # float16 / memory-mapped maps are read one class at a time
             niter = check_count(niter, "niter", 0)
             from .codebook import train_codebook  # torch is imported only when codebooks are made
 
@@ -206,7 +232,7 @@ class Index(Searchable):
             self._set_codebook(cb)
         return self
 
-    def add(self, probs, ids=None, *, device=None) -> "Index":
+    def add(self, probs, ids=None, *, device=None) -> Index:
         """Encode maps (N, C, n, n) with the trained codebook and append them. ``ids``: int64 or str per image
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
@@ -233,7 +259,7 @@ class Index(Searchable):
 
         return encode(a, self._cb, device=device)
 
-    def add_codes(self, codes, ids=None) -> "Index":
+    def add_codes(self, codes, ids=None) -> Index:
         """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`.
         Not for indexes that keep exact maps (those need the maps: use :meth:`add`)."""
         self._need_trained()
@@ -319,8 +345,16 @@ class Index(Searchable):
             raise ValueError("query must be a segsearch.Query")
         self._need_trained()
         kind, probs, labels = query.resolve(self.num_classes, self.size)
-        return _core.build_lut(self._bound, kind, probs, labels, check_eps(eps), check_threads(threads),
-                               self._weights, self.ranking.photo_weight)
+        return _core.build_lut(
+            self._bound,
+            kind,
+            probs,
+            labels,
+            check_eps(eps),
+            check_threads(threads),
+            self._weights,
+            self.ranking.photo_weight,
+        )
 
     def codebook_fingerprint(self) -> str:
         """sha256 (hex) of what a code means: the codebook's bytes (dtype, shape) and the class prior. A shard's
@@ -354,8 +388,17 @@ class Index(Searchable):
 
     # ------------------------------------------------------------------ construction from parts
     @classmethod
-    def from_codebook(cls, codebook, codes, ids=None, *, class_names=None, metadata=None,
-                      ranking: str | rk.Ranking = "l2", class_prior=None) -> "Index":
+    def from_codebook(
+        cls,
+        codebook,
+        codes,
+        ids=None,
+        *,
+        class_names=None,
+        metadata=None,
+        ranking: str | rk.Ranking = "l2",
+        class_prior=None,
+    ) -> Index:
         """An index from a codebook (C, K, n, n) and codes uint8 (N, C), e.g. from another PQ tool. The codebook
         is uint8 (v meaning v / 255, as :attr:`codebook_u8`), or float with values that are finite probabilities,
         in [-0.001, 1.001] (ValueError otherwise), rounded to the nearest multiple of 1/255 (the index stores
@@ -390,7 +433,7 @@ class Index(Searchable):
         storage.save(path, *index_file.index_file_contents(self, self._state))
 
     @classmethod
-    def load(cls, path, mmap: bool = True, *, verify: bool | str = True) -> "Index":
+    def load(cls, path, mmap: bool = True, *, verify: bool | str = True) -> Index:
         """Load a saved index. ``mmap=True`` maps the codes, codebook and exact maps from the file
         (read-only pages, loaded on demand); ``add`` then copies the codes into memory first. The file is
         opened once and everything is read from that open file, so a save renaming a new version onto ``path``
@@ -410,8 +453,15 @@ class Index(Searchable):
         crc = {"codebook", "block_sums", "class_prior"} if verify == "codebook" else verify
         header, arr = storage.load(path, mmap=mmap, verify=crc)
         f = index_file.check_index(path, header, arr, verify=verify, block_w=BLOCK_W)
-        index = cls(f["num_classes"], f["size"], f["n_centroids"], f["class_names"], keep_exact=f["keep_exact"],
-                    metadata=f["metadata"], ranking=f["ranking"])
+        index = cls(
+            f["num_classes"],
+            f["size"],
+            f["n_centroids"],
+            f["class_names"],
+            keep_exact=f["keep_exact"],
+            metadata=f["metadata"],
+            ranking=f["ranking"],
+        )
         index._set_prior(f["class_prior"])
         index._cb = arr["codebook"]
         index._derive_from_codebook(arr.get("block_sums"))
@@ -423,8 +473,15 @@ def empty_like(base: Index) -> Index:
     """An index of no photos with ``base``'s codebook (shared, not copied), ranking, class prior, class names,
     metadata and keep_exact: add to it the photos of a new shard (:func:`segsearch.library.shards.add_shard`)."""
     base._need_trained()
-    out = Index(base.num_classes, base.size, base.n_centroids, base.class_names, keep_exact=base.keep_exact,
-                metadata=base.metadata, ranking=base.ranking)
+    out = Index(
+        base.num_classes,
+        base.size,
+        base.n_centroids,
+        base.class_names,
+        keep_exact=base.keep_exact,
+        metadata=base.metadata,
+        ranking=base.ranking,
+    )
     out._set_prior(base._prior)
     out._share_codebook(base)
     return out
@@ -434,8 +491,10 @@ def merged(base: Index, snapshots) -> Index:
     """An index with ``base``'s codebook holding the photos of ``snapshots`` (of shards of its folder), in order."""
     out = empty_like(base)
     for st in snapshots:
-        out._append(st.codes[:, : st.n].T, st.stored_ids(), st.exact[: st.n] if out.keep_exact else None,
-                    st.exact_norms[: st.n] if out.keep_exact else None)
+        out._append(
+            st.codes[:, : st.n].T,
+            st.stored_ids(),
+            st.exact[: st.n] if out.keep_exact else None,
+            st.exact_norms[: st.n] if out.keep_exact else None,
+        )
     return out
-
-

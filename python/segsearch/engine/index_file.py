@@ -17,10 +17,18 @@ from .storage import is_int
 CODEBOOK_MIN, CODEBOOK_MAX = -1e-3, 1.0 + 1e-3
 
 #: The arrays of an index file and their dtypes.
-INDEX_ARRAYS = {"codebook": ("float32", "uint8"), "block_sums": ("float32", "uint16"), "codes": "uint8",
-                "code_counts": "int64",
-                "ids": "int64", "ids_offsets": "int64", "ids_utf8": "uint8", "exact_maps": "uint8",
-                "exact_norms": "float32", "class_prior": "float32"}
+INDEX_ARRAYS = {
+    "codebook": ("float32", "uint8"),
+    "block_sums": ("float32", "uint16"),
+    "codes": "uint8",
+    "code_counts": "int64",
+    "ids": "int64",
+    "ids_offsets": "int64",
+    "ids_utf8": "uint8",
+    "exact_maps": "uint8",
+    "exact_norms": "float32",
+    "class_prior": "float32",
+}
 
 
 def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) -> tuple[dict, dict]:
@@ -31,9 +39,17 @@ def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) ->
     if ids is None and shard_of is not None:
         ids = np.arange(st.n, dtype=np.int64)
     ids_kind = "range" if ids is None else ("str" if isinstance(ids, list) else "int64")
-    header = {"num_classes": index.num_classes, "size": index.size, "n_centroids": index.n_centroids,
-              "count": st.n, "class_names": index.class_names, "metadata": index.metadata if shard_of is None else {},
-              "keep_exact": index.keep_exact, "ids_kind": ids_kind, "ranking": index.ranking.to_json()}
+    header = {
+        "num_classes": index.num_classes,
+        "size": index.size,
+        "n_centroids": index.n_centroids,
+        "count": st.n,
+        "class_names": index.class_names,
+        "metadata": index.metadata if shard_of is None else {},
+        "keep_exact": index.keep_exact,
+        "ids_kind": ids_kind,
+        "ranking": index.ranking.to_json(),
+    }
     arrays = index.codebook_arrays() if shard_of is None else {}
     if shard_of is not None:
         header["codebook_sha256"] = shard_of
@@ -69,8 +85,9 @@ def codebook_in_range(cb: np.ndarray) -> tuple[bool, float, float]:
     return bool(lo >= float(np.float32(CODEBOOK_MIN)) and hi <= float(np.float32(CODEBOOK_MAX))), lo, hi
 
 
-def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bool = True,
-                block_w: int = 16, shard: bool = False) -> dict:
+def check_index(
+    path, header: dict, arrays: dict[str, np.ndarray], *, verify: bool = True, block_w: int = 16, shard: bool = False
+) -> dict:
     """Check what :func:`load` read as an index (see ``Index.save``): every header field's type and range, the
     set of arrays, their dtypes and shapes; with ``verify`` also what the arrays must satisfy together (the
     codebook's values are probabilities, its row-run sums match it, codes < K, code counts match the codes, ids
@@ -144,8 +161,10 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
             raise damaged(f"array '{name}' has dtype {a.dtype.name}; expected {' or '.join(np.atleast_1d(want))}")
         if (a.ndim != 1) if shape is None else (a.shape != shape):
             want = "1-D" if shape is None else str(shape)
-            raise damaged(f"array '{name}' has shape {a.shape}; expected {want} for num_classes={C}, size={n}, "
-                          f"n_centroids={K}, count={N}")
+            raise damaged(
+                f"array '{name}' has shape {a.shape}; expected {want} for num_classes={C}, size={n}, "
+                f"n_centroids={K}, count={N}"
+            )
 
     prior = None
     if ranking.uses_prior and not shard:  # small: always checked (weights from it go into every query)
@@ -171,8 +190,18 @@ def check_index(path, header: dict, arrays: dict[str, np.ndarray], *, verify: bo
         _check_codebook(arrays, damaged, C=C, n=n, K=K, w=w, nb=nb)
     elif verify:
         _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb, shard=shard)
-    return {"num_classes": C, "size": n, "n_centroids": K, "count": N, "class_names": names, "metadata": metadata,
-            "keep_exact": keep_exact, "ids": ids, "ranking": ranking, "class_prior": prior}
+    return {
+        "num_classes": C,
+        "size": n,
+        "n_centroids": K,
+        "count": N,
+        "class_names": names,
+        "metadata": metadata,
+        "keep_exact": keep_exact,
+        "ids": ids,
+        "ranking": ranking,
+        "class_prior": prior,
+    }
 
 
 def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb, shard=False) -> None:
@@ -187,8 +216,10 @@ def _check_codebook(arrays, damaged, *, C, n, K, w, nb) -> None:
     cb = arrays["codebook"]
     ok, lo, hi = codebook_in_range(cb) if cb.dtype != np.uint8 else (True, 0.0, 1.0)  # any byte is a probability
     if not ok:
-        raise damaged(f"codebook values must be finite probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}]; "
-                      f"found values in [{lo:.6g}, {hi:.6g}]")
+        raise damaged(
+            f"codebook values must be finite probabilities in [{CODEBOOK_MIN}, {CODEBOOK_MAX}]; "
+            f"found values in [{lo:.6g}, {hi:.6g}]"
+        )
     bs = arrays.get("block_sums")
     if bs is not None:
         for c in range(C):
@@ -201,8 +232,10 @@ def _check_codebook(arrays, damaged, *, C, n, K, w, nb) -> None:
                     ref = grid[:, b * w : (b + 1) * w].sum(axis=1)
                     ok = (np.abs(got[:, b] - ref) <= 1e-4 + 1e-5 * np.abs(ref)).all()
                 if not ok:
-                    raise damaged(f"block_sums disagree with the codebook (class {c}): they must be its sums "
-                                  f"over runs of {w} pixels of a row")
+                    raise damaged(
+                        f"block_sums disagree with the codebook (class {c}): they must be its sums "
+                        f"over runs of {w} pixels of a row"
+                    )
 
 
 def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
@@ -213,15 +246,18 @@ def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
     seen = _core.code_counts(codes)
     for c in range(C):
         if seen[c, K:].any():
-            raise damaged(f"codes must be < n_centroids={K}; class {c} has code {K + int(np.flatnonzero(seen[c, K:])[0])}")
+            raise damaged(
+                f"codes must be < n_centroids={K}; class {c} has code {K + int(np.flatnonzero(seen[c, K:])[0])}"
+            )
         if not np.array_equal(seen[c, :K], counts[c]):
             raise damaged(f"code_counts disagree with the codes (class {c})")
     if "exact_norms" in arrays and arrays["exact_norms"].size:
         en = arrays["exact_norms"]
         lo, hi = float(en.min()), float(en.max())
         if not (lo >= 0 and hi <= n * n * 1.001):
-            raise damaged(f"exact_norms must be squared norms of maps in [0, 1], in [0, {n * n}]; "
-                          f"found [{lo:.6g}, {hi:.6g}]")
+            raise damaged(
+                f"exact_norms must be squared norms of maps in [0, 1], in [0, {n * n}]; found [{lo:.6g}, {hi:.6g}]"
+            )
     if isinstance(ids, list):
         if len(set(ids)) != N:
             seen_ids: set = set()

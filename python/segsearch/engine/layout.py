@@ -13,6 +13,7 @@
 Once indexing finishes only ``index.segsearch``, ``captions.sqlite`` and the small ``work/state.sqlite`` stay, and
 after ``--add`` the manifest and its shards (``segsearch compact`` merges them into ``index.segsearch``).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,16 @@ def resolve_inside(root: Path, rel) -> tuple[Path | None, str | None]:
     except OSError as e:
         return None, f"cannot be examined ({e.strerror or e})"
     if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "not a file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a file"
+        )
         return None, f"not a regular file ({kind})"
     return real, None

@@ -34,8 +34,16 @@ from .index import BLOCK_W, Index
 from .layout import INDEX_FILE, MANIFEST_FILE, SHARDS_DIR, resolve_inside
 from .snapshot import Snapshot
 
-__all__ = ["read_manifest", "load_shard", "shard_expectation", "check_unique_ids", "MANIFEST_FORMAT",
-           "MANIFEST_VERSION", "SHARD_NAME", "MAX_SHARD_NUMBER"]
+__all__ = [
+    "read_manifest",
+    "load_shard",
+    "shard_expectation",
+    "check_unique_ids",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "SHARD_NAME",
+    "MAX_SHARD_NUMBER",
+]
 
 MANIFEST_FORMAT = "segsearch-shards"
 MANIFEST_VERSION = 1
@@ -69,36 +77,42 @@ def read_manifest(d: Path, base: Index) -> list[tuple[str, int, str]]:
     except (ValueError, RecursionError) as e:
         raise _damaged(path, f"unreadable JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
-        raise _damaged(path, f"not a segsearch shard manifest (no \"format\": \"{MANIFEST_FORMAT}\")")
+        raise _damaged(path, f'not a segsearch shard manifest (no "format": "{MANIFEST_FORMAT}")')
     version = m.get("version")
     if type(version) is not int or version < 1:
         raise _damaged(path, f"version {str(version)[:50]!r}; expected an integer >= 1")
     if version > MANIFEST_VERSION:
-        raise IndexFormatError(f"{path} is a shard manifest of version {version}, newer than this segsearch "
-                               f"understands ({MANIFEST_VERSION}); upgrade segsearch")
+        raise IndexFormatError(
+            f"{path} is a shard manifest of version {version}, newer than this segsearch "
+            f"understands ({MANIFEST_VERSION}); upgrade segsearch"
+        )
     b, shards = m.get("base"), m.get("shards")
     if not isinstance(b, dict) or type(b.get("count")) is not int or not isinstance(b.get("codebook_sha256"), str):
-        raise _damaged(path, "\"base\" must be an object with an integer \"count\" and a \"codebook_sha256\"")
+        raise _damaged(path, '"base" must be an object with an integer "count" and a "codebook_sha256"')
     if not isinstance(shards, list):
-        raise _damaged(path, "\"shards\" must be a list")
+        raise _damaged(path, '"shards" must be a list')
     if b["count"] != len(base):
         total = sum(e["count"] for e in shards if isinstance(e, dict) and type(e.get("count")) is int)
         if len(base) >= b["count"] + total:  # the base was replaced after this manifest: its shards are in it
             return []
-        raise _damaged(path, f"it was written for an {INDEX_FILE} of {b['count']} photos, but "
-                                    f"{d / INDEX_FILE} holds {len(base)}")
+        raise _damaged(
+            path, f"it was written for an {INDEX_FILE} of {b['count']} photos, but {d / INDEX_FILE} holds {len(base)}"
+        )
     fp = base.codebook_fingerprint()
     if b["codebook_sha256"] != fp:
         raise _damaged(path, f"it was written for another codebook than {d / INDEX_FILE}'s")
     out, seen = [], set()
     for i, e in enumerate(shards):
         if not isinstance(e, dict) or not isinstance(e.get("file"), str) or type(e.get("count")) is not int:
-            raise _damaged(path, f"shard entry {i} must be an object with a \"file\" and an integer \"count\"")
+            raise _damaged(path, f'shard entry {i} must be an object with a "file" and an integer "count"')
         rel, count = e["file"], e["count"]
         head, _, name = rel.partition("/")
         if head != SHARDS_DIR or not SHARD_NAME.fullmatch(name):
-            raise _damaged(path, f"shard entry {i} names {rel[:100]!r}; shard files are "
-                                        f"{SHARDS_DIR}/NNNNNN.segsearch (six digits) inside the index folder")
+            raise _damaged(
+                path,
+                f"shard entry {i} names {rel[:100]!r}; shard files are "
+                f"{SHARDS_DIR}/NNNNNN.segsearch (six digits) inside the index folder",
+            )
         if rel in seen:
             raise _damaged(path, f"it lists {rel} twice")
         if count < 1:
@@ -111,8 +125,7 @@ def read_manifest(d: Path, base: Index) -> list[tuple[str, int, str]]:
 def shard_expectation(base: Index) -> tuple:
     """What every shard's header must repeat of the base: (num_classes, size, K, class names, keep_exact, ranking);
     picklable, so a process that opens shards without the base (a Ray actor) can check them."""
-    return (base.num_classes, base.size, base.n_centroids, base.class_names, base.keep_exact,
-            base.ranking.to_json())
+    return (base.num_classes, base.size, base.n_centroids, base.class_names, base.keep_exact, base.ranking.to_json())
 
 
 def load_shard(d: Path, rel: str, count: int, base, fp: str, *, mmap: bool = True, verify: bool = True):
@@ -121,22 +134,27 @@ def load_shard(d: Path, rel: str, count: int, base, fp: str, *, mmap: bool = Tru
     manifest = d / MANIFEST_FILE
     real, why = resolve_inside(d.resolve(), rel)
     if real is None:
-        raise IndexFormatError(f"{manifest} lists the shard {rel}, which is refused: "
-                               f"{why.replace('photos folder', 'index folder')}")
+        raise IndexFormatError(
+            f"{manifest} lists the shard {rel}, which is refused: {why.replace('photos folder', 'index folder')}"
+        )
     if not real.exists():
-        raise ShardMissingError(f"{manifest} lists the shard {rel}, which is missing; restore it (the folder is "
-                         "incomplete without it) or delete the manifest to search the base index alone")
+        raise ShardMissingError(
+            f"{manifest} lists the shard {rel}, which is missing; restore it (the folder is "
+            "incomplete without it) or delete the manifest to search the base index alone"
+        )
     header, arr = storage.load(real, mmap=mmap, verify=verify)
     path = d / rel
     if header.get("codebook_sha256") != fp:
-        raise IndexFormatError(f"{path} is not a shard of this index: it was not encoded with the codebook of "
-                               f"{d / INDEX_FILE}")
+        raise IndexFormatError(
+            f"{path} is not a shard of this index: it was not encoded with the codebook of {d / INDEX_FILE}"
+        )
     f = index_file.check_index(path, header, arr, verify=verify, block_w=BLOCK_W, shard=True)
     mine = base if isinstance(base, tuple) else shard_expectation(base)
     theirs = (f["num_classes"], f["size"], f["n_centroids"], f["class_names"], f["keep_exact"], f["ranking"].to_json())
     if mine != theirs:
-        raise IndexFormatError(f"{path} does not match {d / INDEX_FILE} (classes, map size, K, keep_exact or "
-                               "ranking differ)")
+        raise IndexFormatError(
+            f"{path} does not match {d / INDEX_FILE} (classes, map size, K, keep_exact or ranking differ)"
+        )
     if f["count"] != count:
         raise IndexFormatError(f"{path} holds {f['count']} photos but {manifest} says {count}")
     if f["ids"] is None:
@@ -156,13 +174,12 @@ def check_unique_ids(shards: list[Snapshot], manifest: Path) -> None:
         for st in shards:
             dup = next((i for i in st.ids if i in seen), None) if seen else None
             if dup is not None:
-                raise IndexFormatError(f"{manifest}: the id {dup[:100]!r} is in more than one shard; ids must be "
-                                       "unique")
+                raise IndexFormatError(
+                    f"{manifest}: the id {dup[:100]!r} is in more than one shard; ids must be unique"
+                )
             seen.update(st.ids)
         return
     s = np.sort(np.concatenate([st.all_ids() for st in shards]).astype(np.int64))
     rep = s[1:][s[1:] == s[:-1]]
     if rep.size:
         raise IndexFormatError(f"{manifest}: the id {int(rep[0])} is in more than one shard; ids must be unique")
-
-

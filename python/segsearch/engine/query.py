@@ -1,4 +1,5 @@
 """Queries: a photo's probability maps, a sketch (label map), or a photo with a partial sketch over it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -98,12 +99,12 @@ class Query:
     labels: np.ndarray | None = None
 
     @classmethod
-    def image(cls, p) -> "Query":
+    def image(cls, p) -> Query:
         """Query by a photo: its softmax maps ``p`` of shape (C, n, n). Distance sums all classes."""
         return cls(IMAGE, probs=check_probs(p, "query probabilities", batched=False))
 
     @classmethod
-    def sketch(cls, labels) -> "Query":
+    def sketch(cls, labels) -> Query:
         """Query by a sketch: an int label map (h, w), -1 = unspecified, 0..C-1 = class.
 
         Only the drawn classes count. A sketch of another size than the index's maps is resized
@@ -115,7 +116,7 @@ class Query:
         return cls(SKETCH, labels=lab)
 
     @classmethod
-    def image_and_sketch(cls, p, labels) -> "Query":
+    def image_and_sketch(cls, p, labels) -> Query:
         """Query by a photo with a partial sketch drawn over it: drawn pixels override the photo's maps.
 
         ``p``: softmax maps (C, n, n); ``labels``: int (h, w), -1 where the photo's maps are kept.

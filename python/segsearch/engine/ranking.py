@@ -19,6 +19,7 @@ Sketch queries still count only the drawn classes, and drawn pixels still overri
 queries. Both corrections cost the scan nothing (C weights applied when maps are encoded and once per query
 photo; lam scales the centroid norms in the lookup table).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -80,8 +80,16 @@ def check_search_args(query, k, threads, eps) -> SearchArgs:
     return SearchArgs(single, queries, check_k(k), check_threads(threads), check_eps(eps))
 
 
-def make_plan(codebook, defaults: np.ndarray, dense: np.ndarray, queries: list[Query], *, exact: bool = False,
-              eps: float = 0.0, threads: int = 0) -> SearchPlan:
+def make_plan(
+    codebook,
+    defaults: np.ndarray,
+    dense: np.ndarray,
+    queries: list[Query],
+    *,
+    exact: bool = False,
+    eps: float = 0.0,
+    threads: int = 0,
+) -> SearchPlan:
     """``queries`` made ready for :func:`scan_part` over parts whose whole's most common codes are ``defaults``
     / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), or the resolved queries
     for an exact search."""
@@ -92,12 +100,28 @@ def make_plan(codebook, defaults: np.ndarray, dense: np.ndarray, queries: list[Q
             raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
     elif resolved:
         luts, classes = _core.build_luts(
-            codebook.bound_codebook, [r[0] for r in resolved], [r[1] for r in resolved], [r[2] for r in resolved],
-            eps, threads, codebook.class_weights, codebook.ranking.photo_weight)
+            codebook.bound_codebook,
+            [r[0] for r in resolved],
+            [r[1] for r in resolved],
+            [r[2] for r in resolved],
+            eps,
+            threads,
+            codebook.class_weights,
+            codebook.ranking.photo_weight,
+        )
     else:
         codebook.bound_codebook  # noqa: B018 (an untrained index says so even for an empty batch)
-    return SearchPlan(bool(exact), len(resolved), luts, classes, resolved if exact else None, defaults, dense,
-                      codebook.class_weights, codebook.ranking.photo_weight)
+    return SearchPlan(
+        bool(exact),
+        len(resolved),
+        luts,
+        classes,
+        resolved if exact else None,
+        defaults,
+        dense,
+        codebook.class_weights,
+        codebook.ranking.photo_weight,
+    )
 
 
 def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, threads: int = 0):
@@ -112,11 +136,30 @@ def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, thre
     kk = min(k, n_cand)
     if plan.exact:
         r = plan.resolved
-        return _core.search_exact(part.exact[: part.n], part.exact_norms[: part.n], [q[0] for q in r],
-                                  [q[1] for q in r], [q[2] for q in r], kk, mask=mask, ids=positions,
-                                  threads=threads, class_weights=plan.class_weights, photo_weight=plan.photo_weight)
-    return _core.scan_pq(part.codes[:, : part.n], plan.defaults, plan.luts, plan.classes, kk, mask=mask,
-                         ids=positions, threads=threads, dense=plan.dense)
+        return _core.search_exact(
+            part.exact[: part.n],
+            part.exact_norms[: part.n],
+            [q[0] for q in r],
+            [q[1] for q in r],
+            [q[2] for q in r],
+            kk,
+            mask=mask,
+            ids=positions,
+            threads=threads,
+            class_weights=plan.class_weights,
+            photo_weight=plan.photo_weight,
+        )
+    return _core.scan_pq(
+        part.codes[:, : part.n],
+        plan.defaults,
+        plan.luts,
+        plan.classes,
+        kk,
+        mask=mask,
+        ids=positions,
+        threads=threads,
+        dense=plan.dense,
+    )
 
 
 def part_filter(offsets: np.ndarray, s: int, mask, pos):
@@ -175,7 +218,8 @@ def resolve_subset(n: int, lookup, subset):
         raise ValueError(
             f"subset is {n} integers, all 0 or 1: as long as the index, it reads as a mask but would be "
             "taken as ids. Pass a bool mask (e.g. np.asarray(subset, bool)) to select by position, or the ids "
-            "without repeats (subset=None for all images)")
+            "without repeats (subset=None for all images)"
+        )
     seq = list(subset) if a is None else a.reshape(-1).tolist()
     try:
         p = positions_in(lookup(seq), seq)
@@ -188,8 +232,9 @@ def _zeros_and_ones(seq, n: int) -> bool:
     """Whether ``seq`` (an array or a list) is n integers (not bools), each 0 or 1."""
     if isinstance(seq, np.ndarray):
         return seq.dtype.kind in "iu" and seq.shape == (n,) and bool(((seq == 0) | (seq == 1)).all())
-    return len(seq) == n and all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-                                 and v in (0, 1) for v in seq)
+    return len(seq) == n and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v in (0, 1) for v in seq
+    )
 
 
 class Searchable:
@@ -222,8 +267,16 @@ class Searchable:
     def _ids_at(self, view, pos: np.ndarray) -> np.ndarray:
         return view.ids_at(pos)
 
-    def search(self, query, k: int = 10, *, exact: bool = False, subset=None, threads: int | None = None,
-               eps: float | None = None):
+    def search(
+        self,
+        query,
+        k: int = 10,
+        *,
+        exact: bool = False,
+        subset=None,
+        threads: int | None = None,
+        eps: float | None = None,
+    ):
         """Find the k nearest images. ``query``: a :class:`Query` or a list of them (one result per query).
 
         ``exact=True`` uses the stored uncompressed maps (needs ``keep_exact=True``); otherwise PQ distances.
@@ -237,13 +290,22 @@ class Searchable:
         args = check_search_args(query, k, threads, eps)
         view = self._search_view()
         mask, pos = resolve_subset(view.n, lambda ids: self._lookup(view, ids), subset)
-        plan = make_plan(self._codebook_index, view.defaults, view.dense, args.queries, exact=exact, eps=args.eps,
-                         threads=args.threads)
+        plan = make_plan(
+            self._codebook_index,
+            view.defaults,
+            view.dense,
+            args.queries,
+            exact=exact,
+            eps=args.eps,
+            threads=args.threads,
+        )
         if not args.queries:
             return []
         parts = self._scan_parts(view, plan, args.k, mask, pos, args.threads)
-        out = [SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d)
-               for p, d, ids in merge_topk(parts, args.k)]
+        out = [
+            SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d)
+            for p, d, ids in merge_topk(parts, args.k)
+        ]
         return out[0] if args.single else out
 
     def _ids_array(self, ids: list) -> np.ndarray:

@@ -44,9 +44,26 @@ class BaseCodebook:
     """For an index made of shards: the codebook's properties (``num_classes``, ``codebook``, ``decode``, ...)
     are those of ``self.base``, the folder's ``index.segsearch``."""
 
-    _DELEGATED = frozenset({"num_classes", "size", "n_centroids", "class_names", "metadata", "keep_exact",
-                            "ranking", "class_prior", "codebook", "codebook_u8", "decode", "dim", "is_trained",
-                            "lookup_table", "fixed_nbytes", "codebook_fingerprint"})
+    _DELEGATED = frozenset(
+        {
+            "num_classes",
+            "size",
+            "n_centroids",
+            "class_names",
+            "metadata",
+            "keep_exact",
+            "ranking",
+            "class_prior",
+            "codebook",
+            "codebook_u8",
+            "decode",
+            "dim",
+            "is_trained",
+            "lookup_table",
+            "fixed_nbytes",
+            "codebook_fingerprint",
+        }
+    )
 
     def __getattr__(self, name):
         if name in BaseCodebook._DELEGATED:
@@ -76,9 +93,11 @@ class ShardedIndex(Searchable, BaseCodebook):
         return int(self.offsets[-1])
 
     def __repr__(self) -> str:
-        return (f"ShardedIndex({len(self.shards)} shards, num_classes={self.num_classes}, size={self.size}, "
-                f"n_centroids={self.n_centroids}, len={len(self)}, keep_exact={self.keep_exact}, "
-                f"ranking={self.ranking.name!r})")
+        return (
+            f"ShardedIndex({len(self.shards)} shards, num_classes={self.num_classes}, size={self.size}, "
+            f"n_centroids={self.n_centroids}, len={len(self)}, keep_exact={self.keep_exact}, "
+            f"ranking={self.ranking.name!r})"
+        )
 
     @property
     def string_ids(self) -> bool:
@@ -152,7 +171,6 @@ class ShardedIndex(Searchable, BaseCodebook):
         if self.string_ids:
             return np.array(out.tolist(), dtype=str) if len(out) else np.zeros(0, dtype=str)
         return out.astype(np.int64)
-
 
 
 def open_folder(index_dir, *, mmap: bool = True, verify: bool = True) -> Index | ShardedIndex:

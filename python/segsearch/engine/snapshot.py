@@ -32,7 +32,7 @@ class Snapshot:
         self.exact, self.exact_norms, self.pos = exact, exact_norms, pos
 
     @classmethod
-    def from_file(cls, fields: dict, arr: dict) -> "Snapshot":
+    def from_file(cls, fields: dict, arr: dict) -> Snapshot:
         """The photos of a loaded index or shard file (``fields``: :func:`~segsearch.engine.index_file.check_index`'s answer)."""
         exact = (arr["exact_maps"], arr["exact_norms"]) if fields["keep_exact"] else (None, None)
         return cls(fields["count"], arr["codes"], fields["ids"], np.array(arr["code_counts"]), *exact)
@@ -181,6 +181,7 @@ def new_ids_for(st: Snapshot, ids, n_new: int):
     if dup is not None:
         raise ValueError(f"id {dup!r} is already in the index; ids must be unique")
     return out
+
 
 def with_ids(st: Snapshot, new):
     """(ids, id -> position map or None) of st's images followed by images with ids ``new`` (from

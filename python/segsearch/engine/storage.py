@@ -17,6 +17,7 @@ before it is returned, memory-mapped or not (zlib.crc32 runs at several GB/s, in
 :func:`check_index` checks every header field's type and range and what an index's arrays must satisfy
 together; anything malformed raises :class:`IndexFormatError` naming what is wrong.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,13 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
         a = np.asarray(a)
         if a.dtype.name not in _DTYPES:
             raise TypeError(f"array {name} has unsupported dtype {a.dtype}")
-        entries[name] = {"dtype": a.dtype.name, "shape": list(a.shape), "rel": offset, "nbytes": int(a.nbytes),
-                         "crc32": _crc(np.ascontiguousarray(a))}
+        entries[name] = {
+            "dtype": a.dtype.name,
+            "shape": list(a.shape),
+            "rel": offset,
+            "nbytes": int(a.nbytes),
+            "crc32": _crc(np.ascontiguousarray(a)),
+        }
         offset += -(-int(a.nbytes) // _ALIGN) * _ALIGN
     head = dict(header, arrays=entries)
     blob = json.dumps(head, sort_keys=True).encode()

@@ -13,14 +13,23 @@ that anyone can score their own rankings the same way.
 - :func:`query_maps` — the per-class query maps q_c of a sketch or a photo with strokes over it (the
   README's table), for baselines that need them as arrays.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dcg", "ndcg", "label_grid", "layout_agreement", "grade", "class_histogram", "histogram_distances",
-           "query_maps"]
+__all__ = [
+    "dcg",
+    "ndcg",
+    "label_grid",
+    "layout_agreement",
+    "grade",
+    "class_histogram",
+    "histogram_distances",
+    "query_maps",
+]
 
 
 # ---------------------------------------------------------------------------------------------- nDCG
@@ -30,7 +39,7 @@ def dcg(grades: Sequence[float], k: int) -> float:
     g = np.asarray(grades, dtype=np.float64)[:k]
     if g.size == 0:
         return 0.0
-    return float(np.sum((2.0 ** g - 1.0) / np.log2(np.arange(2, g.size + 2))))
+    return float(np.sum((2.0**g - 1.0) / np.log2(np.arange(2, g.size + 2))))
 
 
 def ndcg(ranked_grades: Sequence[float], all_grades: Sequence[float], k: int) -> float:

@@ -6,6 +6,7 @@ around a class-specific preferred position (sky high, road low). Logits are turn
 a softmax over all C classes, so absent classes get small but nonzero values everywhere, as a real
 network's softmax does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,9 +21,16 @@ def class_priors(num_classes: int, seed: int = 12345) -> tuple[np.ndarray, np.nd
     return freq, centres
 
 
-def synthetic_probs(n_images: int, num_classes: int, size: int = 64, *, seed: int = 0,
-                    present: tuple[int, int] = (2, 5), sharpness: float = 8.0,
-                    absent_logit: float = -2.0) -> np.ndarray:
+def synthetic_probs(
+    n_images: int,
+    num_classes: int,
+    size: int = 64,
+    *,
+    seed: int = 0,
+    present: tuple[int, int] = (2, 5),
+    sharpness: float = 8.0,
+    absent_logit: float = -2.0,
+) -> np.ndarray:
     """float32 (N, C, size, size) probability maps (per-pixel sums are 1)."""
     if num_classes < present[1]:
         present = (min(present[0], num_classes), num_classes)
@@ -54,8 +62,15 @@ def synthetic_probs(n_images: int, num_classes: int, size: int = 64, *, seed: in
     return out
 
 
-def synthetic_codes(n_images: int, num_classes: int, n_centroids: int = 256, *, seed: int = 0,
-                    present_fraction: float = 0.06, layout: str = "CN") -> np.ndarray:
+def synthetic_codes(
+    n_images: int,
+    num_classes: int,
+    n_centroids: int = 256,
+    *,
+    seed: int = 0,
+    present_fraction: float = 0.06,
+    layout: str = "CN",
+) -> np.ndarray:
     """uint8 codes shaped like real PQ codes: per class, code 0 (the 'absent' centroid) for most images,
     a random other code where the class is present. ``layout='CN'`` returns a C-contiguous (C, N) array,
     ``'NC'`` an (N, C) one. Made directly, for sizes whose maps would not fit in memory."""

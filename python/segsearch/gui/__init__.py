@@ -15,6 +15,7 @@ search thread and thumbnails) and :mod:`~segsearch.gui.state_file` (the test hoo
 ``SEGSEARCH_GUI_STATE=path.json`` to have the app write its state after every change, for tests that drive the
 window with xdotool). The drawing logic lives in :mod:`segsearch.sketch_model` (no Tk).
 """
+
 from __future__ import annotations
 
 import tkinter as tk
@@ -25,8 +26,17 @@ from .window import SketchApp
 __all__ = ["STATE_ENV", "SketchApp", "run"]
 
 
-def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int = 12, photos_dir=None,
-        ray: str | None = None, ray_actors: int | None = None) -> int:
+def run(
+    index_dir=None,
+    *,
+    photo_index=None,
+    device=None,
+    weights=None,
+    k: int = 12,
+    photos_dir=None,
+    ray: str | None = None,
+    ray_actors: int | None = None,
+) -> int:
     """Open the sketch tool on ``index_dir`` (or an opened :class:`PhotoIndex`) and run until the window closes.
     ``photos_dir``: where the photos are, instead of the folder the index recorded. ``ray``: search on Ray at
     this address (see :meth:`PhotoIndex.open`).
@@ -38,8 +48,9 @@ def run(index_dir=None, *, photo_index=None, device=None, weights=None, k: int =
             raise ValueError("give an index folder or an opened PhotoIndex")
         from ..library.photo_index import PhotoIndex
 
-        photo_index = PhotoIndex.open(index_dir, device=device, weights=weights, photos_dir=photos_dir, ray=ray,
-                                      ray_actors=ray_actors)
+        photo_index = PhotoIndex.open(
+            index_dir, device=device, weights=weights, photos_dir=photos_dir, ray=ray, ray_actors=ray_actors
+        )
     try:
         root = tk.Tk(className="segsearch")
     except tk.TclError as e:

@@ -3,6 +3,7 @@ the drawing class, an eraser stroke, or a flood fill), the right button erases; 
 the canvas (the app redraws the composited sketch when a stroke ends). And the dashed brush outline that follows
 the pointer.
 """
+
 from __future__ import annotations
 
 from ..sketch.model import UNSPECIFIED
@@ -74,8 +75,9 @@ class StrokeInput:
         app = self.app
         w = max(2 * app.brush * min(app.view.scale), 1)
         colour = "#bbbbbb" if cls < 0 else hex_colour(app.palette[cls % len(app.palette)])
-        app.canvas.create_line(x0, y0, x1, y1, width=w, fill=colour, capstyle="round", tags="live",
-                               stipple="gray50" if cls < 0 else "")
+        app.canvas.create_line(
+            x0, y0, x1, y1, width=w, fill=colour, capstyle="round", tags="live", stipple="gray50" if cls < 0 else ""
+        )
         app.canvas.tag_raise(self.cursor_item)
 
     def _hover(self, event) -> None:

@@ -4,6 +4,7 @@ redo, clear) and the caption words row below it; and the tool names and brush si
 The controls call the app's public methods; the app keeps their variables and entries as its own attributes
 (``tool_var``, ``brush_var``, ``brush_scale``, ``text_var``, ``text_entry``).
 """
+
 from __future__ import annotations
 
 import tkinter as tk
@@ -11,7 +12,7 @@ import tkinter as tk
 __all__ = ["BRUSH", "BRUSH_DEFAULT", "BRUSH_MAX", "BRUSH_MIN", "ERASER", "FILL", "CaptionWords", "ToolBar"]
 
 BRUSH, ERASER, FILL = "brush", "eraser", "fill"
-BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8   # brush radius in sketch pixels
+BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8  # brush radius in sketch pixels
 
 
 class ToolBar:
@@ -24,12 +25,27 @@ class ToolBar:
         bar.pack(side="top", fill="x")
         self.tool_var = tk.StringVar(value=app.tool)
         for name, label, key in ((BRUSH, "Brush", "B"), (ERASER, "Eraser", "E"), (FILL, "Fill", "F")):
-            tk.Radiobutton(bar, text=f"{label} ({key})", value=name, variable=self.tool_var, indicatoron=False,
-                           padx=6, command=lambda n=name: app.set_tool(n)).pack(side="left")
+            tk.Radiobutton(
+                bar,
+                text=f"{label} ({key})",
+                value=name,
+                variable=self.tool_var,
+                indicatoron=False,
+                padx=6,
+                command=lambda n=name: app.set_tool(n),
+            ).pack(side="left")
         tk.Label(bar, text="  Size [ ]").pack(side="left")
         self.brush_var = tk.IntVar(value=app.brush)
-        self.brush_scale = tk.Scale(bar, from_=BRUSH_MIN, to=BRUSH_MAX, orient="horizontal", showvalue=True,
-                                    variable=self.brush_var, length=110, command=self._brush_moved)
+        self.brush_scale = tk.Scale(
+            bar,
+            from_=BRUSH_MIN,
+            to=BRUSH_MAX,
+            orient="horizontal",
+            showvalue=True,
+            variable=self.brush_var,
+            length=110,
+            command=self._brush_moved,
+        )
         self.brush_scale.pack(side="left")
         for text, cmd in (("Undo", app.undo), ("Redo", app.redo), ("Clear", app.clear)):
             tk.Button(bar, text=text, command=cmd).pack(side="left", padx=1)

@@ -3,6 +3,7 @@ the classes whose names contain the filter text, each in its palette colour. A c
 the filter box (the best match for its text), makes it the drawing class; after such a pick the filter's text is
 selected, so typing starts a new filter.
 """
+
 from __future__ import annotations
 
 import tkinter as tk
@@ -35,7 +36,7 @@ class PalettePanel:
     def __init__(self, parent: tk.Misc, app):
         self.app = app
         self.visible_classes: list[int] = []
-        self._filter_stale = False           # the filter holds a picked class's text: typing replaces it
+        self._filter_stale = False  # the filter holds a picked class's text: typing replaces it
         mid = self.frame = tk.Frame(parent)
         mid.pack(side="left", fill="y", padx=4, pady=6)
         self.class_label = ElidedLabel(mid, width=22, anchor="center", relief="groove", pady=4)
@@ -52,8 +53,9 @@ class PalettePanel:
         self.filter_entry.bind("<FocusIn>", self._filter_focus, add="+")
         lf = tk.Frame(mid)
         lf.pack(side="top", fill="both", expand=True, pady=4)
-        self.palette_list = tk.Listbox(lf, width=22, height=28, exportselection=False, activestyle="none",
-                                       selectmode="browse")
+        self.palette_list = tk.Listbox(
+            lf, width=22, height=28, exportselection=False, activestyle="none", selectmode="browse"
+        )
         sb = tk.Scrollbar(lf, orient="vertical", command=self.palette_list.yview)
         self.palette_list.configure(yscrollcommand=sb.set)
         self.palette_list.pack(side="left", fill="both", expand=True)
@@ -70,8 +72,13 @@ class PalettePanel:
         for row, c in enumerate(self.visible_classes):
             lb.insert("end", f" {c:3d}  {app.classes[c]}")  # the class index, as in `segsearch classes`
             rgb = app.palette[c % len(app.palette)]
-            lb.itemconfigure(row, background=hex_colour(rgb), foreground=text_colour(rgb),
-                             selectbackground=hex_colour(rgb), selectforeground=text_colour(rgb))
+            lb.itemconfigure(
+                row,
+                background=hex_colour(rgb),
+                foreground=text_colour(rgb),
+                selectbackground=hex_colour(rgb),
+                selectforeground=text_colour(rgb),
+            )
         if app.current_class in self.visible_classes:
             row = self.visible_classes.index(app.current_class)
             lb.selection_set(row)
@@ -127,8 +134,10 @@ class PalettePanel:
         c = best_match(text, app.classes)
         if c is None:
             self._picked_from_filter()  # typing replaces the text that matched nothing
-            app.show_error(f"No class matches \u201c{text}\u201d; still drawing {app.classes[app.current_class]}."
-                           " Type another name (Escape clears the filter).")
+            app.show_error(
+                f"No class matches \u201c{text}\u201d; still drawing {app.classes[app.current_class]}."
+                " Type another name (Escape clears the filter)."
+            )
             return "break"
         app.select_class(c)
         self._picked_from_filter()

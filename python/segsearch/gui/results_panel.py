@@ -2,6 +2,7 @@
 rank, distance, file name; the query photo's own result framed) that make their result the query photo when
 clicked; plus the status line that sums up a search's answer.
 """
+
 from __future__ import annotations
 
 import tkinter as tk
@@ -11,9 +12,9 @@ from .widgets import ElidedLabel, ResultCell
 
 __all__ = ["QUERY_FRAME", "RESULT_COLUMNS", "THUMB_SIZE", "ResultsPanel", "answer_message"]
 
-THUMB_SIZE = (112, 84)    # result thumbnails fit in this box (4:3, like most photos)
+THUMB_SIZE = (112, 84)  # result thumbnails fit in this box (4:3, like most photos)
 RESULT_COLUMNS = 3
-QUERY_FRAME = "#d9480f"   # frame of the result that is the current query photo
+QUERY_FRAME = "#d9480f"  # frame of the result that is the current query photo
 
 
 class ResultsPanel:

@@ -2,6 +2,7 @@
 makes the result thumbnails, so the Tk main thread never waits. No Tk here: answers go back through a queue
 that the window polls.
 """
+
 from __future__ import annotations
 
 import queue
@@ -22,8 +23,8 @@ class SearchRequest:
     """One search: ``seq`` orders requests (the window shows only the answer to its latest one)."""
 
     seq: int
-    labels: np.ndarray | None       # sketch at the index's n x n, None if nothing is drawn
-    photo: str | None               # query photo file
+    labels: np.ndarray | None  # sketch at the index's n x n, None if nothing is drawn
+    photo: str | None  # query photo file
     text: str | None
     k: int
 

@@ -2,6 +2,7 @@
 state (drawn classes, results, query photo, status, where its widgets are on screen) after every change, so
 tests can drive the real window with xdotool and check what it shows.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,8 @@ def app_state(app) -> dict:
         "classes_drawn": [app.classes[c] for c in app.sketch.classes_drawn()],
         "selected_class": app.classes[app.current_class],
         "selected_index": app.current_class,
-        "tool": app.tool, "brush": app.brush,
+        "tool": app.tool,
+        "brush": app.brush,
         "filter": app.filter_var.get(),
         "visible_classes": [app.classes[c] for c in app.visible_classes],
         "palette_text": [app.palette_list.get(r) for r in range(app.palette_list.size())],
@@ -50,17 +52,25 @@ def app_state(app) -> dict:
         "query_id": app.photo_id,
         "text": app.text_var.get(),
         "results": [h.as_dict() for h in app.hits],
-        "result_captions": [str(c.cget("text")) for c in app.result_cells[:len(app.hits)]],
+        "result_captions": [str(c.cget("text")) for c in app.result_cells[: len(app.hits)]],
         "query_result": next((h.rank for h in app.hits if app.is_query(h)), None),
         "n_results": len(app.hits),
-        "search_count": app.search_count, "pending": app.pending,
-        "query_ms": app.last_query_ms, "status": app.status.full_text, "status_shown": app.status.shown_text,
+        "search_count": app.search_count,
+        "pending": app.pending,
+        "query_ms": app.last_query_ms,
+        "status": app.status.full_text,
+        "status_shown": app.status.shown_text,
         "error": app.error,
-        "can_undo": app.sketch.can_undo, "can_redo": app.sketch.can_redo,
+        "can_undo": app.sketch.can_undo,
+        "can_redo": app.sketch.can_redo,
         "window": _box(app.master),
-        "canvas": _box(app.canvas), "sketch_area": [cx + x, cy + y, w, h], "sketch_scale": list(app.view.scale),
-        "result_boxes": [_box(c) for c in app.result_cells[:len(app.hits)]],
-        "filter_entry": _box(app.filter_entry), "text_entry": _box(app.text_entry), "status_bar": _box(app.status),
+        "canvas": _box(app.canvas),
+        "sketch_area": [cx + x, cy + y, w, h],
+        "sketch_scale": list(app.view.scale),
+        "result_boxes": [_box(c) for c in app.result_cells[: len(app.hits)]],
+        "filter_entry": _box(app.filter_entry),
+        "text_entry": _box(app.text_entry),
+        "status_bar": _box(app.status),
         "palette_rows": rows,
     }
 

@@ -2,6 +2,7 @@
 widening the window, the status bar, and the result cells; plus the text fitting they use (pure functions
 taking a ``measure(text) -> pixels`` callable, e.g. a Tk font's ``measure``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,14 +14,25 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, ImageTk
 
-__all__ = ["ELLIPSIS", "ElidedLabel", "ResultCell", "StatusBar", "Tooltip", "elide_end", "elide_middle",
-           "hex_colour", "one_line", "text_colour", "wrap_lines"]
+__all__ = [
+    "ELLIPSIS",
+    "ElidedLabel",
+    "ResultCell",
+    "StatusBar",
+    "Tooltip",
+    "elide_end",
+    "elide_middle",
+    "hex_colour",
+    "one_line",
+    "text_colour",
+    "wrap_lines",
+]
 
 log = logging.getLogger("segsearch.gui")
 
 ELLIPSIS = "…"
 Measure = Callable[[str], int]
-_BREAK_AFTER = " _-./\\"   # where a wrapped file name prefers to break
+_BREAK_AFTER = " _-./\\"  # where a wrapped file name prefers to break
 
 
 def hex_colour(rgb) -> str:
@@ -61,8 +73,8 @@ def elide_end(text: str, width: float, measure: Measure) -> str:
 
 
 def _cut_middle(text: str, keep: int) -> str:
-    head = keep // 2            # the end of a file name (number, extension) tells more than its start
-    return text[:head] + ELLIPSIS + text[len(text) - (keep - head):]
+    head = keep // 2  # the end of a file name (number, extension) tells more than its start
+    return text[:head] + ELLIPSIS + text[len(text) - (keep - head) :]
 
 
 def elide_middle(text: str, width: float, measure: Measure) -> str:
@@ -104,7 +116,7 @@ class Tooltip:
     is empty). ``window`` is the tooltip's Toplevel while it is shown."""
 
     WRAP_PX = 640
-    MAX_CHARS = 3000   # a longer text is cut (the status bar's messages are in the log in full)
+    MAX_CHARS = 3000  # a longer text is cut (the status bar's messages are in the log in full)
 
     def __init__(self, widget: tk.Misc, text: str = ""):
         self.widget = widget
@@ -123,10 +135,20 @@ class Tooltip:
         w = self.widget
         tip = tk.Toplevel(w)
         tip.wm_overrideredirect(True)
-        text = self.text if len(self.text) <= self.MAX_CHARS else self.text[:self.MAX_CHARS] + ELLIPSIS
-        self.label = tk.Label(tip, text=text, justify="left", anchor="w", background="#ffffe0",
-                              foreground="#000000", relief="solid", borderwidth=1, padx=4, pady=2,
-                              wraplength=min(self.WRAP_PX, w.winfo_screenwidth() - 40))
+        text = self.text if len(self.text) <= self.MAX_CHARS else self.text[: self.MAX_CHARS] + ELLIPSIS
+        self.label = tk.Label(
+            tip,
+            text=text,
+            justify="left",
+            anchor="w",
+            background="#ffffe0",
+            foreground="#000000",
+            relief="solid",
+            borderwidth=1,
+            padx=4,
+            pady=2,
+            wraplength=min(self.WRAP_PX, w.winfo_screenwidth() - 40),
+        )
         self.label.pack()
         tip.update_idletasks()
         tw, th = tip.winfo_reqwidth(), tip.winfo_reqheight()
@@ -223,12 +245,23 @@ class ResultCell(tk.Label):
 
     def __init__(self, master: tk.Misc, *, thumb_size: tuple[int, int], query_colour: str, **options):
         options.setdefault("font", ("Helvetica", 9))
-        super().__init__(master, text="", compound="top", justify="center", anchor="n", cursor="hand2",
-                         relief="flat", borderwidth=1, **options)
+        super().__init__(
+            master,
+            text="",
+            compound="top",
+            justify="center",
+            anchor="n",
+            cursor="hand2",
+            relief="flat",
+            borderwidth=1,
+            **options,
+        )
         self.thumb_size = (int(thumb_size[0]), int(thumb_size[1]))
         self.font = tkfont.Font(root=self, font=self.cget("font"))
-        self.configure(width=self.thumb_size[0] + 8,
-                       height=self.thumb_size[1] + (2 + self.NAME_LINES) * self.font.metrics("linespace") + 10)
+        self.configure(
+            width=self.thumb_size[0] + 8,
+            height=self.thumb_size[1] + (2 + self.NAME_LINES) * self.font.metrics("linespace") + 10,
+        )
         self.text_width = self.thumb_size[0] + 2
         self.query_colour = query_colour
         self.background = self.cget("background")
@@ -264,9 +297,13 @@ class ResultCell(tk.Label):
         """Show ``hit`` with its thumbnail ``image`` (a PIL image, None: a grey box); the query photo's own
         result is framed."""
         self.image = self._thumbnail(image)
-        self.configure(image=self.image, text="\n".join(self.caption(hit, is_query=is_query)),
-                       relief="solid" if is_query else "ridge", borderwidth=3 if is_query else 1,
-                       background=self.query_colour if is_query else self.background)
+        self.configure(
+            image=self.image,
+            text="\n".join(self.caption(hit, is_query=is_query)),
+            relief="solid" if is_query else "ridge",
+            borderwidth=3 if is_query else 1,
+            background=self.query_colour if is_query else self.background,
+        )
         d = "" if math.isnan(hit.distance) else f"\ndistance {hit.distance:.4g}"
         self.tooltip.text = f"{hit.rank}. {hit.path}{d}" + ("\nthe query photo" if is_query else "")
 

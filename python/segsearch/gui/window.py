@@ -8,6 +8,7 @@ of the window live in their own modules: :mod:`~segsearch.gui.controls` (the too
 palette), :mod:`~segsearch.gui.results_panel` (the results) and :mod:`~segsearch.gui.menus` (the menu bar, the
 keyboard shortcuts and the file dialogs).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,12 +37,12 @@ __all__ = ["BRUSH", "ERASER", "FILL", "SketchApp"]
 
 log = logging.getLogger("segsearch.gui")
 
-SKETCH_RES = 256          # label-map resolution of the canvas
-CANVAS_PX = 512           # on-screen size of the canvas
-PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0              # sketch opacity over a photo / on the blank canvas
-BAR_RGB = (96, 96, 96)    # the bars beside a query photo whose aspect ratio is not the canvas's
+SKETCH_RES = 256  # label-map resolution of the canvas
+CANVAS_PX = 512  # on-screen size of the canvas
+PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0  # sketch opacity over a photo / on the blank canvas
+BAR_RGB = (96, 96, 96)  # the bars beside a query photo whose aspect ratio is not the canvas's
 POLL_MS = 30
-MESSAGE_BOX_CHARS = 600   # longer error messages are cut in the message box (the status bar tooltip has them)
+MESSAGE_BOX_CHARS = 600  # longer error messages are cut in the message box (the status bar tooltip has them)
 
 
 class SketchApp:
@@ -64,8 +65,8 @@ class SketchApp:
         self.current_class = self._default_class()
         self.brush = BRUSH_DEFAULT
         self.photo_path: Path | None = None
-        self.photo_id = None                 # the index id when the query photo is a result
-        self._photo_img: Image.Image | None = None   # the photo at its size on the canvas
+        self.photo_id = None  # the index id when the query photo is a result
+        self._photo_img: Image.Image | None = None  # the photo at its size on the canvas
         self.canvas_image: Image.Image | None = None  # what the canvas shows (photo, bars, sketch)
         self.hits: list = []
         self.search_count = 0
@@ -88,8 +89,10 @@ class SketchApp:
         self.palette_panel.fill()
         self._select_class(self.current_class)
         self.render()
-        self._set_status(f"{len(photo_index)} photos, {len(self.classes)} classes. Pick a class and draw; "
-                         "the search runs when a stroke ends.")
+        self._set_status(
+            f"{len(photo_index)} photos, {len(self.classes)} classes. Pick a class and draw; "
+            "the search runs when a stroke ends."
+        )
         self._after_id = master.after(POLL_MS, self._poll)
 
     # ------------------------------------------------------------------------------------------------ layout
@@ -114,8 +117,15 @@ class SketchApp:
         left.pack(side="left", fill="y", padx=6, pady=6)
         bar = ToolBar(left, self)
         self.tool_var, self.brush_var, self.brush_scale = bar.tool_var, bar.brush_var, bar.brush_scale
-        self.canvas = tk.Canvas(left, width=CANVAS_PX, height=CANVAS_PX, highlightthickness=1,
-                                highlightbackground="#888888", background="#ffffff", cursor="crosshair")
+        self.canvas = tk.Canvas(
+            left,
+            width=CANVAS_PX,
+            height=CANVAS_PX,
+            highlightthickness=1,
+            highlightbackground="#888888",
+            background="#ffffff",
+            cursor="crosshair",
+        )
         self.canvas.pack(side="top", pady=4)
         self._canvas_item = self.canvas.create_image(0, 0, anchor="nw")
         self._cursor_item = self.canvas.create_oval(0, 0, 0, 0, outline="#444444", dash=(2, 2), state="hidden")
@@ -222,8 +232,9 @@ class SketchApp:
         else:
             base, alpha = Image.new("RGBA", size, (255, 255, 255, 255)), BLANK_ALPHA
         over = Image.new("RGBA", size, (0, 0, 0, 0))
-        over.paste(Image.fromarray(self.sketch.to_rgba(self.palette, alpha), "RGBA").resize((w, h), Image.NEAREST),
-                   (x, y))
+        over.paste(
+            Image.fromarray(self.sketch.to_rgba(self.palette, alpha), "RGBA").resize((w, h), Image.NEAREST), (x, y)
+        )
         self.canvas_image = Image.alpha_composite(base, over)
         img = ImageTk.PhotoImage(self.canvas_image, master=self.master)
         self._canvas_photo = img  # keep a reference: Tk does not
@@ -248,8 +259,9 @@ class SketchApp:
             return
         self.photo_path, self.photo_id, self._photo_img = p, photo_id, img
         self.view = SketchView(self.sketch.shape, area)
-        self.query_label.set_text(f"Query: {photo_id if photo_id is not None else p.name} + sketch",
-                                  tooltip=f"Query photo: {p}")
+        self.query_label.set_text(
+            f"Query: {photo_id if photo_id is not None else p.name} + sketch", tooltip=f"Query photo: {p}"
+        )
         self.strokes.update_cursor()
         self.sketch_changed()
 
@@ -284,16 +296,18 @@ class SketchApp:
         text = self.text_var.get().strip() if self.pi.has_captions else ""
         drawn = not self.sketch.is_empty()
         if not drawn and self.photo_path is None and not text:
-            self._seq += 1          # drop any search still running
+            self._seq += 1  # drop any search still running
             self._pending = False
             self._show_hits([], [])
             self._set_status("Nothing to search for: draw a class, open a photo (Ctrl+O) or type caption words.")
             return
         self._seq += 1
         labels = self.sketch.labels_at(self.pi.size) if drawn else None
-        self._worker.submit(SearchRequest(self._seq, labels,
-                                          None if self.photo_path is None else str(self.photo_path),
-                                          text or None, self.k))
+        self._worker.submit(
+            SearchRequest(
+                self._seq, labels, None if self.photo_path is None else str(self.photo_path), text or None, self.k
+            )
+        )
         self._pending = True
         self._state_dirty = True
         if self.photo_path is not None and self.photo_path != self._segmented_photo:

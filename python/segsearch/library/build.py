@@ -25,6 +25,7 @@ nothing already finished; the next run removes the temp files a killed run left 
 is read without following links out of it: a symlink whose target is outside the folder (or any file that is
 not a regular file: a FIFO, a device) is skipped, so every id is a relative path inside the photos folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,6 +67,7 @@ MIN_CENTROIDS, MAX_CENTROIDS = 4, 256
 #: Where segsearch <= 0.1 kept the trained codebook (read to resume such a run, deleted when it finishes).
 OLD_CODEBOOK_FILE = "codebook.npy"
 
+
 @dataclass
 class BuildReport:
     """What :func:`build_index` did: counts, the failed photos (path, error) and where the index is."""
@@ -91,8 +93,9 @@ def default_centroids(n_photos: int) -> int:
     return k
 
 
-def build_index(photos_dir, out_dir, options: BuildOptions | None = None, *, log: Callable[[str], None] = print,
-                **kwargs) -> BuildReport:
+def build_index(
+    photos_dir, out_dir, options: BuildOptions | None = None, *, log: Callable[[str], None] = print, **kwargs
+) -> BuildReport:
     """Index the photos under ``photos_dir`` into the folder ``out_dir`` (see the module docstring), with
     ``options`` (a :class:`~segsearch.library.options.BuildOptions`; keyword arguments are its fields and
     override it: ``build_index(photos, out, n_centroids=64)``). ``log`` gets the notes a run prints.
@@ -111,16 +114,19 @@ def build_index(photos_dir, out_dir, options: BuildOptions | None = None, *, log
         raise ValueError(f"photos folder {str(photos_dir)!r} does not exist or is not a folder")
     paths, skipped = scan_photos(root)
     if skipped:
-        log(f"note: {len(skipped)} files skipped: links to outside the photos folder or not regular files "
-            f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})")
+        log(
+            f"note: {len(skipped)} files skipped: links to outside the photos folder or not regular files "
+            f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"
+        )
     if not paths:
         raise ValueError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {str(root)!r}")
     caption_pairs = read_captions_checked(opts.captions, paths, log) if opts.captions is not None else None
     out = Path(out_dir).expanduser()
     work = out / WORK_DIR
     if opts.add and not (out / INDEX_FILE).is_file() and not (work / CODEBOOK_FILE).is_file():
-        raise OptionError("add", f"add needs an existing index folder; {str(out)!r} has none (build it first "
-                                "without add)")
+        raise OptionError(
+            "add", f"add needs an existing index folder; {str(out)!r} has none (build it first without add)"
+        )
     work.mkdir(parents=True, exist_ok=True)
     lock = lock_folder(work, out)
     try:
@@ -144,9 +150,15 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
         _encode_sample(st, sample_path, index, o.batch, here)
         _encode_rest(st, root, seg, index, size, o.batch, o.workers, o.device, out)
         index_path, shard = _write_index(st, out, index, base, seg, root, size)
-        report = BuildReport(index_path, n_photos=st.count(), n_done=st.count("status='done'"), n_new=n_new,
-                             shard_path=shard, n_centroids=index.n_centroids,
-                             failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"))
+        report = BuildReport(
+            index_path,
+            n_photos=st.count(),
+            n_done=st.count("status='done'"),
+            n_new=n_new,
+            shard_path=shard,
+            n_centroids=index.n_centroids,
+            failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"),
+        )
         st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         seg.close()
@@ -191,17 +203,24 @@ def _configure(st: BuildState, root: Path, o: BuildOptions, n_photos: int) -> tu
     given = {"photos_dir": str(root), "size": o.size, "n_centroids": o.n_centroids, "ranking": o.ranking}
     stored = st.get("config")
     if stored is None:
-        cfg = {"photos_dir": str(root), "size": o.size or DEFAULT_SIZE,
-               "n_centroids": o.n_centroids or default_centroids(n_photos), "seed": o.seed, "sample": o.sample,
-               "ranking": o.ranking or DEFAULT_RANKING}
+        cfg = {
+            "photos_dir": str(root),
+            "size": o.size or DEFAULT_SIZE,
+            "n_centroids": o.n_centroids or default_centroids(n_photos),
+            "seed": o.seed,
+            "sample": o.sample,
+            "ranking": o.ranking or DEFAULT_RANKING,
+        }
         st.put("config", cfg)
         return cfg["size"], cfg["n_centroids"], cfg["ranking"]
     stored = dict(stored)
     stored.setdefault("ranking", "l2")  # folders started by segsearch 0.1 rank by plain L2
     for key, value in given.items():
         if value is not None and value != stored[key]:
-            raise ValueError(f"this index folder was started with {key}={stored[key]!r}, not {value!r}; "
-                             "re-run with the same options to resume, or use a new index folder")
+            raise ValueError(
+                f"this index folder was started with {key}={stored[key]!r}, not {value!r}; "
+                "re-run with the same options to resume, or use a new index folder"
+            )
     return stored["size"], stored["n_centroids"], stored["ranking"]
 
 
@@ -210,8 +229,10 @@ def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> int:
     known = {p for (p,) in st.rows("SELECT path FROM photos")}
     new = [p for p in paths if p not in known]
     if new and known and st.get("finished") and not add:
-        raise ValueError(f"{str(out)!r} already holds a finished index and the folder has {len(new)} new photos; "
-                         "add them with add=True ('segsearch index --add')")
+        raise ValueError(
+            f"{str(out)!r} already holds a finished index and the folder has {len(new)} new photos; "
+            "add them with add=True ('segsearch index --add')"
+        )
     with st.db:
         st.db.executemany("INSERT INTO photos (path) VALUES (?)", ((p,) for p in new))
         if new:
@@ -236,11 +257,13 @@ def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device,
     sample_path = out / WORK_DIR / SAMPLE_FILE
     _choose_sample(st, st.get("config")["sample"], o.seed)
     segment_sample(st, root, seg, sample_path, size, o.batch, o.workers)
-    rows = np.array([r for (r,) in st.rows("SELECT sample_row FROM photos WHERE sampled=1 ORDER BY sample_row")],
-                    np.int64)
+    rows = np.array(
+        [r for (r,) in st.rows("SELECT sample_row FROM photos WHERE sampled=1 ORDER BY sample_row")], np.int64
+    )
     if not len(rows):
-        raise ValueError("none of the training sample's photos could be read; see the failed photos in "
-                         f"{WORK_DIR}/{STATE_FILE}")
+        raise ValueError(
+            f"none of the training sample's photos could be read; see the failed photos in {WORK_DIR}/{STATE_FILE}"
+        )
     K = min(k_req, len(rows))
     if K < k_req:
         log(f"note: only {len(rows)} readable sample photos, so n_centroids {k_req} is lowered to {K}")
@@ -266,8 +289,9 @@ def _choose_sample(st: BuildState, sample: int, seed: int) -> None:
 
 
 def _store_codes(st: BuildState, rows, codes: np.ndarray) -> None:
-    st.db.executemany("UPDATE photos SET status='done', codes=? WHERE id=?",
-                      ((c.tobytes(), r[0]) for r, c in zip(rows, codes)))
+    st.db.executemany(
+        "UPDATE photos SET status='done', codes=? WHERE id=?", ((c.tobytes(), r[0]) for r, c in zip(rows, codes))
+    )
 
 
 def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
@@ -278,8 +302,11 @@ def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
     step = max(batch, 64)
     for s in range(0, len(todo), step):
         part = todo[s : s + step]
-        maps = read_sample_rows(sample_path, [r[1] for r in part], index.num_classes, index.size) \
-            if sample_path.is_file() else None
+        maps = (
+            read_sample_rows(sample_path, [r[1] for r in part], index.num_classes, index.size)
+            if sample_path.is_file()
+            else None
+        )
         if maps is None:
             with st.db:  # the sample maps were deleted or cut short: segment those photos again
                 st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
@@ -296,16 +323,35 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
     if not todo:
         return
     if seg.pool() is None:
-        segment_photos(st, root, seg, todo, size, batch, workers, "segmenting",
-                 lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)))
+        segment_photos(
+            st,
+            root,
+            seg,
+            todo,
+            size,
+            batch,
+            workers,
+            "segmenting",
+            lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)),
+        )
         return
 
     checkpoint = out / WORK_DIR / CODEBOOK_FILE
     if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
         empty_like(index).save(checkpoint)
     codebook = (str(checkpoint.resolve()), index.codebook_fingerprint())
-    segment_photos(st, root, seg, todo, size, batch, workers, "segmenting", lambda rows, codes: _store_codes(st, rows, codes),
-             codebook=codebook)
+    segment_photos(
+        st,
+        root,
+        seg,
+        todo,
+        size,
+        batch,
+        workers,
+        "segmenting",
+        lambda rows, codes: _store_codes(st, rows, codes),
+        codebook=codebook,
+    )
 
 
 #: State key: the largest photo id such that every done photo up to it is in the index folder (set after each
@@ -327,8 +373,11 @@ def _unwritten(st: BuildState, out: Path, base) -> list[tuple[str, bytes]]:
     mark = st.get(WRITTEN_THROUGH)
     if type(mark) is not int:  # none yet (or not a number: the state came with the folder) -- look everything up
         held = open_folder(out, mmap=True)
-        return [(p, c) for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
-                if p not in held]
+        return [
+            (p, c)
+            for p, c in st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
+            if p not in held
+        ]
     rows = st.rows("SELECT path, codes FROM photos WHERE status='done' AND id > ? ORDER BY id", (mark,))
     if rows:
         last = last_written_ids(out, base)
@@ -359,8 +408,12 @@ def _write_index(st, out: Path, index, base, seg: LazySegmenter, root: Path, siz
         ids.append(p)
     network = seg.identity or {"name": None, "sha256": None}
     final = empty_like(index)  # the codebook as it is, not converted and derived again
-    final.metadata = {META_NETWORK: network["name"], META_NETWORK_SHA256: network["sha256"], META_PHOTOS_DIR: str(root),
-                      META_SIZE: size}
+    final.metadata = {
+        META_NETWORK: network["name"],
+        META_NETWORK_SHA256: network["sha256"],
+        META_PHOTOS_DIR: str(root),
+        META_SIZE: size,
+    }
     final.add_codes(codes, ids=ids)
     final.save(path)
     _mark_written(st)

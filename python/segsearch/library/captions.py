@@ -30,6 +30,7 @@ Text ranking:
 Files from older versions (a ``captions`` table, with or without the former ``caption_words`` table) still
 open: their full-text index is built in memory when they are opened.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,13 +62,15 @@ __all__ = [
 ]
 
 #: English function words left out of the text level (not out of bm25, whose weights make them count little).
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all am an and any are as at be been before being below between both but by
 can could did do does doing down during each few for from further had has have having he her here hers him his
 how i if in into is it its itself just me more most my no nor not of off on once only or other our ours out over
 own s same she should so some such t than that the their theirs them then there these they this those through
 to too under until up very was we were what when where which while who whom why will with would you your yours
-""".split())
+""".split()
+)
 
 #: The FTS5 module and tokenizer (a module constant, not user input: SQL cannot take them as parameters).
 _FTS = "fts5"
@@ -90,13 +93,15 @@ def _check_fts5() -> None:
         raise FTS5Unavailable(
             f"caption search needs SQLite's FTS5 full-text search with the porter tokenizer, but the SQLite of "
             f"this Python ({sqlite3.sqlite_version}) cannot make it ({e}); use a Python whose sqlite3 module is "
-            "built with FTS5 (the python.org, Debian/Ubuntu, Homebrew and conda builds are)") from None
+            "built with FTS5 (the python.org, Debian/Ubuntu, Homebrew and conda builds are)"
+        ) from None
     finally:
         db.close()
     _fts5_checked.add(_FTS)
 
 
 # ------------------------------------------------------------------------------------------- query words
+
 
 @dataclass(frozen=True)
 class QueryWord:
@@ -129,7 +134,7 @@ def _stems(tokens: list[str]) -> list[tuple[str, ...]]:
     with db:
         db.execute("DELETE FROM words")
         db.executemany("INSERT INTO words(rowid, w) VALUES (?, ?)", enumerate(tokens))
-        rows = db.execute("SELECT doc, term FROM terms ORDER BY doc, \"offset\"").fetchall()
+        rows = db.execute('SELECT doc, term FROM terms ORDER BY doc, "offset"').fetchall()
     out: list[list[str]] = [[] for _ in tokens]
     for doc, term in rows:
         out[doc].append(term)
@@ -167,6 +172,7 @@ def level_words(words: list[QueryWord]) -> list[QueryWord]:
 
 # ------------------------------------------------------------------------------------------- the paper's count
 
+
 def _stem(w: str) -> str:
     """Fold a simple English plural onto the stem its singular also gets (the paper-score normalisation)."""
     if len(w) > 4 and w.endswith("ies"):
@@ -198,6 +204,7 @@ def distinct_word_count(query: str | Iterable[str], captions: Iterable[str]) -> 
 
 # ------------------------------------------------------------------------------------------- the index
 
+
 def _create_fts(db: sqlite3.Connection, schema: str) -> None:
     """Create the photo table and the full-text index in ``schema`` ('main' or 'temp')."""
     db.execute(f"CREATE TABLE {schema}.caption_photos (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE)")
@@ -208,8 +215,10 @@ def _fill_fts(db: sqlite3.Connection, source: str) -> None:
     """Index the captions of table ``source`` (``main.captions`` or an old file's): one photo row per path in
     order of its first caption, one FTS5 document per photo with all its captions, a line each."""
     db.execute(f"INSERT INTO caption_photos (path) SELECT path FROM {source} GROUP BY path ORDER BY MIN(rowid)")
-    db.execute(f"INSERT INTO caption_fts (rowid, text) SELECT p.id, group_concat(c.caption, char(10)) "
-               f"FROM caption_photos AS p JOIN {source} AS c ON c.path = p.path GROUP BY p.id")
+    db.execute(
+        f"INSERT INTO caption_fts (rowid, text) SELECT p.id, group_concat(c.caption, char(10)) "
+        f"FROM caption_photos AS p JOIN {source} AS c ON c.path = p.path GROUP BY p.id"
+    )
 
 
 class Captions:
@@ -231,8 +240,9 @@ class Captions:
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as e:
             self._db.close()
-            raise ValueError(f"{self.path} is not a captions file ({e}); re-run segsearch index with "
-                             "--captions FILE") from None
+            raise ValueError(
+                f"{self.path} is not a captions file ({e}); re-run segsearch index with --captions FILE"
+            ) from None
         if "captions" not in tables:
             self._db.close()
             raise ValueError(f"{self.path} has no captions table; re-run segsearch index with --captions FILE")
@@ -244,7 +254,7 @@ class Captions:
                 _fill_fts(self._db, "main.captions")
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> "Captions":
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Captions:
         """Captions held in memory only (for benchmarks and tests): the same tables and ranking as a file."""
         _check_fts5()
         self = cls.__new__(cls)
@@ -256,7 +266,7 @@ class Captions:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Captions":
+    def __enter__(self) -> Captions:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -282,7 +292,9 @@ class Captions:
         with self._lock:
             rows = self._db.execute(
                 "SELECT p.path, -bm25(caption_fts) FROM caption_fts JOIN caption_photos AS p "
-                "ON p.id = caption_fts.rowid WHERE caption_fts MATCH ?", (expr,)).fetchall()
+                "ON p.id = caption_fts.rowid WHERE caption_fts MATCH ?",
+                (expr,),
+            ).fetchall()
         return dict(rows)
 
     def levels(self, text: str) -> dict[str, int]:
@@ -293,12 +305,15 @@ class Captions:
             for w in level_words(query_words(text)):
                 rows = self._db.execute(
                     "SELECT p.path FROM caption_fts JOIN caption_photos AS p ON p.id = caption_fts.rowid "
-                    "WHERE caption_fts MATCH ?", (w.phrase,))
+                    "WHERE caption_fts MATCH ?",
+                    (w.phrase,),
+                )
                 counts.update(r[0] for r in rows)
         return dict(counts)
 
 
 # ------------------------------------------------------------------------------------------- caption files
+
 
 def read_captions(file, paths: list[str]) -> tuple[list[tuple[str, str]], int]:
     """(path, caption) pairs from a COCO captions json or a ``path,caption`` CSV, matched to the indexed

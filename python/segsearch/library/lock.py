@@ -43,8 +43,10 @@ def lock_folder(work: Path, out: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ValueError(f"another 'segsearch index' is writing {str(out)!r}; wait for it to finish (or stop it) "
-                         "and run this command again") from None
+        raise ValueError(
+            f"another 'segsearch index' is writing {str(out)!r}; wait for it to finish (or stop it) "
+            "and run this command again"
+        ) from None
     except OSError:  # a file system without locks: go on unlocked
         pass
     _LOCK_FDS.add(fd)

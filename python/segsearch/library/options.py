@@ -67,7 +67,7 @@ class BuildOptions:
         elif self.device is not None:
             _check_device(self.device)  # on Ray, the actors' device: checked where they run
 
-    def replace(self, **changes) -> "BuildOptions":
+    def replace(self, **changes) -> BuildOptions:
         """A copy with ``changes`` (checked again)."""
         return dataclasses.replace(self, **changes)
 

@@ -8,6 +8,7 @@ Ranking (the method's "text + proposed system"): without text, by spatial-semant
 no photo or sketch, by the captions' bm25 score (photos with no query word are left out); with both, by text
 level (most distinct non-stop query words first, see :mod:`segsearch.captions`), ties broken by distance.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,16 +67,31 @@ class Hit:
 
     def as_dict(self) -> dict:
         """JSON-able: a NaN distance (text-only search) becomes None, a refused path None (with its note)."""
-        return {"rank": self.rank, "id": self.id, "path": None if self.path is None else str(self.path),
-                "distance": None if math.isnan(self.distance) else self.distance, "text_score": self.text_score,
-                "bm25": self.bm25, "note": self.note}
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "path": None if self.path is None else str(self.path),
+            "distance": None if math.isnan(self.distance) else self.distance,
+            "text_score": self.text_score,
+            "bm25": self.bm25,
+            "note": self.note,
+        }
 
 
 class PhotoIndex:
     """An index folder: the index, where its photos are, their captions, and the network for photo queries."""
 
-    def __init__(self, index: Index | ShardedIndex, *, photos_dir=None, captions: Captions | None = None, segmenter=None,
-                 device=None, weights=None, index_dir=None):
+    def __init__(
+        self,
+        index: Index | ShardedIndex,
+        *,
+        photos_dir=None,
+        captions: Captions | None = None,
+        segmenter=None,
+        device=None,
+        weights=None,
+        index_dir=None,
+    ):
         self.index = index
         self.index_dir = None if index_dir is None else Path(index_dir)
         meta = index.metadata or {}
@@ -94,8 +110,18 @@ class PhotoIndex:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, index_dir, *, segmenter=None, device=None, weights=None, photos_dir=None,
-             mmap: bool = True, ray: str | None = None, ray_actors: int | None = None) -> "PhotoIndex":
+    def open(
+        cls,
+        index_dir,
+        *,
+        segmenter=None,
+        device=None,
+        weights=None,
+        photos_dir=None,
+        mmap: bool = True,
+        ray: str | None = None,
+        ray_actors: int | None = None,
+    ) -> PhotoIndex:
         """Open ``index_dir`` (``index.segsearch``, the shards its ``shards.json`` lists, and optionally
         ``captions.sqlite``), memory-mapped: ``self.index`` is an :class:`Index`, or for a folder with shards a
         :class:`~segsearch.shards.ShardedIndex` searched as one.
@@ -109,23 +135,35 @@ class PhotoIndex:
         d = check_folder(index_dir, hint="; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
         f = d / INDEX_FILE
         if not f.is_file():
-            hint = (" (indexing did not finish: run the same 'segsearch index' command again to resume)"
-                    if (d / WORK_DIR).is_dir() else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
+            hint = (
+                " (indexing did not finish: run the same 'segsearch index' command again to resume)"
+                if (d / WORK_DIR).is_dir()
+                else "; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'"
+            )
             raise FileNotFoundError(f"{d} has no {INDEX_FILE}{hint}")
         if ray is not None:
             index = ray_backend().open_search(d, ray, actors=ray_actors)
         else:
             index = open_folder(d, mmap=mmap)
         caps = _open_captions(d / CAPTIONS_FILE) if (d / CAPTIONS_FILE).is_file() else None
-        return cls(index, photos_dir=photos_dir, captions=caps, segmenter=segmenter, device=device,
-                   weights=weights, index_dir=d)
+        return cls(
+            index,
+            photos_dir=photos_dir,
+            captions=caps,
+            segmenter=segmenter,
+            device=device,
+            weights=weights,
+            index_dir=d,
+        )
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __repr__(self) -> str:
-        return (f"PhotoIndex({self.index_dir or ''!s}: {len(self)} photos, {len(self.classes)} classes, "
-                f"{self.size}x{self.size}, captions={'yes' if self.has_captions else 'no'})")
+        return (
+            f"PhotoIndex({self.index_dir or ''!s}: {len(self)} photos, {len(self.classes)} classes, "
+            f"{self.size}x{self.size}, captions={'yes' if self.has_captions else 'no'})"
+        )
 
     @property
     def size(self) -> int:
@@ -173,12 +211,15 @@ class PhotoIndex:
                 raise ValueError(
                     f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
                     ", so photo queries need that network (from Python: PhotoIndex.open(..., segmenter=...)); "
-                    "query by sketch or text instead")
+                    "query by sketch or text instead"
+                )
             seg = Segmenter.default(device=self._device, weights=self._weights, weights_sha256=want)
             if want and seg.weights_sha256 != want:
-                raise ValueError(f"this index was built with other weights of {network} (sha256 {want[:12]}..., "
-                                 f"these are {str(seg.weights_sha256)[:12]}...); pass --weights FILE with the "
-                                 "file it was built with")
+                raise ValueError(
+                    f"this index was built with other weights of {network} (sha256 {want[:12]}..., "
+                    f"these are {str(seg.weights_sha256)[:12]}...); pass --weights FILE with the "
+                    "file it was built with"
+                )
             self._check_segmenter(seg)
             self._segmenter = seg
         return self._segmenter
@@ -186,8 +227,10 @@ class PhotoIndex:
     def _check_segmenter(self, seg) -> None:
         n = len(seg.classes)
         if n != self.index.num_classes:
-            raise ValueError(f"the network has {n} classes but the index has {self.index.num_classes}; "
-                             "the index was built with another network")
+            raise ValueError(
+                f"the network has {n} classes but the index has {self.index.num_classes}; "
+                "the index was built with another network"
+            )
 
     def segment(self, photo) -> np.ndarray:
         """Softmax maps float32 (C, n, n) of one photo (path, PIL image or array), at the index's map size.
@@ -228,8 +271,9 @@ class PhotoIndex:
         else:
             lab = check_labels(sketch, "sketch")
         if lab.size and lab.max() >= self.index.num_classes:
-            raise ValueError(f"the sketch uses class {int(lab.max())} but the index has classes "
-                             f"0..{self.index.num_classes - 1}")
+            raise ValueError(
+                f"the sketch uses class {int(lab.max())} but the index has classes 0..{self.index.num_classes - 1}"
+            )
         return lab
 
     def query(self, *, image=None, maps=None, sketch=None) -> Query | None:
@@ -242,16 +286,18 @@ class PhotoIndex:
             if lab is None:
                 return None
             if (lab < 0).all():
-                raise ValueError("the sketch is empty (nothing drawn); draw at least one class, or give a photo "
-                                 "or text")
+                raise ValueError(
+                    "the sketch is empty (nothing drawn); draw at least one class, or give a photo or text"
+                )
             return Query.sketch(lab)
         if lab is None or (lab < 0).all():
             return Query.image(probs)
         return Query.image_and_sketch(probs, lab)
 
     # ------------------------------------------------------------------ search
-    def search(self, *, image=None, maps=None, sketch=None, text: str | None = None, k: int = 10,
-               threads: int | None = None) -> list[Hit]:
+    def search(
+        self, *, image=None, maps=None, sketch=None, text: str | None = None, k: int = 10, threads: int | None = None
+    ) -> list[Hit]:
         """Rank the photos; see the module docstring for how text and layout combine.
 
         ``image``: query photo (path, PIL image or array), segmented by the network; ``maps``: its softmax
@@ -265,8 +311,10 @@ class PhotoIndex:
         has_text = text is not None and text.strip() != ""
         if has_text:
             if self.captions is None:
-                raise ValueError("this index has no captions, so it cannot be searched by text; index the photos "
-                                 "with '--captions FILE' or leave the text out")
+                raise ValueError(
+                    "this index has no captions, so it cannot be searched by text; index the photos "
+                    "with '--captions FILE' or leave the text out"
+                )
             if not query_words(text):
                 raise ValueError(f"the text {text!r} has no words to search for")
         if q is None and not has_text:
@@ -283,8 +331,10 @@ class PhotoIndex:
 
     def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
         """Hits for an index search result, ranked from ``start + 1``."""
-        return [self._hit(start + i + 1, id_, float(d), score)
-                for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))]
+        return [
+            self._hit(start + i + 1, id_, float(d), score)
+            for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))
+        ]
 
     def _position_map(self, ids: list) -> dict:
         """{id: position in the index} for those of ``ids`` it holds (on Ray: one round trip for them all)."""
@@ -334,8 +384,10 @@ def _open_captions(path: Path) -> Captions:
     except sqlite3.Error as e:
         if caps is not None:
             caps.close()
-        raise ValueError(f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
-                         "photos again with --captions FILE") from None
+        raise ValueError(
+            f"{path} is damaged or not a segsearch captions file ({e}); delete it, or index the "
+            "photos again with --captions FILE"
+        ) from None
     return caps
 
 

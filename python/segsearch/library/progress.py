@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS photos (
 """
 
 
-
 class BuildState:
     """The progress database (``work/state.sqlite``, WAL mode)."""
 
@@ -49,8 +48,9 @@ class BuildState:
 
     def mark_failed(self, rows: list[tuple], failed: list[tuple[int, str]]) -> None:
         """Mark ``rows[i]`` failed with its error, for each (i, error) in ``failed`` (inside a transaction)."""
-        self.db.executemany("UPDATE photos SET status='failed', error=? WHERE id=?",
-                            ((err, rows[i][0]) for i, err in failed))
+        self.db.executemany(
+            "UPDATE photos SET status='failed', error=? WHERE id=?", ((err, rows[i][0]) for i, err in failed)
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -47,10 +47,19 @@ class LazySegmenter:
         if self._pool is None:
             stored = self.identity
             want = stored["sha256"] if stored and self._weights is None else None
-            self._pool = ray_backend().encoder_pool(self._ray, actors=self._ray_actors, threads=self._ray_threads,
-                                     segmenter=self._seg, weights=self._weights, weights_sha256=want,
-                                     device=self._device, size=self.size, batch=self._batch, workers=self._workers,
-                                     check_identity=self._check_identity)
+            self._pool = ray_backend().encoder_pool(
+                self._ray,
+                actors=self._ray_actors,
+                threads=self._ray_threads,
+                segmenter=self._seg,
+                weights=self._weights,
+                weights_sha256=want,
+                device=self._device,
+                size=self.size,
+                batch=self._batch,
+                workers=self._workers,
+                check_identity=self._check_identity,
+            )
         return self._pool
 
     def close(self) -> None:
@@ -78,7 +87,8 @@ class LazySegmenter:
             raise ValueError(
                 f"this index folder was started with network {stored['name']!r} (weights sha256 "
                 f"{str(stored['sha256'])[:12]}...), not {mine['name']!r} ({str(mine['sha256'])[:12]}...); run "
-                "again with the same weights, or use a new index folder")
+                "again with the same weights, or use a new index folder"
+            )
 
     @property
     def identity(self) -> dict | None:
@@ -94,8 +104,18 @@ class LazySegmenter:
         return list(self._seg.classes)
 
 
-def segment_photos(st: BuildState, root: Path, seg: LazySegmenter, todo: list[tuple], size: int, batch: int,
-             workers: int, desc: str, store: Callable, codebook: tuple[str, str] | None = None) -> None:
+def segment_photos(
+    st: BuildState,
+    root: Path,
+    seg: LazySegmenter,
+    todo: list[tuple],
+    size: int,
+    batch: int,
+    workers: int,
+    desc: str,
+    store: Callable,
+    codebook: tuple[str, str] | None = None,
+) -> None:
     """Segment the photos ``todo`` [(id, path)] in batches (decoded in ``workers`` processes); for each batch,
     one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others. On Ray
     the actors segment chunks of whole batches (encoded with ``codebook`` = (checkpoint, sha256) when given:
@@ -104,8 +124,11 @@ def segment_photos(st: BuildState, root: Path, seg: LazySegmenter, todo: list[tu
         return
     pool = seg.pool()
     with progress_bar(len(todo), desc) as bar:
-        for part, idx, payload, failed in (_local_batches(seg.get(), root, todo, size, batch, workers)
-                                           if pool is None else pool.chunks(root, todo, codebook=codebook)):
+        for part, idx, payload, failed in (
+            _local_batches(seg.get(), root, todo, size, batch, workers)
+            if pool is None
+            else pool.chunks(root, todo, codebook=codebook)
+        ):
             with st.db:
                 st.mark_failed(part, [(i, _short_error(err, root)) for i, err in failed])
                 if len(idx):
@@ -117,8 +140,9 @@ def _local_batches(model, root: Path, todo: list[tuple], size: int, batch: int, 
     """(rows, positions in rows segmented, their maps, failed) per network batch, segmented in this process."""
     for s in range(0, len(todo), batch * 64):  # a fresh loader every 64 batches keeps its queue short
         part = todo[s : s + batch * 64]
-        for idx, maps, failed in model.iter_predict([root / r[1] for r in part], size=size, batch_size=batch,
-                                                    workers=workers):
+        for idx, maps, failed in model.iter_predict(
+            [root / r[1] for r in part], size=size, batch_size=batch, workers=workers
+        ):
             yield part, idx, maps, failed
 
 
@@ -133,10 +157,13 @@ def segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, work
     row_bytes = len(seg.classes) * size * size * 2
     have = sample_path.stat().st_size // row_bytes if sample_path.is_file() else 0
     with st.db:
-        st.db.execute("UPDATE photos SET sampled=0, sample_row=-1 WHERE sampled=1 AND status='pending' AND "
-                      "sample_row >= ?", (have,))
-    todo = st.rows("SELECT id, path FROM photos WHERE sample_row IS NOT NULL AND sampled=0 AND status='pending' "
-                   "ORDER BY id")
+        st.db.execute(
+            "UPDATE photos SET sampled=0, sample_row=-1 WHERE sampled=1 AND status='pending' AND sample_row >= ?",
+            (have,),
+        )
+    todo = st.rows(
+        "SELECT id, path FROM photos WHERE sample_row IS NOT NULL AND sampled=0 AND status='pending' ORDER BY id"
+    )
     if not todo:
         return
     next_row = st.rows("SELECT COALESCE(MAX(sample_row) + 1, 0) FROM photos WHERE sampled=1")[0][0]
@@ -148,8 +175,10 @@ def segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, work
             nonlocal next_row
             data = np.ascontiguousarray(maps, dtype=np.float16).tobytes()
             _pwrite_all(fd, data, next_row * row_bytes, sample_path)
-            st.db.executemany("UPDATE photos SET sampled=1, sample_row=? WHERE id=?",
-                              ((next_row + j, r[0]) for j, r in enumerate(rows)))
+            st.db.executemany(
+                "UPDATE photos SET sampled=1, sample_row=? WHERE id=?",
+                ((next_row + j, r[0]) for j, r in enumerate(rows)),
+            )
             next_row += len(rows)
 
         segment_photos(st, root, seg, todo, size, batch, workers, "segmenting sample", store)
@@ -177,8 +206,10 @@ def sample_maps(path: Path, n_rows: int, C: int, size: int) -> np.ndarray:
     Only an index run writes this file and runs hold the folder's lock, so it does not shrink while mapped."""
     shape = (n_rows, C, size, size)
     if not path.is_file() or path.stat().st_size < n_rows * C * size * size * 2:
-        raise ValueError(f"{path} is shorter than the {n_rows} sample photos recorded as segmented; run the same "
-                         "command again to segment them again")
+        raise ValueError(
+            f"{path} is shorter than the {n_rows} sample photos recorded as segmented; run the same "
+            "command again to segment them again"
+        )
     return np.memmap(path, np.float16, "r", shape=shape)
 
 

@@ -61,10 +61,15 @@ def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False, base: I
         raise ValueError("the new shard has no photos")
     fp = base.codebook_fingerprint()
     if part.codebook_fingerprint() != fp:
-        raise ValueError("the new shard's photos were not encoded with this folder's codebook: make the index "
-                         "with segsearch.engine.index.empty_like(the folder's index)")
-    if (part.keep_exact, part.ranking.to_json(), part.class_names) != (base.keep_exact, base.ranking.to_json(),
-                                                                     base.class_names):
+        raise ValueError(
+            "the new shard's photos were not encoded with this folder's codebook: make the index "
+            "with segsearch.engine.index.empty_like(the folder's index)"
+        )
+    if (part.keep_exact, part.ranking.to_json(), part.class_names) != (
+        base.keep_exact,
+        base.ranking.to_json(),
+        base.class_names,
+    ):
         raise ValueError("the new shard differs from the folder's index in keep_exact, ranking or class names")
     st = part.snapshot
     ids = st.ids
@@ -78,8 +83,11 @@ def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False, base: I
         kind = "string" if string_ids else "integer"
         raise ValueError(f"this index folder uses {kind} ids; give the new photos {kind} ids too")
     ids = ids if isinstance(ids, list) else ids[: st.n]
-    dup = None if ids_are_new else next((i for i in (ids if isinstance(ids, list) else ids.tolist()) if i in current),
-                                        None)
+    dup = (
+        None
+        if ids_are_new
+        else next((i for i in (ids if isinstance(ids, list) else ids.tolist()) if i in current), None)
+    )
     if dup is not None:
         raise ValueError(f"id {dup!r} is already in the index folder; ids must be unique")
     listed = [(rel, count) for rel, count, _ in read_manifest(d, base)]
@@ -94,9 +102,12 @@ def add_shard_locked(d: Path, part: Index, *, ids_are_new: bool = False, base: I
 
 
 def _write_manifest(d: Path, base: Index, fp: str, shards: list[tuple[str, int]]) -> None:
-    m = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
-         "base": {"count": len(base), "codebook_sha256": fp},
-         "shards": [{"file": rel, "count": count} for rel, count in shards]}
+    m = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "base": {"count": len(base), "codebook_sha256": fp},
+        "shards": [{"file": rel, "count": count} for rel, count in shards],
+    }
     with storage.atomic_write(d / MANIFEST_FILE) as f:
         f.write(json.dumps(m, indent=1).encode() + b"\n")
 
@@ -140,8 +151,9 @@ def remove_unlisted(d: Path, base: Index | None = None) -> list[str]:
     if sd.is_dir() and not sd.is_symlink():
         for p in sorted(sd.iterdir()):
             rel = f"{SHARDS_DIR}/{p.name}"
-            ours = SHARD_NAME.fullmatch(p.name) or (p.name.endswith(".tmp") and SHARD_NAME.fullmatch(
-                p.name.split(".segsearch.")[0] + ".segsearch"))
+            ours = SHARD_NAME.fullmatch(p.name) or (
+                p.name.endswith(".tmp") and SHARD_NAME.fullmatch(p.name.split(".segsearch.")[0] + ".segsearch")
+            )
             if ours and rel not in listed and p.is_file() and not p.is_symlink():
                 p.unlink()
                 removed.append(rel)
@@ -192,8 +204,9 @@ def compact(index_dir, *, max_photos: int | None = None) -> int:
         fp = current.base.codebook_fingerprint()
         number = max(int(rel[len(SHARDS_DIR) + 1 : -len(".segsearch")]) for rel, _ in listed)
         if number + len(runs) > MAX_SHARD_NUMBER:
-            raise ValueError(f"{d} has shard numbers up to {number}: run 'segsearch compact {d}' (without "
-                             "--max-photos) first")
+            raise ValueError(
+                f"{d} has shard numbers up to {number}: run 'segsearch compact {d}' (without --max-photos) first"
+            )
         out = []
         for run in runs:
             if len(run) == 1:
@@ -207,5 +220,3 @@ def compact(index_dir, *, max_photos: int | None = None) -> int:
         _write_manifest(d, current.base, fp, out)  # the commit point
         remove_unlisted(d)
         return len(listed) - len(out)
-
-

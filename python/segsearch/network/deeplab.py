@@ -33,6 +33,7 @@ labels agree with the TFLite interpreter on 99.3% of pixels, at about 1.1x the i
 about 1.5x the interpreter's time. (TFLite's non-delegated builtin hybrid kernels round differently
 again: they agree with XNNPACK on only 88-96% of pixels.)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,11 +72,21 @@ class ConvSpec:
 # MobileNetV2 inverted residual blocks: (expansion, out channels, stride, dilation), output stride 8.
 _BLOCKS = [
     (1, 16, 1, 1),
-    (6, 24, 2, 1), (6, 24, 1, 1),
-    (6, 32, 2, 1), (6, 32, 1, 1), (6, 32, 1, 1),
-    (6, 64, 1, 1), (6, 64, 1, 2), (6, 64, 1, 2), (6, 64, 1, 2),
-    (6, 96, 1, 2), (6, 96, 1, 2), (6, 96, 1, 2),
-    (6, 160, 1, 2), (6, 160, 1, 4), (6, 160, 1, 4),
+    (6, 24, 2, 1),
+    (6, 24, 1, 1),
+    (6, 32, 2, 1),
+    (6, 32, 1, 1),
+    (6, 32, 1, 1),
+    (6, 64, 1, 1),
+    (6, 64, 1, 2),
+    (6, 64, 1, 2),
+    (6, 64, 1, 2),
+    (6, 96, 1, 2),
+    (6, 96, 1, 2),
+    (6, 96, 1, 2),
+    (6, 160, 1, 2),
+    (6, 160, 1, 4),
+    (6, 160, 1, 4),
     (6, 320, 1, 4),
 ]
 
@@ -121,8 +132,9 @@ class TFConv(nn.Module):
         super().__init__()
         self.spec = spec
         groups = spec.cin if spec.depthwise else 1
-        self.conv = nn.Conv2d(spec.cin, spec.cout, spec.kernel, stride=spec.stride,
-                              dilation=spec.dilation, groups=groups, bias=True)
+        self.conv = nn.Conv2d(
+            spec.cin, spec.cout, spec.kernel, stride=spec.stride, dilation=spec.dilation, groups=groups, bias=True
+        )
         self.hybrid_quant = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,8 +160,7 @@ def conv_specs() -> list[ConvSpec]:
         p = f"blocks.{i}"
         if t != 1:
             specs.append(ConvSpec(f"{p}.expand", cin, hidden, 1, act="relu6", hybrid=True))
-        specs.append(ConvSpec(f"{p}.depthwise", hidden, hidden, 3, stride=s, dilation=d,
-                              act="relu6", depthwise=True))
+        specs.append(ConvSpec(f"{p}.depthwise", hidden, hidden, 3, stride=s, dilation=d, act="relu6", depthwise=True))
         specs.append(ConvSpec(f"{p}.project", hidden, c, 1, hybrid=i > 0))
         cin = c
     specs += [
@@ -204,8 +215,17 @@ class DeepLabV3MobileNetV2(nn.Module):
         specs = {s.name: s for s in conv_specs()}
         self.stem = TFConv(specs["stem"])
         self.blocks = nn.ModuleList(InvertedResidual(specs, f"blocks.{i}") for i in range(len(_BLOCKS)))
-        for name in ("aspp_pool", "aspp_conv", "aspp_project", "low_level", "decoder_dw0",
-                     "decoder_pw0", "decoder_dw1", "decoder_pw1", "logits"):
+        for name in (
+            "aspp_pool",
+            "aspp_conv",
+            "aspp_project",
+            "low_level",
+            "decoder_dw0",
+            "decoder_pw0",
+            "decoder_dw1",
+            "decoder_pw1",
+            "logits",
+        ):
             setattr(self, name, TFConv(specs[name]))
         self.set_hybrid_quant(hybrid_quant)
 

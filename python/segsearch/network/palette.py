@@ -10,6 +10,7 @@ Two sketch file conventions are read (any size; the search resizes to the index'
 
 In memory a sketch is an int32 label map with -1 = unspecified and 0..C-1 = class.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -65,8 +66,10 @@ def read_sketch(file, palette: np.ndarray, num_classes: int | None = None) -> np
         v = np.asarray(im, dtype=np.int64)
         top = int(v.max()) if v.size else 0
         if top > C:
-            raise ValueError(f"{name} has pixel value {top} (class {top - 1}) but the index has {C} classes "
-                             f"(values 1..{C}; 0 = unspecified); see 'segsearch classes INDEX_DIR'")
+            raise ValueError(
+                f"{name} has pixel value {top} (class {top - 1}) but the index has {C} classes "
+                f"(values 1..{C}; 0 = unspecified); see 'segsearch classes INDEX_DIR'"
+            )
         return (v - 1).astype(np.int32)
     if im.mode not in ("RGB", "RGBA", "P", "LA", "PA"):
         raise ValueError(f"{name} has image mode {im.mode}; save it as RGB or single-channel (L) PNG")
@@ -84,7 +87,8 @@ def read_sketch(file, palette: np.ndarray, num_classes: int | None = None) -> np
         raise ValueError(
             f"{name} has {int(bad.sum())} pixels in colours that are not class colours of this index, e.g. "
             f"#{c:06x} ({int(counts.max())} pixels); draw with the palette colours and no anti-aliasing "
-            "('segsearch classes INDEX_DIR' lists them) or save a single-channel label PNG")
+            "('segsearch classes INDEX_DIR' lists them) or save a single-channel label PNG"
+        )
     labels = order[pos].astype(np.int32)
     labels[unspecified] = -1
     return labels

@@ -7,6 +7,7 @@ and segmented; the 151 softmax maps (513x513) are then area-averaged to ``size x
 adaptive average pooling (bins of 8 or 9 pixels for ``size=64``; 8*64 = 512 is within one pixel of 513).
 Averaging probabilities keeps every pixel's class distribution summing to 1.
 """
+
 from __future__ import annotations
 
 import os
@@ -106,10 +107,18 @@ class Segmenter:
     :meth:`from_module` and :meth:`from_torchvision` wrap other networks. Call :meth:`predict` to get maps.
     """
 
-    def __init__(self, model: torch.nn.Module, classes: Sequence[str] = ADE20K_CLASSES,
-                 device: str | torch.device | None = None, *, input_size: int = NATIVE_SIZE,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 name: str | None = None, weights_sha256: str | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classes: Sequence[str] = ADE20K_CLASSES,
+        device: str | torch.device | None = None,
+        *,
+        input_size: int = NATIVE_SIZE,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        name: str | None = None,
+        weights_sha256: str | None = None,
+    ):
         """``model`` maps (B, 3, input_size, input_size) float input to logits (B, len(classes), h, w), or to
         a dict whose ``"out"`` entry is that (torchvision's convention). Input is ``rgb / 127.5 - 1`` when
         ``mean``/``std`` are None (the default network), else ``(rgb / 255 - mean) / std``. ``name`` and
@@ -136,9 +145,14 @@ class Segmenter:
         self._std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
 
     @classmethod
-    def default(cls, device: str | torch.device | None = None,
-                weights: str | os.PathLike | None = None, *, hybrid_quant: bool = False,
-                weights_sha256: str | None = None) -> "Segmenter":
+    def default(
+        cls,
+        device: str | torch.device | None = None,
+        weights: str | os.PathLike | None = None,
+        *,
+        hybrid_quant: bool = False,
+        weights_sha256: str | None = None,
+    ) -> Segmenter:
         """The DeepLabV3-MobileNetV2-ADE20K segmenter.
 
         ``weights``: a ``.tflite`` or imported ``.safetensors`` file; None uses ``$SEGSEARCH_WEIGHTS``, else
@@ -154,18 +168,26 @@ class Segmenter:
         return cls(model, ADE20K_CLASSES, device, name=NETWORK, weights_sha256=sha)
 
     @classmethod
-    def from_module(cls, model: torch.nn.Module, classes: Sequence[str], *, device=None, input_size: int = 512,
-                    mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
-                    name: str | None = None) -> "Segmenter":
+    def from_module(
+        cls,
+        model: torch.nn.Module,
+        classes: Sequence[str],
+        *,
+        device=None,
+        input_size: int = 512,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        name: str | None = None,
+    ) -> Segmenter:
         """Any ``nn.Module`` returning logits (B, len(classes), h, w) (or ``{"out": logits}``) plus its class
         names. Photos are resized to ``input_size`` squared and normalized with ``mean``/``std`` (ImageNet's
         by default) on RGB in [0, 1]."""
-        return cls(model, classes, device, input_size=input_size, mean=mean, std=std,
-                   name=name or type(model).__name__)
+        return cls(model, classes, device, input_size=input_size, mean=mean, std=std, name=name or type(model).__name__)
 
     @classmethod
-    def from_torchvision(cls, model: torch.nn.Module, classes: Sequence[str] | None = None, *, device=None,
-                         input_size: int = 520) -> "Segmenter":
+    def from_torchvision(
+        cls, model: torch.nn.Module, classes: Sequence[str] | None = None, *, device=None, input_size: int = 520
+    ) -> Segmenter:
         """A torchvision segmentation model (``deeplabv3_*``, ``fcn_*``, ``lraspp_*``; they return
         ``{"out": logits}`` at input size). ``classes`` default to the model's weights' categories when it
         was built with pretrained weights (``model.segsearch_categories`` may also be set by the caller).
@@ -174,8 +196,9 @@ class Segmenter:
             classes = getattr(model, "segsearch_categories", None)
         if classes is None:
             raise ValueError("pass classes=[...] (one name per output channel of the model)")
-        return cls.from_module(model, classes, device=device, input_size=input_size,
-                               name=f"torchvision:{type(model).__name__}")
+        return cls.from_module(
+            model, classes, device=device, input_size=input_size, name=f"torchvision:{type(model).__name__}"
+        )
 
     def preprocess(self, photos: Sequence) -> torch.Tensor:
         """Network input (B, 3, S, S) on the device (S = :attr:`input_size`): photos stretched to S x S, then
@@ -194,8 +217,10 @@ class Segmenter:
         if isinstance(out, dict):
             out = out["out"]
         if out.ndim != 4 or out.shape[1] != len(self.classes):
-            raise ValueError(f"the network returned shape {tuple(out.shape)}; expected (B, {len(self.classes)}, h, w) "
-                             "logits, one channel per class name")
+            raise ValueError(
+                f"the network returned shape {tuple(out.shape)}; expected (B, {len(self.classes)}, h, w) "
+                "logits, one channel per class name"
+            )
         return out
 
     def logits(self, images, batch_size: int = 4) -> torch.Tensor:
@@ -204,7 +229,7 @@ class Segmenter:
         out = []
         with torch.inference_mode():
             for i in range(0, len(photos), batch_size):
-                out.append(self._forward(self.preprocess(photos[i:i + batch_size])))
+                out.append(self._forward(self.preprocess(photos[i : i + batch_size])))
         return torch.cat(out)
 
     def _maps(self, x: torch.Tensor, size: int, autocast: bool) -> torch.Tensor:
@@ -214,8 +239,9 @@ class Segmenter:
             logits = self._forward(x)
         return _softmax_pool(logits, size).cpu()
 
-    def iter_predict(self, paths: Sequence, size: int = 64, batch_size: int = 16, workers: int = 2,
-                     autocast: bool = False):
+    def iter_predict(
+        self, paths: Sequence, size: int = 64, batch_size: int = 16, workers: int = 2, autocast: bool = False
+    ):
         """Segment image files in batches, decoding them in ``workers`` background processes (a torch
         DataLoader). Yields ``(indices, probs, failed)`` per batch: the positions in ``paths`` that were
         segmented, their maps float32 (len(indices), C, size, size), and ``(position, error)`` for the
@@ -223,8 +249,12 @@ class Segmenter:
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         loader = torch.utils.data.DataLoader(
-            _PhotoFiles(list(paths), self.input_size), batch_size=batch_size, num_workers=workers,
-            collate_fn=_collate, pin_memory=self.device.type == "cuda")
+            _PhotoFiles(list(paths), self.input_size),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+        )
         with torch.inference_mode():
             for idx, pixels, failed in loader:
                 if not idx:
@@ -247,7 +277,7 @@ class Segmenter:
         out = []
         with torch.inference_mode():
             for i in range(0, len(photos), batch_size):
-                out.append(self._maps(self.preprocess(photos[i:i + batch_size]), size, autocast))
+                out.append(self._maps(self.preprocess(photos[i : i + batch_size]), size, autocast))
         if not out:
             return np.zeros((0, len(self.classes), size, size), np.float32)
         return torch.cat(out).numpy()

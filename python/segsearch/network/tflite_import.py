@@ -11,6 +11,7 @@ mismatch raises :class:`TFLiteImportError`.
 
 The result is stored as safetensors (never pickle); :func:`import_tflite` returns its sha256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -176,8 +177,18 @@ def _collect_convs(graph: _Graph) -> list[_Conv]:
             act = _TFL_ACT.get(graph.options(chain[2], tfl.AddOptions).FusedActivationFunction(), "?")
         elif opts.Padding() != 0:
             raise TFLiteImportError(f"op {k}: expected SAME padding")
-        convs.append(_Conv(k, depthwise, np.ascontiguousarray(weight, np.float32),
-                           np.asarray(b, np.float32), int(opts.StrideH()), dilation, act, int8))
+        convs.append(
+            _Conv(
+                k,
+                depthwise,
+                np.ascontiguousarray(weight, np.float32),
+                np.asarray(b, np.float32),
+                int(opts.StrideH()),
+                dilation,
+                act,
+                int8,
+            )
+        )
     return convs
 
 
@@ -185,13 +196,21 @@ def _check(spec: ConvSpec, conv: _Conv) -> None:
     groups = spec.cin if spec.depthwise else 1
     want = (spec.cout, spec.cin // groups, spec.kernel, spec.kernel)
     got = (conv.weight.shape, conv.bias.shape, conv.stride, conv.dilation, conv.act, conv.depthwise, conv.int8)
-    exp = (want, (spec.cout,), spec.stride, spec.dilation, spec.act, spec.depthwise, spec.hybrid or
-           (spec.depthwise and conv.int8))
+    exp = (
+        want,
+        (spec.cout,),
+        spec.stride,
+        spec.dilation,
+        spec.act,
+        spec.depthwise,
+        spec.hybrid or (spec.depthwise and conv.int8),
+    )
     if got != exp:
         raise TFLiteImportError(
             f"TFLite op {conv.op_index} does not match layer {spec.name!r}: got (weight shape, bias shape, "
             f"stride, dilation, activation, depthwise, int8)={got}, expected {exp}. This is not the "
-            f"DeepLabV3-MobileNetV2-ADE20K graph segsearch expects.")
+            f"DeepLabV3-MobileNetV2-ADE20K graph segsearch expects."
+        )
 
 
 def load_state_dict(tflite_path: str | Path) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ named directly. Weights are only ever read with safetensors; nothing is unpickle
 Every set of weights has an identity, the sha256 of the file it came from (:func:`weights_sha256`); an index
 records it, and photo queries look for the same weights (:func:`resolve_weights` with ``sha256=``).
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,9 @@ def _from_tflite(path: Path, sha256: str | None = None) -> Path:
         return found
     digest = sha256_file(path)
     if sha256 is not None and digest != sha256:
-        raise _not_found(f"{path} is damaged (its sha256 is {digest[:12]}..., not {sha256[:12]}...); reinstall "
-                         "segsearch")
+        raise _not_found(
+            f"{path} is damaged (its sha256 is {digest[:12]}..., not {sha256[:12]}...); reinstall segsearch"
+        )
     found = _cached(digest)
     if found is not None:
         return found
@@ -98,14 +100,15 @@ def _from_tflite(path: Path, sha256: str | None = None) -> Path:
 
 
 def _not_found(detail: str) -> WeightsNotFoundError:
-    return WeightsNotFoundError(f"{detail}; pass --weights FILE (Python: weights=FILE, or set {ENV_VAR}), "
-                                "a .tflite or .safetensors file of the network")
+    return WeightsNotFoundError(
+        f"{detail}; pass --weights FILE (Python: weights=FILE, or set {ENV_VAR}), "
+        "a .tflite or .safetensors file of the network"
+    )
 
 
 def _bundled() -> Path:
     if not BUNDLED.is_file():
-        raise _not_found(f"the network file that ships with segsearch is missing ({BUNDLED}): reinstall "
-                         "segsearch")
+        raise _not_found(f"the network file that ships with segsearch is missing ({BUNDLED}): reinstall segsearch")
     return BUNDLED
 
 
@@ -130,13 +133,15 @@ def resolve_weights(weights: str | os.PathLike | None = None, *, sha256: str | N
         return _from_tflite(_bundled(), BUNDLED_SHA256)
     found = _cached(sha256)
     if found is None:
-        raise _not_found(f"the weights with sha256 {sha256[:12]}... are neither the bundled network nor in "
-                         f"the cache {cache_dir()}")
+        raise _not_found(
+            f"the weights with sha256 {sha256[:12]}... are neither the bundled network nor in the cache {cache_dir()}"
+        )
     return found
 
 
-def load_weights(weights: str | os.PathLike | None = None, *,
-                 sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+def load_weights(
+    weights: str | os.PathLike | None = None, *, sha256: str | None = None
+) -> tuple[dict[str, torch.Tensor], str]:
     """The network's state dict and its identity (sha256), found with :func:`resolve_weights`."""
     path = resolve_weights(weights, sha256=sha256)
     if path.suffix.lower() == ".tflite":  # the cache could not be written: import in memory

@@ -12,6 +12,7 @@ Two file conventions are read (any size; the search resizes to the index's n x n
 
 In memory a sketch is an int32 label map with -1 = unspecified and 0..C-1 = class.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -48,8 +49,10 @@ def sketch_from_boxes(boxes, classes: Sequence[str], size: int) -> np.ndarray:
         except (TypeError, ValueError):
             raise ValueError(f"box for {name!r} must be four numbers x0,y0,x1,y1; got {box!r}") from None
         if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise ValueError(f"box for {name!r} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 "
-                             f"(fractions of the canvas); got {x0},{y0},{x1},{y1}")
+            raise ValueError(
+                f"box for {name!r} must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 "
+                f"(fractions of the canvas); got {x0},{y0},{x1},{y1}"
+            )
         r0, r1 = round(y0 * size), max(round(y1 * size), round(y0 * size) + 1)
         c0, c1 = round(x0 * size), max(round(x1 * size), round(x0 * size) + 1)
         lab[r0:r1, c0:c1] = c

@@ -9,6 +9,7 @@ entry stores only the pixels it changed.
 aspect ratio kept, and the sketch grid is stretched over the photo's area (as the network stretches a photo to
 a square), so a stroke lands on the part of the photo under the pointer and never on the bars around it.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -267,8 +268,8 @@ def _region(labels: np.ndarray, row: int, col: int) -> np.ndarray:
     pad = np.zeros((h, w + 2), np.int8)
     pad[:, 1:-1] = same
     d = np.diff(pad, axis=1)
-    rs, cs = np.nonzero(d == 1)       # run starts (inclusive)
-    _, ce = np.nonzero(d == -1)       # run ends (exclusive); same order as starts
+    rs, cs = np.nonzero(d == 1)  # run starts (inclusive)
+    _, ce = np.nonzero(d == -1)  # run ends (exclusive); same order as starts
     starts: list[list[int]] = [[] for _ in range(h)]
     ends: list[list[int]] = [[] for _ in range(h)]
     for r, s, e in zip(rs.tolist(), cs.tolist(), ce.tolist()):
@@ -302,9 +303,9 @@ def letterbox(width: int, height: int, box_width: int, box_height: int) -> tuple
     ``box_height`` box, centred: ``(x, y, w, h)`` in box pixels (w, h >= 1; the rest of the box is bars)."""
     width, height = check_count(width, "width"), check_count(height, "height")
     box_width, box_height = check_count(box_width, "box_width"), check_count(box_height, "box_height")
-    if width * box_height >= height * box_width:       # wider than the box: full width, bars above and below
+    if width * box_height >= height * box_width:  # wider than the box: full width, bars above and below
         w, h = box_width, max(1, min(box_height, round(box_width * height / width)))
-    else:                                               # taller: full height, bars left and right
+    else:  # taller: full height, bars left and right
         w, h = max(1, min(box_width, round(box_height * width / height))), box_height
     return (box_width - w) // 2, (box_height - h) // 2, w, h
 

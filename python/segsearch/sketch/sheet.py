@@ -1,5 +1,6 @@
 """Contact sheets: the query (photo and/or sketch, with a legend of the classes drawn) and the top results,
 each with its rank, distance and a semi-transparent overlay of its labels decoded from the index."""
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,9 @@ def _printable(name: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in name)
 
 
-def contact_sheet(photo_index, hits: Sequence, *, image=None, sketch=None, text: str | None = None,
-                  thumb: int = 200, columns: int = 5) -> Image.Image:
+def contact_sheet(
+    photo_index, hits: Sequence, *, image=None, sketch=None, text: str | None = None, thumb: int = 200, columns: int = 5
+) -> Image.Image:
     """A PIL image: the query panel (photo, sketch over it or alone, legend, text) and the hits in a grid.
 
     ``photo_index``: the :class:`~segsearch.photo_index.PhotoIndex` searched; ``hits``: its results;
