@@ -60,8 +60,8 @@ struct CodebookArrays {
     Codebook cb;
 };
 
-CodebookArrays make_codebook(const py::array& codebook, const Arr<float>& norms, const std::optional<py::array>& block_sums,
-                             int block_w) {
+CodebookArrays make_codebook(const py::array& codebook, const Arr<float>& norms,
+                             const std::optional<py::array>& block_sums, int block_w) {
     need_dims(codebook, {-1, -1, -1}, "codebook");
     CodebookArrays out;
     Codebook& cb = out.cb;
@@ -90,11 +90,13 @@ CodebookArrays make_codebook(const py::array& codebook, const Arr<float>& norms,
         const int nb = (n + block_w - 1) / block_w;
         need_dims(*block_sums, {cb.C, static_cast<py::ssize_t>(n) * nb, cb.K}, "block sums");
         if (bytes) {
-            if (!block_sums->dtype().is(py::dtype::of<uint16_t>())) bad("block sums of a uint8 codebook must be uint16");
+            if (!block_sums->dtype().is(py::dtype::of<uint16_t>()))
+                bad("block sums of a uint8 codebook must be uint16");
             out.block_u16 = Arr<uint16_t>::ensure(*block_sums);
             cb.block_sums_u16 = out.block_u16.data();
         } else {
-            if (!block_sums->dtype().is(py::dtype::of<float>())) bad("block sums of a float32 codebook must be float32");
+            if (!block_sums->dtype().is(py::dtype::of<float>()))
+                bad("block sums of a float32 codebook must be float32");
             out.block_f = Arr<float>::ensure(*block_sums);
             cb.block_sums = out.block_f.data();
         }
@@ -104,8 +106,8 @@ CodebookArrays make_codebook(const py::array& codebook, const Arr<float>& norms,
     return out;
 }
 
-QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std::optional<Arr<int32_t>>& labels,
-                    int C, int D, const std::optional<Arr<float>>& class_weights) {
+QuerySpec make_spec(int kind, const std::optional<Arr<float>>& probs, const std::optional<Arr<int32_t>>& labels, int C,
+                    int D, const std::optional<Arr<float>>& class_weights) {
     if (kind < 0 || kind > 2) bad("query kind must be 0 (image), 1 (sketch) or 2 (image + sketch)");
     QuerySpec s;
     s.kind = static_cast<QueryKind>(kind);
@@ -138,8 +140,8 @@ std::vector<QuerySpec> make_specs(const std::vector<int>& kinds, const std::vect
 }
 
 // The codes (C, N) as the scan reads them, with their per-class default code (< K) and dense flags.
-Codes make_codes(const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const std::optional<Arr<uint8_t>>& dense,
-                 int K) {
+Codes make_codes(const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults,
+                 const std::optional<Arr<uint8_t>>& dense, int K) {
     if (codes.ndim() != 2 || codes.strides(1) != 1 || codes.strides(0) < codes.shape(1))
         bad("codes must be a (C, N) uint8 array with contiguous rows");
     Codes cv;
@@ -221,52 +223,59 @@ PYBIND11_MODULE(_core, m) {
         .value("sketch", QueryKind::Sketch, "a label map: only the drawn classes summed")
         .value("image_and_sketch", QueryKind::ImageSketch, "a photo with drawn pixels overriding its maps");
 
-    m.def("simd_level", []() { return simd_level_name(simd_level()); }, "The SIMD level in use.");
-    m.def("supported_simd_levels", []() {
-        std::vector<std::string> out;
-        for (SimdLevel l : supported_simd_levels()) out.push_back(simd_level_name(l));
-        return out;
-    }, "SIMD levels compiled in and supported by this CPU.");
-    m.def("set_simd_level", [](const std::string& name) { set_simd_level(parse_simd_level(name)); },
-          py::arg("level"), "Force a SIMD level: 'scalar', 'avx2' or 'avx512'.");
-    m.def("default_threads", []() { return bounded_threads(0); },
-          "Threads used when none are given: OpenMP's maximum, at most max_threads().");
+    m.def(
+        "simd_level", []() { return simd_level_name(simd_level()); }, "The SIMD level in use.");
+    m.def(
+        "supported_simd_levels",
+        []() {
+            std::vector<std::string> out;
+            for (SimdLevel l : supported_simd_levels()) out.push_back(simd_level_name(l));
+            return out;
+        },
+        "SIMD levels compiled in and supported by this CPU.");
+    m.def(
+        "set_simd_level", [](const std::string& name) { set_simd_level(parse_simd_level(name)); }, py::arg("level"),
+        "Force a SIMD level: 'scalar', 'avx2' or 'avx512'.");
+    m.def(
+        "default_threads", []() { return bounded_threads(0); },
+        "Threads used when none are given: OpenMP's maximum, at most max_threads().");
     m.def("max_threads", &max_threads,
           "The most threads a call uses: the CPUs this process may run on; larger counts are clamped to it.");
 
-    m.def("code_counts",
-          [](const py::array_t<uint8_t>& codes, int64_t threads_arg) {
-              const int threads = bounded_threads(threads_arg);
-              if (codes.ndim() != 2 || (codes.shape(1) > 1 && codes.strides(1) != 1))
-                  bad("codes must be a (C, N) uint8 array with contiguous rows");
-              const py::ssize_t C = codes.shape(0), N = codes.shape(1), stride = codes.strides(0);
-              Arr<int64_t> out({C, static_cast<py::ssize_t>(256)});
-              int64_t* o = out.mutable_data();
-              const uint8_t* base = codes.data();
-              {
-                  py::gil_scoped_release release;
+    m.def(
+        "code_counts",
+        [](const py::array_t<uint8_t>& codes, int64_t threads_arg) {
+            const int threads = bounded_threads(threads_arg);
+            if (codes.ndim() != 2 || (codes.shape(1) > 1 && codes.strides(1) != 1))
+                bad("codes must be a (C, N) uint8 array with contiguous rows");
+            const py::ssize_t C = codes.shape(0), N = codes.shape(1), stride = codes.strides(0);
+            Arr<int64_t> out({C, static_cast<py::ssize_t>(256)});
+            int64_t* o = out.mutable_data();
+            const uint8_t* base = codes.data();
+            {
+                py::gil_scoped_release release;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1 && C > 1)
 #endif
-                  for (py::ssize_t c = 0; c < C; ++c) {
-                      int64_t h[4][256] = {};  // four histograms: no store-to-load stall on runs of one value
-                      const uint8_t* row = base + c * stride;
-                      py::ssize_t i = 0;
-                      for (; i + 4 <= N; i += 4) {
-                          ++h[0][row[i]];
-                          ++h[1][row[i + 1]];
-                          ++h[2][row[i + 2]];
-                          ++h[3][row[i + 3]];
-                      }
-                      for (; i < N; ++i) ++h[0][row[i]];
-                      for (int v = 0; v < 256; ++v) o[c * 256 + v] = h[0][v] + h[1][v] + h[2][v] + h[3][v];
-                  }
-              }
-              return out;
-          },
-          py::arg("codes"), py::arg("threads") = 0,
-          "How many times each value 0..255 occurs in each row of (C, N) uint8 codes: int64 (C, 256).\n"
-          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
+                for (py::ssize_t c = 0; c < C; ++c) {
+                    int64_t h[4][256] = {};  // four histograms: no store-to-load stall on runs of one value
+                    const uint8_t* row = base + c * stride;
+                    py::ssize_t i = 0;
+                    for (; i + 4 <= N; i += 4) {
+                        ++h[0][row[i]];
+                        ++h[1][row[i + 1]];
+                        ++h[2][row[i + 2]];
+                        ++h[3][row[i + 3]];
+                    }
+                    for (; i < N; ++i) ++h[0][row[i]];
+                    for (int v = 0; v < 256; ++v) o[c * 256 + v] = h[0][v] + h[1][v] + h[2][v] + h[3][v];
+                }
+            }
+            return out;
+        },
+        py::arg("codes"), py::arg("threads") = 0,
+        "How many times each value 0..255 occurs in each row of (C, N) uint8 codes: int64 (C, 256).\n"
+        "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
     py::class_<CodebookArrays>(m, "Codebook",
                                "A PQ codebook bound once for the core: its arrays checked and kept, then passed to\n"
@@ -279,139 +288,144 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("num_classes", [](const CodebookArrays& a) { return a.cb.C; })
         .def_property_readonly("dim", [](const CodebookArrays& a) { return a.cb.D; })
         .def_property_readonly("n_centroids", [](const CodebookArrays& a) { return a.cb.K; })
-        .def_property_readonly("compact", [](const CodebookArrays& a) { return a.cb.data_u8 != nullptr; },
-                               "Whether the values are bytes (v / 255).");
+        .def_property_readonly(
+            "compact", [](const CodebookArrays& a) { return a.cb.data_u8 != nullptr; },
+            "Whether the values are bytes (v / 255).");
 
-    m.def("build_lut",
-          [](const CodebookArrays& arrays, int kind, std::optional<Arr<float>> probs,
-             std::optional<Arr<int32_t>> labels, float eps, int64_t threads_arg, std::optional<Arr<float>> class_weights,
-             float photo_weight) {
-              const int threads = bounded_threads(threads_arg);
-              const Codebook& cb = arrays.cb;
-              QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D, class_weights);
-              Arr<float> lut({cb.C, cb.K});
-              std::vector<int32_t> classes;
-              {
-                  py::gil_scoped_release release;
-                  float* out = lut.mutable_data();
-                  std::fill(out, out + static_cast<int64_t>(cb.C) * cb.K, 0.0f);
-                  SparseQuery sq = make_sparse_query(spec, cb.C, cb.D, eps);
-                  build_lut(cb, sq, out, threads, photo_weight);
-                  classes = sq.classes;
-              }
-              Arr<int32_t> cls(static_cast<py::ssize_t>(classes.size()));
-              std::copy(classes.begin(), classes.end(), cls.mutable_data());
-              return py::make_tuple(lut, cls);
-          },
-          py::arg("codebook"), py::arg("kind"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
-          py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-          "LUT (C, K) of one query against a bound Codebook, and the classes it sums.\n"
-          "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
-          "photo_weight w in (0, 1]: LUT = w ||a - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a + w ||a||^2 (1: squared L2).\n"
-          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
+    m.def(
+        "build_lut",
+        [](const CodebookArrays& arrays, int kind, std::optional<Arr<float>> probs, std::optional<Arr<int32_t>> labels,
+           float eps, int64_t threads_arg, std::optional<Arr<float>> class_weights, float photo_weight) {
+            const int threads = bounded_threads(threads_arg);
+            const Codebook& cb = arrays.cb;
+            QuerySpec spec = make_spec(kind, probs, labels, cb.C, cb.D, class_weights);
+            Arr<float> lut({cb.C, cb.K});
+            std::vector<int32_t> classes;
+            {
+                py::gil_scoped_release release;
+                float* out = lut.mutable_data();
+                std::fill(out, out + static_cast<int64_t>(cb.C) * cb.K, 0.0f);
+                SparseQuery sq = make_sparse_query(spec, cb.C, cb.D, eps);
+                build_lut(cb, sq, out, threads, photo_weight);
+                classes = sq.classes;
+            }
+            Arr<int32_t> cls(static_cast<py::ssize_t>(classes.size()));
+            std::copy(classes.begin(), classes.end(), cls.mutable_data());
+            return py::make_tuple(lut, cls);
+        },
+        py::arg("codebook"), py::arg("kind"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
+        py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+        "LUT (C, K) of one query against a bound Codebook, and the classes it sums.\n"
+        "class_weights (optional, C, > 0): reweight the query photo's maps per pixel (w_c p_c / sum w p);\n"
+        "photo_weight w in (0, 1]: LUT = w ||a - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a + w ||a||^2 (1: squared L2).\n"
+        "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 
-    m.def("scan_pq",
-          [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
-             const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
-             std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<uint8_t>> dense,
-             std::optional<bool> quantized) {
-              const int threads = bounded_threads(threads_arg);
-              const QuantizedScan mode = quantized_mode(quantized);
-              need_dims(luts, {-1, codes.ndim() == 2 ? codes.shape(0) : -1, -1}, "luts");
-              const int K = static_cast<int>(luts.shape(2));
-              const Codes cv = make_codes(codes, defaults, dense, K);
-              const int nq = static_cast<int>(luts.shape(0));
-              if (static_cast<int>(classes.size()) != nq) bad("one class list per LUT is needed");
-              std::vector<std::vector<int32_t>> cls(nq);
-              for (int q = 0; q < nq; ++q) {
-                  need_dims(classes[q], {-1}, "classes");
-                  cls[q].assign(classes[q].data(), classes[q].data() + classes[q].shape(0));
-              }
-              Subset sub = make_subset(mask, ids, cv.n);
-              const int64_t kk = std::max<int64_t>(1, k);
-              return run_search(nq, kk, [&](TopKOut out) {
-                  scan_pq(cv, K, luts.data(), cls, k, sub, threads, python_interrupt(), out, mode);
-              });
-          },
-          py::arg("codes"), py::arg("defaults"), py::arg("luts"), py::arg("classes"), py::arg("k"),
-          py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-          py::arg("dense") = py::none(), py::arg("quantized") = py::none(),
-          "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). defaults: most common code per class;\n"
-          "dense: optional per-class flag, 1 where most codes are not the default (speed only).\n"
-          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.\n"
-          "quantized: sum byte-quantized tables first and re-rank the survivors with the float sums (identical\n"
-          "results; speed only): True / False force it on / off, None = SEGSEARCH_QUANTIZED_SCAN=0|1 if set, else\n"
-          "automatic (where this CPU's kernel beats the float scan).");
+    m.def(
+        "scan_pq",
+        [](const py::array_t<uint8_t>& codes, const Arr<uint8_t>& defaults, const Arr<float>& luts,
+           const std::vector<Arr<int32_t>>& classes, int64_t k, std::optional<Arr<uint8_t>> mask,
+           std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<uint8_t>> dense,
+           std::optional<bool> quantized) {
+            const int threads = bounded_threads(threads_arg);
+            const QuantizedScan mode = quantized_mode(quantized);
+            need_dims(luts, {-1, codes.ndim() == 2 ? codes.shape(0) : -1, -1}, "luts");
+            const int K = static_cast<int>(luts.shape(2));
+            const Codes cv = make_codes(codes, defaults, dense, K);
+            const int nq = static_cast<int>(luts.shape(0));
+            if (static_cast<int>(classes.size()) != nq) bad("one class list per LUT is needed");
+            std::vector<std::vector<int32_t>> cls(nq);
+            for (int q = 0; q < nq; ++q) {
+                need_dims(classes[q], {-1}, "classes");
+                cls[q].assign(classes[q].data(), classes[q].data() + classes[q].shape(0));
+            }
+            Subset sub = make_subset(mask, ids, cv.n);
+            const int64_t kk = std::max<int64_t>(1, k);
+            return run_search(nq, kk, [&](TopKOut out) {
+                scan_pq(cv, K, luts.data(), cls, k, sub, threads, python_interrupt(), out, mode);
+            });
+        },
+        py::arg("codes"), py::arg("defaults"), py::arg("luts"), py::arg("classes"), py::arg("k"),
+        py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
+        py::arg("dense") = py::none(), py::arg("quantized") = py::none(),
+        "Top-k ADC scan of (C, N) codes for a batch of LUTs (nq, C, K). defaults: most common code per class;\n"
+        "dense: optional per-class flag, 1 where most codes are not the default (speed only).\n"
+        "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.\n"
+        "quantized: sum byte-quantized tables first and re-rank the survivors with the float sums (identical\n"
+        "results; speed only): True / False force it on / off, None = SEGSEARCH_QUANTIZED_SCAN=0|1 if set, else\n"
+        "automatic (where this CPU's kernel beats the float scan).");
 
-    m.def("build_luts",
-          [](const CodebookArrays& arrays, const std::vector<int>& kinds,
-             const std::vector<std::optional<Arr<float>>>& probs,
-             const std::vector<std::optional<Arr<int32_t>>>& labels, float eps, int64_t threads_arg,
-             std::optional<Arr<float>> class_weights, float photo_weight) {
-              const int threads = bounded_threads(threads_arg);
-              const Codebook& cb = arrays.cb;
-              const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, cb.C, cb.D, class_weights);
-              const size_t nq = specs.size();
-              Arr<float> luts({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(cb.C),
-                               static_cast<py::ssize_t>(cb.K)});
-              std::vector<std::vector<int32_t>> classes(nq);
-              {
-                  py::gil_scoped_release release;
-                  float* out = luts.mutable_data();
-                  std::fill(out, out + nq * static_cast<size_t>(cb.C) * cb.K, 0.0f);
-                  for (size_t q = 0; q < nq; ++q) {  // each query's LUT, its classes spread over the threads
-                      const SparseQuery sq = make_sparse_query(specs[q], cb.C, cb.D, eps);
-                      build_lut(cb, sq, out + q * static_cast<size_t>(cb.C) * cb.K, threads, photo_weight);
-                      classes[q] = sq.classes;
-                  }
-              }
-              py::list cls;
-              for (const auto& c : classes) {
-                  Arr<int32_t> a(static_cast<py::ssize_t>(c.size()));
-                  std::copy(c.begin(), c.end(), a.mutable_data());
-                  cls.append(a);
-              }
-              return py::make_tuple(luts, cls);
-          },
-          py::arg("codebook"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
-          py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-          "The LUTs (nq, C, K) of a batch of queries against a bound Codebook (each as build_lut) and, per query,\n"
-          "the classes it sums: the plan every PQ search then scans with scan_pq, once per part of the index.");
+    m.def(
+        "build_luts",
+        [](const CodebookArrays& arrays, const std::vector<int>& kinds,
+           const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
+           float eps, int64_t threads_arg, std::optional<Arr<float>> class_weights, float photo_weight) {
+            const int threads = bounded_threads(threads_arg);
+            const Codebook& cb = arrays.cb;
+            const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, cb.C, cb.D, class_weights);
+            const size_t nq = specs.size();
+            Arr<float> luts(
+                {static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(cb.C), static_cast<py::ssize_t>(cb.K)});
+            std::vector<std::vector<int32_t>> classes(nq);
+            {
+                py::gil_scoped_release release;
+                float* out = luts.mutable_data();
+                std::fill(out, out + nq * static_cast<size_t>(cb.C) * cb.K, 0.0f);
+                for (size_t q = 0; q < nq; ++q) {  // each query's LUT, its classes spread over the threads
+                    const SparseQuery sq = make_sparse_query(specs[q], cb.C, cb.D, eps);
+                    build_lut(cb, sq, out + q * static_cast<size_t>(cb.C) * cb.K, threads, photo_weight);
+                    classes[q] = sq.classes;
+                }
+            }
+            py::list cls;
+            for (const auto& c : classes) {
+                Arr<int32_t> a(static_cast<py::ssize_t>(c.size()));
+                std::copy(c.begin(), c.end(), a.mutable_data());
+                cls.append(a);
+            }
+            return py::make_tuple(luts, cls);
+        },
+        py::arg("codebook"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("eps"),
+        py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+        "The LUTs (nq, C, K) of a batch of queries against a bound Codebook (each as build_lut) and, per query,\n"
+        "the classes it sums: the plan every PQ search then scans with scan_pq, once per part of the index.");
 
-    m.def("quantized_scan_stats", []() {
-              const QuantizedScanStats s = quantized_scan_stats();
-              return py::make_tuple(s.queries, s.reranked, s.float_blocks);
-          },
-          "Since the module was loaded: (queries scan_pq scanned with the quantized scan, images it re-ranked\n"
-          "with float sums, blocks it summed in float instead). A diagnostic for tests and benchmarks.");
+    m.def(
+        "quantized_scan_stats",
+        []() {
+            const QuantizedScanStats s = quantized_scan_stats();
+            return py::make_tuple(s.queries, s.reranked, s.float_blocks);
+        },
+        "Since the module was loaded: (queries scan_pq scanned with the quantized scan, images it re-ranked\n"
+        "with float sums, blocks it summed in float instead). A diagnostic for tests and benchmarks.");
 
-    m.def("search_exact",
-          [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
-             const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
-             int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
-             std::optional<Arr<float>> class_weights, float photo_weight) {
-              const int threads = bounded_threads(threads_arg);
-              need_dims(maps, {-1, -1, -1}, "exact maps");
-              ExactMaps em;
-              em.n = maps.shape(0);
-              em.C = static_cast<int>(maps.shape(1));
-              em.D = static_cast<int>(maps.shape(2));
-              em.maps = maps.data();
-              need_dims(norms2, {em.n, em.C}, "exact norms");
-              em.norms2 = norms2.data();
-              const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, em.C, em.D, class_weights);
-              const size_t nq = specs.size();
-              Subset sub = make_subset(mask, ids, em.n);
-              return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
-                  std::vector<SparseQuery> sqs;
-                  for (const QuerySpec& s : specs) sqs.push_back(make_sparse_query(s, em.C, em.D, 0.0f));
-                  scan_exact(em, sqs, k, sub, threads, python_interrupt(), out, photo_weight);
-              });
-          },
-          py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
-          py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-          py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-          "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).\n"
-          "class_weights, photo_weight: as in build_lut.\n"
-          "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
+    m.def(
+        "search_exact",
+        [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
+           const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
+           int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
+           std::optional<Arr<float>> class_weights, float photo_weight) {
+            const int threads = bounded_threads(threads_arg);
+            need_dims(maps, {-1, -1, -1}, "exact maps");
+            ExactMaps em;
+            em.n = maps.shape(0);
+            em.C = static_cast<int>(maps.shape(1));
+            em.D = static_cast<int>(maps.shape(2));
+            em.maps = maps.data();
+            need_dims(norms2, {em.n, em.C}, "exact norms");
+            em.norms2 = norms2.data();
+            const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, em.C, em.D, class_weights);
+            const size_t nq = specs.size();
+            Subset sub = make_subset(mask, ids, em.n);
+            return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
+                std::vector<SparseQuery> sqs;
+                for (const QuerySpec& s : specs) sqs.push_back(make_sparse_query(s, em.C, em.D, 0.0f));
+                scan_exact(em, sqs, k, sub, threads, python_interrupt(), out, photo_weight);
+            });
+        },
+        py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
+        py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
+        py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+        "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).\n"
+        "class_weights, photo_weight: as in build_lut.\n"
+        "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
 }

@@ -52,9 +52,9 @@ struct QuerySpec {
 // The query vectors q_c in sparse form, as the distances need them: the classes that count,
 // ||q_c||^2, and the pixels where q_c != 0 (after the eps cut) with their values.
 struct SparseQuery {
-    std::vector<int32_t> classes;      // classes that are summed
-    std::vector<double> qnorm2;        // per entry of `classes`
-    std::vector<int64_t> offsets;      // per entry of `classes`, into pix/val (size classes+1)
+    std::vector<int32_t> classes;  // classes that are summed
+    std::vector<double> qnorm2;    // per entry of `classes`
+    std::vector<int64_t> offsets;  // per entry of `classes`, into pix/val (size classes+1)
     std::vector<int32_t> pix;
     std::vector<float> val;
 };
@@ -112,8 +112,8 @@ struct QuantizedScanStats {
 QuantizedScanStats quantized_scan_stats();
 
 // ADC scan: luts is nq x C x K; classes[q] lists the classes summed for query q.
-void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes,
-             int64_t k, const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out,
+void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes, int64_t k,
+             const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out,
              QuantizedScan quantized = QuantizedScan::Auto);
 
 // Exact scan over uint8-quantized maps (value v means v/255): maps is n x C x D, norms2 is n x C
@@ -131,10 +131,10 @@ void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, 
 // SIMD levels.
 enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
 std::string simd_level_name(SimdLevel level);
-SimdLevel simd_level();                                  // the active level
-std::vector<SimdLevel> supported_simd_levels();          // compiled in and supported by this CPU
-void set_simd_level(SimdLevel level);                    // throws InvalidArgument if unsupported
-SimdLevel parse_simd_level(const std::string& name);     // "scalar", "avx2", "avx512"
+SimdLevel simd_level();                               // the active level
+std::vector<SimdLevel> supported_simd_levels();       // compiled in and supported by this CPU
+void set_simd_level(SimdLevel level);                 // throws InvalidArgument if unsupported
+SimdLevel parse_simd_level(const std::string& name);  // "scalar", "avx2", "avx512"
 
 int default_threads();
 

@@ -28,16 +28,17 @@ static bool cpu_supports(SimdLevel level) {
 }
 
 #if defined(SEGSEARCH_HAVE_X86)
-bool cpu_has_avx512vbmi() {
-    return cpu_supports(SimdLevel::AVX512) && __builtin_cpu_supports("avx512vbmi");
-}
+bool cpu_has_avx512vbmi() { return cpu_supports(SimdLevel::AVX512) && __builtin_cpu_supports("avx512vbmi"); }
 #endif
 
 std::string simd_level_name(SimdLevel level) {
     switch (level) {
-        case SimdLevel::Scalar: return "scalar";
-        case SimdLevel::AVX2: return "avx2";
-        case SimdLevel::AVX512: return "avx512";
+        case SimdLevel::Scalar:
+            return "scalar";
+        case SimdLevel::AVX2:
+            return "avx2";
+        case SimdLevel::AVX512:
+            return "avx512";
     }
     return "unknown";
 }
@@ -78,10 +79,13 @@ void set_simd_level(SimdLevel level) {
 const Kernels& active_kernels() {
     switch (simd_level()) {
 #if defined(SEGSEARCH_HAVE_X86)
-        case SimdLevel::AVX2: return kernels_avx2();
-        case SimdLevel::AVX512: return kernels_avx512();
+        case SimdLevel::AVX2:
+            return kernels_avx2();
+        case SimdLevel::AVX512:
+            return kernels_avx512();
 #endif
-        default: return kernels_scalar();
+        default:
+            return kernels_scalar();
     }
 }
 

@@ -24,8 +24,7 @@ struct Kernels {
     // The quantized scan (scan_pq.cpp). acc[j] = sum over u < nc of tables[u * 256 + cols[u][j]], j < n, in
     // uint16 lanes (the caller keeps every sum <= 65535). Each table's entries v >= K all equal its entry 255,
     // which lets the kernels look up only the first K (16-entry byte shuffles cover ceil(K / 16) rows).
-    void (*accumulate_u8)(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K,
-                          uint16_t* acc);
+    void (*accumulate_u8)(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K, uint16_t* acc);
     // Writes the j < n with acc[j] <= thr to out (ascending); returns how many.
     int64_t (*at_most_u16)(const uint16_t* acc, int64_t n, uint16_t thr, int32_t* out);
     // Cost per code of accumulate_u8 relative to accumulate_dense, for K <= 16 and K > 16 (measured on the
@@ -40,8 +39,7 @@ const Kernels& kernels_avx512();
 // The quantized scan's AVX2 kernel (kernels_avx2.cpp), also the AVX-512 level's on CPUs without VBMI.
 void accumulate_u8_avx2(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K, uint16_t* acc);
 // The AVX-512 VBMI byte-table kernel (kernels_vbmi.cpp, its own flags); call only if cpu_has_avx512vbmi().
-void accumulate_u8_vbmi(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K,
-                        uint16_t* acc);
+void accumulate_u8_vbmi(const uint8_t* const* cols, int nc, int64_t n, const uint8_t* tables, int K, uint16_t* acc);
 bool cpu_has_avx512vbmi();
 #endif
 

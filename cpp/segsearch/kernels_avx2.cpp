@@ -20,8 +20,8 @@ static inline uint64_t non_default(const uint8_t* codes, __m256i vd) {
 // dist[j] += delta[codes[j]] skipping default codes: 64 codes are compared at once and only the others
 // are added, one by one (delta[dflt] == 0, so the result equals the dense loop's). Two 64-code masks are
 // walked in one loop, which halves the hard-to-predict loop exits.
-static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt,
-                              const float* __restrict delta, float* __restrict dist) {
+static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt, const float* __restrict delta,
+                              float* __restrict dist) {
     const __m256i vd = _mm256_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
     for (; j + 128 <= n; j += 128) {
@@ -57,7 +57,8 @@ static int64_t below(const float* __restrict dist, int64_t n, float thr, int32_t
     const __m256 t = _mm256_set1_ps(thr);
     int64_t m = 0, j = 0;
     for (; j + 8 <= n; j += 8) {
-        unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dist + j), t, _CMP_LT_OQ)));
+        unsigned mask =
+            static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dist + j), t, _CMP_LT_OQ)));
         while (mask) {
             out[m++] = static_cast<int32_t>(j + __builtin_ctz(mask));
             mask &= mask - 1;
@@ -76,9 +77,10 @@ static inline __m256i lookup_rows(__m256i code, const uint8_t* t, int rows, __m2
     const __m256i lo = _mm256_and_si256(code, _mm256_set1_epi8(0x0F));
     __m256i r[16];
     for (int h = 0; h < 16; ++h)
-        r[h] = h < rows ? _mm256_shuffle_epi8(
-                              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16 * h))), lo)
-                        : fill;
+        r[h] = h < rows
+                   ? _mm256_shuffle_epi8(
+                         _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16 * h))), lo)
+                   : fill;
     for (int bit = 4, width = 16; bit < 8; ++bit, width /= 2) {
         const __m256i sel = bit == 7 ? code : _mm256_slli_epi16(code, 7 - bit);
         for (int h = 0; h < width / 2; ++h) r[h] = _mm256_blendv_epi8(r[2 * h], r[2 * h + 1], sel);
@@ -112,9 +114,10 @@ void accumulate_u8_avx2(const uint8_t* const* cols, int nc, int64_t n, const uin
                 v = avx2_level::lookup_rows(code, t, rows, fill);
             }
             __m256i* a = reinterpret_cast<__m256i*>(acc + j);
-            _mm256_storeu_si256(a, _mm256_add_epi16(_mm256_loadu_si256(a), _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v))));
+            _mm256_storeu_si256(
+                a, _mm256_add_epi16(_mm256_loadu_si256(a), _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v))));
             _mm256_storeu_si256(a + 1, _mm256_add_epi16(_mm256_loadu_si256(a + 1),
-                                                         _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1))));
+                                                        _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1))));
         }
         for (; j < n; ++j) acc[j] = static_cast<uint16_t>(acc[j] + t[c[j]]);
     }
@@ -127,7 +130,8 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
     for (; j + 16 <= n; j += 16) {
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j));
         // two mask bits per 16-bit lane: keep the even ones
-        unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(a, t), a))) & 0x55555555u;
+        unsigned mask =
+            static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(a, t), a))) & 0x55555555u;
         while (mask) {
             out[m++] = static_cast<int32_t>(j + (__builtin_ctz(mask) >> 1));
             mask &= mask - 1;
@@ -141,8 +145,17 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
 
 const Kernels& kernels_avx2() {
     using namespace avx2_level;
-    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8, generic_axpy4_u8,
-                           generic_axpy_u16, accumulate_u8_avx2, at_most_u16, /*quantized_cost_small=*/0.15f,
+    static const Kernels k{generic_axpy,
+                           accumulate_sparse,
+                           generic_accumulate,
+                           below,
+                           dot_u8,
+                           generic_axpy_u8,
+                           generic_axpy4_u8,
+                           generic_axpy_u16,
+                           accumulate_u8_avx2,
+                           at_most_u16,
+                           /*quantized_cost_small=*/0.15f,
                            /*quantized_cost_large=*/0.5f};
     return k;
 }

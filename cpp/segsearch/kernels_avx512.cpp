@@ -9,8 +9,8 @@ namespace avx512_level {
 #include "kernels_generic.hpp"
 
 // Same contract as the AVX2 versions: one 64-byte compare per step (and 16-wide float compares below).
-static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt,
-                              const float* __restrict delta, float* __restrict dist) {
+static void accumulate_sparse(const uint8_t* __restrict codes, int64_t n, uint8_t dflt, const float* __restrict delta,
+                              float* __restrict dist) {
     const __m512i vd = _mm512_set1_epi8(static_cast<char>(dflt));
     int64_t j = 0;
     for (; j + 64 <= n; j += 64) {
@@ -61,9 +61,18 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
 const Kernels& kernels_avx512() {
     using namespace avx512_level;
     static const bool vbmi = cpu_has_avx512vbmi();
-    static const Kernels k{generic_axpy, accumulate_sparse, generic_accumulate, below, dot_u8, generic_axpy_u8, generic_axpy4_u8,
-                           generic_axpy_u16, vbmi ? accumulate_u8_vbmi : accumulate_u8_avx2, at_most_u16,
-                           /*quantized_cost_small=*/0.15f, /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f};
+    static const Kernels k{generic_axpy,
+                           accumulate_sparse,
+                           generic_accumulate,
+                           below,
+                           dot_u8,
+                           generic_axpy_u8,
+                           generic_axpy4_u8,
+                           generic_axpy_u16,
+                           vbmi ? accumulate_u8_vbmi : accumulate_u8_avx2,
+                           at_most_u16,
+                           /*quantized_cost_small=*/0.15f,
+                           /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f};
     return k;
 }
 }  // namespace segsearch

@@ -7,7 +7,8 @@ static float dot_u8(const float* __restrict q, const uint8_t* __restrict p, int 
     __m256 acc = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 pv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i))));
+        const __m256 pv =
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i))));
         acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(q + i), pv));
     }
     alignas(32) float a[8];

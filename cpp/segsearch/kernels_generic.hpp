@@ -39,7 +39,8 @@
     for (int64_t j = 0; j < n; ++j) dist[j] += delta[codes[j]];
 }
 
-[[maybe_unused]] static int64_t generic_below(const float* __restrict dist, int64_t n, float thr, int32_t* __restrict out) {
+[[maybe_unused]] static int64_t generic_below(const float* __restrict dist, int64_t n, float thr,
+                                              int32_t* __restrict out) {
     int64_t m = 0;
     for (int64_t j = 0; j < n; ++j) {
         out[m] = static_cast<int32_t>(j);

@@ -8,9 +8,18 @@ namespace scalar_level {
 
 const Kernels& kernels_scalar() {
     using namespace scalar_level;
-    static const Kernels k{generic_axpy,    generic_accumulate, generic_accumulate,    generic_below,
-                           generic_dot_u8,  generic_axpy_u8, generic_axpy4_u8,    generic_axpy_u16,      generic_accumulate_u8,
-                           generic_at_most_u16, 0.0f,           0.0f};
+    static const Kernels k{generic_axpy,
+                           generic_accumulate,
+                           generic_accumulate,
+                           generic_below,
+                           generic_dot_u8,
+                           generic_axpy_u8,
+                           generic_axpy4_u8,
+                           generic_axpy_u16,
+                           generic_accumulate_u8,
+                           generic_at_most_u16,
+                           0.0f,
+                           0.0f};
     return k;
 }
 }  // namespace segsearch

@@ -29,7 +29,8 @@ void accumulate_u8_vbmi(const uint8_t* const* cols, int nc, int64_t n, const uin
             const __m512i hi = _mm512_permutex2var_epi8(t2, code, t3);
             const __m512i v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(code), lo, hi);
             __m512i* a = reinterpret_cast<__m512i*>(acc + j);
-            _mm512_storeu_si512(a, _mm512_add_epi16(_mm512_loadu_si512(a), _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v))));
+            _mm512_storeu_si512(
+                a, _mm512_add_epi16(_mm512_loadu_si512(a), _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v))));
             _mm512_storeu_si512(a + 1, _mm512_add_epi16(_mm512_loadu_si512(a + 1),
                                                         _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v, 1))));
         }

@@ -195,7 +195,8 @@ void build_lut(const Codebook& cb, const SparseQuery& sq, float* lut, int thread
                 } else {
                     const int64_t at = first + static_cast<int64_t>(j) * K;
                     if (bytes) {
-                        if (t + 4 < s1) __builtin_prefetch(cb.data_u8 + first + static_cast<int64_t>(sq.pix[t + 4]) * K);
+                        if (t + 4 < s1)
+                            __builtin_prefetch(cb.data_u8 + first + static_cast<int64_t>(sq.pix[t + 4]) * K);
                         kern.axpy_u8(sq.val[t], cb.data_u8 + at, part.data(), K);
                     } else {
                         if (t + 4 < s1) __builtin_prefetch(cb.data + first + static_cast<int64_t>(sq.pix[t + 4]) * K);

@@ -144,15 +144,17 @@ void quantized_block(const QuantQuery& qq, const float* dq, float base, const ui
     }
     float thr = heap.threshold();
     int32_t tq = qq.threshold(thr);
-    const int64_t m = j < len && tq >= 0 ? kern.at_most_u16(acc + j, len - j, static_cast<uint16_t>(tq), buf.scratch) : 0;
+    const int64_t m =
+        j < len && tq >= 0 ? kern.at_most_u16(acc + j, len - j, static_cast<uint16_t>(tq), buf.scratch) : 0;
     if (static_cast<double>(m) > qq.max_candidates * static_cast<double>(len - j)) {
         // The float scan's sums for the rest of the block, a class at a time (the same sums as exact()).
         float* dist = buf.dist + j;
         std::fill(dist, dist + (len - j), base);
         for (int u = 0; u < nc; ++u)
             (qq.dense[u] ? kern.accumulate_dense : kern.accumulate_sparse)(cols[u] + j, len - j, qq.defaults[u],
-                                                                            dq + static_cast<int64_t>(u) * kRow, dist);
-        heap.push_block_at(dist, len - j, [&](int64_t t) { return pos(j + t); }, mask, kern.below, buf.scratch);
+                                                                           dq + static_cast<int64_t>(u) * kRow, dist);
+        heap.push_block_at(
+            dist, len - j, [&](int64_t t) { return pos(j + t); }, mask, kern.below, buf.scratch);
         stat_float_blocks.fetch_add(1, std::memory_order_relaxed);
     } else {
         for (int64_t t = 0; t < m && tq >= 0; ++t) {
@@ -176,9 +178,8 @@ QuantizedScanStats quantized_scan_stats() {
     return {stat_queries.load(), stat_reranked.load(), stat_float_blocks.load()};
 }
 
-void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes,
-             int64_t k, const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out,
-             QuantizedScan quantized) {
+void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std::vector<int32_t>>& classes, int64_t k,
+             const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out, QuantizedScan quantized) {
     const int C = codes.C;
     const int nq = static_cast<int>(classes.size());
     if (k <= 0) throw InvalidArgument("k must be >= 1");
@@ -270,15 +271,15 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
                 const size_t nc = classes[q].size();
                 if (use_quant[q]) {
                     for (size_t u = 0; u < nc; ++u) cols[u] = rows.data() + slot[classes[q][u]] * kBlock;
-                    quantized_block(quant[q], dq, base[q], cols.data(), static_cast<int>(nc), K, len,
-                                    [&](int64_t j) { return subset.ids[s + j]; }, nullptr, kern, heaps[q], buf);
+                    quantized_block(
+                        quant[q], dq, base[q], cols.data(), static_cast<int>(nc), K, len,
+                        [&](int64_t j) { return subset.ids[s + j]; }, nullptr, kern, heaps[q], buf);
                     continue;
                 }
                 for (int64_t t = s; t < e; ++t) {
                     const int64_t i = subset.ids[t];
                     float d = base[q];
-                    for (size_t u = 0; u < nc; ++u)
-                        d += dq[u * kRow + codes.data[classes[q][u] * codes.stride + i]];
+                    for (size_t u = 0; u < nc; ++u) d += dq[u * kRow + codes.data[classes[q][u] * codes.stride + i]];
                     heaps[q].push(d, i);
                 }
             }
@@ -296,8 +297,9 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
             if (use_quant[q]) {
                 const size_t nc = classes[q].size();
                 for (size_t u = 0; u < nc; ++u) cols[u] = codes.data + classes[q][u] * codes.stride + s;
-                quantized_block(quant[q], dq, base[q], cols.data(), static_cast<int>(nc), K, len,
-                                [s](int64_t j) { return s + j; }, subset.mask, kern, heaps[q], buf);
+                quantized_block(
+                    quant[q], dq, base[q], cols.data(), static_cast<int>(nc), K, len, [s](int64_t j) { return s + j; },
+                    subset.mask, kern, heaps[q], buf);
                 continue;
             }
             std::fill(buf.dist, buf.dist + len, base[q]);

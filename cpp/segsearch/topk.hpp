@@ -40,7 +40,8 @@ class TopK {
     // SIMD filter of the active kernels; `scratch` holds len ints.
     void push_block(const float* dist, int64_t i0, int64_t len, const uint8_t* mask,
                     int64_t (*below)(const float*, int64_t, float, int32_t*), int32_t* scratch) {
-        push_block_at(dist, len, [i0](int64_t j) { return i0 + j; }, mask, below, scratch);
+        push_block_at(
+            dist, len, [i0](int64_t j) { return i0 + j; }, mask, below, scratch);
     }
     // The same with dist[j] at position pos(j) (increasing in j).
     template <class Pos>
