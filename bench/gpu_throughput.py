@@ -59,7 +59,7 @@ def main() -> None:
         out.with_suffix(".codes.npy"), mode="w+", dtype=np.uint8, shape=(len(paths), len(seg.classes))
     )
     done, t0 = 0, None
-    for idx, probs, failed in seg.iter_predict(paths, args.size, args.batch, args.workers, autocast=True):
+    for idx, probs, _failed in seg.iter_predict(paths, args.size, args.batch, args.workers, autocast=True):
         codes[idx] = encode(probs, codebook, device=device)
         done += len(idx)
         if t0 is None:  # the first batch warms up CUDA kernels and workers

@@ -855,7 +855,8 @@ def main(argv=None) -> int:
         print(
             f"\nreferences ({part}): "
             + "; ".join(
-                f"{ref}: nDCG@10 {r['ndcg10']:.3f}, hub {r['hub'] * 100:.0f}%, irrelevant hub {r['bad_hub'] * 100:.0f}%, "
+                f"{ref}: nDCG@10 {r['ndcg10']:.3f}, hub {r['hub'] * 100:.0f}%, "
+                f"irrelevant hub {r['bad_hub'] * 100:.0f}%, "
                 f"skew {r['skew']:.1f}, never {r['never']:.0f}"
                 for ref, r in refs[part].items()
             )

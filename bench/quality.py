@@ -5,7 +5,8 @@
 
 Every layout score is given for both rankings (``segsearch.engine.ranking``): the paper's squared L2 (method names
 as in the paper: "K=16", "exact", "text + sketch") and segsearch's default, "balanced" ("balanced K=16",
-"balanced exact", "text + sketch (balanced)"). Writes ``OUT/quality.json`` (``bench/report.py`` renders it). Needs the network's maps of the photos,
+"balanced exact", "text + sketch (balanced)"). Writes ``OUT/quality.json`` (``bench/report.py`` renders it).
+Needs the network's maps of the photos,
 computed once and cached by ``maps_cache.py`` (several minutes on 2 cores), and caches each fold's PQ
 codebooks in ``bench/.cache`` too, so a rerun takes about a minute. Everything is seeded.
 

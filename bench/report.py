@@ -278,7 +278,8 @@ def timing_sections(bench: Bench, out: Path) -> list[str]:
         )
     s.append(
         "Two kinds of timing data, side by side (how each is made: *Probability maps* below): **synthetic** "
-        "(`segsearch.evaluation.synthetic` maps; the engine's regression targets) and **real-derived** (the network's maps "
+        "(`segsearch.evaluation.synthetic` maps; the engine's regression targets) and **real-derived** "
+        "(the network's maps "
         "of CamVid photos, augmented with flips, crops and shifts to reach N; queries are held-out photos). "
         "Medians of pytest-benchmark rounds, top-10, one query at a time.\n"
     )
@@ -586,7 +587,8 @@ def maps_section(bench: Bench | None, quality: dict) -> list[str]:
         return []
     s = [
         "## Probability maps: synthetic and real-derived timing data\n",
-        "**Synthetic** (`segsearch.evaluation.synthetic`, the rows marked synthetic; the engine's regression targets): 2–5 "
+        "**Synthetic** (`segsearch.evaluation.synthetic`, the rows marked synthetic; the engine's regression "
+        "targets): 2–5 "
         "smooth class blobs per image, long-tailed class frequencies, softmax over all classes.\n",
     ]
     if real:

@@ -1,7 +1,8 @@
 """segsearch engine benchmarks (pytest-benchmark): end-to-end search, LUT, scan, sketch time vs classes
 drawn (the paper's Fig. 5), eps, the exact baseline and K = 4..256 at Table 1's sizes, N = 10^4..10^7
 scaling, N = 10M, and faiss's IndexPQ on the same codebook and codes, on synthetic data; Sec. 4.3, Fig. 5
-and Table 1 again on real-derived data (``test_real_*``: augmented CamVid network maps, bench/data.py). Marker ``large``: the paper-scale
+and Table 1 again on real-derived data (``test_real_*``: augmented CamVid network maps, bench/data.py).
+Marker ``large``: the paper-scale
 index (N = 82,783) and N = 10^7. Timings are reported, never asserted; results (same top-10 as faiss, codes adopted
 without a copy) are. Command and selection: bench/README.md.
 """

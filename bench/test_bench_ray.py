@@ -35,10 +35,11 @@ import pytest
 import data
 from data import TOPK
 from segsearch import Query, open_folder
-from segsearch.engine.sharded import add_shard, empty_like
+from segsearch.engine.index import empty_like
+from segsearch.library.shards import add_shard
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'segsearch[ray]'")
-from segsearch.distributed.search import open_on_ray  # needs ray
+from segsearch.distributed.search import open_on_ray  # noqa: E402 (needs ray)
 
 C = 151
 SHARDS = (1, 2, 4, 8)

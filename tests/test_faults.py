@@ -7,7 +7,8 @@ codebook, captions), leave no temp files, and a full disk must end in one line `
 exit status 2 while the previous index file and the state database stay intact.
 
 Each run is this file run as a script (``python tests/test_faults.py FAULT -- ARGS``): the ``segsearch`` command
-line with a tiny fixed network (``photo_folder.pixel_net``, 5 classes, 16x16 input) instead of the default one, and a fault
+line with a tiny fixed network (``photo_folder.pixel_net``, 5 classes, 16x16 input) instead of the default one, and a
+fault
 armed at a deterministic point: ``ACTION@POINT#N`` runs ACTION (``kill``: SIGKILL itself; ``fill``: fill the disk
 of ``$FAULT_FILLER`` to the last byte) the Nth time the run reaches POINT. Points are hooks wrapped around
 functions in the child only (no test code in the package):

@@ -1,5 +1,5 @@
-"""Sharded index folders (``segsearch.engine.sharded``): ``--add`` writes a shard, ``segsearch compact`` merges them, and a
-folder searches as one index over all its photos -- the same ids and distances, ties in insertion order --
+"""Sharded index folders (``segsearch.engine.sharded``): ``--add`` writes a shard, ``segsearch compact`` merges them,
+and a folder searches as one index over all its photos -- the same ids and distances, ties in insertion order --
 before and after compaction; crashes between the steps and hostile manifests or shards."""
 
 from __future__ import annotations

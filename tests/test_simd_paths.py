@@ -107,7 +107,7 @@ def test_lookup_table_paths_at_every_level(simd_level, n, K):
         np.testing.assert_array_equal(lut[cls], want[key][0][cls], err_msg=str(key))
     runs = whole_runs(lab, C)
     assert runs[2] == 3 * -(-n // min(16, n)) and runs[0] >= 1 and runs[1] >= 1 and runs[3] == 0
-    for name, (cb, norms, _, _, scale) in cbs.items():
+    for name, (cb, _norms, _, _, scale) in cbs.items():
         a = cb.astype(np.float64).transpose(0, 2, 1) * (1.0 / 255 if name == "bytes" else 1.0)  # (C, K, D)
         for kind, (_, probs, labels) in kinds.items():
             cls, q = query_vectors(kind, probs, labels, C, n * n)
@@ -205,7 +205,7 @@ def test_vbmi_byte_table_kernel():
         cls = [np.arange(C, dtype=np.int32), np.arange(1, C, 3, dtype=np.int32)]
         defaults = rng.integers(0, K, C).astype(np.uint8)
 
-        def scan(level):
+        def scan(level, codes=codes, defaults=defaults, luts=luts, cls=cls):
             def go():
                 start = _core.quantized_scan_stats()
                 r = _core.scan_pq(codes, defaults, luts, cls, 10, threads=1, quantized=True)

@@ -1,10 +1,11 @@
 """The ``segsearch`` command line.
 
 ``segsearch index PHOTOS_DIR --out INDEX_DIR`` builds (or resumes, or with ``--add`` extends) an index of a
-folder of photos (see :mod:`segsearch.indexing`); ``segsearch search INDEX_DIR ...`` ranks it by photo, sketch
-and/or caption words (see :mod:`segsearch.photo_index`); ``segsearch classes INDEX_DIR`` lists its classes; ``segsearch compact INDEX_DIR`` merges
-the shards ``--add`` wrote. Bad input prints one line ``segsearch: error: ...`` on
-stderr and exits with status 2; an interrupted run exits with 130 and resumes when run again.
+folder of photos (see :mod:`segsearch.library.build`); ``segsearch search INDEX_DIR ...`` ranks it by photo,
+sketch and/or caption words (see :mod:`segsearch.library.photo_index`); ``segsearch classes INDEX_DIR`` lists its
+classes; ``segsearch compact INDEX_DIR`` merges the shards ``--add`` wrote. Bad input prints one line
+``segsearch: error: ...`` on stderr and exits with status 2; an interrupted run exits with 130 and resumes when run
+again.
 """
 
 from __future__ import annotations

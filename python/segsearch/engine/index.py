@@ -213,7 +213,8 @@ class Index(Searchable):
         with self._write_lock:
             if self._state.n:
                 raise ValueError(
-                    f"the index already holds {self._state.n} images encoded with its codebook; build a new Index to retrain"
+                    f"the index already holds {self._state.n} images encoded with its codebook; build a new Index "
+                    "to retrain"
                 )
             a = check_maps(
                 probs, self.num_classes, self.size, chunk=256

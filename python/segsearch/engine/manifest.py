@@ -129,8 +129,8 @@ def shard_expectation(base: Index) -> tuple:
 
 
 def load_shard(d: Path, rel: str, count: int, base, fp: str, *, mmap: bool = True, verify: bool = True):
-    """(the shard's photos as a :class:`~segsearch.engine.snapshot.Snapshot`, its path), checked against the base (an Index, or its
-    :func:`shard_expectation`) and the manifest."""
+    """(the shard's photos as a :class:`~segsearch.engine.snapshot.Snapshot`, its path), checked against the base
+    (an Index, or its :func:`shard_expectation`) and the manifest."""
     manifest = d / MANIFEST_FILE
     real, why = resolve_inside(d.resolve(), rel)
     if real is None:

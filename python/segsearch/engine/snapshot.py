@@ -33,7 +33,8 @@ class Snapshot:
 
     @classmethod
     def from_file(cls, fields: dict, arr: dict) -> Snapshot:
-        """The photos of a loaded index or shard file (``fields``: :func:`~segsearch.engine.index_file.check_index`'s answer)."""
+        """The photos of a loaded index or shard file (``fields``: what
+        :func:`~segsearch.engine.index_file.check_index` returned)."""
         exact = (arr["exact_maps"], arr["exact_norms"]) if fields["keep_exact"] else (None, None)
         return cls(fields["count"], arr["codes"], fields["ids"], np.array(arr["code_counts"]), *exact)
 

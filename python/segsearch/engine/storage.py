@@ -82,7 +82,7 @@ def save(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
         f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob), zlib.crc32(blob)))
         f.write(blob)
         f.write(b"\0" * (data_start - f.tell()))
-        for name, a in arrays.items():
+        for a in arrays.values():
             a = np.ascontiguousarray(a)
             step = 1 << 26
             flat = a.reshape(-1).view(np.uint8) if a.size else np.zeros(0, np.uint8)
@@ -140,8 +140,9 @@ def load(path, *, mmap: bool = True, verify=True) -> tuple[dict, dict[str, np.nd
 
     The file is opened once; the header and every array come from that open file (``mmap=True``: views of one
     read-only mapping; else copies read from the descriptor), whatever renames happen meanwhile. ``verify``:
-    check every array against its CRC-32 before returning it (a collection of names: those arrays only). Raises IndexFormatError for anything that is not
-    a complete, intact segsearch file of a known version (header fields of the wrong type or range included)."""
+    check every array against its CRC-32 before returning it (a collection of names: those arrays only). Raises
+    IndexFormatError for anything that is not a complete, intact segsearch file of a known version (header fields
+    of the wrong type or range included)."""
     path = Path(path)
     try:
         st = os.stat(path)

@@ -209,7 +209,8 @@ class PhotoIndex:
             network, want = meta.get(META_NETWORK), meta.get(META_NETWORK_SHA256)
             if network != NETWORK:
                 raise ValueError(
-                    f"this index was built with {'network ' + repr(network) if network else 'maps from an unknown network'}"
+                    "this index was built with "
+                    f"{'network ' + repr(network) if network else 'maps from an unknown network'}"
                     ", so photo queries need that network (from Python: PhotoIndex.open(..., segmenter=...)); "
                     "query by sketch or text instead"
                 )
