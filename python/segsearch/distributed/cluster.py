@@ -1,5 +1,5 @@
-"""Connecting to Ray, the cluster engine that indexing (:mod:`segsearch.ray_indexing`) and search
-(:mod:`segsearch.ray_search`) can run on. Ray is optional: ``pip install "segsearch[ray]"``.
+"""Connecting to Ray, the cluster engine that indexing (:mod:`segsearch.distributed.indexing`) and search
+(:mod:`segsearch.distributed.search`) can run on. Ray is optional: ``pip install "segsearch[ray]"``.
 
 Addresses, as Ray takes them: ``"local"`` starts a Ray instance on this machine for this process (it stops
 with it); ``"auto"`` connects to the cluster this machine is part of (``ray start --head`` / ``ray start

@@ -1,5 +1,5 @@
 """Index on Ray: the photos are segmented (and encoded) by Ray actors, one GPU each where the cluster has GPUs,
-one CPU each otherwise; everything else is the local pipeline of :mod:`segsearch.indexing`.
+one CPU each otherwise; everything else is the local pipeline of :mod:`segsearch.library.build`.
 
 ``build_index(..., ray=ADDRESS)`` / ``segsearch index PHOTOS --out IDX --ray ADDRESS`` runs the same steps as
 without Ray, in the same order, with the same state database: the training sample is segmented by the actors

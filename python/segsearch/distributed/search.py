@@ -14,7 +14,7 @@ order), and its memory does not grow with the number of photos in the shards.
 
 Faults: an actor whose process dies is restarted by Ray (it maps its shards again) and the call is retried;
 an actor that cannot be restarted, or a shard it cannot open (moved, deleted, not on that node's path, damaged),
-is an error naming the shard. The folder must be on a path every node reads (see :mod:`segsearch.ray_cluster`).
+is an error naming the shard. The folder must be on a path every node reads (see :mod:`segsearch.distributed.cluster`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _assign(counts: list[int], n_actors: int) -> list[list[int]]:
 
 class RayShardedIndex(Searchable, BaseCodebook):
     """An index folder searched by Ray actors (:func:`open_on_ray` opens one): the same results as
-    :func:`~segsearch.shards.open_folder`'s index, whose read API it has (``search``, ``len``, ``in``,
+    :func:`~segsearch.engine.sharded.open_folder`'s index, whose read API it has (``search``, ``len``, ``in``,
     ``positions``, ``ids``, ``code_rows``; codebook properties such as ``num_classes``, ``decode``, ``metadata``
     are the base file's, read here).
 
@@ -392,10 +392,10 @@ def open_on_ray(
     index_dir, address: str = "local", *, actors: int | None = None, verify: bool = True, **init_kwargs
 ) -> RayShardedIndex:
     """Open an index folder (any: with or without shards) for search on Ray at ``address`` (``"local"``,
-    ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.ray_cluster`). ``actors``: how many
+    ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.distributed.cluster`). ``actors``: how many
     (default: one per shard, at most one per CPU of the cluster). ``init_kwargs`` go to ``ray.init`` for a
     local instance (ignored when this process is connected already). ``verify``: the actors check every
-    shard's checksums and contents (:meth:`Index.load`). Raises what :func:`~segsearch.shards.open_folder` raises
+    shard's checksums and contents (:meth:`Index.load`). Raises what :func:`~segsearch.engine.sharded.open_folder` raises
     for a damaged folder, and SegsearchError when the actors cannot open the shards."""
     connect(address, **init_kwargs)
     return RayShardedIndex(index_dir, actors=actors, verify=verify)

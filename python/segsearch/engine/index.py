@@ -33,7 +33,7 @@ class Index(Searchable):
     ``keep_exact=True`` also stores the maps (uint8-quantized, 1 byte per value) for ``search(exact=True)``,
     the uncompressed baseline. ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
     ``ranking``: ``"balanced"`` (the default: class-prior correction and photo weight 1/2, fewer hub photos) or
-    ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.ranking.Ranking`; see ``segsearch.ranking``. It is
+    ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.engine.ranking.Ranking`; see ``segsearch.engine.ranking``. It is
     fixed when the index is made: ``train`` measures the class prior, and every map added is encoded with it.
     """
 
@@ -99,7 +99,7 @@ class Index(Searchable):
 
     @property
     def class_prior(self) -> np.ndarray | None:
-        """The class prior float32 (C,) the maps are reweighted with (see ``segsearch.ranking``), read-only;
+        """The class prior float32 (C,) the maps are reweighted with (see ``segsearch.engine.ranking``), read-only;
         None for rankings without one."""
         if self._prior is None:
             return None
@@ -209,7 +209,7 @@ class Index(Searchable):
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
 
         ``probs`` may be float16 and memory-mapped: it is validated in chunks and read one class at a time,
-        so a large training sample is never copied whole. Adds wait for it (see the README's "Threads")."""
+        so a large training sample is never copied whole. Adds wait for it (see docs/python-api.md, "Threads")."""
         with self._write_lock:
             if self._state.n:
                 raise ValueError(

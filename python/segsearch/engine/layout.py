@@ -1,9 +1,9 @@
-"""The files of an index folder, named in one place for the writer (:mod:`segsearch.indexing`) and the readers
-(:mod:`segsearch.photo_index`, the CLI, the sketch tool)::
+"""The files of an index folder, named in one place for the writer (:mod:`segsearch.library.build`) and the readers
+(:mod:`segsearch.library.photo_index`, the CLI, the sketch tool)::
 
     INDEX_DIR/index.segsearch          the index: codebook, codes, ids (photo paths relative to the photos folder);
                                        with shards, the base shard: the codebook and the first photos
-    INDEX_DIR/shards.json              optional: the manifest of the further shards, in order (see segsearch.shards)
+    INDEX_DIR/shards.json              optional: the manifest of the further shards, in order (see segsearch.engine.sharded)
     INDEX_DIR/shards/NNNNNN.segsearch  the shards it lists: codes and ids of the photos added later, no codebook
     INDEX_DIR/captions.sqlite          optional: the photos' captions
     INDEX_DIR/work/state.sqlite        indexing progress and each photo's codes (kept for resume and --add)

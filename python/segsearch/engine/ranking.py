@@ -3,7 +3,7 @@
 ``"l2"`` is the paper's distance, the squared L2 distance between the maps, summed over the classes that count.
 
 ``"balanced"`` (the default) corrects two things that make plain L2 favour some photos whatever the query (*hub
-photos*, see the README's "Rankings"):
+photos*, see docs/rankings.md):
 
 - **class prior**: the classes a network predicts everywhere ("wall", "sky", ...) weigh on every distance. Each
   photo's maps are divided by the database's class prior (the mean map of the training sample) to the power

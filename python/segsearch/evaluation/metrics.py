@@ -11,7 +11,7 @@ that anyone can score their own rankings the same way.
 - :func:`class_histogram` and :func:`histogram_distances` — the baseline without spatial layout: each
   photo reduced to its mean class probabilities, compared by squared L2.
 - :func:`query_maps` — the per-class query maps q_c of a sketch or a photo with strokes over it (the
-  README's table), for baselines that need them as arrays.
+  table in docs/how-it-works.md), for baselines that need them as arrays.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Modules: :mod:`~segsearch.gui.window` (:class:`SketchApp`, the window), and its 
 :mod:`~segsearch.gui.widgets` (tooltips, the status bar, result cells), :mod:`~segsearch.gui.search_worker` (the
 search thread and thumbnails) and :mod:`~segsearch.gui.state_file` (the test hook: set
 ``SEGSEARCH_GUI_STATE=path.json`` to have the app write its state after every change, for tests that drive the
-window with xdotool). The drawing logic lives in :mod:`segsearch.sketch_model` (no Tk).
+window with xdotool). The drawing logic lives in :mod:`segsearch.sketch.model` (no Tk).
 """
 
 from __future__ import annotations

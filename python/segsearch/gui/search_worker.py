@@ -32,7 +32,7 @@ class SearchRequest:
 @dataclass
 class SearchAnswer:
     """The answer to the request ``seq``: hits and their thumbnails (None where a photo cannot be read; a grey
-    "not shown" tile where its id is refused, ``hit.path`` None, see :class:`~segsearch.photo_index.Hit`: such a
+    "not shown" tile where its id is refused, ``hit.path`` None, see :class:`~segsearch.library.photo_index.Hit`: such a
     photo is never opened), times in ms (``segment_ms`` only when the photo was segmented for this request), or
     ``error``, a message."""
 
@@ -79,7 +79,7 @@ class ThumbnailCache:
 
 
 class SearchWorker:
-    """One worker thread over an opened :class:`~segsearch.photo_index.PhotoIndex` running the latest request
+    """One worker thread over an opened :class:`~segsearch.library.photo_index.PhotoIndex` running the latest request
     (older pending ones are dropped); answers arrive in :attr:`answers`, with thumbnails fitting in
     ``thumb_size`` = (width, height)."""
 

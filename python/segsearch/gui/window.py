@@ -2,7 +2,7 @@
 and the status bar, and turns mouse and key events into sketch edits and search requests.
 
 Only the Tk main thread touches widgets; searches run in :class:`~segsearch.gui.search_worker.SearchWorker`,
-whose answers the window polls. The drawing logic is :class:`segsearch.sketch_model.Sketch` (no Tk). The parts
+whose answers the window polls. The drawing logic is :class:`segsearch.sketch.model.Sketch` (no Tk). The parts
 of the window live in their own modules: :mod:`~segsearch.gui.controls` (the tool bar and the caption words),
 :mod:`~segsearch.gui.canvas_input` (mouse strokes on the canvas), :mod:`~segsearch.gui.palette_panel` (the class
 palette), :mod:`~segsearch.gui.results_panel` (the results) and :mod:`~segsearch.gui.menus` (the menu bar, the

@@ -1,5 +1,5 @@
 """Index a folder of photos: segment, train the codebooks, encode -- one network pass per photo, resumable,
-crash-safe, bounded memory. The folder's files are listed in :mod:`segsearch.index_folder`.
+crash-safe, bounded memory. The folder's files are listed in :mod:`segsearch.engine.layout`.
 
 Steps (each one resumes where it stopped; every batch is one SQLite transaction):
 
@@ -15,7 +15,7 @@ Steps (each one resumes where it stopped; every batch is one SQLite transaction)
 
 Photos are decoded in background processes (:meth:`Segmenter.iter_predict`). Photos that cannot be read are
 marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``
-and writes the photos the folder does not hold yet as a new shard (:func:`segsearch.shards.add_shard`): nothing
+and writes the photos the folder does not hold yet as a new shard (:func:`segsearch.library.shards.add_shard`): nothing
 already written is rewritten; ``segsearch compact`` merges the shards into ``index.segsearch``.
 
 Faults: one run at a time holds a lock on ``work/`` (a second one is told so). Every file is replaced
@@ -86,7 +86,7 @@ class BuildReport:
 def default_centroids(n_photos: int) -> int:
     """K for a folder of ``n_photos``: the largest power of two <= n_photos / 8, at least 4 and at most 256
     (256 from 2,048 photos on). The codebook is C * K * n * n bytes and their row-run sums (C = 151, n = 64:
-    0.70 MB per centroid), so a small folder gets a small index; the README gives what the smaller K costs."""
+    0.70 MB per centroid), so a small folder gets a small index; docs/cli.md ("Folder size and the default K") gives what the smaller K costs."""
     k = MIN_CENTROIDS
     while k * 2 <= min(MAX_CENTROIDS, n_photos // PHOTOS_PER_CENTROID):
         k *= 2

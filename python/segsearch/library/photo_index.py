@@ -6,7 +6,7 @@
 
 Ranking (the method's "text + proposed system"): without text, by spatial-semantic distance; with text and
 no photo or sketch, by the captions' bm25 score (photos with no query word are left out); with both, by text
-level (most distinct non-stop query words first, see :mod:`segsearch.captions`), ties broken by distance.
+level (most distinct non-stop query words first, see :mod:`segsearch.library.captions`), ties broken by distance.
 """
 
 from __future__ import annotations
@@ -124,13 +124,13 @@ class PhotoIndex:
     ) -> PhotoIndex:
         """Open ``index_dir`` (``index.segsearch``, the shards its ``shards.json`` lists, and optionally
         ``captions.sqlite``), memory-mapped: ``self.index`` is an :class:`Index`, or for a folder with shards a
-        :class:`~segsearch.shards.ShardedIndex` searched as one.
+        :class:`~segsearch.engine.sharded.ShardedIndex` searched as one.
 
         ``segmenter``: any object with ``classes`` and ``predict(images, size=n)`` (default: the network the
         index was built with, loaded on the first photo query, on ``device`` with ``weights``).
         ``photos_dir`` overrides where the photos are (default: the folder recorded at indexing time).
         ``ray``: search on Ray at this address (``"local"``, ``"auto"``, ``"HOST:PORT"``; see
-        :mod:`segsearch.ray_search`), the shards spread over ``ray_actors`` actors; the results are the same.
+        :mod:`segsearch.distributed.search`), the shards spread over ``ray_actors`` actors; the results are the same.
         """
         d = check_folder(index_dir, hint="; build it with 'segsearch index PHOTOS_DIR --out INDEX_DIR'")
         f = d / INDEX_FILE

@@ -41,7 +41,7 @@ class LazySegmenter:
         self._pool = None
 
     def pool(self):
-        """The Ray actors (:class:`segsearch.ray_indexing.EncoderPool`), or None for a local run."""
+        """The Ray actors (:class:`segsearch.distributed.indexing.EncoderPool`), or None for a local run."""
         if self._ray is None:
             return None
         if self._pool is None:

@@ -183,7 +183,7 @@ def compact(index_dir, *, max_photos: int | None = None) -> int:
     By default everything goes into the base ``index.segsearch`` (see the module doc for why a crash at any
     point leaves a folder that opens with every photo once). With ``max_photos``, the base stays and only
     consecutive shards are merged, into shards of at most that many photos (a larger shard stays as it is): the
-    folder keeps shards to spread over machines (:mod:`segsearch.ray_search`). The merged shards are written
+    folder keeps shards to spread over machines (:mod:`segsearch.distributed.search`). The merged shards are written
     first, under new numbers, then the manifest listing them in the others' place (the commit point); the
     shards they replace are then deleted (a crash before that leaves them unlisted, deleted by the next writer)."""
     max_photos = check_optional_count(max_photos, "max_photos")

@@ -204,7 +204,7 @@ class DeepLabV3MobileNetV2(nn.Module):
     """The ADE20K DeepLab network: float NCHW input in [-1, 1] -> logits (N, 151, H, W).
 
     Any input size works (the published graph is fixed at 513x513; at that size this module
-    reproduces it). Load weights with :func:`segsearch.tflite_import.load_state_dict` or
+    reproduces it). Load weights with :func:`segsearch.network.tflite_import.load_state_dict` or
     ``safetensors.torch.load_file``.
     """
 

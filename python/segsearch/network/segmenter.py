@@ -122,7 +122,7 @@ class Segmenter:
         """``model`` maps (B, 3, input_size, input_size) float input to logits (B, len(classes), h, w), or to
         a dict whose ``"out"`` entry is that (torchvision's convention). Input is ``rgb / 127.5 - 1`` when
         ``mean``/``std`` are None (the default network), else ``(rgb / 255 - mean) / std``. ``name`` and
-        ``weights_sha256`` identify the network in the indexes it builds (see :mod:`segsearch.weights`)."""
+        ``weights_sha256`` identify the network in the indexes it builds (see :mod:`segsearch.network.weights`)."""
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if not isinstance(model, torch.nn.Module):
@@ -156,7 +156,7 @@ class Segmenter:
         """The DeepLabV3-MobileNetV2-ADE20K segmenter.
 
         ``weights``: a ``.tflite`` or imported ``.safetensors`` file; None uses ``$SEGSEARCH_WEIGHTS``, else
-        the network bundled with segsearch (see :mod:`segsearch.weights`). ``weights_sha256``: without an
+        the network bundled with segsearch (see :mod:`segsearch.network.weights`). ``weights_sha256``: without an
         explicit file, look for the weights with this identity (what an index recorded) in the bundle and the
         user cache. ``device``: default CUDA if available, else CPU. ``hybrid_quant=True`` mimics TFLite's int8
         rounding of activations for the closest match to the TFLite interpreter (99.5% vs 99.3% of pixels),

@@ -6,7 +6,7 @@ DEPTHWISE_CONV_2D with its weights (int8 ones dequantized per output channel:
 ``(q - zero_point[c]) * scale[c]``), bias, stride and dilation (a SPACE_TO_BATCH_ND before a
 depthwise conv gives its rate; the MUL/ADD after the matching BATCH_TO_SPACE_ND is folded into the
 weights and bias), and matches them one by one against
-:func:`segsearch.deeplab.conv_specs` with shape, stride, dilation and activation checks. Any
+:func:`segsearch.network.deeplab.conv_specs` with shape, stride, dilation and activation checks. Any
 mismatch raises :class:`TFLiteImportError`.
 
 The result is stored as safetensors (never pickle); :func:`import_tflite` returns its sha256.
@@ -214,7 +214,7 @@ def _check(spec: ConvSpec, conv: _Conv) -> None:
 
 
 def load_state_dict(tflite_path: str | Path) -> dict[str, torch.Tensor]:
-    """Read ``tflite_path`` and return a state dict for :class:`segsearch.deeplab.DeepLabV3MobileNetV2`.
+    """Read ``tflite_path`` and return a state dict for :class:`segsearch.network.deeplab.DeepLabV3MobileNetV2`.
 
     Tensors are matched to layers by graph position and checked (shapes, strides, dilations,
     activations); raises :class:`TFLiteImportError` if the file is not the expected network.

@@ -95,7 +95,7 @@ def contact_sheet(
 ) -> Image.Image:
     """A PIL image: the query panel (photo, sketch over it or alone, legend, text) and the hits in a grid.
 
-    ``photo_index``: the :class:`~segsearch.photo_index.PhotoIndex` searched; ``hits``: its results;
+    ``photo_index``: the :class:`~segsearch.library.photo_index.PhotoIndex` searched; ``hits``: its results;
     ``image``: the query photo (path or PIL image); ``sketch``: the query label map (-1 = unspecified).
     Photos that cannot be read any more show as grey tiles; photos whose ids are refused (``hit.path`` None:
     outside the photos folder, or not a regular file) are never opened and show as grey "not shown" tiles.
