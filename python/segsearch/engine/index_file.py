@@ -50,10 +50,14 @@ def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) ->
         "ids_kind": ids_kind,
         "ranking": index.ranking.to_json(),
     }
-    arrays = index.codebook_arrays() if shard_of is None else {}
+    book = index.codebook_arrays() if shard_of is None else {}
     if shard_of is not None:
         header["codebook_sha256"] = shard_of
+    # the order of the arrays in the file (and so its bytes) as every version since format 2 wrote them
+    arrays = {k: book[k] for k in ("codebook", "block_sums") if k in book}
     arrays.update({"codes": st.codes[:, : st.n], "code_counts": st.counts})
+    if "class_prior" in book:
+        arrays["class_prior"] = book["class_prior"]
     if ids_kind == "int64":
         arrays["ids"] = np.asarray(ids, np.int64)
     elif ids_kind == "str":
