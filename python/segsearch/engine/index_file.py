@@ -99,8 +99,8 @@ def check_index(
     ids: None for positions, an int64 array, or a list of str, ranking: a Ranking, class_prior: float32 (C,) or
     None). Raises IndexFormatError naming what is wrong.
 
-    ``shard=True``: a shard file of a sharded index folder (see :mod:`segsearch.engine.sharded`), which holds no codebook
-    (no ``codebook``, ``block_sums`` or ``class_prior`` arrays: its codes use the folder's base file's)."""
+    ``shard=True``: a shard file of a sharded index folder (see :mod:`segsearch.engine.manifest`), which holds no
+    codebook (no ``codebook``, ``block_sums`` or ``class_prior`` arrays: its codes use the folder's base file's)."""
 
     def damaged(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{path} is damaged: {msg}")
