@@ -395,7 +395,7 @@ def open_on_ray(
     ``"auto"``, ``"HOST:PORT"``, ``"ray://..."``, see :mod:`segsearch.distributed.cluster`). ``actors``: how many
     (default: one per shard, at most one per CPU of the cluster). ``init_kwargs`` go to ``ray.init`` for a
     local instance (ignored when this process is connected already). ``verify``: the actors check every
-    shard's checksums and contents (:meth:`Index.load`). Raises what :func:`~segsearch.engine.sharded.open_folder` raises
-    for a damaged folder, and SegsearchError when the actors cannot open the shards."""
+    shard's checksums and contents (:meth:`Index.load`). Raises what :func:`~segsearch.engine.sharded.open_folder`
+    raises for a damaged folder, and SegsearchError when the actors cannot open the shards."""
     connect(address, **init_kwargs)
     return RayShardedIndex(index_dir, actors=actors, verify=verify)

@@ -33,7 +33,7 @@ class Index(Searchable):
     ``keep_exact=True`` also stores the maps (uint8-quantized, 1 byte per value) for ``search(exact=True)``,
     the uncompressed baseline. ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
     ``ranking``: ``"balanced"`` (the default: class-prior correction and photo weight 1/2, fewer hub photos) or
-    ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.engine.ranking.Ranking`; see ``segsearch.engine.ranking``. It is
+    ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.engine.ranking.Ranking` (see that module). It is
     fixed when the index is made: ``train`` measures the class prior, and every map added is encoded with it.
     """
 

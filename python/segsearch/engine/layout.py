@@ -3,7 +3,7 @@
 
     INDEX_DIR/index.segsearch          the index: codebook, codes, ids (photo paths relative to the photos folder);
                                        with shards, the base shard: the codebook and the first photos
-    INDEX_DIR/shards.json              optional: the manifest of the further shards, in order (see segsearch.engine.sharded)
+    INDEX_DIR/shards.json              optional: the manifest of the further shards, in order (engine.manifest)
     INDEX_DIR/shards/NNNNNN.segsearch  the shards it lists: codes and ids of the photos added later, no codebook
     INDEX_DIR/captions.sqlite          optional: the photos' captions
     INDEX_DIR/work/state.sqlite        indexing progress and each photo's codes (kept for resume and --add)

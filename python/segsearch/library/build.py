@@ -86,7 +86,8 @@ class BuildReport:
 def default_centroids(n_photos: int) -> int:
     """K for a folder of ``n_photos``: the largest power of two <= n_photos / 8, at least 4 and at most 256
     (256 from 2,048 photos on). The codebook is C * K * n * n bytes and their row-run sums (C = 151, n = 64:
-    0.70 MB per centroid), so a small folder gets a small index; docs/cli.md ("Folder size and the default K") gives what the smaller K costs."""
+    0.70 MB per centroid), so a small folder gets a small index; docs/cli.md ("Folder size and the default K")
+    gives what the smaller K costs."""
     k = MIN_CENTROIDS
     while k * 2 <= min(MAX_CENTROIDS, n_photos // PHOTOS_PER_CENTROID):
         k *= 2
