@@ -345,17 +345,9 @@ class Index(Searchable):
         if not isinstance(query, Query):
             raise ValueError("query must be a segsearch.Query")
         self._need_trained()
-        kind, probs, labels = query.resolve(self.num_classes, self.size)
-        return _core.build_lut(
-            self._bound,
-            kind,
-            probs,
-            labels,
-            check_eps(eps),
-            check_threads(threads),
-            self._weights,
-            self.ranking.photo_weight,
-        )
+        eps, threads = check_eps(eps), check_threads(threads)
+        args = (*query.resolve(self.num_classes, self.size), eps, threads, self._weights, self.ranking.photo_weight)
+        return _core.build_lut(self._bound, *args)
 
     def codebook_fingerprint(self) -> str:
         """sha256 (hex) of what a code means: the codebook's bytes (dtype, shape) and the class prior. A shard's
