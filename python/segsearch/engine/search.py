@@ -180,6 +180,9 @@ def merge_topk(parts, k: int) -> list[tuple]:
     every photo of the whole's k nearest in that part."""
     nq = len(parts[0][2]) if parts else 0
     with_ids = bool(parts) and all(len(p) > 4 for p in parts)
+    if len(parts) == 1 and not with_ids:  # one part: its list is sorted already (distance, then position)
+        pos, dist, counts, offset = parts[0][:4]
+        return [(pos[q, : counts[q]] + offset, dist[q, : counts[q]].copy(), None) for q in range(nq)]
     out = []
     for q in range(nq):
         pos = np.concatenate([p[0][q, : p[2][q]] + p[3] for p in parts]).astype(np.int64)
