@@ -79,6 +79,23 @@ def _ray_options(p: argparse.ArgumentParser, what: str, *, indexing: bool = Fals
         )
 
 
+def _search_options(p: argparse.ArgumentParser, device_help: str) -> None:
+    """The options ``search`` and ``gui`` share: the network for photo queries, the photos folder, Ray."""
+    p.add_argument("--device", default=None, help=device_help)
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
+    )
+    p.add_argument(
+        "--photos",
+        metavar="DIR",
+        default=None,
+        help="where the indexed photos are (default: the folder recorded at indexing time)",
+    )
+    _ray_options(p, "scan the shards")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segsearch", description="Spatial-semantic image search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -169,19 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="search threads (default: all cores; more than the CPUs this process may use are clamped)",
     )
-    p.add_argument("--device", default=None, help="torch device for the photo's network (default: cuda if available)")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
-    )
-    p.add_argument(
-        "--photos",
-        metavar="DIR",
-        default=None,
-        help="where the indexed photos are (default: the folder recorded at indexing time)",
-    )
-    _ray_options(p, "scan the shards")
+    _search_options(p, "torch device for the photo's network (default: cuda if available)")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser(
@@ -221,19 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("-k", type=_positive, default=12, help="number of results shown (default 12)")
-    p.add_argument("--device", default=None, help="torch device for photo queries (default: cuda if available)")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
-    )
-    p.add_argument(
-        "--photos",
-        metavar="DIR",
-        default=None,
-        help="where the indexed photos are (default: the folder recorded at indexing time)",
-    )
-    _ray_options(p, "scan the shards")
+    _search_options(p, "torch device for photo queries (default: cuda if available)")
     p.set_defaults(func=_cmd_gui)
     return parser
 

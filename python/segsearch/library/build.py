@@ -323,36 +323,22 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
     todo = st.rows("SELECT id, path FROM photos WHERE status='pending' AND sampled=0 ORDER BY id")
     if not todo:
         return
-    if seg.pool() is None:
-        segment_photos(
-            st,
-            root,
-            seg,
-            todo,
-            size,
-            batch,
-            workers,
-            "segmenting",
-            lambda rows, maps: _store_codes(st, rows, index.encode(maps, device=device)),
-        )
-        return
+    codebook = None
+    if seg.pool() is None:  # here: the maps come back, encoded in this process
 
-    checkpoint = out / WORK_DIR / CODEBOOK_FILE
-    if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
-        empty_like(index).save(checkpoint)
-    codebook = (str(checkpoint.resolve()), index.codebook_fingerprint())
-    segment_photos(
-        st,
-        root,
-        seg,
-        todo,
-        size,
-        batch,
-        workers,
-        "segmenting",
-        lambda rows, codes: _store_codes(st, rows, codes),
-        codebook=codebook,
-    )
+        def store(rows, maps):
+            _store_codes(st, rows, index.encode(maps, device=device))
+
+    else:  # on Ray: the actors encode with the checkpoint and send the codes
+        checkpoint = out / WORK_DIR / CODEBOOK_FILE
+        if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
+            empty_like(index).save(checkpoint)
+        codebook = (str(checkpoint.resolve()), index.codebook_fingerprint())
+
+        def store(rows, codes):
+            _store_codes(st, rows, codes)
+
+    segment_photos(st, root, seg, todo, size, batch, workers, "segmenting", store, codebook=codebook)
 
 
 #: State key: the largest photo id such that every done photo up to it is in the index folder (set after each
