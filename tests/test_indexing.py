@@ -207,7 +207,7 @@ def test_rerun_of_a_finished_index_does_nothing(clean, weights, monkeypatch, cap
 
 @needs_data
 @pytest.mark.parametrize("limit", [2, 5], ids=["during-sample", "during-encoding"])
-def test_resume_after_interrupt(clean, tmp_path, tmp_cache, monkeypatch, limit):
+def test_resume_after_interrupt(clean, tmp_path, tmp_cache, monkeypatch, capsys, limit):
     _, clean_out, rels, *_ = clean
     photos = tmp_path / "photos"
     assert make_folder(photos, camvid(6)) == rels
@@ -218,7 +218,9 @@ def test_resume_after_interrupt(clean, tmp_path, tmp_cache, monkeypatch, limit):
     assert 0 < first.n <= limit
     assert (tmp_path / "idx" / "work" / "codebook.segsearch").exists() == (limit == 5)
     second = Counter().install(monkeypatch)
+    capsys.readouterr()
     assert main(args) == 0
+    assert "indexed 6 photos (6 new," in capsys.readouterr().out  # the resume wrote all six into the folder
     assert first.n + second.n == 6  # no readable photo was segmented twice
     got, want = Index.load(tmp_path / "idx" / "index.segsearch"), Index.load(clean_out / "index.segsearch")
     assert list(got.ids) == list(want.ids)
@@ -431,3 +433,42 @@ def test_ranking_is_chosen_when_the_folder_is_made(tmp_path):
     assert len(open_folder(tmp_path / "b")) == 15 and open_folder(tmp_path / "b").ranking.name == "l2"
     with pytest.raises(ValueError, match="unknown ranking 'cos'"):
         build_index(tmp_path / "photos", tmp_path / "c", ranking="cos", **opts)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "IDX", "-k", "0"],
+        ["search", "IDX", "-k", "-3"],
+        ["search", "IDX", "--threads", "0"],
+        ["index", "IDX"],
+        ["nosuch"],
+        [],
+    ],
+)
+def test_a_bad_command_line_is_one_line(args, tmp_path, capsys):
+    """argparse's errors read like every other error: one line, ``segsearch: error: ...``, exit 2, no usage block."""
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path) if a == "IDX" else a for a in args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("segsearch: error: ") and err.count("\n") == 1, err
+    assert "usage:" not in err and "--help" in err
+
+
+def test_new_counts_the_photos_a_run_adds(tmp_path):
+    """BuildReport.n_new (the CLI's "N new"): every photo on a first run, 0 on a run that finds nothing new, and
+    for --add the new readable photos (an unreadable file is reported failed, not new)."""
+    from photo_folder import make_photos, pixel_net
+
+    make_photos(tmp_path / "photos", n=12)
+    seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
+    opts = dict(segmenter=seg, size=8, n_centroids=4, batch=4, niter=2, workers=0, log=lambda s: None)
+    first = build_index(tmp_path / "photos", tmp_path / "idx", **opts)
+    assert (first.n_done, first.n_new) == (12, 12)
+    again = build_index(tmp_path / "photos", tmp_path / "idx", **opts)
+    assert (again.n_done, again.n_new, again.shard_path) == (12, 0, None)
+    make_photos(tmp_path / "photos" / "more", n=3, seed=5)
+    (tmp_path / "photos" / "more" / "broken.jpg").write_bytes(b"not a photo")
+    added = build_index(tmp_path / "photos", tmp_path / "idx", add=True, **opts)
+    assert (added.n_done, added.n_new, len(added.failed)) == (15, 3, 1)
+    assert build_index(tmp_path / "photos", tmp_path / "idx", add=True, **opts).n_new == 0

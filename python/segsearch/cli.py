@@ -96,8 +96,17 @@ def _search_options(p: argparse.ArgumentParser, device_help: str) -> None:
     _ray_options(p, "scan the shards")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line said in one line (``segsearch: error: ...``, exit 2) like every other
+    error, instead of the usage block; ``--help`` still shows it."""
+
+    def error(self, message: str):
+        words = self.prog.split()  # "segsearch" or "segsearch COMMAND"
+        self.exit(2, f"segsearch: error: {message} (see '{' '.join(words[:2])} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segsearch", description="Spatial-semantic image search.")
+    parser = _Parser(prog="segsearch", description="Spatial-semantic image search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "index",

@@ -75,6 +75,8 @@ class BuildReport:
     index_path: Path
     n_photos: int = 0
     n_done: int = 0
+    #: Photos this run added to the index folder (to ``index.segsearch`` or a new shard): 0 for a run that found
+    #: nothing new, every indexed photo for a first run (or its resume), the readable new photos for ``--add``.
     n_new: int = 0
     n_centroids: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -142,7 +144,7 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
     seg = LazySegmenter(st, o)
     try:
         size, k_req, ranking = _configure(st, root, o, len(paths))
-        n_new = _register(st, paths, o.add, out)
+        _register(st, paths, o.add, out)
         seg.size = size
         here = None if o.ray is not None else o.device  # on Ray, device is the actors'; this process trains here
         sample_path = work / SAMPLE_FILE
@@ -150,7 +152,7 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
         remove_unlisted(out, base)  # what a killed writer left, before anything is written
         _encode_sample(st, sample_path, index, o.batch, here)
         _encode_rest(st, root, seg, index, size, o.batch, o.workers, o.device, out)
-        index_path, shard = _write_index(st, out, index, base, seg, root, size)
+        index_path, shard, n_new = _write_index(st, out, index, base, seg, root, size)
         report = BuildReport(
             index_path,
             n_photos=st.count(),
@@ -225,8 +227,8 @@ def _configure(st: BuildState, root: Path, o: BuildOptions, n_photos: int) -> tu
     return stored["size"], stored["n_centroids"], stored["ranking"]
 
 
-def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> int:
-    """Add photos not yet in the state as pending; returns how many were new."""
+def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> None:
+    """Add photos not yet in the state as pending."""
     known = {p for (p,) in st.rows("SELECT path FROM photos")}
     new = [p for p in paths if p not in known]
     if new and known and st.get("finished") and not add:
@@ -238,7 +240,6 @@ def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> int:
         st.db.executemany("INSERT INTO photos (path) VALUES (?)", ((p,) for p in new))
         if new:
             st.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 'false')")
-    return len(new)
 
 
 def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device, log):
@@ -372,11 +373,13 @@ def _unwritten(st: BuildState, out: Path, base) -> list[tuple[str, bytes]]:
     return rows
 
 
-def _write_index(st, out: Path, index, base, seg: LazySegmenter, root: Path, size: int) -> tuple[Path, Path | None]:
+def _write_index(
+    st, out: Path, index, base, seg: LazySegmenter, root: Path, size: int
+) -> tuple[Path, Path | None, int]:
     """Write ``index.segsearch``: the codebook and the codes of the photos that are done, in insertion order.
     If the folder holds a finished index already (``--add``), write the done photos it does not hold yet as a
     new shard instead (none: nothing is written); only the folder's last file is read to find them
-    (:func:`_unwritten`). Returns (the index file, the new shard or None)."""
+    (:func:`_unwritten`). Returns (the index file, the new shard or None, how many photos this run wrote)."""
     path = out / INDEX_FILE
     if path.is_file():
         rows = _unwritten(st, out, base)
@@ -387,7 +390,7 @@ def _write_index(st, out: Path, index, base, seg: LazySegmenter, root: Path, siz
             part.add_codes(np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows])
             shard = add_shard_locked(out, part, ids_are_new=True, base=base)
         _mark_written(st)
-        return path, shard
+        return path, shard, len(rows)
     codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)
     ids = []
     for i, (p, c) in enumerate(st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")):
@@ -404,4 +407,4 @@ def _write_index(st, out: Path, index, base, seg: LazySegmenter, root: Path, siz
     final.add_codes(codes, ids=ids)
     final.save(path)
     _mark_written(st)
-    return path, None
+    return path, None, len(ids)
