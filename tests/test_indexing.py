@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -472,3 +473,51 @@ def test_new_counts_the_photos_a_run_adds(tmp_path):
     added = build_index(tmp_path / "photos", tmp_path / "idx", add=True, **opts)
     assert (added.n_done, added.n_new, len(added.failed)) == (15, 3, 1)
     assert build_index(tmp_path / "photos", tmp_path / "idx", add=True, **opts).n_new == 0
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal, so tqdm draws its bars (it draws none into a pipe)."""
+
+    def isatty(self):
+        return True
+
+
+def test_every_phase_has_a_bar_that_keeps_moving(tmp_path, monkeypatch):
+    """Indexing shows a bar per phase (segmenting the sample, training, encoding, writing), each redrawn while its
+    phase runs, so a slow step never leaves the terminal silent."""
+    import time
+
+    import segsearch.library.segmenting as segmenting
+    from photo_folder import make_photos, pixel_net
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    monkeypatch.setattr(segmenting, "TICK_S", 0.05)
+    with segmenting.progress_bar(3, "waiting") as bar:
+        before = term.getvalue().count("\r")
+        time.sleep(0.6)  # no update: only the ticker draws
+        assert term.getvalue().count("\r") >= before + 5
+        bar.update(3)
+    make_photos(tmp_path / "photos", n=12)
+    seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
+    build_index(
+        tmp_path / "photos",
+        tmp_path / "idx",
+        segmenter=seg,
+        size=8,
+        n_centroids=4,
+        batch=4,
+        niter=2,
+        workers=0,
+        sample=8,
+        log=lambda s: None,
+    )
+    shown = term.getvalue()
+    for phase in (
+        "1/4 segmenting the training sample",
+        "2/4 training codebooks",
+        "3/4 encoding the sample",
+        "3/4 segmenting and encoding",
+        "4/4 writing the index folder",
+    ):
+        assert phase in shown, phase

@@ -71,11 +71,12 @@ def train_codebook(
     device=None,
     absent_mass: float = ABSENT_MASS,
     row_mass: np.ndarray | None = None,
+    progress=None,
 ) -> np.ndarray:
     """Train one codebook per class on maps ``probs`` (N, C, n, n), float16 or float32 (read one class at a
     time, so a memory-mapped sample is never loaded whole). Returns float32 (C, K, n*n). A class map is absent
     when its mass is below ``absent_mass``: its own sum, or ``row_mass`` (N, C) when given (e.g. the mass before
-    a reweighting).
+    a reweighting). ``progress``: called with 1 after each class (e.g. a tqdm bar's ``update``).
 
     Raises ValueError if K exceeds the number of training images.
     """
@@ -116,6 +117,8 @@ def train_codebook(
             else:
                 cents[1:] = cents[0]
             out[c] = cents.cpu().numpy()
+            if progress is not None:
+                progress(1)
     return out
 
 

@@ -205,11 +205,12 @@ class Index(Searchable):
         # bound once: the core checks the arrays here, not on every search
         self._bound = _core.Codebook(self._cb, self._cnorms, self._block_sums, min(BLOCK_W, self.size))
 
-    def train(self, probs, *, niter: int = 20, seed: int = 0, device=None) -> Index:
+    def train(self, probs, *, niter: int = 20, seed: int = 0, device=None, progress=None) -> Index:
         """Train the per-class codebooks (k-means, torch; GPU when available) on maps (N, C, n, n), N >= K.
 
         ``probs`` may be float16 and memory-mapped: it is validated in chunks and read one class at a time,
-        so a large training sample is never copied whole. Adds wait for it (see docs/python-api.md, "Threads")."""
+        so a large training sample is never copied whole. Adds wait for it (see docs/python-api.md, "Threads").
+        ``progress``: called with 1 after each class's codebook (e.g. a tqdm bar's ``update``)."""
         with self._write_lock:
             if self._state.n:
                 raise ValueError(
@@ -229,7 +230,9 @@ class Index(Searchable):
                 row_mass = rk.class_masses(a)
                 self._set_prior(rk.class_prior(masses=row_mass, pixels=self.dim))
                 a = rk.Reweighted(a, self._weights)  # read a class at a time, like the maps themselves
-            cb = train_codebook(a, self.n_centroids, niter=niter, seed=seed, device=device, row_mass=row_mass)
+            cb = train_codebook(
+                a, self.n_centroids, niter=niter, seed=seed, device=device, row_mass=row_mass, progress=progress
+            )
             self._set_codebook(cb)
         return self
 

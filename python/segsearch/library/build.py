@@ -56,7 +56,14 @@ from .lock import lock_folder, unlock_folder
 from .options import BuildOptions
 from .photos import IMAGE_EXTENSIONS, scan_photos
 from .progress import BuildState
-from .segmenting import LazySegmenter, read_sample_rows, sample_maps, segment_photos, segment_sample
+from .segmenting import (
+    LazySegmenter,
+    progress_bar,
+    read_sample_rows,
+    sample_maps,
+    segment_photos,
+    segment_sample,
+)
 from .shards import add_shard_locked, last_written_ids, remove_unlisted
 
 DEFAULT_SIZE = 64
@@ -152,7 +159,9 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
         remove_unlisted(out, base)  # what a killed writer left, before anything is written
         _encode_sample(st, sample_path, index, o.batch, here)
         _encode_rest(st, root, seg, index, size, o.batch, o.workers, o.device, out)
-        index_path, shard, n_new = _write_index(st, out, index, base, seg, root, size)
+        with progress_bar(1, "4/4 writing the index folder", unit="file") as bar:
+            index_path, shard, n_new = _write_index(st, out, index, base, seg, root, size)
+            bar.update(1)
         report = BuildReport(
             index_path,
             n_photos=st.count(),
@@ -273,8 +282,9 @@ def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device,
     maps = sample_maps(sample_path, int(rows[-1]) + 1, len(classes), size)
     contiguous = rows[-1] + 1 == len(rows)  # always so for a sample segmented by this version
     index = Index(len(classes), size, K, classes, ranking=ranking)
-    index.train(maps if contiguous else maps[rows], niter=o.niter, seed=o.seed, device=device)
-    index.save(out / WORK_DIR / CODEBOOK_FILE)
+    with progress_bar(len(classes), f"2/4 training codebooks (K={K})", unit="class") as bar:
+        index.train(maps if contiguous else maps[rows], niter=o.niter, seed=o.seed, device=device, progress=bar.update)
+        index.save(out / WORK_DIR / CODEBOOK_FILE)  # the checkpoint, under the same bar
     return index, None
 
 
@@ -302,20 +312,30 @@ def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
     if not todo:
         return
     step = max(batch, 64)
-    for s in range(0, len(todo), step):
-        part = todo[s : s + step]
-        maps = (
-            read_sample_rows(sample_path, [r[1] for r in part], index.num_classes, index.size)
-            if sample_path.is_file()
-            else None
-        )
-        if maps is None:
-            with st.db:  # the sample maps were deleted or cut short: segment those photos again
-                st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
-            return
-        codes = index.encode(maps, device=device)
-        with st.db:
-            _store_codes(st, part, codes)
+    with progress_bar(len(todo), "3/4 encoding the sample") as bar:
+        for s in range(0, len(todo), step):
+            part = todo[s : s + step]
+            if not _encode_sample_part(st, sample_path, index, part, device):
+                return
+            bar.update(len(part))
+
+
+def _encode_sample_part(st, sample_path: Path, index, part: list, device) -> bool:
+    """Encode sample photos ``part`` [(id, sample row)] from the saved maps; False (and those photos marked to be
+    segmented again) where the sample maps are gone."""
+    maps = (
+        read_sample_rows(sample_path, [r[1] for r in part], index.num_classes, index.size)
+        if sample_path.is_file()
+        else None
+    )
+    if maps is None:
+        with st.db:  # the sample maps were deleted or cut short: segment those photos again
+            st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
+        return False
+    codes = index.encode(maps, device=device)
+    with st.db:
+        _store_codes(st, part, codes)
+    return True
 
 
 def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) -> None:
@@ -339,7 +359,7 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
         def store(rows, codes):
             _store_codes(st, rows, codes)
 
-    segment_photos(st, root, seg, todo, size, batch, workers, "segmenting", store, codebook=codebook)
+    segment_photos(st, root, seg, todo, size, batch, workers, "3/4 segmenting and encoding", store, codebook=codebook)
 
 
 #: State key: the largest photo id such that every done photo up to it is in the index folder (set after each

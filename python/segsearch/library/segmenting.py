@@ -4,10 +4,12 @@ actors (:func:`segment_photos`), and the training sample's maps kept in ``work/s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,12 +22,36 @@ from .progress import BuildState
 __all__ = ["LazySegmenter", "progress_bar", "segment_photos", "segment_sample", "sample_maps", "read_sample_rows"]
 
 
+#: A phase's bar is redrawn at least this often (seconds), so its clock moves between slow steps.
+TICK_S = 1.0
+
+
+@contextlib.contextmanager
 def progress_bar(total: int, desc: str, unit: str = "photo"):
+    """A tqdm bar on stderr for one phase of a run (none when stderr is not a terminal), redrawn every
+    :data:`TICK_S` by a thread while the phase runs: a batch of photos or a class's k-means can take seconds,
+    and a bar that does not move looks like a hang."""
     from tqdm import tqdm
 
     # shutil falls back to 100 columns where the terminal reports a width of 0 (some ptys)
     cols, rows = shutil.get_terminal_size((100, 24))
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, ncols=cols, nrows=rows)
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, ncols=cols, nrows=rows)
+    done = threading.Event()
+
+    def tick():
+        while not done.wait(TICK_S):
+            bar.refresh()
+
+    ticker = None if bar.disable else threading.Thread(target=tick, name="segsearch-progress", daemon=True)
+    if ticker is not None:
+        ticker.start()
+    try:
+        yield bar
+    finally:
+        done.set()
+        if ticker is not None:
+            ticker.join()
+        bar.close()
 
 
 class LazySegmenter:
@@ -181,7 +207,7 @@ def segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, work
             )
             next_row += len(rows)
 
-        segment_photos(st, root, seg, todo, size, batch, workers, "segmenting sample", store)
+        segment_photos(st, root, seg, todo, size, batch, workers, "1/4 segmenting the training sample", store)
     finally:
         os.close(fd)
 
