@@ -304,6 +304,44 @@ def test_contact_sheet(folder, pi):
     assert empty.width > 0
 
 
+def test_contact_sheet_shows_the_photos(folder, pi, tmp_path):
+    """The results stay visible: by default only the decoded labels' boundaries are drawn over a photo (most of
+    its pixels are the photo's), "translucent" blends the labels over all of it, "none" draws nothing; a photo
+    deleted since indexing is a tile that says "missing" and is reported; long names are cut to their cell."""
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    from segsearch.sketch import sheet as S
+
+    _, photos, names, _ = folder
+    hits = pi.search(sketch=_sky_road(), k=3)
+    thumb, x0, y0 = 80, S.PAD + 2 * 80 + 2 * S.PAD, S.PAD + 18  # the first result's tile
+    tiles = {}
+    for mode in S.OVERLAYS:
+        im = S.contact_sheet(pi, hits, sketch=_sky_road(), thumb=thumb, overlay=mode)
+        tiles[mode] = np.asarray(im.crop((x0, y0, x0 + thumb, y0 + 40))).astype(int)
+    same = {m: (np.abs(tiles[m] - tiles["none"]).sum(axis=2) == 0).mean() for m in ("outline", "translucent")}
+    assert same["outline"] > 0.5 and same["translucent"] < 0.5, same
+    with pytest.raises(ValueError, match="overlay must be one of"):
+        S.contact_sheet(pi, hits, overlay="opaque")
+    gone = tmp_path / "gone"
+    shutil.copytree(photos, gone)
+    (gone / hits[0].id).unlink()
+    moved = [replace(h, path=gone / h.id) for h in hits]
+    reported = []
+    im = S.contact_sheet(pi, moved, thumb=thumb, report=lambda h, why: reported.append((h.id, why)))
+    assert reported == [(hits[0].id, "missing")]
+    tile = np.asarray(im.crop((x0, y0, x0 + thumb, y0 + thumb * 3 // 4)))
+    assert tuple(tile[2, 2]) == (200, 200, 200) and tile.min() < 150  # grey, with the word drawn
+    d = ImageDraw.Draw(im)
+    font = S._font(13)
+    long = "a-very-long-folder-name/and-a-long-photo-name-0123456789.jpg"
+    short = S._elide(d, long, font, thumb, middle=True)
+    assert d.textlength(short, font=font) <= thumb and short.startswith("a-") and short.endswith(".jpg")
+    assert "…" in short and S._elide(d, "a.jpg", font, thumb) == "a.jpg"
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 

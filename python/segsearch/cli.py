@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sheet", metavar="OUT.png", default=None, help="also write a contact sheet of the query and results"
     )
     p.add_argument(
+        "--overlay",
+        choices=["outline", "translucent", "none"],
+        default="outline",
+        help="how the sheet draws each result's labels over it: class boundaries (default), blended, or not at all",
+    )
+    p.add_argument(
         "--threads",
         type=_positive,
         default=None,
@@ -357,7 +363,15 @@ def _cmd_search(args) -> int:
         from .engine.storage import atomic_write
         from .sketch.sheet import contact_sheet
 
-        sheet = contact_sheet(pi, hits, image=args.image, sketch=sketch, text=args.text)
+        def note(h, why):
+            if h.path is not None:  # refused ids were noted above
+                print(
+                    f"segsearch: note: result {h.rank} ({h.path}) is {why}: a grey tile on the sheet", file=sys.stderr
+                )
+
+        sheet = contact_sheet(
+            pi, hits, image=args.image, sketch=sketch, text=args.text, overlay=args.overlay, report=note
+        )
         with atomic_write(args.sheet) as f:
             sheet.save(f, format="PNG")
     if not hits:

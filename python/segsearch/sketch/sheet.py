@@ -1,5 +1,6 @@
 """Contact sheets: the query (photo and/or sketch, with a legend of the classes drawn) and the top results,
-each with its rank, distance and a semi-transparent overlay of its labels decoded from the index."""
+each with its rank, distance and name, and its labels decoded from the index drawn over it (by default as
+outlines, so the photo stays visible: :data:`OVERLAYS`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..network.palette import colorize
 
-__all__ = ["contact_sheet", "not_shown_tile", "open_photo"]
+__all__ = ["OVERLAYS", "contact_sheet", "not_shown_tile", "open_photo"]
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
 MUTED = (110, 110, 110)
 PAD = 8
 OVERLAY_ALPHA = 0.45
+#: How a result's labels are drawn over it: the class boundaries in the class colours (the default), the whole
+#: label map blended at a third, or nothing.
+OVERLAYS = ("outline", "translucent", "none")
 
 
 def _font(size: int):
@@ -40,6 +44,41 @@ def _overlay(photo: Image.Image, labels: np.ndarray, palette: np.ndarray, alpha:
     mask = np.asarray(labels) >= 0  # unspecified sketch pixels stay clear
     m = Image.fromarray((mask * int(round(alpha * 255))).astype(np.uint8)).resize(photo.size, Image.NEAREST)
     return Image.composite(colours, photo, m)
+
+
+def _outline(photo: Image.Image, labels: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """``photo`` with the boundaries of the label map (resized nearest to the photo), two pixels wide, drawn in
+    the colour of the class on each side; the photo shows everywhere else."""
+    lab = np.asarray(Image.fromarray(np.asarray(labels, np.int32)).resize(photo.size, Image.NEAREST))
+    edge = np.zeros(lab.shape, bool)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+    edge[:, :-1] |= edge[:, 1:].copy()  # two pixels wide: the pixel on each side of the boundary
+    edge[:-1, :] |= edge[1:, :].copy()
+    edge &= lab >= 0
+    out = np.array(photo)
+    out[edge] = colorize(lab, palette)[edge]
+    return Image.fromarray(out)
+
+
+def _labelled(tile: Image.Image, labels: np.ndarray, palette: np.ndarray, overlay: str) -> Image.Image:
+    if overlay == "outline":
+        return _outline(tile, labels, palette)
+    if overlay == "translucent":
+        return _overlay(tile, labels, palette, alpha=1 / 3)
+    return tile
+
+
+def _elide(d: ImageDraw.ImageDraw, text: str, font, width: int, middle: bool = False) -> str:
+    """``text`` cut to fit ``width`` pixels with "…" (in the middle: a file name keeps its start and end)."""
+    if d.textlength(text, font=font) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # the most characters that fit
+        n = (lo + hi + 1) // 2
+        cut = text[: n - n // 2] + "…" + text[len(text) - n // 2 :] if middle else text[:n] + "…"
+        lo, hi = (n, hi) if d.textlength(cut, font=font) <= width else (lo, n - 1)
+    return text[: lo - lo // 2] + "…" + text[len(text) - lo // 2 :] if middle else text[:lo] + "…"
 
 
 def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
@@ -65,13 +104,16 @@ def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _open_or_none(path, size: tuple[int, int]) -> Image.Image | None:
+def _open(path, size: tuple[int, int]) -> tuple[Image.Image | None, str | None]:
+    """(the photo, None), or (None, why it is not shown): "missing" (no file there any more) or "unreadable"."""
     if path is None:
-        return None
+        return None, "not shown"
     try:
-        return open_photo(path, size)
+        return open_photo(path, size), None
+    except FileNotFoundError:
+        return None, "missing"
     except UNREADABLE:
-        return None
+        return None, "unreadable"
 
 
 def not_shown_tile(size: tuple[int, int], text: str = "not shown") -> Image.Image:
@@ -91,22 +133,36 @@ def _printable(name: str) -> str:
 
 
 def contact_sheet(
-    photo_index, hits: Sequence, *, image=None, sketch=None, text: str | None = None, thumb: int = 200, columns: int = 5
+    photo_index,
+    hits: Sequence,
+    *,
+    image=None,
+    sketch=None,
+    text: str | None = None,
+    thumb: int = 200,
+    columns: int = 5,
+    overlay: str = "outline",
+    report=None,
 ) -> Image.Image:
     """A PIL image: the query panel (photo, sketch over it or alone, legend, text) and the hits in a grid.
 
     ``photo_index``: the :class:`~segsearch.library.photo_index.PhotoIndex` searched; ``hits``: its results;
     ``image``: the query photo (path or PIL image); ``sketch``: the query label map (-1 = unspecified).
-    Photos that cannot be read any more show as grey tiles; photos whose ids are refused (``hit.path`` None:
-    outside the photos folder, or not a regular file) are never opened and show as grey "not shown" tiles.
+    ``overlay``: how each result's decoded labels are drawn over it (:data:`OVERLAYS`: ``"outline"``, the
+    default, ``"translucent"`` or ``"none"``). Names longer than a cell are shortened in the middle with "…".
+    A photo deleted or damaged since indexing is a grey tile that says "missing" or "unreadable", and photos
+    whose ids are refused (``hit.path`` None: outside the photos folder, or not a regular file) are never opened
+    and say "not shown"; ``report(hit, why)`` is called for each such hit (the CLI notes them on stderr).
     """
+    if overlay not in OVERLAYS:
+        raise ValueError(f"overlay must be one of {', '.join(OVERLAYS)}; got {overlay!r}")
     palette, classes = photo_index.palette, photo_index.classes
     title_font, font = _font(16), _font(13)
     line = 18
     # ---- query panel
     photo = None
     if image is not None:
-        photo = image.convert("RGB") if isinstance(image, Image.Image) else _open_or_none(image, (2 * thumb,) * 2)
+        photo = image.convert("RGB") if isinstance(image, Image.Image) else _open(image, (2 * thumb,) * 2)[0]
     lab = None if sketch is None else np.asarray(sketch)
     if photo is not None:
         q = _fit(photo, thumb * 2)
@@ -148,23 +204,22 @@ def contact_sheet(
     d.text((gx, PAD), f"top {len(hits)}" if hits else "no results", fill=INK, font=title_font)
     for i, h in enumerate(hits):
         cx, cy = gx + (i % cols) * cell_w, PAD + line + (i // cols) * cell_h
-        im = _open_or_none(h.path, (thumb, thumb))
-        if h.path is None:
-            tile = not_shown_tile((thumb, thumb * 3 // 4))
-        elif im is None:
-            tile = Image.new("RGB", (thumb, thumb * 3 // 4), (200, 200, 200))
+        im, why = _open(h.path, (thumb, thumb))
+        if im is None:
+            tile = not_shown_tile((thumb, thumb * 3 // 4), why)
+            if report is not None:
+                report(h, why)
         else:
             tile = _fit(im, thumb)
-            try:
-                tile = _overlay(tile, photo_index.predicted_labels(h.id), palette)
-            except ValueError:
-                pass
+            if overlay != "none":
+                try:
+                    tile = _labelled(tile, photo_index.predicted_labels(h.id), palette, overlay)
+                except ValueError:
+                    pass
         sheet.paste(tile, (cx, cy))
         dist = "" if math.isnan(h.distance) else f"  d={h.distance:.4g}"
         score = "" if h.text_score is None else f"  words={h.text_score}"
-        d.text((cx, cy + tile.height + 2), f"#{h.rank}{dist}{score}", fill=INK, font=font)
-        name = _printable(str(h.id))
-        if len(name) > 30:
-            name = "…" + name[-29:]
+        d.text((cx, cy + tile.height + 2), _elide(d, f"#{h.rank}{dist}{score}", font, thumb), fill=INK, font=font)
+        name = _elide(d, _printable(str(h.id)), font, thumb, middle=True)
         d.text((cx, cy + tile.height + 2 + line), name, fill=MUTED, font=font)
     return sheet
