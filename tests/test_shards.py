@@ -76,6 +76,19 @@ def grown(tmp_path_factory):
     }
 
 
+def copy_grown(grown, tmp_path: Path) -> tuple[Path, Path]:
+    """(index folder, photos folder): copies of ``grown``'s, the copy's state pointing at the copied photos."""
+    out, photos = tmp_path / "idx", tmp_path / "photos"
+    shutil.copytree(grown["out"], out)
+    shutil.copytree(grown["photos"], photos)
+    db = sqlite3.connect(out / "work" / "state.sqlite")
+    cfg = json.loads(db.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+    with db:
+        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
+    db.close()
+    return out, photos
+
+
 def reference(out: Path) -> Index:
     """One index over all the folder's photos, as ``--add`` made before shards: the base's codebook and every
     done photo's codes from the state, in insertion order."""
@@ -211,16 +224,8 @@ def test_add_reads_only_the_last_file(grown, tmp_path, monkeypatch):
     state has no mark (written by segsearch 0.2) is looked up whole, once, and gains the mark."""
     import segsearch.library.build as indexing
 
-    out = tmp_path / "idx"
-    shutil.copytree(grown["out"], out)
-    photos = tmp_path / "photos"
-    shutil.copytree(grown["photos"], photos)
+    out, photos = copy_grown(grown, tmp_path)
     more = make_photos(tmp_path / "more", n=3, seed=11)
-    db = sqlite3.connect(out / "work" / "state.sqlite")  # the copy's photos are in the copied photos folder
-    cfg = json.loads(db.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
-    with db:
-        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
-    db.close()
     opts = dict(
         segmenter=grown["seg"], size=8, n_centroids=4, batch=4, niter=3, workers=0, sample=10, log=lambda s: None
     )
@@ -256,14 +261,7 @@ def test_add_hashes_the_codebook_once(grown, tmp_path, monkeypatch):
     about five times: the orphan sweep, the last shard's check, the new shard's codebook and the manifest)."""
     import segsearch.engine.index as index_module
 
-    out, photos = tmp_path / "idx", tmp_path / "photos"
-    shutil.copytree(grown["out"], out)
-    shutil.copytree(grown["photos"], photos)
-    db = sqlite3.connect(out / "work" / "state.sqlite")
-    cfg = json.loads(db.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
-    with db:
-        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(dict(cfg, photos_dir=str(photos))),))
-    db.close()
+    out, photos = copy_grown(grown, tmp_path)
     more = make_photos(tmp_path / "more", n=1, seed=12)
     shutil.copyfile(tmp_path / "more" / more[0], photos / "z_new.png")
     calls = []

@@ -446,7 +446,7 @@ class Index(Searchable):
         A damaged, inconsistent or foreign file raises :class:`IndexFormatError` naming what is wrong."""
         if verify not in (True, False, "codebook"):
             raise ValueError(f"verify must be True, False or 'codebook'; got {verify!r}")
-        crc = {"codebook", "block_sums", "class_prior"} if verify == "codebook" else verify
+        crc = set(index_file.CODEBOOK_ARRAYS) if verify == "codebook" else verify
         header, arr = storage.load(path, mmap=mmap, verify=crc)
         f = index_file.check_index(path, header, arr, verify=verify, block_w=BLOCK_W)
         index = cls(

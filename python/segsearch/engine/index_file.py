@@ -16,6 +16,8 @@ from .storage import is_int
 #: rounding. This also keeps the squared norms (at most n*n*1.001**2) far from float32 overflow.
 CODEBOOK_MIN, CODEBOOK_MAX = -1e-3, 1.0 + 1e-3
 
+#: The arrays of an index file that hold its codebook (a shard file has none of them).
+CODEBOOK_ARRAYS = ("codebook", "block_sums", "class_prior")
 #: The arrays of an index file and their dtypes.
 INDEX_ARRAYS = {
     "codebook": ("float32", "uint8"),

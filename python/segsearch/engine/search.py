@@ -21,6 +21,7 @@ import numpy as np
 from .. import _core
 from .checks import as_numpy, check_eps, check_k, check_threads
 from .query import Query
+from .snapshot import positions_in
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,6 @@ def resolve_subset(n: int, lookup, subset):
     (called with the ids, once) gives id -> position. A bool array (or a list of bools) is a mask over the
     images in insertion order; anything else is a sequence of ids. An integer array or list of 0s and 1s as
     long as the index is refused as ambiguous: a 0/1 mask given as integers would be read as ids."""
-    from .snapshot import positions_in
-
     if subset is None:
         return None, None
     if isinstance(subset, (list, tuple)):
@@ -269,6 +268,11 @@ class Searchable:
 
     def _ids_at(self, view, pos: np.ndarray) -> np.ndarray:
         return view.ids_at(pos)
+
+    def position_map(self, ids) -> dict:
+        """{id: position in the index} for those of ``ids`` it holds (the others are left out)."""
+        held = [i for i in ids if i in self]
+        return dict(zip(held, self.positions(held).tolist())) if held else {}
 
     def search(
         self,

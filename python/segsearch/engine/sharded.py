@@ -140,11 +140,6 @@ class ShardedIndex(Searchable, BaseCodebook):
             sel = which == s
             yield s, sel, pos[sel] - self.offsets[s]
 
-    def position_map(self, ids) -> dict:
-        """{id: global position} for those of ``ids`` in the folder."""
-        held = [i for i in ids if i in self]
-        return dict(zip(held, self.positions(held).tolist())) if held else {}
-
     # ------------------------------------------------------------------ search (see segsearch.engine.search)
     @property
     def _codebook_index(self) -> Index:

@@ -325,7 +325,7 @@ class PhotoIndex:
         levels = self.captions.levels(text)
         if q is None:  # text alone: bm25, best first; ties by position in the index
             scores = self.captions.bm25(text)
-            where = self._position_map(list(scores))
+            where = self.index.position_map(list(scores))
             order = sorted(scores.items(), key=lambda t: (-t[1], where.get(t[0], len(self))))[:k]
             return [self._hit(i + 1, p, math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
         return self._text_and_layout(q, levels, k, threads)
@@ -337,19 +337,11 @@ class PhotoIndex:
             for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))
         ]
 
-    def _position_map(self, ids: list) -> dict:
-        """{id: position in the index} for those of ``ids`` it holds (on Ray: one round trip for them all)."""
-        lookup = getattr(self.index, "position_map", None)
-        if lookup is not None:
-            return lookup(ids)
-        held = [i for i in ids if i in self.index]
-        return dict(zip(held, self.index.positions(held).tolist())) if held else {}
-
     def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads) -> list[Hit]:
         """Sort by text level (:meth:`Captions.levels`; photos not in ``levels`` have level 0), ties by distance,
         then by position in the index: one restricted search per level, best level first."""
         by_level: dict[int, list[str]] = {}
-        held = self._position_map(list(levels))
+        held = self.index.position_map(list(levels))
         for p, s in levels.items():
             if p in held:
                 by_level.setdefault(s, []).append(p)
