@@ -211,10 +211,46 @@ py::tuple run_search(int nq, int64_t k, const std::function<void(TopKOut)>& fn) 
     return py::make_tuple(ids, dists, counts);
 }
 
+// Block maps (see core.hpp) from their three arrays, for maps of C classes of D values.
+BlockMaps make_block_maps(const Arr<int64_t>& ptr, const Arr<uint32_t>& index, const Arr<uint8_t>& blocks, int C,
+                          int D) {
+    if (C < 1 || D < 1) bad("block maps: C and D must be >= 1");
+    need_dims(ptr, {-1}, "block offsets");
+    need_dims(index, {-1}, "block index");
+    need_dims(blocks, {index.shape(0), kMapBlock}, "blocks");
+    if (ptr.shape(0) < 1) bad("block offsets: need n + 1 entries");
+    BlockMaps bm;
+    bm.ptr = ptr.data();
+    bm.index = index.data();
+    bm.blocks = blocks.data();
+    bm.n = ptr.shape(0) - 1;
+    bm.n_blocks = index.shape(0);
+    bm.C = C;
+    bm.D = D;
+    return bm;
+}
+
+std::vector<SparseQuery> sparse_queries(const std::vector<QuerySpec>& specs, int C, int D) {
+    std::vector<SparseQuery> out;
+    for (const QuerySpec& s : specs) out.push_back(make_sparse_query(s, C, D, 0.0f));
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "segsearch C++ core: LUT builders, SIMD PQ scan and exact scan";
+    // Damaged stored data found while reading it: segsearch.IndexFormatError (imported when first needed, as the
+    // package imports this module).
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const DamagedData& e) {
+            py::object err = py::module_::import("segsearch.errors").attr("IndexFormatError");
+            PyErr_SetString(err.ptr(),
+                            (std::string(e.what()) + "; load the index with verify=True to check it").c_str());
+        }
+    });
+    m.doc() = "segsearch C++ core: LUT builders, SIMD PQ scan, exact search and re-ranking over block maps";
 
     py::enum_<QueryKind>(m, "QueryKind", py::arithmetic(),
                          "The three query kinds, as the core numbers them (functions taking `kind` accept these or\n"
@@ -399,33 +435,49 @@ PYBIND11_MODULE(_core, m) {
         "with float sums, blocks it summed in float instead). A diagnostic for tests and benchmarks.");
 
     m.def(
-        "search_exact",
-        [](const Arr<uint8_t>& maps, const Arr<float>& norms2, const std::vector<int>& kinds,
-           const std::vector<std::optional<Arr<float>>>& probs, const std::vector<std::optional<Arr<int32_t>>>& labels,
-           int64_t k, std::optional<Arr<uint8_t>> mask, std::optional<Arr<int64_t>> ids, int64_t threads_arg,
-           std::optional<Arr<float>> class_weights, float photo_weight) {
+        "search_blocks",
+        [](const Arr<int64_t>& ptr, const Arr<uint32_t>& index, const Arr<uint8_t>& blocks, int C, int D,
+           const std::vector<int>& kinds, const std::vector<std::optional<Arr<float>>>& probs,
+           const std::vector<std::optional<Arr<int32_t>>>& labels, int64_t k, std::optional<Arr<uint8_t>> mask,
+           std::optional<Arr<int64_t>> ids, int64_t threads_arg, std::optional<Arr<float>> class_weights,
+           float photo_weight) {
             const int threads = bounded_threads(threads_arg);
-            need_dims(maps, {-1, -1, -1}, "exact maps");
-            ExactMaps em;
-            em.n = maps.shape(0);
-            em.C = static_cast<int>(maps.shape(1));
-            em.D = static_cast<int>(maps.shape(2));
-            em.maps = maps.data();
-            need_dims(norms2, {em.n, em.C}, "exact norms");
-            em.norms2 = norms2.data();
-            const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, em.C, em.D, class_weights);
-            const size_t nq = specs.size();
-            Subset sub = make_subset(mask, ids, em.n);
-            return run_search(static_cast<int>(nq), std::max<int64_t>(1, k), [&](TopKOut out) {
-                std::vector<SparseQuery> sqs;
-                for (const QuerySpec& s : specs) sqs.push_back(make_sparse_query(s, em.C, em.D, 0.0f));
-                scan_exact(em, sqs, k, sub, threads, python_interrupt(), out, photo_weight);
+            const BlockMaps bm = make_block_maps(ptr, index, blocks, C, D);
+            const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, C, D, class_weights);
+            Subset sub = make_subset(mask, ids, bm.n);
+            return run_search(static_cast<int>(specs.size()), std::max<int64_t>(1, k), [&](TopKOut out) {
+                scan_blocks(bm, sparse_queries(specs, C, D), k, sub, threads, python_interrupt(), out, photo_weight);
             });
         },
-        py::arg("maps"), py::arg("norms2"), py::arg("kinds"), py::arg("probs"), py::arg("labels"), py::arg("k"),
-        py::arg("mask") = py::none(), py::arg("ids") = py::none(), py::arg("threads") = 0,
-        py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
-        "Exact top-k over uint8 maps (N, C, D) (value/255) with squared norms (N, C).\n"
-        "class_weights, photo_weight: as in build_lut.\n"
+        py::arg("ptr"), py::arg("index"), py::arg("blocks"), py::arg("num_classes"), py::arg("dim"), py::arg("kinds"),
+        py::arg("probs"), py::arg("labels"), py::arg("k"), py::arg("mask") = py::none(), py::arg("ids") = py::none(),
+        py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+        "Exact top-k over block maps: ptr int64 (N+1), index uint32 (M,) = class * nb + block, blocks uint8\n"
+        "(M, 64) (value/255), nb = ceil(dim / 64). class_weights, photo_weight: as in build_lut.\n"
         "threads: 0 = the default; more than max_threads() are clamped to it; negative: ValueError.");
+
+    m.def(
+        "rerank_blocks",
+        [](const Arr<int64_t>& ptr, const Arr<uint32_t>& index, const Arr<uint8_t>& blocks, int C, int D,
+           const std::vector<int>& kinds, const std::vector<std::optional<Arr<float>>>& probs,
+           const std::vector<std::optional<Arr<int32_t>>>& labels, const Arr<int64_t>& candidates,
+           const Arr<int64_t>& counts, int64_t k, int64_t threads_arg, std::optional<Arr<float>> class_weights,
+           float photo_weight) {
+            const int threads = bounded_threads(threads_arg);
+            const BlockMaps bm = make_block_maps(ptr, index, blocks, C, D);
+            const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, C, D, class_weights);
+            const int nq = static_cast<int>(specs.size());
+            need_dims(candidates, {nq, -1}, "candidates");
+            need_dims(counts, {nq}, "candidate counts");
+            const int64_t stride = candidates.shape(1);
+            return run_search(nq, std::max<int64_t>(1, k), [&](TopKOut out) {
+                rerank_blocks(bm, sparse_queries(specs, C, D), candidates.data(), counts.data(), stride, k, threads,
+                              python_interrupt(), out, photo_weight);
+            });
+        },
+        py::arg("ptr"), py::arg("index"), py::arg("blocks"), py::arg("num_classes"), py::arg("dim"), py::arg("kinds"),
+        py::arg("probs"), py::arg("labels"), py::arg("candidates"), py::arg("counts"), py::arg("k"),
+        py::arg("threads") = 0, py::arg("class_weights") = py::none(), py::arg("photo_weight") = 1.0f,
+        "Re-ranking: per query the k nearest of its candidates (nq, R) int64 (row q's first counts[q]: distinct\n"
+        "positions < N), by the distance search_blocks computes. Arrays and options as in search_blocks.");
 }

@@ -49,9 +49,9 @@ def test_pq_distances_match_numpy_adc(built, kind):
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))
     for p, lab in queries_for(probs, C, size):
         ref = distances(kind, p, lab, rec, index)
-        res = index.search(make_query(kind, p, lab), k=N, eps=0)
+        res = index.search(make_query(kind, p, lab), k=N, eps=0, rerank=0)
         check(kind, res, ref, N)
-        res10 = index.search(make_query(kind, p, lab), k=10, eps=0)
+        res10 = index.search(make_query(kind, p, lab), k=10, eps=0, rerank=0)
         check(kind, res10, ref, 10)
 
 
@@ -80,7 +80,7 @@ def test_exact_maps_are_close_to_float_maps(built):
     d_pq = np.empty(N)
     res = index.search(Query.image(p), k=N, exact=True)
     d_exact[res.ids] = res.distances
-    res = index.search(Query.image(p), k=N, eps=0)
+    res = index.search(Query.image(p), k=N, eps=0, rerank=0)
     d_pq[res.ids] = res.distances
     err_exact = np.abs(d_exact - ref)
     assert err_exact.max() <= 5e-3 * np.abs(ref).max()
@@ -125,7 +125,7 @@ def test_sketch_counts_only_drawn_classes(built):
     size = probs.shape[-1]
     lab = np.full((size, size), -1)
     lab[: size // 2] = 1
-    res = index.search(Query.sketch(lab), k=N)
+    res = index.search(Query.sketch(lab), k=N, rerank=0)
     # sum over class 1 only: distance is lam ||a - q / lam||^2 of the class-1 reconstruction a (lam = 1: L2)
     rec = adc_maps(np.asarray(index.codebook), np.asarray(index.codes))[:, 1]
     q = (lab.reshape(-1) == 1).astype(np.float64)

@@ -133,13 +133,13 @@ def child(fault: str, argv: list[str]) -> int:
         point(f"saved:{name}")
 
     storage.atomic_write = atomic_write
-    real_store = indexing._store_codes
+    real_store = indexing._store_records
 
     def store(*a, **kw):
         real_store(*a, **kw)
         point("stored")
 
-    indexing._store_codes = store
+    indexing._store_records = store
     real_fill = captions_mod._fill_fts
 
     def fill_fts(*a, **kw):

@@ -151,10 +151,11 @@ def results(ix) -> dict:
         "codebook": np.asarray(ix.codebook).tobytes(),
     }
     mask = np.arange(N) % 3 == 1
-    for i, r in enumerate(ix.search(qs, k=N + 1, eps=0) + ix.search(qs, k=5, subset=mask)):
+    # rerank given: the index's default is a setting (like its metadata), not data to reproduce
+    for i, r in enumerate(ix.search(qs, k=N + 1, eps=0, rerank=0) + ix.search(qs, k=5, subset=mask, rerank=0)):
         out[f"q{i}"] = (r.ids.tolist(), r.distances.tobytes())
     if ix.keep_exact:
-        for i, r in enumerate(ix.search(qs, k=N, exact=True)):
+        for i, r in enumerate(ix.search(qs, k=N, exact=True) + ix.search(qs, k=5, subset=mask, rerank=N // 2)):
             out[f"x{i}"] = (r.ids.tolist(), r.distances.tobytes())
     return out
 

@@ -58,7 +58,7 @@ def test_real_layouts_match_numpy(camvid):
         for kind, query, p, labels in cases:
             for exact, maps in ((False, rec), (True, ex)):
                 ref = distances(kind, p, labels, maps, index)
-                res = index.search(query, k=len(db), exact=exact, eps=0)
+                res = index.search(query, k=len(db), exact=exact, eps=0, rerank=0)
                 atol = 1e-4 * np.median(np.abs(ref))
                 np.testing.assert_allclose(res.distances, ref[topk(ref, len(db))], rtol=1e-4, atol=atol)
                 # and each distance is the reference's for the photo returned with it (positions are the ids)

@@ -265,15 +265,15 @@ def test_threads_give_the_same_results_over_many_blocks(many_blocks, exact, monk
             monkeypatch.setenv("SEGSEARCH_QUANTIZED_SCAN", quantized)
         before = segsearch._core.quantized_scan_stats()[0]
         for subset, cand in ((None, np.arange(N)), (mask, np.flatnonzero(mask)), (listed, np.sort(listed))):
-            full = index.search(qs, k=N, exact=exact, subset=subset, threads=1, eps=0)
+            full = index.search(qs, k=N, exact=exact, subset=subset, threads=1, eps=0, rerank=0)
             for r, ref in zip(full, refs):
                 assert sorted(r.ids.tolist()) == cand.tolist()
                 np.testing.assert_allclose(r.distances, ref[r.ids], rtol=1e-4, atol=1e-4 * np.median(ref))
                 ties = np.diff(r.distances) == 0
                 assert ties.any() and (np.diff(r.ids)[ties] > 0).all()
             for k in (1, 10, 700, N):
-                one = index.search(qs, k=k, exact=exact, subset=subset, threads=1, eps=0)
-                two = index.search(qs, k=k, exact=exact, subset=subset, threads=2, eps=0)
+                one = index.search(qs, k=k, exact=exact, subset=subset, threads=1, eps=0, rerank=0)
+                two = index.search(qs, k=k, exact=exact, subset=subset, threads=2, eps=0, rerank=0)
                 for a, b, f in zip(one, two, full):
                     assert a.ids.tolist() == b.ids.tolist() == f.ids.tolist()[:k], (quantized, k)
                     assert a.distances.tobytes() == b.distances.tobytes() == f.distances[:k].tobytes()

@@ -239,7 +239,8 @@ def test_load_takes_everything_from_one_open_file_across_a_rename(saved, tmp_pat
     assert back.ids.tolist() == first.ids.tolist()
     np.testing.assert_array_equal(back.codes, first.codes)
     np.testing.assert_array_equal(back.codebook, first.codebook)
-    np.testing.assert_array_equal(back.snapshot.exact, first.snapshot.exact)
+    for a, b in zip(back.snapshot.exact.arrays(), first.snapshot.exact.arrays()):
+        np.testing.assert_array_equal(a, b)
     assert Index.load(saved).ids.tolist() == other.ids.tolist()  # the rename did happen
 
 
@@ -488,8 +489,15 @@ LYING_ARRAYS = [
     ("ids_offsets negative", "ids_offsets", lambda a: a - 3, "ids_offsets"),
     ("ids_utf8 bad", "ids_utf8", lambda a: np.where(np.arange(a.size) == 1, 0xFF, a), "UTF-8"),
     ("ids repeat", "ids_utf8", lambda a: np.where(np.arange(a.size) == 3, ord("0"), a), "more than once"),
-    ("exact_norms NaN", "exact_norms", lambda a: a * np.nan, "exact_norms"),
-    ("exact_norms negative", "exact_norms", lambda a: -a - 1, "exact_norms"),
+    ("exact_index past the classes", "exact_index", lambda a: np.where(np.arange(a.size) == 2, 4 * 64, a), "holds"),
+    ("exact_index not increasing", "exact_index", lambda a: np.concatenate([a[1::-1], a[2:]]), "increase"),
+    ("exact_ptr falling", "exact_ptr", lambda a: np.where(np.arange(a.size) == 3, a[5], a), "exact_ptr"),
+    (
+        "exact_ptr past the end",
+        "exact_ptr",
+        lambda a: np.where(np.arange(a.size) == a.size - 1, a[-1] + 1, a),
+        "exact_ptr",
+    ),
 ]
 
 

@@ -207,9 +207,9 @@ for t in map(int, sys.argv[1:]):
         codes = np.ascontiguousarray(index.codes.T)
         ids, d, cnt = _core.scan_pq(codes, np.zeros(C, np.uint8), lut[None], [cls], 5, threads=t)
         assert ids[0].tolist() == want.ids[:5].tolist(), t
-        maps = rng.integers(0, 256, (300, C, 64), dtype=np.uint8)
-        _core.search_exact(maps, np.ones((300, C), np.float32), [1], [None], [np.zeros(64, np.int32)], 5,
-                           threads=t)
+        blocks = rng.integers(0, 256, (300, 64), dtype=np.uint8)
+        ptr, bidx = np.arange(301, dtype=np.int64), (np.arange(300) % C).astype(np.uint32)
+        _core.search_blocks(ptr, bidx, blocks, C, 64, [1], [None], [np.zeros(64, np.int32)], 5, threads=t)
 print("ok", _core.max_threads(), _core.default_threads())
 """
 

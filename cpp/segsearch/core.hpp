@@ -1,4 +1,4 @@
-// segsearch C++ core: LUT builders, PQ scan, exact scan. No Python headers here.
+// segsearch C++ core: LUT builders, PQ scan, exact distances over block maps. No Python headers here.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -11,6 +11,11 @@ namespace segsearch {
 // Thrown for arguments that are wrong (mapped to ValueError by the bindings).
 struct InvalidArgument : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
+};
+// Thrown for stored data found damaged while it is read (an index loaded without verifying it): mapped to
+// segsearch.IndexFormatError by the bindings.
+struct DamagedData : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 // Thrown when the Python side asked the work to stop (Ctrl-C).
 struct Interrupted : std::runtime_error {
@@ -116,17 +121,28 @@ void scan_pq(const Codes& codes, int K, const float* luts, const std::vector<std
              const Subset& subset, int threads, const InterruptCheck& interrupt, TopKOut out,
              QuantizedScan quantized = QuantizedScan::Auto);
 
-// Exact scan over uint8-quantized maps (value v means v/255): maps is n x C x D, norms2 is n x C
-// (squared norms of the dequantized maps).
-struct ExactMaps {
-    const uint8_t* maps = nullptr;
-    const float* norms2 = nullptr;
-    int64_t n = 0;
+// Exact maps in blocks (index format 4 on): each photo's uint8 maps (C x D, value v meaning v/255), each class's
+// map cut into nb = ceil(D / kMapBlock) blocks of kMapBlock values (the last padded with zeros), of which only
+// the blocks holding a nonzero value are stored. Photo i's blocks are [ptr[i], ptr[i+1]); index[t] = c * nb + b
+// (class c, block b), strictly increasing within a photo; blocks is M x kMapBlock. A photo whose ptr or index
+// entries are out of range is DamagedData, never a read outside the arrays.
+constexpr int kMapBlock = 64;
+struct BlockMaps {
+    const int64_t* ptr = nullptr;
+    const uint32_t* index = nullptr;
+    const uint8_t* blocks = nullptr;
+    int64_t n = 0, n_blocks = 0;  // n_blocks = M
     int C = 0, D = 0;
 };
-// Distances as in build_lut: sum over the query's classes of w ||x_c - q_c / w||^2, w = photo_weight.
-void scan_exact(const ExactMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
-                int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight = 1.0f);
+// Exact search over block maps: distances as in build_lut (sum over the query's classes of w ||x_c - q_c / w||^2),
+// each class's dot product summed block by block (so a photo's distance is the same in a scan and a re-rank).
+void scan_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
+                 int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight = 1.0f);
+// Re-ranking: the k nearest of each query's candidates (candidates[q * stride + j], j < counts[q]: distinct
+// positions < n), by the distance scan_blocks computes.
+void rerank_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, const int64_t* candidates,
+                   const int64_t* counts, int64_t stride, int64_t k, int threads, const InterruptCheck& interrupt,
+                   TopKOut out, float photo_weight = 1.0f);
 
 // SIMD levels.
 enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };

@@ -119,9 +119,12 @@ def quantized_scan_stats() -> tuple[int, int, int]:
     with float sums, blocks of 2,048 it summed in float instead, having too many candidates). A diagnostic for
     tests and benchmarks."""
 
-def search_exact(
-    maps: npt.NDArray[np.uint8],
-    norms2: npt.NDArray[np.float32],
+def search_blocks(
+    ptr: npt.NDArray[np.int64],
+    index: npt.NDArray[np.uint32],
+    blocks: npt.NDArray[np.uint8],
+    num_classes: int,
+    dim: int,
     kinds: Sequence[int],
     probs: Sequence[npt.NDArray[np.float32] | None],
     labels: Sequence[npt.NDArray[np.int32] | None],
@@ -132,6 +135,25 @@ def search_exact(
     class_weights: npt.NDArray[np.float32] | None = None,
     photo_weight: float = 1.0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Exact top-k over uint8 maps (N, C, D) read as value/255, with their squared norms (N, C).
-    threads: 0 = default, more than :func:`max_threads` are clamped to it. class_weights, photo_weight: as in
-    :func:`build_lut`."""
+    """Exact top-k over block maps (see :mod:`segsearch.engine.exact_maps`): ptr (N + 1,), index (M,) = class * nb +
+    block, blocks (M, 64) read as value/255. threads: 0 = default, more than :func:`max_threads` are clamped to it.
+    class_weights, photo_weight: as in :func:`build_lut`. Out-of-range offsets or index entries: ValueError."""
+
+def rerank_blocks(
+    ptr: npt.NDArray[np.int64],
+    index: npt.NDArray[np.uint32],
+    blocks: npt.NDArray[np.uint8],
+    num_classes: int,
+    dim: int,
+    kinds: Sequence[int],
+    probs: Sequence[npt.NDArray[np.float32] | None],
+    labels: Sequence[npt.NDArray[np.int32] | None],
+    candidates: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    k: int,
+    threads: int = 0,
+    class_weights: npt.NDArray[np.float32] | None = None,
+    photo_weight: float = 1.0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Per query the k nearest of its candidates (row q of (nq, R), its first counts[q]: distinct positions < N),
+    by the distance :func:`search_blocks` computes. Arrays and options as in :func:`search_blocks`."""

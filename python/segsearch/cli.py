@@ -44,6 +44,17 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
 
 
+def _count(text: str) -> int:
+    """argparse's type for counts that may be 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _ray_options(p: argparse.ArgumentParser, what: str, *, indexing: bool = False) -> None:
     p.add_argument(
         "--ray",
@@ -155,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how photos are compared, fixed when the index is made: balanced (default: class-prior "
         "correction, fewer photos that turn up for every query) or l2 (the paper's squared L2)",
     )
+    p.add_argument(
+        "--no-exact",
+        dest="keep_exact",
+        action="store_false",
+        default=None,
+        help="keep only the PQ codes, not each photo's exact maps (a few tens of kB per photo): searches then "
+        "rank by the codes alone, with ties among similar photos",
+    )
+    p.add_argument(
+        "--rerank",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="candidates a search re-ranks by their exact maps, recorded in the index (default 256; 0: none)",
+    )
     _ray_options(p, "segment and encode the photos", indexing=True)
     p.set_defaults(func=_cmd_index)
 
@@ -200,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         help="search threads (default: all cores; more than the CPUs this process may use are clamped)",
+    )
+    p.add_argument(
+        "--rerank",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="re-rank the N nearest by the codes by their exact maps (default: the index's, 256; 0: the codes alone)",
     )
     _search_options(p, "torch device for the photo's network (default: cuda if available)")
     p.set_defaults(func=_cmd_search)
@@ -276,6 +309,8 @@ def _cmd_index(args) -> int:
         captions=args.captions,
         workers=args.workers,
         ranking=args.ranking,
+        keep_exact=args.keep_exact,
+        rerank=args.rerank,
         ray=args.ray,
         ray_actors=args.ray_actors,
         ray_threads=args.ray_threads,
@@ -347,7 +382,9 @@ def _cmd_search(args) -> int:
             from .engine.query import resize_nearest
 
             sketch = np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
-    hits = pi.search(image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads)
+    hits = pi.search(
+        image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads, rerank=args.rerank
+    )
     for h in hits:
         if args.json:
             print(json.dumps(h.as_dict()))

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegsearchError
+from ..library.records import encode_records
 from .cluster import actor_died_errors, cluster_resources, connect, first_line, get, kill_all
 
 __all__ = ["PhotoEncoder", "EncoderPool"]
@@ -94,25 +95,23 @@ class PhotoEncoder:
 
     def run(self, paths: list[str], codebook: tuple[str, str] | None = None):
         """Segment ``paths`` in batches: (positions segmented int64, their maps float16 (n, C, s, s) -- or with
-        ``codebook`` = (checkpoint path, sha256) their codes uint8 (n, C) --, [(position, error)] not readable)."""
+        ``codebook`` = (checkpoint path, sha256) their records (:func:`~segsearch.library.records.encode_records`,
+        bytes each) --, [(position, error)] not readable)."""
         index = self._index(*codebook) if codebook is not None else None
         done, out, failed = [], [], []
         for idx, maps, bad in self.seg.iter_predict(paths, size=self.size, batch_size=self.batch, workers=self.workers):
             failed += bad
             if len(idx):
                 done.append(idx)
-                out.append(
-                    index.encode(maps, device=self.device)
-                    if index is not None
-                    else np.ascontiguousarray(maps, dtype=np.float16)
-                )
+                if index is not None:
+                    out += encode_records(index, maps, device=self.device)
+                else:
+                    out.append(np.ascontiguousarray(maps, dtype=np.float16))
         if not done:
             C = len(self.seg.classes)
-            empty = (
-                np.zeros((0, C), np.uint8) if index is not None else np.zeros((0, C, self.size, self.size), np.float16)
-            )
+            empty = [] if index is not None else np.zeros((0, C, self.size, self.size), np.float16)
             return np.zeros(0, np.int64), empty, failed
-        return np.concatenate(done), np.concatenate(out), failed
+        return np.concatenate(done), out if index is not None else np.concatenate(out), failed
 
 
 class EncoderPool:

@@ -12,14 +12,17 @@ from . import index_file, storage
 from . import ranking as rk
 from .checks import DEFAULT_EPS, as_numpy, check_count, check_eps, check_threads
 from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
+from .exact_maps import BlockMaps, to_blocks
 from .query import Query, check_maps
 from .search import Searchable, SearchResult
-from .snapshot import Snapshot, code_counts, column_max, exact_norms, grow_rows, new_ids_for, positions_in, with_ids
+from .snapshot import Snapshot, code_counts, column_max, new_ids_for, positions_in, with_ids
 
-__all__ = ["Index", "SearchResult", "DEFAULT_EPS", "BLOCK_W", "empty_like", "merged"]
+__all__ = ["Index", "SearchResult", "DEFAULT_EPS", "DEFAULT_RERANK", "BLOCK_W", "empty_like", "merged"]
 
 #: Sketch LUTs read one precomputed sum per whole run of this many drawn pixels of a row.
 BLOCK_W = 16
+#: Candidates a search re-ranks by the exact maps, for an index that keeps them (see docs/speed.md).
+DEFAULT_RERANK = 256
 
 
 class Index(Searchable):
@@ -30,8 +33,10 @@ class Index(Searchable):
     >>> index.add(probs, ids=paths)   # ids: int64 or str per image
     >>> index.search(Query.sketch(labels), k=10).ids
 
-    ``keep_exact=True`` also stores the maps (uint8-quantized, 1 byte per value) for ``search(exact=True)``,
-    the uncompressed baseline. ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
+    ``keep_exact=True`` also keeps each photo's maps exactly (bytes, only the parts that are not zero: see
+    :mod:`segsearch.engine.exact_maps`): a search then re-ranks the ``rerank`` nearest by PQ (default
+    :data:`DEFAULT_RERANK`) by their exact distance, and ``search(exact=True)`` compares every photo exactly.
+    ``metadata`` is any JSON-able dict saved with the index (e.g. the network).
     ``ranking``: ``"balanced"`` (the default: class-prior correction and photo weight 1/2, fewer hub photos) or
     ``"l2"`` (the paper's squared L2), or a :class:`~segsearch.engine.ranking.Ranking` (see that module). It is
     fixed when the index is made: ``train`` measures the class prior, and every map added is encoded with it.
@@ -47,6 +52,7 @@ class Index(Searchable):
         keep_exact: bool = False,
         metadata: dict | None = None,
         ranking: str | rk.Ranking = rk.DEFAULT_RANKING,
+        rerank: int | None = None,
     ):
         self.num_classes = check_count(num_classes, "num_classes", 1)
         self.size = check_count(size, "size", 1, 1024)
@@ -59,6 +65,7 @@ class Index(Searchable):
         self.class_names = class_names
         self.metadata = dict(metadata or {})
         self.keep_exact = bool(keep_exact)
+        self.rerank = self._check_rerank(rerank)
         self.ranking = rk.get_ranking(ranking)
         self._prior = None  # float32 (C,): the class prior, measured by train (rankings that use one)
         self._weights = None  # float32 (C,): the per-class weights derived from it
@@ -71,8 +78,7 @@ class Index(Searchable):
             np.zeros((C, 0), np.uint8),
             None,
             np.zeros((C, K), np.int64),
-            np.zeros((0, C, self.dim), np.uint8) if self.keep_exact else None,
-            np.zeros((0, C), np.float32) if self.keep_exact else None,
+            BlockMaps.empty() if self.keep_exact else None,
         )
         self._fingerprint = None  # codebook_fingerprint(), computed once
         self._write_lock = threading.Lock()  # add, add_codes and train run one at a time
@@ -94,8 +100,17 @@ class Index(Searchable):
         return (
             f"Index(num_classes={self.num_classes}, size={self.size}, n_centroids={self.n_centroids}, "
             f"len={len(self)}, trained={self.is_trained}, keep_exact={self.keep_exact}, "
-            f"ranking={self.ranking.name!r})"
+            f"ranking={self.ranking.name!r}, rerank={self.rerank})"
         )
+
+    def _check_rerank(self, rerank) -> int:
+        """The default re-rank depth: ``rerank`` checked (>= 0; > 0 needs the exact maps), None: the default."""
+        if rerank is None:
+            return DEFAULT_RERANK if self.keep_exact else 0
+        rerank = check_count(rerank, "rerank", 0)
+        if rerank and not self.keep_exact:
+            raise ValueError("rerank needs the exact maps: make the index with keep_exact=True, or pass rerank=0")
+        return rerank
 
     @property
     def class_prior(self) -> np.ndarray | None:
@@ -241,13 +256,27 @@ class Index(Searchable):
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
         a = self._reweighted(check_maps(probs, self.num_classes, self.size))
-        exact = norms = None
-        if self.keep_exact:
-            exact = to_bytes(a.reshape(len(a), self.num_classes, self.dim))
-            norms = exact_norms(exact)
+        exact = self._blocks_of_reweighted(a) if self.keep_exact else None
         with self._write_lock:  # encoded with the codebook it is added under (train may not swap it between)
-            self._append_locked(self._encode_reweighted(a, device), ids, exact, norms)
+            self._append_locked(self._encode_reweighted(a, device), ids, exact)
         return self
+
+    def exact_maps(self, probs) -> BlockMaps:
+        """The exact maps of maps (N, C, n, n) as this index keeps them (reweighted for its ranking, as bytes, in
+        blocks), for :meth:`add_codes` with codes from :meth:`encode`. Nothing is added."""
+        a = check_maps(probs, self.num_classes, self.size, chunk=256)
+        return self._blocks_of_reweighted(a if self._weights is None else rk.Reweighted(a, self._weights))
+
+    def _blocks_of_reweighted(self, a) -> BlockMaps:
+        C = self.num_classes
+        parts = []
+        for s in range(0, len(a), 64):
+            rows = slice(s, s + 64)
+            u8 = np.stack([to_bytes(np.asarray(a[rows, c], np.float32)) for c in range(C)], axis=1)
+            parts.append(to_blocks(u8.reshape(len(u8), C, self.dim)))
+        if not parts:
+            return BlockMaps.empty()
+        return BlockMaps.empty().appended(*(np.concatenate(x) for x in zip(*parts)))
 
     def encode(self, probs, *, device=None) -> np.ndarray:
         """The codes uint8 (N, C) of maps (N, C, n, n): each class map's nearest centroid. Nothing is added;
@@ -263,26 +292,32 @@ class Index(Searchable):
 
         return encode(a, self._cb, device=device)
 
-    def add_codes(self, codes, ids=None) -> Index:
-        """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`.
-        Not for indexes that keep exact maps (those need the maps: use :meth:`add`)."""
+    def add_codes(self, codes, ids=None, *, exact: BlockMaps | None = None) -> Index:
+        """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`; for an
+        index that keeps exact maps, with their ``exact`` maps (from :meth:`exact_maps`)."""
         self._need_trained()
-        if self.keep_exact:
-            raise ValueError("this index keeps the exact maps, so images must be added with add(probs)")
+        if self.keep_exact != (exact is not None):
+            raise ValueError(
+                "this index keeps the exact maps: pass exact=index.exact_maps(probs) with the codes"
+                if self.keep_exact
+                else "this index keeps no exact maps: pass the codes alone"
+            )
         cd = as_numpy(codes, "codes")
         if cd.ndim != 2 or cd.shape[1] != self.num_classes or cd.dtype != np.uint8:
             raise ValueError(f"codes must be uint8 of shape (N, {self.num_classes}); got {cd.dtype} {cd.shape}")
         if len(cd) and column_max(cd) >= self.n_centroids:
             raise ValueError(f"codes must be < n_centroids={self.n_centroids}; found {column_max(cd)}")
-        self._append(np.ascontiguousarray(cd), ids)
+        if exact is not None and (not isinstance(exact, BlockMaps) or exact.n != len(cd)):
+            raise ValueError(f"exact must be the BlockMaps of the {len(cd)} photos (index.exact_maps(probs))")
+        self._append(np.ascontiguousarray(cd), ids, exact)
         return self
 
-    def _append(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
-        """Append images: codes uint8 (N, C), ``ids`` as in :meth:`add`, the exact maps and norms if kept."""
+    def _append(self, codes: np.ndarray, ids, exact: BlockMaps | None = None) -> None:
+        """Append images: codes uint8 (N, C), ``ids`` as in :meth:`add`, their exact maps if kept."""
         with self._write_lock:
-            self._append_locked(codes, ids, exact, exact_norms)
+            self._append_locked(codes, ids, exact)
 
-    def _append_locked(self, codes: np.ndarray, ids, exact=None, exact_norms=None) -> None:
+    def _append_locked(self, codes: np.ndarray, ids, exact: BlockMaps | None = None) -> None:
         """:meth:`_append` with the writer lock held. Builds the new state whole from the current one (left as
         it is), then publishes it with one assignment: a reader sees all of these images or none of them, and
         an error or Ctrl-C before that leaves the index as it was."""
@@ -296,14 +331,11 @@ class Index(Searchable):
             store = np.zeros((self.num_classes, cap), np.uint8)
             store[:, :n] = st.codes[:, :n]
         store[:, n:need] = codes.T  # after n: no published state reads there
-        exact_all = norms_all = None
-        if self.keep_exact:
-            exact_all = grow_rows(st.exact, n, exact)
-            norms_all = grow_rows(st.exact_norms, n, exact_norms)
+        exact_all = st.exact.appended(*exact.parts()) if self.keep_exact else None
         all_ids, pos = with_ids(st, new_ids)
         K = self.n_centroids
         counts = st.counts + np.stack([np.bincount(codes[:, c], minlength=K)[:K] for c in range(self.num_classes)])
-        self._state = Snapshot(need, store, all_ids, counts, exact_all, norms_all, pos)
+        self._state = Snapshot(need, store, all_ids, counts, exact_all, pos)
 
     # ------------------------------------------------------------------ ids
     def __contains__(self, id_) -> bool:
@@ -457,6 +489,7 @@ class Index(Searchable):
             keep_exact=f["keep_exact"],
             metadata=f["metadata"],
             ranking=f["ranking"],
+            rerank=f["rerank"],
         )
         index._set_prior(f["class_prior"])
         index._cb = arr["codebook"]
@@ -477,6 +510,7 @@ def empty_like(base: Index) -> Index:
         keep_exact=base.keep_exact,
         metadata=base.metadata,
         ranking=base.ranking,
+        rerank=base.rerank,
     )
     out._set_prior(base._prior)
     out._share_codebook(base)
@@ -490,7 +524,6 @@ def merged(base: Index, snapshots) -> Index:
         out._append(
             st.codes[:, : st.n].T,
             st.stored_ids(),
-            st.exact[: st.n] if out.keep_exact else None,
-            st.exact_norms[: st.n] if out.keep_exact else None,
+            BlockMaps(*st.exact.arrays(), st.n) if out.keep_exact else None,
         )
     return out

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..errors import IndexFormatError
+from .exact_maps import BLOCK, BlockMaps, check_block_arrays
 from .storage import is_int
 
 #: Codebook values an index accepts: centroids of softmax maps are probabilities; a little slack for other tools'
@@ -27,6 +28,9 @@ INDEX_ARRAYS = {
     "ids": "int64",
     "ids_offsets": "int64",
     "ids_utf8": "uint8",
+    "exact_ptr": "int64",
+    "exact_index": "uint32",
+    "exact_blocks": "uint8",
     "exact_maps": "uint8",
     "exact_norms": "float32",
     "class_prior": "float32",
@@ -51,6 +55,7 @@ def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) ->
         "keep_exact": index.keep_exact,
         "ids_kind": ids_kind,
         "ranking": index.ranking.to_json(),
+        "rerank": index.rerank,
     }
     book = index.codebook_arrays() if shard_of is None else {}
     if shard_of is not None:
@@ -67,7 +72,7 @@ def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) ->
         arrays["ids_offsets"] = np.cumsum([0] + [len(b) for b in enc], dtype=np.int64)
         arrays["ids_utf8"] = np.frombuffer(b"".join(enc), np.uint8)
     if index.keep_exact:
-        arrays["exact_maps"], arrays["exact_norms"] = st.exact[: st.n], st.exact_norms[: st.n]
+        arrays["exact_ptr"], arrays["exact_index"], arrays["exact_blocks"] = st.exact.arrays()
     return header, arrays
 
 
@@ -99,7 +104,8 @@ def check_index(
     codebook's values are probabilities, its row-run sums match it, codes < K, code counts match the codes, ids
     unique). Returns the fields (num_classes, size, n_centroids, count, class_names, metadata, keep_exact,
     ids: None for positions, an int64 array, or a list of str, ranking: a Ranking, class_prior: float32 (C,) or
-    None). Raises IndexFormatError naming what is wrong.
+    None, exact: the exact maps as :class:`~segsearch.engine.exact_maps.BlockMaps` or None, rerank: the default
+    number of candidates a search re-ranks). Raises IndexFormatError naming what is wrong.
 
     ``shard=True``: a shard file of a sharded index folder (see :mod:`segsearch.engine.manifest`), which holds no
     codebook (no ``codebook``, ``block_sums`` or ``class_prior`` arrays: its codes use the folder's base file's)."""
@@ -133,6 +139,11 @@ def check_index(
         ranking = ranking_from_json(header.get("ranking", {"name": "l2", "prior_power": 0.0, "photo_weight": 1.0}))
     except ValueError as e:
         raise damaged(f"header field 'ranking' is {str(header.get('ranking'))[:100]!r}: {e}") from None
+    rerank = header.get("rerank", 0)  # files before format 4: no re-ranking
+    if not is_int(rerank) or rerank < 0 or (rerank and not keep_exact):
+        raise damaged(
+            f"header field 'rerank' is {str(rerank)[:100]!r}; expected an integer >= 0 (0 without exact maps)"
+        )
     kind = header.get("ids_kind")
     if kind not in ("range", "int64", "str"):
         raise damaged(f"header field 'ids_kind' is {str(kind)[:100]!r}; expected 'range', 'int64' or 'str'")
@@ -149,8 +160,12 @@ def check_index(
         expect["ids"] = (N,)
     elif kind == "str":
         expect.update(ids_offsets=(N + 1,), ids_utf8=None)
-    if keep_exact:
+    dense_exact = keep_exact and "exact_maps" in arrays  # files before format 4
+    if dense_exact:
         expect.update(exact_maps=(N, C, D), exact_norms=(N, C))
+    elif keep_exact:
+        M = arrays["exact_index"].shape[0] if "exact_index" in arrays else 0
+        expect.update(exact_ptr=(N + 1,), exact_index=None, exact_blocks=(M, BLOCK))
     if ranking.uses_prior and not shard:
         expect["class_prior"] = (C,)
     for name in arrays:
@@ -172,6 +187,10 @@ def check_index(
                 f"n_centroids={K}, count={N}"
             )
 
+    if keep_exact and not dense_exact:  # two reads, always: the block offsets must end at the number of blocks
+        ptr = arrays["exact_ptr"]
+        if ptr[0] != 0 or ptr[N] != arrays["exact_index"].shape[0]:
+            raise damaged("exact_ptr must start at 0 and end at the number of blocks")
     prior = None
     if ranking.uses_prior and not shard:  # small: always checked (weights from it go into every query)
         prior = np.array(arrays["class_prior"])
@@ -196,6 +215,15 @@ def check_index(
         _check_codebook(arrays, damaged, C=C, n=n, K=K, w=w, nb=nb)
     elif verify:
         _check_contents(arrays, ids, damaged, C=C, n=n, K=K, N=N, w=w, nb=nb, shard=shard)
+    exact = None
+    if keep_exact:
+        if verify is True and not dense_exact:
+            bad = check_block_arrays(
+                arrays["exact_ptr"], arrays["exact_index"], arrays["exact_blocks"], n=N, num_classes=C, dim=D
+            )
+            if bad:
+                raise damaged(bad)
+        exact = exact_from_file(arrays, N, C, D)
     return {
         "num_classes": C,
         "size": n,
@@ -207,7 +235,17 @@ def check_index(
         "ids": ids,
         "ranking": ranking,
         "class_prior": prior,
+        "exact": exact,
+        "rerank": rerank,
     }
+
+
+def exact_from_file(arrays: dict, N: int, C: int, D: int) -> BlockMaps:
+    """The exact maps of a file as block maps: its arrays as they are (memory-mapped if they were loaded so), or
+    for a file before format 4 its dense maps converted (read a few photos at a time)."""
+    if "exact_maps" in arrays:
+        return BlockMaps.from_maps(arrays["exact_maps"])
+    return BlockMaps(arrays["exact_ptr"], arrays["exact_index"], arrays["exact_blocks"], N)
 
 
 def _check_contents(arrays, ids, damaged, *, C, n, K, N, w, nb, shard=False) -> None:

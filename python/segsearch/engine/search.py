@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .checks import as_numpy, check_eps, check_k, check_threads
+from .checks import as_numpy, check_count, check_eps, check_k, check_threads
 from .query import Query
 from .snapshot import positions_in
 
@@ -37,11 +37,13 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """A batch of queries made ready for :func:`scan_part`: the lookup tables (PQ) or the resolved queries
-    (exact), the whole index's most common code per class (``defaults``, ``dense``) and the ranking's weights.
+    """A batch of queries made ready for :func:`scan_part`: the lookup tables (PQ; ``rerank``: how many of each
+    part's nearest by PQ to re-rank by the exact maps), the resolved queries (exact search or re-ranking), the whole
+    index's most common code per class (``defaults``, ``dense``) and the ranking's weights.
     Picklable: a plan is sent as it is to the processes that hold the parts."""
 
     exact: bool
+    rerank: int
     n_queries: int
     luts: np.ndarray | None
     classes: list | None
@@ -50,6 +52,8 @@ class SearchPlan:
     dense: np.ndarray
     class_weights: np.ndarray | None
     photo_weight: float
+    num_classes: int
+    dim: int
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,23 @@ def make_plan(
     queries: list[Query],
     *,
     exact: bool = False,
+    rerank: int = 0,
     eps: float = 0.0,
     threads: int = 0,
 ) -> SearchPlan:
     """``queries`` made ready for :func:`scan_part` over parts whose whole's most common codes are ``defaults``
-    / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), or the resolved queries
-    for an exact search."""
+    / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), and the resolved queries
+    for an exact search or a re-rank of ``rerank`` candidates per part."""
     resolved = [q.resolve(codebook.num_classes, codebook.size) for q in queries]
     luts = classes = None
+    if (exact or rerank) and not codebook.keep_exact:
+        what = "exact search" if exact else f"re-ranking (rerank={rerank})"
+        raise ValueError(
+            f"{what} needs the photos' exact maps, which this index does not keep: build it with keep_exact=True "
+            "(segsearch index: the default), or search with rerank=0"
+        )
     if exact:
-        if not codebook.keep_exact:
-            raise ValueError("exact search needs the uncompressed maps: build the index with keep_exact=True")
+        rerank = 0
     elif resolved:
         luts, classes = _core.build_luts(
             codebook.bound_codebook,
@@ -114,14 +124,17 @@ def make_plan(
         codebook.bound_codebook  # noqa: B018 (an untrained index says so even for an empty batch)
     return SearchPlan(
         bool(exact),
+        int(rerank),
         len(resolved),
         luts,
         classes,
-        resolved if exact else None,
+        resolved if exact or rerank else None,
         defaults,
         dense,
         codebook.class_weights,
         codebook.ranking.photo_weight,
+        codebook.num_classes,
+        codebook.dim,
     )
 
 
@@ -134,23 +147,13 @@ def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, thre
     if n_cand == 0 or plan.n_queries == 0:
         nq = plan.n_queries
         return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.float32), np.zeros(nq, np.int64)
-    kk = min(k, n_cand)
     if plan.exact:
-        r = plan.resolved
-        return _core.search_exact(
-            part.exact[: part.n],
-            part.exact_norms[: part.n],
-            [q[0] for q in r],
-            [q[1] for q in r],
-            [q[2] for q in r],
-            kk,
-            mask=mask,
-            ids=positions,
-            threads=threads,
-            class_weights=plan.class_weights,
-            photo_weight=plan.photo_weight,
-        )
-    return _core.scan_pq(
+        return _core.search_blocks(
+            *part.exact.arrays(), *_core_queries(plan), min(k, n_cand), mask=mask, ids=positions, threads=threads,
+            **_weights(plan),
+        )  # fmt: skip
+    kk = min(max(k, plan.rerank), n_cand)
+    found = _core.scan_pq(
         part.codes[:, : part.n],
         plan.defaults,
         plan.luts,
@@ -161,6 +164,22 @@ def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, thre
         threads=threads,
         dense=plan.dense,
     )
+    if not plan.rerank:
+        return found
+    return _core.rerank_blocks(
+        *part.exact.arrays(), *_core_queries(plan), found[0], found[2], min(k, n_cand), threads=threads,
+        **_weights(plan),
+    )  # fmt: skip
+
+
+def _core_queries(plan: SearchPlan) -> tuple:
+    """(C, D, kinds, probs, labels): the plan's queries as the core's exact distances take them."""
+    r = plan.resolved
+    return plan.num_classes, plan.dim, [q[0] for q in r], [q[1] for q in r], [q[2] for q in r]
+
+
+def _weights(plan: SearchPlan) -> dict:
+    return {"class_weights": plan.class_weights, "photo_weight": plan.photo_weight}
 
 
 def part_filter(offsets: np.ndarray, s: int, mask, pos):
@@ -280,13 +299,17 @@ class Searchable:
         k: int = 10,
         *,
         exact: bool = False,
+        rerank: int | None = None,
         subset=None,
         threads: int | None = None,
         eps: float | None = None,
     ):
         """Find the k nearest images. ``query``: a :class:`Query` or a list of them (one result per query).
 
-        ``exact=True`` uses the stored uncompressed maps (needs ``keep_exact=True``); otherwise PQ distances.
+        ``exact=True`` compares the query with every photo's exact maps (needs ``keep_exact=True``). Otherwise the
+        PQ codes are scanned, and the ``rerank`` nearest by PQ (default: the index's :attr:`rerank`; 0: none) are
+        re-ranked by the exact maps: the distances returned are then exact, and when ``rerank`` is at least the
+        number of photos the results are those of ``exact=True``.
         ``subset``: a boolean mask over the images (insertion order) or a sequence of ids to restrict to (an
         integer array of 0s and 1s as long as the index is ambiguous, a ValueError: pass masks as bool).
         ``threads``: worker threads, an integer >= 1 (default: all cores); counts above the number of CPUs this
@@ -295,6 +318,7 @@ class Searchable:
         distance; k larger than the number of candidates returns them all.
         """
         args = check_search_args(query, k, threads, eps)
+        rerank = self.rerank if rerank is None else check_count(rerank, "rerank", 0)
         view = self._search_view()
         mask, pos = resolve_subset(view.n, lambda ids: self._lookup(view, ids), subset)
         plan = make_plan(
@@ -303,6 +327,7 @@ class Searchable:
             view.dense,
             args.queries,
             exact=exact,
+            rerank=rerank,
             eps=args.eps,
             threads=args.threads,
         )

@@ -52,6 +52,7 @@ class BaseCodebook:
             "class_names",
             "metadata",
             "keep_exact",
+            "rerank",
             "ranking",
             "class_prior",
             "codebook",

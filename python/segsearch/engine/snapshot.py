@@ -18,25 +18,25 @@ class Snapshot:
     """The photos of an index (or of one shard of a folder) at one moment: published whole and never changed
     afterwards, so a reader that takes it once sees all of an add or none of it (see docs/python-api.md, "Threads").
 
-    ``codes`` (C, capacity) and int64 ``ids``, ``exact``, ``exact_norms`` may extend past ``n``: a later add
-    writes its images there in place, after every published snapshot's n, where no reader of this one looks.
+    ``codes`` (C, capacity) and int64 ``ids`` may extend past ``n``: a later add writes its images there in place,
+    after every published snapshot's n, where no reader of this one looks. ``exact``: the photos' maps kept
+    exactly (a :class:`~segsearch.engine.exact_maps.BlockMaps` of n photos, which grows the same way), or None.
     ``ids`` is None (the ids are the positions), an int64 array or a list of str. ``counts`` (C, K) counts each
     code; ``defaults`` / ``dense`` are :func:`code_stats` of them. The id -> position map is made on first use;
     threads that make it at once make the same dict."""
 
-    __slots__ = ("n", "codes", "ids", "counts", "defaults", "dense", "exact", "exact_norms", "pos")
+    __slots__ = ("n", "codes", "ids", "counts", "defaults", "dense", "exact", "pos")
 
-    def __init__(self, n, codes, ids, counts, exact=None, exact_norms=None, pos=None, stats=None):
+    def __init__(self, n, codes, ids, counts, exact=None, pos=None, stats=None):
         self.n, self.codes, self.ids, self.counts = n, codes, ids, counts
         self.defaults, self.dense = code_stats(counts) if stats is None else stats
-        self.exact, self.exact_norms, self.pos = exact, exact_norms, pos
+        self.exact, self.pos = exact, pos
 
     @classmethod
     def from_file(cls, fields: dict, arr: dict) -> Snapshot:
         """The photos of a loaded index or shard file (``fields``: what
         :func:`~segsearch.engine.index_file.check_index` returned)."""
-        exact = (arr["exact_maps"], arr["exact_norms"]) if fields["keep_exact"] else (None, None)
-        return cls(fields["count"], arr["codes"], fields["ids"], np.array(arr["code_counts"]), *exact)
+        return cls(fields["count"], arr["codes"], fields["ids"], np.array(arr["code_counts"]), fields["exact"])
 
     @property
     def string_ids(self) -> bool:
@@ -101,15 +101,6 @@ def positions_in(lookup, ids) -> np.ndarray:
         return np.fromiter((lookup[i] for i in seq), dtype=np.int64, count=len(seq))
     except (KeyError, TypeError) as e:
         raise ValueError(f"id {e.args[0] if e.args else '?'!r} is not in the index") from None
-
-
-def exact_norms(maps_u8: np.ndarray) -> np.ndarray:
-    """Squared norms (N, C) of uint8 maps (N, C, D) read as value/255."""
-    out = np.empty(maps_u8.shape[:2], np.float32)
-    for s in range(0, len(maps_u8), 256):
-        m = maps_u8[s : s + 256].astype(np.float64) / 255.0
-        out[s : s + 256] = np.einsum("ncd,ncd->nc", m, m)
-    return out
 
 
 def grow_rows(a: np.ndarray, n: int, new: np.ndarray) -> np.ndarray:

@@ -39,10 +39,12 @@ MAGIC = b"SEGSRCH\0"
 #: 2: the ranking (header field 'ranking', array 'class_prior'); files of version 1 load with the 'l2' ranking.
 #: 3: the compact codebook: uint8 values (v means v / 255) with uint16 row-run sums; files of versions 1 and 2
 #: hold float32 ones, which load as they are.
-FORMAT_VERSION = 3
+#: 4: exact maps as block maps (arrays 'exact_ptr', 'exact_index', 'exact_blocks'; was the dense 'exact_maps' with
+#: 'exact_norms', converted when loaded) and the header field 'rerank' (0 when absent: no re-ranking).
+FORMAT_VERSION = 4
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
-_DTYPES = {"float32", "uint8", "uint16", "int64"}
+_DTYPES = {"float32", "uint8", "uint16", "uint32", "int64"}
 
 
 def _crc(a: np.ndarray) -> int:

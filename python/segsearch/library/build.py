@@ -56,6 +56,7 @@ from .lock import lock_folder, unlock_folder
 from .options import BuildOptions
 from .photos import IMAGE_EXTENSIONS, scan_photos
 from .progress import BuildState
+from .records import encode_records, read_records
 from .segmenting import (
     LazySegmenter,
     progress_bar,
@@ -150,12 +151,13 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
     st = BuildState(work / STATE_FILE)
     seg = LazySegmenter(st, o)
     try:
-        size, k_req, ranking = _configure(st, root, o, len(paths))
+        cfg = _configure(st, root, o, len(paths))
+        size = cfg["size"]
         _register(st, paths, o.add, out)
         seg.size = size
         here = None if o.ray is not None else o.device  # on Ray, device is the actors'; this process trains here
         sample_path = work / SAMPLE_FILE
-        index, base = _codebook(st, out, root, seg, size, k_req, ranking, o, here, log)
+        index, base = _codebook(st, out, root, seg, cfg, o, here, log)
         remove_unlisted(out, base)  # what a killed writer left, before anything is written
         _encode_sample(st, sample_path, index, o.batch, here)
         _encode_rest(st, root, seg, index, size, o.batch, o.workers, o.device, out)
@@ -209,10 +211,18 @@ def _write_captions_atomically(pairs: list[tuple[str, str]], path: Path) -> int:
             raise
 
 
-def _configure(st: BuildState, root: Path, o: BuildOptions, n_photos: int) -> tuple[int, int, str]:
+def _configure(st: BuildState, root: Path, o: BuildOptions, n_photos: int) -> dict:
     """Store the options of a new index (K by default from the number of photos), or check them against a
-    resumed one; returns (size, K requested, ranking)."""
-    given = {"photos_dir": str(root), "size": o.size, "n_centroids": o.n_centroids, "ranking": o.ranking}
+    resumed one; returns them (photos_dir, size, n_centroids: K requested, seed, sample, ranking, keep_exact,
+    rerank: None for the index's default)."""
+    given = {
+        "photos_dir": str(root),
+        "size": o.size,
+        "n_centroids": o.n_centroids,
+        "ranking": o.ranking,
+        "keep_exact": o.keep_exact,
+        "rerank": o.rerank,
+    }
     stored = st.get("config")
     if stored is None:
         cfg = {
@@ -222,18 +232,22 @@ def _configure(st: BuildState, root: Path, o: BuildOptions, n_photos: int) -> tu
             "seed": o.seed,
             "sample": o.sample,
             "ranking": o.ranking or DEFAULT_RANKING,
+            "keep_exact": True if o.keep_exact is None else o.keep_exact,
+            "rerank": o.rerank,
         }
         st.put("config", cfg)
-        return cfg["size"], cfg["n_centroids"], cfg["ranking"]
+        return cfg
     stored = dict(stored)
     stored.setdefault("ranking", "l2")  # folders started by segsearch 0.1 rank by plain L2
+    stored.setdefault("keep_exact", False)  # and those started before 0.3 keep no exact maps
+    stored.setdefault("rerank", None)
     for key, value in given.items():
         if value is not None and value != stored[key]:
             raise ValueError(
                 f"this index folder was started with {key}={stored[key]!r}, not {value!r}; "
                 "re-run with the same options to resume, or use a new index folder"
             )
-    return stored["size"], stored["n_centroids"], stored["ranking"]
+    return stored
 
 
 def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> None:
@@ -251,7 +265,7 @@ def _register(st: BuildState, paths: list[str], add: bool, out: Path) -> None:
             st.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 'false')")
 
 
-def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device, log):
+def _codebook(st, out, root, seg, cfg: dict, o: BuildOptions, device, log):
     """(the index whose codebook encodes this folder, the folder's ``index.segsearch`` if that is it, else None):
     the checkpoint, else the finished index (resume, --add), else trained now from the sample (segmented first)
     and checkpointed. The finished index is read once per run: its codebook is hashed once."""
@@ -266,7 +280,8 @@ def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device,
         old = np.load(out / WORK_DIR / OLD_CODEBOOK_FILE, allow_pickle=False)
         return Index.from_codebook(old, np.zeros((0, old.shape[0]), np.uint8), class_names=seg.classes), None
     sample_path = out / WORK_DIR / SAMPLE_FILE
-    _choose_sample(st, st.get("config")["sample"], o.seed)
+    size, k_req = cfg["size"], cfg["n_centroids"]
+    _choose_sample(st, cfg["sample"], o.seed)
     segment_sample(st, root, seg, sample_path, size, o.batch, o.workers)
     rows = np.array(
         [r for (r,) in st.rows("SELECT sample_row FROM photos WHERE sampled=1 ORDER BY sample_row")], np.int64
@@ -281,7 +296,9 @@ def _codebook(st, out, root, seg, size, k_req, ranking, o: BuildOptions, device,
     classes = seg.classes
     maps = sample_maps(sample_path, int(rows[-1]) + 1, len(classes), size)
     contiguous = rows[-1] + 1 == len(rows)  # always so for a sample segmented by this version
-    index = Index(len(classes), size, K, classes, ranking=ranking)
+    index = Index(
+        len(classes), size, K, classes, ranking=cfg["ranking"], keep_exact=cfg["keep_exact"], rerank=cfg["rerank"]
+    )
     with progress_bar(len(classes), f"2/4 training codebooks (K={K})", unit="class") as bar:
         index.train(maps if contiguous else maps[rows], niter=o.niter, seed=o.seed, device=device, progress=bar.update)
         index.save(out / WORK_DIR / CODEBOOK_FILE)  # the checkpoint, under the same bar
@@ -300,10 +317,9 @@ def _choose_sample(st: BuildState, sample: int, seed: int) -> None:
         st.db.execute("INSERT OR REPLACE INTO meta VALUES ('n_sample', ?)", (json.dumps(len(order)),))
 
 
-def _store_codes(st: BuildState, rows, codes: np.ndarray) -> None:
-    st.db.executemany(
-        "UPDATE photos SET status='done', codes=? WHERE id=?", ((c.tobytes(), r[0]) for r, c in zip(rows, codes))
-    )
+def _store_records(st: BuildState, rows, records: list[bytes]) -> None:
+    """Mark ``rows`` done with their records (:mod:`~segsearch.library.records`)."""
+    st.db.executemany("UPDATE photos SET status='done', codes=? WHERE id=?", ((c, r[0]) for r, c in zip(rows, records)))
 
 
 def _encode_sample(st, sample_path: Path, index, batch: int, device) -> None:
@@ -332,9 +348,9 @@ def _encode_sample_part(st, sample_path: Path, index, part: list, device) -> boo
         with st.db:  # the sample maps were deleted or cut short: segment those photos again
             st.db.execute("UPDATE photos SET sampled=0 WHERE status='pending'")
         return False
-    codes = index.encode(maps, device=device)
+    records = encode_records(index, maps, device=device)
     with st.db:
-        _store_codes(st, part, codes)
+        _store_records(st, part, records)
     return True
 
 
@@ -348,16 +364,16 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
     if seg.pool() is None:  # here: the maps come back, encoded in this process
 
         def store(rows, maps):
-            _store_codes(st, rows, index.encode(maps, device=device))
+            _store_records(st, rows, encode_records(index, maps, device=device))
 
-    else:  # on Ray: the actors encode with the checkpoint and send the codes
+    else:  # on Ray: the actors encode with the checkpoint and send the records
         checkpoint = out / WORK_DIR / CODEBOOK_FILE
         if not checkpoint.is_file():  # resuming from index.segsearch (--add): the actors need the codebook alone
             empty_like(index).save(checkpoint)
         codebook = (str(checkpoint.resolve()), index.codebook_fingerprint())
 
-        def store(rows, codes):
-            _store_codes(st, rows, codes)
+        def store(rows, records):
+            _store_records(st, rows, records)
 
     segment_photos(st, root, seg, todo, size, batch, workers, "3/4 segmenting and encoding", store, codebook=codebook)
 
@@ -375,7 +391,7 @@ def _mark_written(st: BuildState) -> None:
 
 
 def _unwritten(st: BuildState, out: Path, base) -> list[tuple[str, bytes]]:
-    """(path, codes) of the done photos the folder does not hold yet, in insertion order: those after the
+    """(path, record) of the done photos the folder does not hold yet, in insertion order: those after the
     written mark, less any a run killed after its last write (before it set the mark) already wrote; for a
     folder written before the mark was kept, every done photo is looked up in the folder (once)."""
     mark = st.get(WRITTEN_THROUGH)
@@ -407,15 +423,14 @@ def _write_index(
         if rows:
             index.codebook_fingerprint()  # hashed here once (or already), shared with the part made from it
             part = empty_like(index)
-            part.add_codes(np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows])
+            codes, exact = read_records([c for _, c in rows], index)
+            part.add_codes(codes, ids=[p for p, _ in rows], exact=exact)
             shard = add_shard_locked(out, part, ids_are_new=True, base=base)
         _mark_written(st)
         return path, shard, len(rows)
-    codes = np.empty((st.count("status='done'"), index.num_classes), np.uint8)
-    ids = []
-    for i, (p, c) in enumerate(st.db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")):
-        codes[i] = np.frombuffer(c, np.uint8)
-        ids.append(p)
+    done = st.rows("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
+    ids = [p for p, _ in done]
+    codes, exact = read_records([c for _, c in done], index)
     network = seg.identity or {"name": None, "sha256": None}
     final = empty_like(index)  # the codebook as it is, not converted and derived again
     final.metadata = {
@@ -424,7 +439,7 @@ def _write_index(
         META_PHOTOS_DIR: str(root),
         META_SIZE: size,
     }
-    final.add_codes(codes, ids=ids)
+    final.add_codes(codes, ids=ids, exact=exact)
     final.save(path)
     _mark_written(st)
     return path, None, len(ids)

@@ -25,7 +25,10 @@ class BuildOptions:
     (photo, caption) to store for text search. ``segmenter``: a ready
     :class:`~segsearch.network.segmenter.Segmenter` (else the default network, built when first needed).
     ``seed`` / ``niter``: k-means. ``workers``: processes decoding photos (0: in this one). ``ranking``:
-    ``"balanced"`` (the default for a new index) or ``"l2"``, fixed when the index is made.
+    ``"balanced"`` (the default for a new index) or ``"l2"``, fixed when the index is made. ``keep_exact``: keep
+    each photo's maps exactly (a few tens of kB per photo), so searches re-rank by the exact distance (default
+    True for a new index; fixed when it is made). ``rerank``: the candidates a search re-ranks by default
+    (default :data:`~segsearch.engine.index.DEFAULT_RERANK`; 0: none), recorded in the index.
     ``ray``: segment and encode the photos on Ray actors at this address (``"local"``, ``"auto"``,
     ``"HOST:PORT"``; see :mod:`segsearch.distributed.indexing`), ``ray_actors`` of them, each running torch with
     ``ray_threads`` threads (default: as many as in this process, so the index is the one a run without Ray
@@ -46,18 +49,30 @@ class BuildOptions:
     niter: int = 20
     workers: int = 1
     ranking: str | None = None
+    keep_exact: bool | None = None
+    rerank: int | None = None
     ray: str | None = None
     ray_actors: int | None = None
     ray_threads: int | None = None
 
     def __post_init__(self):
-        counts = {"size": (1, 1024), "n_centroids": (1, 256), "ray_actors": (1, None), "ray_threads": (1, None)}
+        counts = {
+            "size": (1, 1024),
+            "n_centroids": (1, 256),
+            "rerank": (0, None),
+            "ray_actors": (1, None),
+            "ray_threads": (1, None),
+        }
         for name, (lo, hi) in counts.items():
             _as_option(name, check_optional_count, getattr(self, name), name, lo, hi)
         for name, lo in (("batch", 1), ("sample", 1), ("seed", 0), ("niter", 0), ("workers", 0)):
             _as_option(name, check_count, getattr(self, name), name, lo)
         if not isinstance(self.add, bool):
             raise OptionError("add", f"add must be True or False; got {self.add!r}")
+        if self.keep_exact not in (None, True, False):
+            raise OptionError("keep_exact", f"keep_exact must be True or False; got {self.keep_exact!r}")
+        if self.keep_exact is False and self.rerank:
+            raise OptionError("rerank", "rerank needs the exact maps: leave keep_exact on, or pass rerank=0")
         if self.ranking is not None:
             _as_option("ranking", get_ranking, self.ranking)
         if self.ray is not None:

@@ -297,13 +297,23 @@ class PhotoIndex:
 
     # ------------------------------------------------------------------ search
     def search(
-        self, *, image=None, maps=None, sketch=None, text: str | None = None, k: int = 10, threads: int | None = None
+        self,
+        *,
+        image=None,
+        maps=None,
+        sketch=None,
+        text: str | None = None,
+        k: int = 10,
+        threads: int | None = None,
+        rerank: int | None = None,
     ) -> list[Hit]:
         """Rank the photos; see the module docstring for how text and layout combine.
 
         ``image``: query photo (path, PIL image or array), segmented by the network; ``maps``: its softmax
         maps (C, n, n) instead. ``sketch``: label map (-1 = unspecified) or sketch PNG; with a photo, the
         drawn pixels override the photo's maps. ``text``: caption words. Returns at most ``k`` hits, best first.
+        ``rerank``: the candidates re-ranked by their exact maps (default: the index's; 0: none; see
+        :meth:`~segsearch.engine.search.Searchable.search`).
         """
         k = check_k(k)
         q = self.query(image=image, maps=maps, sketch=sketch)
@@ -321,14 +331,14 @@ class PhotoIndex:
         if q is None and not has_text:
             raise ValueError("nothing to search for: give a photo, a sketch (draw at least one class) or text")
         if not has_text:
-            return self._hits(self.index.search(q, k, threads=threads))
+            return self._hits(self.index.search(q, k, threads=threads, rerank=rerank))
         levels = self.captions.levels(text)
         if q is None:  # text alone: bm25, best first; ties by position in the index
             scores = self.captions.bm25(text)
             where = self.index.position_map(list(scores))
             order = sorted(scores.items(), key=lambda t: (-t[1], where.get(t[0], len(self))))[:k]
             return [self._hit(i + 1, p, math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
-        return self._text_and_layout(q, levels, k, threads)
+        return self._text_and_layout(q, levels, k, threads, rerank)
 
     def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
         """Hits for an index search result, ranked from ``start + 1``."""
@@ -337,7 +347,7 @@ class PhotoIndex:
             for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))
         ]
 
-    def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads) -> list[Hit]:
+    def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads, rerank) -> list[Hit]:
         """Sort by text level (:meth:`Captions.levels`; photos not in ``levels`` have level 0), ties by distance,
         then by position in the index: one restricted search per level, best level first."""
         by_level: dict[int, list[str]] = {}
@@ -347,13 +357,15 @@ class PhotoIndex:
                 by_level.setdefault(s, []).append(p)
         hits: list[Hit] = []
         for s in sorted(by_level, reverse=True):
-            hits += self._hits(self.index.search(q, k - len(hits), subset=by_level[s], threads=threads), len(hits), s)
+            res = self.index.search(q, k - len(hits), subset=by_level[s], threads=threads, rerank=rerank)
+            hits += self._hits(res, len(hits), s)
             if len(hits) >= k:
                 return hits
         rest = np.ones(len(self), bool)
         rest[list(held.values())] = False
         if rest.any():
-            hits += self._hits(self.index.search(q, k - len(hits), subset=rest, threads=threads), len(hits), 0)
+            res = self.index.search(q, k - len(hits), subset=rest, threads=threads, rerank=rerank)
+            hits += self._hits(res, len(hits), 0)
         return hits
 
     # ------------------------------------------------------------------ decoded codes
