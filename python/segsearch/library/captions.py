@@ -8,21 +8,28 @@ An index folder's ``captions.sqlite`` (written by :func:`write_captions` in one 
     caption_fts(text)                          FTS5, tokenize='porter unicode61', contentless; row ``id`` is
                                                all the captions of photo ``id`` together
 
+What matches: the query's words less :data:`STOP_WORDS` (all its words if every one is a stop word,
+:func:`level_words`), each in any form (:meth:`Captions.word_forms`): its stem; the caption terms derived from
+it (:func:`is_derived_form`: "surfer", "skier", "wooden", and compounds whose second part is itself a caption
+word, "surfboard"; never a bare prefix, "surface" for "surf"); the other members of its
+:data:`IRREGULAR_FORMS` group ("men", "buses", "rode"). Stop words match only as written. A photo with none
+of these words is never returned by a text-only search.
+
 Text ranking:
 
-- **Text alone** ranks by bm25 (:meth:`Captions.bm25`, higher is better): a query word weighs by how rare it is
-  among the photos (inverse document frequency), so "horse" outweighs "a" and "man" when few photos show a
-  horse, and by how often the photo's captions use it, relative to their length. A photo is one FTS5 document
+- **Text alone** ranks the matching photos by bm25 (:meth:`Captions.bm25`, higher is better): a query word
+  weighs by how rare it is among the photos (inverse document frequency), so "horse" outweighs "man" when few
+  photos show a horse, and by how often the photo's captions use it, relative to their length; each form of a
+  word is a term of its own. A photo is one FTS5 document
   made of all its captions: document frequency then counts photos (the unit ranked), and a word several
   captioners used counts more than a word one of them used; scoring captions apart and summing would favour
   photos with more captions, and taking the best caption would ignore the other captions' agreement.
-- **Text + layout** ranks by the *text level* (:meth:`Captions.levels`): the number of distinct query words,
-  after stemming and leaving out :data:`STOP_WORDS`, found in the photo's captions (if every query word is a
-  stop word, none is left out); ties are broken by the layout distance.
+- **Text + layout** ranks by the *text level* (:meth:`Captions.levels`): the number of those query words found
+  in the photo's captions in any form; ties are broken by the layout distance.
 - Words are matched by SQLite's ``porter unicode61`` tokenizer: case, punctuation and diacritics are ignored
   and English suffixes stemmed ("horses" matches "horse", "riding" matches "rides"). Query text is split into
-  words here and each word is quoted, so nothing typed (``"``, ``*``, ``-``, ``:``, ``NEAR``, ``AND``, ``OR``)
-  is read as an FTS5 operator.
+  words here and each word (and form) is quoted, so nothing typed (``"``, ``*``, ``-``, ``:``, ``NEAR``,
+  ``AND``, ``OR``) is read as an FTS5 operator.
 - The paper's score, the number of distinct query words found in a photo's captions with every word counting
   the same (stop words included), is :func:`distinct_word_count` (words compared after
   :func:`normalize_words`); the reproduction bench (``bench/quality.py``) uses it.
@@ -64,7 +71,7 @@ __all__ = [
     "write_captions",
 ]
 
-#: English function words left out of the text level (not out of bm25, whose weights make them count little).
+#: English function words left out of text matching (the level and bm25) unless a query has nothing else.
 STOP_WORDS = frozenset(
     """
 a about above after again against all am an and any are as at be been before being below between both but by
