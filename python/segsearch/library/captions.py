@@ -383,8 +383,9 @@ class Captions:
         themselves. A derived term is matched as it is stored, so one whose spelling Porter would stem again
         differently (e.g. "basebal") is left out."""
         out = {word.terms: word}
-        for w in _irregular_forms().get(word.terms, ()):
-            out.setdefault(_stems([w])[0], QueryWord(w, _stems([w])[0], word.stop))
+        group = list(_irregular_forms().get(word.terms, ()))
+        for w, terms in zip(group, _stems(group)):
+            out.setdefault(terms, QueryWord(w, terms, word.stop))
         if not word.stop and len(word.terms) == 1:
             derived = self._derived(word.terms[0])
             for t, terms in zip(derived, _stems(derived)):
