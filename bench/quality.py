@@ -23,19 +23,19 @@ maps and their mirror images, so that the smallest database still has 2N >= 256 
 exact (uncompressed) search; baselines: random ranking (mean over RANDOM_DRAWS orders) and the distance
 between global class histograms (mean class probabilities: no layout).
 
-**COCO-MINI captions (Sec. 4.2, automatic stand-in for the user study).** Each of the 80 photos is held out
-in turn; the query words are one of its captions (drawn with a fixed seed) less stop words; the database
-is the other 79 photos with all their captions. Text ranking: the paper's score, the number of distinct query
-words found in a photo's captions (``segsearch.library.captions.distinct_word_count``, words compared after
-``normalize_words``: case, punctuation and simple plurals folded), ties in random order (nDCG averaged over
-RANDOM_DRAWS orders). 'text (bm25)' is segsearch's own text-only ranking instead: SQLite FTS5's bm25 over
-the 79 photos (all captions of a photo one document, Porter stemming; ``segsearch.library.captions.Captions.bm25``),
-queried with the whole drawn caption as typed (bm25 weighs its stop words down itself), ties (photos without
-any query word) in random order. Text + layout: the paper's score, ties broken by
-the spatial-semantic distance (exact) of a layout query: a sketch of the held-out photo's ground-truth
-objects mapped to ADE20K classes (background left unspecified), or the held-out photo itself as an image
-query. Relevance: the same cell grading on COCO's object masks, with background cells of both photos left
-out (a class-aware IoU of the objects) and lower thresholds COCO_THRESHOLDS (most COCO pairs share no object).
+**COCO-MINI captions (Sec. 4.2, automatic stand-in for the user study).** Each of the 80 photos is held out in turn;
+the query words are one of its captions (drawn with a fixed seed) less stop words; the database is the other 79
+photos with all their captions. Text ranking: the paper's score, the number of distinct query words found in a
+photo's captions (``segsearch.library.captions.distinct_word_count``, words compared after ``normalize_words``:
+case, punctuation and simple plurals folded), ties in random order (nDCG averaged over RANDOM_DRAWS orders). 'text
+(bm25)' is segsearch's own text-only ranking instead: SQLite FTS5's bm25 over the 79 photos (all captions of a photo
+one document, Porter stemming; ``segsearch.library.captions.Captions.bm25``), queried with the whole drawn caption
+as typed (bm25 leaves its stop words out and matches each word in any form), ties (photos without any query word,
+which it does not score) in random order. Text + layout: the paper's score, ties broken by the spatial-semantic
+distance (exact) of a layout query: a sketch of the held-out photo's ground-truth objects mapped to ADE20K classes
+(background left unspecified), or the held-out photo itself as an image query. Relevance: the same cell grading on
+COCO's object masks, with background cells of both photos left out (a class-aware IoU of the objects) and lower
+thresholds COCO_THRESHOLDS (most COCO pairs share no object).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import math
 import re
 import sqlite3
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,9 +83,8 @@ def test_rare_words_outrank_common_words():
     # the paper's count does not put the riders first: the bike and skateboard photos match as many words
     paper = {p: distinct_word_count(text, cs) for p, cs in _by_photo(pairs).items()}
     assert paper["riders.jpg"] <= max(paper[p] for p in paper if p.startswith(("bike", "board")))
-    # photos matching only "a" still come back (text alone leaves out only photos with no query word), last
-    assert set(ranked) == set(order)
-    assert ranked.index("cat0.jpg") > ranked.index("kitchen0.jpg")  # "a" + "man" beats "a"
+    # only photos with a non-stop query word come back: none matching only "a" (the cats, dogs and buses)
+    assert set(ranked) == {p for p in order if not p.startswith(("cat", "dog", "bus"))}
 
 
 def test_rare_words_outrank_common_words_through_photo_index(tmp_path):
@@ -232,6 +232,133 @@ def test_stop_words_do_not_lift_the_text_and_layout_level(tmp_path):
     assert rest == sorted(rest)
 
 
+# ---------------------------------------------------------------------------------------------- no padding, word forms
+
+FORMS = [
+    ("surfer.jpg", "A surfer rides a wave."),
+    ("board.jpg", "Surfboards on the sand."),
+    ("surfing.jpg", "Two men surfing."),
+    ("surface.jpg", "A wooden surface with a cup on it."),
+    ("carpet.jpg", "A cat on a carpet."),
+    ("card.jpg", "A card on a table."),
+    ("buses.jpg", "Two buses in the street."),
+    ("rode.jpg", "She rode her bike there then."),
+    ("wave.jpg", "A big wave."),
+    ("plank.jpg", "A wooden board."),  # "board" a caption word: "surfboard" is then a compound of "surf"
+]
+
+
+def test_text_alone_never_pads():
+    """'a cat': the cat photos only, not every photo whose captions have an 'a' (16 of 46 results padded before)."""
+    caps = Captions.from_pairs(_library())
+    assert set(caps.bm25("a cat")) == {f"cat{i}.jpg" for i in range(6)}
+    assert set(caps.bm25("cats with a dog")) == {f"{kind}{i}.jpg" for kind in ("cat", "dog") for i in range(6)}
+
+
+def test_k_beyond_the_matches_returns_only_the_matches(tmp_path):
+    index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
+    write_captions(
+        [(names[3], "A cat on a sofa"), (names[8], "Two cats")] + [(n, "A man in a kitchen") for n in names[10:30]],
+        index_dir / "captions.sqlite",
+    )
+    pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
+    hits = pi.search(text="a cat", k=len(names))
+    assert sorted(h.id for h in hits) == sorted([names[3], names[8]])
+    assert [h.text_score for h in hits] == [1, 1] and [h.rank for h in hits] == [1, 2]
+
+
+def test_stop_word_only_queries_match_those_words_exactly():
+    caps = Captions.from_pairs(
+        [("the.jpg", "The dog"), ("then.jpg", "then there"), ("a.jpg", "a dog"), ("other.jpg", "theory of dogs")]
+    )
+    assert set(caps.bm25("the")) == {"the.jpg"}  # not "then", "there", "theory": stop words get no forms
+    assert caps.levels("The a") == {"the.jpg": 1, "a.jpg": 1}
+
+
+def test_word_forms_are_found():
+    caps = Captions.from_pairs(FORMS)
+    assert set(caps.bm25("surfing")) == {"surfer.jpg", "board.jpg", "surfing.jpg"}  # not the wooden surface
+    assert set(caps.bm25("surfboard")) == {"board.jpg"}  # forms grow from the word typed, not back to its stem
+    assert set(caps.bm25("a car")) == set()  # a 3-letter stem: "carpet" and "card" are other words
+    assert set(caps.bm25("bus")) == {"buses.jpg"}  # Porter stems bus/buses apart: IRREGULAR_FORMS
+    assert set(caps.bm25("man riding")) == {"surfing.jpg", "surfer.jpg", "rode.jpg"}  # men; rides and rode
+    assert caps.forms("surfing") == {"surfing": ["surf", "surfboard", "surfer"]}
+    without_board = Captions.from_pairs([(p, c) for p, c in FORMS if p != "plank.jpg"])
+    assert without_board.forms("surfing") == {"surfing": ["surf", "surfer"]}  # "board" no word of the library
+    assert caps.forms("a man") == {"man": ["man", "men"]}
+    assert caps.levels("surfer man") == {"surfer.jpg": 1, "surfing.jpg": 1}  # "surfer" is no form of "surf"
+
+
+@pytest.mark.parametrize(
+    ("base", "term", "form"),
+    [
+        ("surf", "surfer", True),
+        ("ski", "skier", True),
+        ("ride", "rider", True),
+        ("grass", "grassi", True),
+        ("wood", "wooden", True),
+        ("show", "shown", True),
+        ("surf", "surfboard", True),  # "board" is a caption word
+        ("hill", "hillsid", True),  # "side" is, and Porter drops its e
+        ("surf", "surfac", False),
+        ("plan", "plant", False),
+        ("bear", "beard", False),
+        ("car", "carpet", False),  # 3 letters: only -er forms
+        ("man", "mani", False),
+        ("tow", "town", False),
+        ("surf", "surf", False),
+        ("surf", "sur", False),
+    ],
+)
+def test_derived_forms(base, term, form):
+    words = {"board", "side", "pet"}
+    assert C.is_derived_form(base, term, lambda *w: any(x in words for x in w)) is form
+
+
+def test_irregular_forms_are_safe():
+    """Every member of an IRREGULAR_FORMS group stems to one term, no stop word's and no other group's."""
+    groups = [{q.terms for w in g for q in query_words(w)} for g in C.IRREGULAR_FORMS]
+    assert all(len(t) == 1 for g in groups for t in g)
+    stems = [t for g in groups for t in g]
+    assert len(set(stems)) == len(stems)
+    assert not {q.terms for w in STOP_WORDS for q in query_words(w)} & set(stems)
+
+
+def test_text_and_layout_counts_word_forms(tmp_path):
+    """More query words (in any form) first; then distance; a photo with only stop words ranks with no text."""
+    index_dir, _, names, _ = make_index_folder(tmp_path, captions=False)
+    write_captions(
+        [(names[0], "a surfer"), (names[1], "men with surfboards"), (names[2], "a wooden surface"), (names[3], "a")]
+        + [(names[4], "a board")],
+        index_dir / "captions.sqlite",
+    )
+    pi = PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
+    hits = pi.search(sketch=_sky_road(), text="a man surfing", k=len(names))
+    assert [h.id for h in hits[:2]] == [names[1], names[0]] and [h.text_score for h in hits[:3]] == [2, 1, 0]
+    rest = [h.distance for h in hits[2:]]
+    assert rest == sorted(rest) and {names[2], names[3]} <= {h.id for h in hits[2:]}
+
+
+COCO_CAPTIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco-mini" / "captions_train2017.json"
+
+
+@pytest.mark.skipif(not COCO_CAPTIONS.is_file(), reason="shared COCO-mini captions not available")
+def test_coco_mini_captions_never_pad_and_find_forms():
+    data = json.loads(COCO_CAPTIONS.read_text(encoding="utf-8"))
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    docs: dict[str, str] = {}
+    for a in data["annotations"]:
+        docs[names[a["image_id"]]] = docs.get(names[a["image_id"]], "") + a["caption"].lower() + "\n"
+    caps = Captions.from_pairs([(names[a["image_id"]], a["caption"]) for a in data["annotations"]])
+    for text, pattern in [
+        ("a cat", r"\bcats?\b"),
+        ("a man", r"\b(man|men)\b"),
+        ("red bus", r"\b(reds?|bus|buses|busses)\b"),
+        ("dog with a frisbee", r"\b(dogs?|frisbees?)\b"),
+    ]:
+        assert set(caps.bm25(text)) == {p for p, d in docs.items() if re.search(pattern, d)}, text
+
+
 # ---------------------------------------------------------------------------------------------- query syntax
 
 NASTY = [
@@ -279,7 +406,7 @@ def test_fts_syntax_in_queries_is_plain_text(text):
             ("text.jpg", "text on a sign"),
         ]
     )
-    words = {w.text.lower() for w in query_words(text)}
+    words = {w.text.lower() for w in level_words(query_words(text))}
     expect = {
         p
         for p, c in (
@@ -294,7 +421,7 @@ def test_fts_syntax_in_queries_is_plain_text(text):
         expect.add("horse.jpg")
     got = caps.bm25(text)  # must not raise
     assert set(got) == expect, text
-    assert "horseback.jpg" not in got  # no prefix queries: * is not an operator
+    assert "horseback.jpg" not in got  # * is not an operator, and "back" is no caption word: no compound
     caps.levels(text)
     assert len(caps) == 4  # nothing was dropped
 

@@ -189,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="search an index by photo, sketch, photo + sketch, and/or caption words",
         description="Rank the indexed photos. A photo alone is an image query, a sketch alone a "
         "sketch query, both a photo with a partial sketch drawn over it. --text alone ranks "
-        "the captions by bm25; with a photo or sketch, by the number of query words "
-        "(stop words aside) in a photo's captions, ties broken by the layout distance.",
+        "the photos whose captions hold a query word other than a stop word, in any form ('surfing': "
+        "surfer, surfboard; 'man': men), by bm25; with a photo or sketch, by the number of such query words "
+        "in a photo's captions, ties broken by the layout distance.",
     )
     p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
     p.add_argument("--image", metavar="PHOTO", default=None, help="query photo")

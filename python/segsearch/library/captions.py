@@ -8,21 +8,28 @@ An index folder's ``captions.sqlite`` (written by :func:`write_captions` in one 
     caption_fts(text)                          FTS5, tokenize='porter unicode61', contentless; row ``id`` is
                                                all the captions of photo ``id`` together
 
+What matches: the query's words less :data:`STOP_WORDS` (all its words if every one is a stop word,
+:func:`level_words`), each in any form (:meth:`Captions.word_forms`): its stem; the caption terms derived from
+it (:func:`is_derived_form`: "surfer", "skier", "wooden", and compounds whose second part is itself a caption
+word, "surfboard"; never a bare prefix, "surface" for "surf"); the other members of its
+:data:`IRREGULAR_FORMS` group ("men", "buses", "rode"). Stop words match only as written. A photo with none
+of these words is never returned by a text-only search.
+
 Text ranking:
 
-- **Text alone** ranks by bm25 (:meth:`Captions.bm25`, higher is better): a query word weighs by how rare it is
-  among the photos (inverse document frequency), so "horse" outweighs "a" and "man" when few photos show a
-  horse, and by how often the photo's captions use it, relative to their length. A photo is one FTS5 document
+- **Text alone** ranks the matching photos by bm25 (:meth:`Captions.bm25`, higher is better): a query word
+  weighs by how rare it is among the photos (inverse document frequency), so "horse" outweighs "man" when few
+  photos show a horse, and by how often the photo's captions use it, relative to their length; each form of a
+  word is a term of its own. A photo is one FTS5 document
   made of all its captions: document frequency then counts photos (the unit ranked), and a word several
   captioners used counts more than a word one of them used; scoring captions apart and summing would favour
   photos with more captions, and taking the best caption would ignore the other captions' agreement.
-- **Text + layout** ranks by the *text level* (:meth:`Captions.levels`): the number of distinct query words,
-  after stemming and leaving out :data:`STOP_WORDS`, found in the photo's captions (if every query word is a
-  stop word, none is left out); ties are broken by the layout distance.
+- **Text + layout** ranks by the *text level* (:meth:`Captions.levels`): the number of those query words found
+  in the photo's captions in any form; ties are broken by the layout distance.
 - Words are matched by SQLite's ``porter unicode61`` tokenizer: case, punctuation and diacritics are ignored
   and English suffixes stemmed ("horses" matches "horse", "riding" matches "rides"). Query text is split into
-  words here and each word is quoted, so nothing typed (``"``, ``*``, ``-``, ``:``, ``NEAR``, ``AND``, ``OR``)
-  is read as an FTS5 operator.
+  words here and each word (and form) is quoted, so nothing typed (``"``, ``*``, ``-``, ``:``, ``NEAR``,
+  ``AND``, ``OR``) is read as an FTS5 operator.
 - The paper's score, the number of distinct query words found in a photo's captions with every word counting
   the same (stop words included), is :func:`distinct_word_count` (words compared after
   :func:`normalize_words`); the reproduction bench (``bench/quality.py``) uses it.
@@ -34,6 +41,7 @@ open: their full-text index is built in memory when they are opened.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import sqlite3
@@ -49,8 +57,10 @@ __all__ = [
     "STOP_WORDS",
     "Captions",
     "FTS5Unavailable",
+    "IRREGULAR_FORMS",
     "QueryWord",
     "distinct_word_count",
+    "is_derived_form",
     "level_words",
     "match_expression",
     "normalize_words",
@@ -61,7 +71,7 @@ __all__ = [
     "write_captions",
 ]
 
-#: English function words left out of the text level (not out of bm25, whose weights make them count little).
+#: English function words left out of text matching (the level and bm25) unless a query has nothing else.
 STOP_WORDS = frozenset(
     """
 a about above after again against all am an and any are as at be been before being below between both but by
@@ -70,6 +80,41 @@ how i if in into is it its itself just me more most my no nor not of off on once
 own s same she should so some such t than that the their theirs them then there these they this those through
 to too under until up very was we were what when where which while who whom why will with would you your yours
 """.split()
+)
+
+#: Word forms Porter stemming does not join: irregular plurals and past forms common in captions, and "bus",
+#: which Porter stems apart from "buses". A query word with the stem of one member matches them all.
+IRREGULAR_FORMS = (
+    ("man", "men"),
+    ("woman", "women"),
+    ("child", "children"),
+    ("person", "people"),
+    ("foot", "feet"),
+    ("tooth", "teeth"),
+    ("mouse", "mice"),
+    ("goose", "geese"),
+    ("knife", "knives"),
+    ("leaf", "leaves"),
+    ("shelf", "shelves"),
+    ("wolf", "wolves"),
+    ("calf", "calves"),
+    ("bus", "buses", "busses"),
+    ("ride", "rode", "ridden"),
+    ("run", "ran"),
+    ("sit", "sat"),
+    ("stand", "stood"),
+    ("eat", "eaten"),
+    ("fly", "flies", "flew", "flown"),
+    ("throw", "threw", "thrown"),
+    ("hold", "held"),
+    ("drive", "drove", "driven"),
+    ("swim", "swam"),
+    ("take", "took", "taken"),
+    ("catch", "caught"),
+    ("sleep", "slept"),
+    ("wear", "wore", "worn"),
+    ("hang", "hung"),
+    ("lie", "lies", "lying", "lay", "laying", "lain"),
 )
 
 #: The FTS5 module and tokenizer (a module constant, not user input: SQL cannot take them as parameters).
@@ -164,6 +209,31 @@ def match_expression(words: Iterable[QueryWord]) -> str:
     return " OR ".join(w.phrase for w in words)
 
 
+@functools.cache
+def _irregular_forms() -> dict[tuple[str, ...], tuple[str, ...]]:
+    """{stem: the spellings of its group in :data:`IRREGULAR_FORMS`} for every member's stem."""
+    members = [w for group in IRREGULAR_FORMS for w in group]
+    stems = dict(zip(members, _stems(members)))
+    return {stems[w]: group for group in IRREGULAR_FORMS for w in group}
+
+
+def is_derived_form(base: str, term: str, is_word: Callable[[str, str], bool]) -> bool:
+    """Whether the caption term ``term`` is ``base`` (a stem, or a stem with its final e put back) with an
+    English ending or a second word joined on: "er" ("surfer", "skier"), "r" after an e ("rider", "skater"),
+    and for bases of 4 letters or more "i" (a -y adjective: "grassy"), "en" ("wooden"), "n" after a w
+    ("shown"), or a caption word of 3 letters or more, ``is_word(rest, rest + "e")`` (Porter drops some final e's)
+    ("surfboard", "horseback", "cellphone").
+    Bare prefixes are not forms: "surface" is not one of "surf", nor "carpet" of "car", nor "beard" of "bear"."""
+    rest = term[len(base) :]
+    if not rest or not term.startswith(base) or len(base) < 3:
+        return False
+    if rest == "er" or (rest == "r" and base.endswith("e")):
+        return True
+    if len(base) < 4:
+        return False
+    return rest in ("i", "en") or (rest == "n" and base.endswith("w")) or (len(rest) >= 3 and is_word(rest, rest + "e"))
+
+
 def level_words(words: list[QueryWord]) -> list[QueryWord]:
     """The words the text level counts: the non-stop words, or all of them if every word is a stop word."""
     content = [w for w in words if not w.stop]
@@ -211,6 +281,11 @@ def _create_fts(db: sqlite3.Connection, schema: str) -> None:
     db.execute(f"CREATE VIRTUAL TABLE {schema}.caption_fts USING {_FTS}(text, content='', tokenize='{_TOKENIZE}')")
 
 
+def _create_terms(db: sqlite3.Connection, schema: str) -> None:
+    """``temp.caption_terms``: the caption index's terms (stemmed words), read by :meth:`Captions.forms`."""
+    db.execute(f"CREATE VIRTUAL TABLE temp.caption_terms USING {_FTS}vocab({schema}, caption_fts, row)")
+
+
 def _fill_fts(db: sqlite3.Connection, source: str) -> None:
     """Index the captions of table ``source`` (``main.captions`` or an old file's): one photo row per path in
     order of its first caption, one FTS5 document per photo with all its captions, a line each."""
@@ -252,6 +327,7 @@ class Captions:
             with self._db:
                 _create_fts(self._db, "temp")
                 _fill_fts(self._db, "main.captions")
+        _create_terms(self._db, "temp" if self.legacy else "main")
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Captions:
@@ -261,6 +337,7 @@ class Captions:
         self.path, self.legacy, self._lock = None, False, threading.Lock()  # path None: not a file
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         _write(self._db, _check_pairs(pairs))
+        _create_terms(self._db, "main")
         return self
 
     def close(self) -> None:
@@ -283,10 +360,54 @@ class Captions:
             rows = self._db.execute("SELECT caption FROM captions WHERE path = ? ORDER BY rowid", (path,))
             return [r[0] for r in rows]
 
+    def _is_term(self, *terms: str) -> bool:
+        """Whether any of ``terms`` is a term of the caption index (the caller holds the lock)."""
+        sql = "SELECT 1 FROM caption_terms WHERE term = ?"
+        return any(self._db.execute(sql, (t,)).fetchone() is not None for t in terms)
+
+    def _derived(self, stem: str) -> list[str]:
+        """The caption terms that are forms of ``stem`` (:func:`is_derived_form`), sorted."""
+        bases = {stem, stem + "e"} if not stem.endswith("e") else {stem}
+        found: set[str] = set()
+        with self._lock:
+            for b in bases:
+                rows = self._db.execute(
+                    "SELECT term FROM caption_terms WHERE term > ? AND term < ?", (b, b + "\U0010ffff")
+                )
+                found.update(t for (t,) in rows.fetchall() if t != stem and is_derived_form(b, t, self._is_term))
+        return sorted(found)
+
+    def word_forms(self, word: QueryWord) -> list[QueryWord]:
+        """What ``word`` matches: itself, the other members of its :data:`IRREGULAR_FORMS` group, and, for a
+        non-stop word, the caption terms derived from its stem (:func:`is_derived_form`); stop words match only
+        themselves. A derived term is matched as it is stored, so one whose spelling Porter would stem again
+        differently (e.g. "basebal") is left out."""
+        out = {word.terms: word}
+        group = list(_irregular_forms().get(word.terms, ()))
+        for w, terms in zip(group, _stems(group)):
+            out.setdefault(terms, QueryWord(w, terms, word.stop))
+        if not word.stop and len(word.terms) == 1:
+            derived = self._derived(word.terms[0])
+            for t, terms in zip(derived, _stems(derived)):
+                if terms == (t,):
+                    out.setdefault(terms, QueryWord(t, terms, False))
+        return list(out.values())
+
+    def forms(self, text: str) -> dict[str, list[str]]:
+        """{query word as typed: the caption terms (stemmed words) it matches, its own first} for the words a
+        search for ``text`` looks for (:func:`level_words`)."""
+        return {w.text: [t for f in self.word_forms(w) for t in f.terms] for w in level_words(query_words(text))}
+
+    def _word_matches(self, text: str) -> list[str]:
+        """One FTS5 expression per word a search for ``text`` looks for, matching any of its forms."""
+        return [f"({match_expression(self.word_forms(w))})" for w in level_words(query_words(text))]
+
     def bm25(self, text: str) -> dict[str, float]:
-        """{photo id: bm25 score} (higher is better, > 0) of the photos whose captions contain any word of
-        ``text``, stop words included (SQLite's bm25: k1 = 1.2, b = 0.75, photos as documents)."""
-        expr = match_expression(query_words(text))
+        """{photo id: bm25 score} (higher is better, > 0) of the photos whose captions contain a word of ``text``
+        in any form (:meth:`word_forms`), stop words left out unless all are stop words (:func:`level_words`);
+        SQLite's bm25 (k1 = 1.2, b = 0.75, photos as documents), each form of a word weighed as a term of its
+        own. Photos with none of the words are not scored: a search never pads its results with them."""
+        expr = " OR ".join(self._word_matches(text))
         if not expr:
             return {}
         with self._lock:
@@ -298,15 +419,17 @@ class Captions:
         return dict(rows)
 
     def levels(self, text: str) -> dict[str, int]:
-        """{photo id: text level} for photos with level >= 1: the number of distinct query words (stemmed; stop
-        words left out unless all are stop words, :func:`level_words`) found in the photo's captions."""
+        """{photo id: text level} for photos with level >= 1: the number of distinct query words (stop words left
+        out unless all are stop words, :func:`level_words`) found in the photo's captions in any form
+        (:meth:`word_forms`), the same matching as :meth:`bm25`."""
         counts: Counter[str] = Counter()
+        matches = self._word_matches(text)
         with self._lock:
-            for w in level_words(query_words(text)):
+            for expr in matches:
                 rows = self._db.execute(
                     "SELECT p.path FROM caption_fts JOIN caption_photos AS p ON p.id = caption_fts.rowid "
                     "WHERE caption_fts MATCH ?",
-                    (w.phrase,),
+                    (expr,),
                 )
                 counts.update(r[0] for r in rows)
         return dict(counts)

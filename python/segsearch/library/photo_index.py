@@ -5,8 +5,9 @@
 ...     print(hit.rank, hit.path, hit.distance, hit.text_score)
 
 Ranking (the method's "text + proposed system"): without text, by spatial-semantic distance; with text and
-no photo or sketch, by the captions' bm25 score (photos with no query word are left out); with both, by text
-level (most distinct non-stop query words first, see :mod:`segsearch.library.captions`), ties broken by distance.
+no photo or sketch, by the captions' bm25 score (only photos whose captions hold a non-stop query word in some
+form); with both, by text level (most distinct non-stop query words first, in any form, see
+:mod:`segsearch.library.captions`), ties broken by distance.
 """
 
 from __future__ import annotations
