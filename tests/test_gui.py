@@ -457,7 +457,7 @@ def test_status_bar_never_widens_the_window(app, tmp_path, caplog):
     root = app.master
     root.update()
     width, req = root.winfo_width(), root.winfo_reqwidth()
-    long_path = tmp_path / ("a_very_long_folder_name_" * 30) / "photo.jpg"  # an error of over 1,000 characters
+    long_path = tmp_path / ("a_very_long_folder_name_" * 40) / "photo.jpg"  # an error of over 1,000 characters
     with caplog.at_level("INFO", logger="segsearch.gui"):
         app.set_photo(long_path)
         root.update()
