@@ -47,7 +47,7 @@ __all__ = ["BRUSH", "ERASER", "FILL", "QueryContext", "SketchApp"]
 log = logging.getLogger("segsearch.gui")
 
 SKETCH_RES = 256  # label-map resolution of the canvas
-PHOTO_PX = 1024  # a query photo is decoded at about this size (JPEG draft mode), enough for a large canvas
+PHOTO_PX = 1024  # a query photo is kept at most this size (decoded near it where it can be), for a large canvas
 PAD = 6  # pixels around the window's parts
 PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0  # sketch opacity over a photo / on the blank canvas
 BAR_RGB = (96, 96, 96)  # the bars beside a query photo whose aspect ratio is not the canvas's
@@ -372,10 +372,12 @@ class SketchApp:
 
     def _read_photo(self, p: Path) -> Image.Image | None:
         try:
-            return open_photo(p, (PHOTO_PX, PHOTO_PX))
+            img = open_photo(p, (PHOTO_PX, PHOTO_PX))
         except UNREADABLE as e:
             self.show_error(f"cannot open photo {p}: {unreadable_reason(e)}")
             return None
+        img.thumbnail((PHOTO_PX, PHOTO_PX))  # kept while it is the query: no bigger than a large canvas needs
+        return img
 
     def _show_photo(self, p: Path, photo_id, img: Image.Image) -> None:
         self.photo_path, self.photo_id, self._photo_src, self._photo_img = p, photo_id, img, None
