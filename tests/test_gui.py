@@ -3,6 +3,7 @@ checks in-process. Skipped when Xvfb, xdotool or tkinter is missing, unless SEGS
 which makes that a failure.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,9 +30,9 @@ def _unavailable(why: str):
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
-def display():
-    """A private Xvfb display (:90..:99) for this module; DISPLAY points at it while the tests run."""
+@contextlib.contextmanager
+def _xvfb(size: str):
+    """Start a private Xvfb display (:90..:99) with a screen of ``size`` ("WxH"); yields its name."""
     for tool in ("Xvfb", "xdotool"):
         if shutil.which(tool) is None:
             _unavailable(f"{tool} is not installed (apt-get install xvfb xdotool)")
@@ -44,7 +45,7 @@ def display():
         if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
             continue
         p = subprocess.Popen(
-            ["Xvfb", f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+            ["Xvfb", f":{n}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -58,20 +59,36 @@ def display():
         p.wait()
     if proc is None:
         _unavailable("no free X display among :90..:99 for Xvfb")
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = disp
     try:
         yield disp
     finally:
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private 1280x1024 Xvfb display for this module; DISPLAY points at it while the tests run."""
+    with _xvfb("1280x1024") as disp:
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = disp
+        try:
+            yield disp
+        finally:
+            if old is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old
+
+
+@pytest.fixture(scope="module")
+def small_display():
+    """A second private display, with a 1000x600 screen (the user's laptop in issue 19)."""
+    with _xvfb("1000x600") as disp:
+        yield disp
 
 
 @pytest.fixture(scope="module")
@@ -457,7 +474,7 @@ def test_status_bar_never_widens_the_window(app, tmp_path, caplog):
     root = app.master
     root.update()
     width, req = root.winfo_width(), root.winfo_reqwidth()
-    long_path = tmp_path / ("a_very_long_folder_name_" * 30) / "photo.jpg"  # an error of over 1,000 characters
+    long_path = tmp_path / ("a_very_long_folder_name_" * 40) / "photo.jpg"  # an error of over 1,000 characters
     with caplog.at_level("INFO", logger="segsearch.gui"):
         app.set_photo(long_path)
         root.update()
@@ -672,3 +689,270 @@ def test_gui_subcommand_arguments_and_one_line_errors(folder, tmp_path):
         assert r.returncode == 2
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("segsearch: error:") and words in lines[0], r.stderr
+
+
+# ------------------------------------------------------------ issue 19, item 4: a sketch tool that fits and resizes
+def _inside(w, box):
+    """Whether widget ``w`` is shown, not empty, and lies inside ``box`` = (x0, y0, x1, y1) in screen pixels."""
+    x, y = w.winfo_rootx(), w.winfo_rooty()
+    return (
+        w.winfo_ismapped()
+        and w.winfo_width() > 1
+        and w.winfo_height() > 1
+        and box[0] <= x
+        and box[1] <= y
+        and x + w.winfo_width() <= box[2]
+        and y + w.winfo_height() <= box[3]
+    )
+
+
+def _controls(app):
+    """Every control a user needs (the results: their scrolled area and the first cell)."""
+    tools = app.tool_bar.frame.winfo_children()
+    assert len(tools) >= 8  # three tools, the size label and scale, undo, redo, clear
+    return {
+        "canvas": app.canvas,
+        "caption words": app.text_entry,
+        "Search": app.search_button,
+        "class filter": app.filter_entry,
+        "palette": app.palette_list,
+        "drawing class": app.class_label,
+        "results": app.results_panel.view,
+        "first result": app.result_cells[0],
+        "status bar": app.status,
+        **{f"tool {i}": w for i, w in enumerate(tools)},
+    }
+
+
+def _settle(app, until, what):
+    _pump(app, lambda: not app._fit_pending and until(), what)
+
+
+def test_the_window_fits_a_1000x600_screen(small_display, folder):
+    """At 1000x600 (no window manager: the window sits at the top left, its menu bar above its area) the whole
+    window is on the screen and every control is in the window, shown whole."""
+    import tkinter as tk
+
+    from segsearch.gui import SketchApp
+    from segsearch.gui.window import menu_bar_height
+    from segsearch.library.photo_index import PhotoIndex
+
+    root = tk.Tk(screenName=small_display)
+    app = SketchApp(root, PhotoIndex.open(folder[0], segmenter=FakeSegmenter()), k=12)
+    try:
+        _settle(app, lambda: root.winfo_ismapped(), "the window to be shown")
+        sw, sh = root.winfo_screenwidth(), root.winfo_screenheight()
+        assert (sw, sh) == (1000, 600)
+        x, y, w, h = root.winfo_rootx(), root.winfo_rooty(), root.winfo_width(), root.winfo_height()
+        menu = menu_bar_height(root)
+        assert 10 < menu < 100 and y >= menu  # the menu bar is above the window's area, on the screen
+        assert x >= 0 and x + w <= sw and y + h <= sh, (x, y, w, h)
+        window = (x, y, x + w, y + h)
+        outside = [name for name, c in _controls(app).items() if not _inside(c, window)]
+        assert not outside, f"not shown whole in the {w}x{h} window: {outside}"
+        assert app.board_px >= 300  # a canvas to draw on, not a stamp
+    finally:
+        app.close()
+
+
+def test_canvas_and_results_grow_with_the_window_and_strokes_keep_their_place(app):
+    root = app.master
+    sky = CLASSES.index("sky")
+    app.select_class("sky")
+    app.set_brush(10)
+    seen = []
+    for w, h in ((800, 480), (1250, 960), (600, 300)):
+        root.geometry(f"{w}x{h}")
+        w, h = max(w, root.minsize()[0]), max(h, root.minsize()[1])  # never below the minimum size
+        _settle(app, lambda w=w, h=h: (root.winfo_width(), root.winfo_height()) == (w, h), f"{w}x{h}")
+        side = app.board_px
+        view = app.results_panel.view
+        seen.append((side, view.winfo_width(), view.winfo_height(), app.results_panel.columns))
+        assert app.canvas.winfo_width() == side == app.canvas_image.width == app.canvas_image.height
+        # a stroke across the middle of the canvas lands on the middle rows of the 256 x 256 sketch
+        app.clear()
+        _drag(app, [(side // 10, side // 2), (side * 9 // 10, side // 2)])
+        rows, cols = np.nonzero(np.asarray(app.sketch.labels) == sky)
+        assert abs(rows.mean() - 128) <= 1.5 and abs(cols.min() - 16) <= 2 and abs(cols.max() - 240) <= 2
+        # and shows there
+        assert tuple(app.canvas_image.getpixel((side // 2, side // 2)))[:3] == tuple(app.palette[sky])
+    (small, w0, h0, c0), (large, w1, h1, c1), (smallest, *_) = seen
+    assert large > small and w1 > w0 and h1 > h0 and c1 > c0  # the canvas and the results grew
+    # the minimum size keeps the controls: asked for 600x300, the window stays at least that big
+    assert root.winfo_width() >= root.minsize()[0] > 600 and root.winfo_height() >= root.minsize()[1] > 300
+    assert smallest >= 256
+    box = (root.winfo_rootx(), root.winfo_rooty(), root.winfo_rootx() + root.winfo_width(), 10**6)
+    assert all(_inside(c, box) for c in _controls(app).values())
+
+
+def test_a_resized_canvas_keeps_the_photo_area(app, folder):
+    photos, names = folder[1], folder[2]
+    app.set_photo(photos / names[0])  # 64 x 48: bars above and below
+    for geometry in ("800x480", "1250x960"):
+        app.master.geometry(geometry)
+        _settle(app, lambda g=geometry: app.master.geometry().startswith(g), geometry)
+        side = app.board_px
+        x, y, w, h = app.view.area
+        assert (x, w) == (0, side) and abs(h - side * 3 / 4) <= 1 and y == (side - h) // 2
+        assert app.canvas_image.size == (side, side)
+
+
+def test_opening_a_photo_starts_a_new_query_and_undo_brings_the_old_one_back(app, folder, monkeypatch):
+    from segsearch.gui import menus
+
+    photos, names = folder[1], folder[2]
+    app.select_class("road")
+    _drag(app, [(20, 400), (480, 420)])
+    app.text_var.set("car")
+    app.set_photo(photos / names[0])
+    _searched(app, 0)
+    old_labels = np.asarray(app.sketch.labels).copy()
+    # File > Open photo (Ctrl+O) with the file dialog answering the second photo
+    monkeypatch.setattr(menus.filedialog, "askopenfilename", lambda **kw: str(photos / names[1]))
+    n = app.search_count
+    app.canvas.focus_force()
+    app.canvas.event_generate("<Control-o>")
+    _searched(app, n)
+    assert app.photo_path == photos / names[1] and app.photo_id is None
+    assert app.sketch.is_empty() and app.text_var.get() == ""
+    # the query is the photo alone: its own layout, not the old strokes and words
+    assert app.hits == app.pi.search(image=photos / names[1], k=6) and app.error is None
+
+    n = app.search_count
+    app.canvas.event_generate("<Control-z>")  # one undo: the old strokes, words and photo
+    _searched(app, n)
+    assert (np.asarray(app.sketch.labels) == old_labels).all()
+    assert app.text_var.get() == "car" and app.photo_path == photos / names[0]
+    assert app.query_label.full_text.startswith(f"Query: {names[0]}")
+    app.redo()
+    assert app.sketch.is_empty() and app.text_var.get() == "" and app.photo_path == photos / names[1]
+    # a stroke's undo leaves the photo alone
+    _drag(app, [tuple(map(int, app.view.to_canvas(x, 128))) for x in (20, 200)])
+    assert not app.sketch.is_empty()
+    app.undo()
+    assert app.photo_path == photos / names[1] and app.sketch.is_empty()
+
+
+def test_file_errors_are_said_in_words(app, tmp_path):
+    app.select_class("sky")
+    _drag(app, [(20, 30), (480, 40)])
+    drawn = np.asarray(app.sketch.labels).copy()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping: bread, milk\n")
+    assert not app.open_photo(notes)
+    assert app.error.endswith("notes.txt: it is not an image Pillow can read"), app.error
+    assert (np.asarray(app.sketch.labels) == drawn).all() and app.photo_path is None  # the query stays
+    assert not app.open_photo(tmp_path / "gone.jpg")
+    assert app.error.endswith("gone.jpg: it does not exist")
+    assert not app.open_photo(tmp_path)
+    assert app.error.endswith(": it is not a regular file")
+    assert not app.load_sketch(notes)
+    assert app.error == f"cannot open sketch {notes}: it is not an image Pillow can read"
+    assert not app.save_sketch(tmp_path / "no such folder" / "s.png")
+    assert app.error.endswith("s.png: No such file or directory")
+    # no internals: file objects, error numbers, exception names
+    for bad in ("<_io", "Errno", "BufferedReader", "Error:"):
+        assert bad not in app.status.full_text
+
+
+def test_tooltips_never_show_what_a_result_no_longer_is(app, folder):
+    photos, names = folder[1], folder[2]
+    app.select_class("sky")
+    _drag(app, [(20, 30), (480, 40)])
+    _searched(app, 0)
+    cell = app.result_cells[0]
+    cell.event_generate("<Enter>", x=5, y=5)
+    app.master.update()
+    assert cell.tooltip.window is not None and str(app.hits[0].path) in cell.tooltip.label.cget("text")
+    # new results under the pointer: the tooltip says the new result
+    n = app.search_count
+    app.set_photo(photos / names[7])
+    _searched(app, n)
+    assert cell.tooltip.window is not None
+    assert cell.tooltip.label.cget("text") == cell.tooltip.text and str(app.hits[0].path) in cell.tooltip.text
+    # no results: no tooltip
+    app.remove_photo()
+    app.clear()
+    _pump(app, lambda: app.hits == [], "the results to clear")
+    assert cell.tooltip.window is None
+    # a tooltip goes with its widget
+    cell.tooltip.text = "shown"
+    cell.event_generate("<Enter>", x=5, y=5)
+    tip = cell.tooltip.window
+    assert tip is not None
+    cell.destroy()
+    app.master.update()
+    assert cell.tooltip.window is None and not tip.winfo_exists()
+
+
+def test_ctrl_a_selects_all_in_the_text_boxes(app):
+    for entry, var in ((app.text_entry, app.text_var), (app.filter_entry, app.filter_var)):
+        var.set("red car")
+        entry.focus_force()
+        entry.icursor(3)
+        app.master.update()
+        entry.event_generate("<Control-a>")
+        app.master.update()
+        assert entry.selection_present() and (entry.index("sel.first"), entry.index("sel.last")) == (0, 7)
+        assert var.get() == "red car"
+
+
+def test_help_lists_the_real_keys(app):
+    import tkinter as tk
+
+    from segsearch.gui.help_window import MOUSE, version
+    from segsearch.gui.shortcuts import IN_TEXT, SHORTCUTS
+
+    root, bar = app.master, app.menu_bar
+    cascades = [i for i in range(bar.index("end") + 1) if bar.type(i) == "cascade"]
+    assert [bar.entrycget(i, "label") for i in cascades] == ["File", "Edit", "Tools", "Help"]
+    help_menu = root.nametowidget(bar.entrycget(cascades[-1], "menu"))
+    assert [help_menu.entrycget(i, "label") for i in range(2)] == ["Keyboard shortcuts", "About segsearch"]
+
+    def opened(action):
+        before = set(root.winfo_children())
+        action()
+        root.update()
+        (top,) = [w for w in root.winfo_children() if isinstance(w, tk.Toplevel) and w not in before]
+        return top
+
+    top = opened(lambda: help_menu.invoke(0))
+    assert top.rows == [(s.keys, s.action) for s in SHORTCUTS] + list(MOUSE)
+    top.destroy()
+    app.canvas.focus_force()
+    top = opened(lambda: app.canvas.event_generate("<F1>"))  # F1 opens it too
+    top.destroy()
+    # every key listed is bound (in text boxes: on the Entry class), and the menus show the table's keys
+    for s in SHORTCUTS:
+        for seq in s.sequences:
+            assert root.bind_class("Entry", seq) if s.where == IN_TEXT else root.bind(seq), seq
+    keys = {s.keys for s in SHORTCUTS}
+    for i in cascades:
+        menu = root.nametowidget(bar.entrycget(i, "menu"))
+        for j in range(menu.index("end") + 1):
+            if menu.type(j) == "command" and menu.entrycget(j, "accelerator"):
+                assert menu.entrycget(j, "accelerator") in keys
+    # the docs' key table lists them all
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "sketch-tool.md").read_text()
+    documented = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
+    assert {s.keys for s in SHORTCUTS} <= documented
+
+    top = opened(lambda: help_menu.invoke(1))
+    assert f"segsearch {version()}" in top.text and str(app.pi.index_dir) in top.text
+    assert f"{len(app.pi)} photos" in top.text and version() != "unknown"
+
+
+def test_first_size_and_canvas_side():
+    from segsearch.gui.fit import CANVAS_MIN, CANVAS_PX, canvas_side, first_size
+
+    # main's window (1236 x 702 plus a 32 px menu bar) on the 1000 x 600 screen: cut to 90%
+    assert first_size((1236, 702), (760, 430), (1000, 600), 32) == (900, 508)
+    assert first_size((1100, 700), (760, 430), (1920, 1080), 32) == (1100, 700)  # room: as preferred
+    assert first_size((1100, 700), (760, 430), (640, 480), 32) == (760, 430)  # never below the minimum
+    # the canvas grows first (to 512), then the results (two more columns of 128), then both
+    assert canvas_side(0, 1000, 128) == CANVAS_MIN
+    assert canvas_side(400, 1000, 128) == 400
+    assert canvas_side(CANVAS_PX + 200, 1000, 128) == CANVAS_PX
+    assert canvas_side(CANVAS_PX + 256 + 100, 1000, 128) == CANVAS_PX + 50
+    assert canvas_side(2000, 450, 128) == 450  # square: never taller than the room
+    assert canvas_side(2000, 100, 128) == CANVAS_MIN

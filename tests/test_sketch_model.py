@@ -129,6 +129,24 @@ def test_undo_redo_clear_and_history_bound():
     assert not s.can_redo
 
 
+def test_start_over_is_one_step_with_the_owners_context():
+    s = Sketch(16)
+    assert s.context is None
+    s.stroke([(2, 2), (12, 2)], cls=1, radius=1)
+    drawn = s.labels.copy()
+    s.start_over("photo A", "photo B")
+    assert s.is_empty() and s.context == "photo B" and not s.can_redo
+    s.stroke([(2, 12)], cls=3, radius=1)
+    assert s.undo() and s.context == "photo B"  # a drawing step leaves the context alone
+    assert s.undo()  # one undo: the strokes and the context come back together
+    assert (s.labels == drawn).all() and s.context == "photo A"
+    assert s.redo() and s.is_empty() and s.context == "photo B"
+    # recorded even on a blank sketch (a new photo is a step of its own)
+    blank = Sketch(8)
+    blank.start_over(None, "photo C")
+    assert blank.can_undo and blank.undo() and blank.context is None and blank.is_empty()
+
+
 def test_labels_at_matches_resize_nearest_and_builds_a_query():
     s = Sketch(256)
     s.stroke([(0, 20), (255, 20)], cls=2, radius=20)  # sky on top

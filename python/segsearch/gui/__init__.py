@@ -6,12 +6,15 @@ interactive loop, Sec. 3.1). Searches and photo segmentation run in a worker thr
 blocks; only the Tk main thread touches widgets.
 
 Modules: :mod:`~segsearch.gui.window` (:class:`SketchApp`, the window), and its parts
-:mod:`~segsearch.gui.controls` (the tool bar and the caption words row; the tool names and brush sizes),
+:mod:`~segsearch.gui.controls` (the tool column and the caption words row; the tool names and brush sizes),
 :mod:`~segsearch.gui.canvas_input` (mouse strokes and fills on the canvas, the brush outline),
 :mod:`~segsearch.gui.palette_panel` (the class palette and its filter box), :mod:`~segsearch.gui.results_panel`
-(the result cells) and :mod:`~segsearch.gui.menus` (the menu bar, keyboard shortcuts and file dialogs);
-:mod:`~segsearch.gui.widgets` (tooltips, the status bar, result cells), :mod:`~segsearch.gui.search_worker` (the
-search thread and thumbnails) and :mod:`~segsearch.gui.state_file` (the test hook: set
+(the result cells, in columns by width), :mod:`~segsearch.gui.menus` (the menu bar and file dialogs),
+:mod:`~segsearch.gui.shortcuts` (the keys: one table binds them and lists them) and
+:mod:`~segsearch.gui.help_window` (Help: the keys, About); :mod:`~segsearch.gui.fit` (the window's first size
+and the canvas's size), :mod:`~segsearch.gui.widgets` (tooltips, the status bar, result cells),
+:mod:`~segsearch.gui.search_worker` (the search thread and thumbnails) and :mod:`~segsearch.gui.state_file`
+(the test hook: set
 ``SEGSEARCH_GUI_STATE=path.json`` to have the app write its state after every change, for tests that drive the
 window with xdotool). The drawing logic lives in :mod:`segsearch.sketch.model` (no Tk).
 """

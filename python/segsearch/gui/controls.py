@@ -1,5 +1,5 @@
-"""The controls around the sketch tool's canvas: the tool bar above it (brush, eraser, fill, the brush size, undo,
-redo, clear) and the caption words row below it; and the tool names and brush sizes they offer.
+"""The controls around the sketch tool's canvas: the tool column beside it (brush, eraser, fill, the brush size,
+undo, redo, clear) and the caption words row below it; and the tool names and brush sizes they offer.
 
 The controls call the app's public methods; the app keeps their variables and entries as its own attributes
 (``tool_var``, ``brush_var``, ``brush_scale``, ``text_var``, ``text_entry``).
@@ -16,13 +16,13 @@ BRUSH_MIN, BRUSH_MAX, BRUSH_DEFAULT = 1, 64, 8  # brush radius in sketch pixels
 
 
 class ToolBar:
-    """The row above the canvas, packed at the top of ``parent``: one button per tool (showing ``app.tool``),
-    the brush size scale (showing ``app.brush``; moving it sets ``app.brush``), and Undo, Redo and Clear."""
+    """The column beside the canvas (``frame``, for the caller to place): one button per tool (showing
+    ``app.tool``), the brush size scale (showing ``app.brush``; moving it sets ``app.brush``; larger at the
+    top), and Undo, Redo and Clear."""
 
     def __init__(self, parent: tk.Misc, app):
         self.app = app
         bar = self.frame = tk.Frame(parent)
-        bar.pack(side="top", fill="x")
         self.tool_var = tk.StringVar(value=app.tool)
         for name, label, key in ((BRUSH, "Brush", "B"), (ERASER, "Eraser", "E"), (FILL, "Fill", "F")):
             tk.Radiobutton(
@@ -33,22 +33,22 @@ class ToolBar:
                 indicatoron=False,
                 padx=6,
                 command=lambda n=name: app.set_tool(n),
-            ).pack(side="left")
-        tk.Label(bar, text="  Size [ ]").pack(side="left")
+            ).pack(side="top", fill="x", pady=1)
+        tk.Label(bar, text="Size [ ]").pack(side="top", pady=(8, 0))
         self.brush_var = tk.IntVar(value=app.brush)
         self.brush_scale = tk.Scale(
             bar,
-            from_=BRUSH_MIN,
-            to=BRUSH_MAX,
-            orient="horizontal",
+            from_=BRUSH_MAX,
+            to=BRUSH_MIN,
+            orient="vertical",
             showvalue=True,
             variable=self.brush_var,
             length=110,
             command=self._brush_moved,
         )
-        self.brush_scale.pack(side="left")
+        self.brush_scale.pack(side="top")
         for text, cmd in (("Undo", app.undo), ("Redo", app.redo), ("Clear", app.clear)):
-            tk.Button(bar, text=text, command=cmd).pack(side="left", padx=1)
+            tk.Button(bar, text=text, command=cmd).pack(side="top", fill="x", pady=1)
 
     def _brush_moved(self, value) -> None:
         self.app.brush = int(float(value))
@@ -56,18 +56,19 @@ class ToolBar:
 
 
 class CaptionWords:
-    """The row below the canvas, packed at the top of ``parent``: the caption words entry and a Search button
-    (both run ``app.request_search``); the entry is disabled when the index has no captions."""
+    """The row below the canvas (``frame``, for the caller to place): the caption words entry, which takes the
+    row's width, and a Search button (``search_button``; both run ``app.request_search``); the entry is
+    disabled when the index has no captions."""
 
     def __init__(self, parent: tk.Misc, app):
         words = self.frame = tk.Frame(parent)
-        words.pack(side="top", fill="x")
         tk.Label(words, text="Caption words:").pack(side="left")
         self.text_var = tk.StringVar()
-        self.text_entry = tk.Entry(words, textvariable=self.text_var, width=34)
-        self.text_entry.pack(side="left", fill="x", expand=True)
-        self.text_entry.bind("<Return>", lambda e: app.request_search())
-        tk.Button(words, text="Search", command=app.request_search).pack(side="left", padx=2)
+        self.text_entry = tk.Entry(words, textvariable=self.text_var, width=1)  # as wide as the row allows
+        self.search_button = tk.Button(words, text="Search", command=app.request_search)
+        self.search_button.pack(side="right", padx=(2, 0))
         if not app.pi.has_captions:
             self.text_entry.configure(state="disabled")
-            tk.Label(words, text="(no captions)", foreground="#777777").pack(side="left")
+            tk.Label(words, text="(no captions)", foreground="#777777").pack(side="right")
+        self.text_entry.pack(side="left", fill="x", expand=True)
+        self.text_entry.bind("<Return>", lambda e: app.request_search())

@@ -28,17 +28,16 @@ def best_match(text: str, classes) -> int | None:
 
 
 class PalettePanel:
-    """The palette column, packed at the left of ``parent``, over ``app.classes`` in the colours of
-    ``app.palette``. It shows ``app.current_class`` and picks a class with ``app.select_class``; it has the
-    canvas (``app.canvas``) take the focus after a pick with Return, and says in the app's status bar
-    (``app.show_error``) when no class matches the filter."""
+    """The palette column (``frame``, for the caller to place; its list takes the height it is given), over
+    ``app.classes`` in the colours of ``app.palette``. It shows ``app.current_class`` and picks a class with
+    ``app.select_class``; it has the canvas (``app.canvas``) take the focus after a pick with Return, and says in
+    the app's status bar (``app.show_error``) when no class matches the filter."""
 
     def __init__(self, parent: tk.Misc, app):
         self.app = app
         self.visible_classes: list[int] = []
         self._filter_stale = False  # the filter holds a picked class's text: typing replaces it
         mid = self.frame = tk.Frame(parent)
-        mid.pack(side="left", fill="y", padx=4, pady=6)
         self.class_label = ElidedLabel(mid, width=22, anchor="center", relief="groove", pady=4)
         self.class_label.pack(side="top", fill="x")
         tk.Label(mid, text="Filter classes:", anchor="w").pack(side="top", fill="x", pady=(6, 0))
@@ -54,7 +53,7 @@ class PalettePanel:
         lf = tk.Frame(mid)
         lf.pack(side="top", fill="both", expand=True, pady=4)
         self.palette_list = tk.Listbox(
-            lf, width=22, height=28, exportselection=False, activestyle="none", selectmode="browse"
+            lf, width=22, height=6, exportselection=False, activestyle="none", selectmode="browse"
         )
         sb = tk.Scrollbar(lf, orient="vertical", command=self.palette_list.yview)
         self.palette_list.configure(yscrollcommand=sb.set)

@@ -70,7 +70,13 @@ def app_state(app) -> dict:
         "result_boxes": [_box(c) for c in app.result_cells[: len(app.hits)]],
         "filter_entry": _box(app.filter_entry),
         "text_entry": _box(app.text_entry),
+        "search_button": _box(app.search_button),
+        "tool_bar": _box(app.tool_bar.frame),
+        "palette": _box(app.palette_list),
+        "results_view": _box(app.results_panel.view),
+        "result_columns": app.results_panel.columns,
         "status_bar": _box(app.status),
+        "screen": [app.master.winfo_screenwidth(), app.master.winfo_screenheight()],
         "palette_rows": rows,
     }
 

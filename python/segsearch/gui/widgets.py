@@ -113,32 +113,48 @@ def wrap_lines(text: str, width: float, measure: Measure, max_lines: int = 2) ->
 
 class Tooltip:
     """A small window showing :attr:`text` below the pointer while it is over ``widget`` (nothing when the text
-    is empty). ``window`` is the tooltip's Toplevel while it is shown."""
+    is empty). ``window`` is the tooltip's Toplevel while it is shown; setting :attr:`text` while it is shown
+    updates it (or closes it, for an empty text), so it never shows what the widget no longer is."""
 
     WRAP_PX = 640
     MAX_CHARS = 3000  # a longer text is cut (the status bar's messages are in the log in full)
 
     def __init__(self, widget: tk.Misc, text: str = ""):
         self.widget = widget
-        self.text = text
+        self._text = text
         self.window: tk.Toplevel | None = None
         self.label: tk.Label | None = None
         widget.bind("<Enter>", self.show, add="+")
         for seq in ("<Leave>", "<ButtonPress>", "<Destroy>"):
             widget.bind(seq, self.hide, add="+")
 
+    @property
+    def text(self) -> str:
+        """What the tooltip says."""
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        if value == self._text:
+            return
+        self._text = value
+        if self.window is not None:
+            self.show()  # shown: show the new text (or nothing) in its place
+
+    def _shown_text(self) -> str:
+        return self._text if len(self._text) <= self.MAX_CHARS else self._text[: self.MAX_CHARS] + ELLIPSIS
+
     def show(self, event=None) -> None:
         """Open the tooltip next to the pointer, kept on the screen."""
         self.hide()
-        if not self.text:
+        if not self._text:
             return
         w = self.widget
         tip = tk.Toplevel(w)
         tip.wm_overrideredirect(True)
-        text = self.text if len(self.text) <= self.MAX_CHARS else self.text[: self.MAX_CHARS] + ELLIPSIS
         self.label = tk.Label(
             tip,
-            text=text,
+            text=self._shown_text(),
             justify="left",
             anchor="w",
             background="#ffffe0",

@@ -1,12 +1,17 @@
 """The sketch tool's window: :class:`SketchApp` lays out the tools, the canvas, the class palette, the results
 and the status bar, and turns mouse and key events into sketch edits and search requests.
 
+The window's first size fits the screen (:mod:`~segsearch.gui.fit`), and its minimum size keeps every control
+on it; the canvas (square) and the results grow and shrink with the window. The sketch is kept at
+:data:`SKETCH_RES` squared and drawn at whatever size the canvas has, so strokes land on the same part of the
+query at any size.
+
 Only the Tk main thread touches widgets; searches run in :class:`~segsearch.gui.search_worker.SearchWorker`,
 whose answers the window polls. The drawing logic is :class:`segsearch.sketch.model.Sketch` (no Tk). The parts
 of the window live in their own modules: :mod:`~segsearch.gui.controls` (the tool bar and the caption words),
 :mod:`~segsearch.gui.canvas_input` (mouse strokes on the canvas), :mod:`~segsearch.gui.palette_panel` (the class
-palette), :mod:`~segsearch.gui.results_panel` (the results) and :mod:`~segsearch.gui.menus` (the menu bar, the
-keyboard shortcuts and the file dialogs).
+palette), :mod:`~segsearch.gui.results_panel` (the results), :mod:`~segsearch.gui.menus` (the menu bar and the
+file dialogs), :mod:`~segsearch.gui.shortcuts` (the keys) and :mod:`~segsearch.gui.help_window` (Help).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from __future__ import annotations
 import logging
 import queue
 import tkinter as tk
+import tkinter.font as tkfont
 from pathlib import Path
 from tkinter import messagebox
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageTk
@@ -23,26 +30,50 @@ from PIL import Image, ImageTk
 from ..engine.checks import check_k
 from ..sketch.files import class_index, read_sketch, save_sketch
 from ..sketch.model import Sketch, SketchView, letterbox
-from ..sketch.sheet import open_photo
-from . import menus
+from ..sketch.sheet import UNREADABLE, open_photo, unreadable_reason
+from . import help_window, menus
 from .canvas_input import StrokeInput
 from .controls import BRUSH, BRUSH_DEFAULT, BRUSH_MAX, BRUSH_MIN, ERASER, FILL, CaptionWords, ToolBar
+from .fit import CANVAS_MIN, CANVAS_PX, RESULT_COLUMNS, canvas_side, first_size
 from .palette_panel import PalettePanel, best_match
 from .results_panel import THUMB_SIZE, ResultsPanel, answer_message
 from .search_worker import SearchAnswer, SearchRequest, SearchWorker
+from .shortcuts import bind_keys
 from .state_file import StateFile, app_state
 from .widgets import StatusBar, one_line
 
-__all__ = ["BRUSH", "ERASER", "FILL", "SketchApp"]
+__all__ = ["BRUSH", "ERASER", "FILL", "QueryContext", "SketchApp"]
 
 log = logging.getLogger("segsearch.gui")
 
 SKETCH_RES = 256  # label-map resolution of the canvas
-CANVAS_PX = 512  # on-screen size of the canvas
+PHOTO_PX = 1024  # a query photo is kept at most this size (decoded near it where it can be), for a large canvas
+PAD = 6  # pixels around the window's parts
 PHOTO_ALPHA, BLANK_ALPHA = 0.5, 1.0  # sketch opacity over a photo / on the blank canvas
 BAR_RGB = (96, 96, 96)  # the bars beside a query photo whose aspect ratio is not the canvas's
 POLL_MS = 30
 MESSAGE_BOX_CHARS = 600  # longer error messages are cut in the message box (the status bar tooltip has them)
+
+
+class QueryContext(NamedTuple):
+    """What a query is besides the strokes: the query photo (its index id when it is a result) and the caption
+    words. Opening a photo records the old and the new one in the sketch's history
+    (:meth:`~segsearch.sketch.model.Sketch.start_over`), so one undo brings the old query back whole."""
+
+    photo_path: Path | None
+    photo_id: object
+    words: str
+
+
+def menu_bar_height(root: tk.Misc) -> int:
+    """The height of ``root``'s menu bar, which Tk draws above the window's area: the height of the clone of the
+    menu that Tk shows as the bar (on X11, a child of ``root`` named ``#...``); else a line of the menu font."""
+    heights = [
+        int(root.tk.call("winfo", "reqheight", w))
+        for w in root.tk.splitlist(root.tk.call("winfo", "children", root))
+        if str(w).rsplit(".", 1)[-1].startswith("#") and root.tk.call("winfo", "class", w) == "Menu"
+    ]
+    return max(heights) if heights else tkfont.nametofont("TkMenuFont").metrics("linespace") + 10
 
 
 class SketchApp:
@@ -60,12 +91,14 @@ class SketchApp:
         self.classes: list[str] = list(photo_index.classes)
         self.palette = np.asarray(photo_index.palette, np.uint8)
         self.sketch = Sketch(SKETCH_RES)
-        self.view = SketchView(self.sketch.shape, (0, 0, CANVAS_PX, CANVAS_PX))
+        self.board_px = CANVAS_MIN  # the canvas's side on screen
+        self.view = SketchView(self.sketch.shape, (0, 0, self.board_px, self.board_px))
         self.tool = BRUSH
         self.current_class = self._default_class()
         self.brush = BRUSH_DEFAULT
         self.photo_path: Path | None = None
         self.photo_id = None  # the index id when the query photo is a result
+        self._photo_src: Image.Image | None = None  # the query photo as read
         self._photo_img: Image.Image | None = None  # the photo at its size on the canvas
         self.canvas_image: Image.Image | None = None  # what the canvas shows (photo, bars, sketch)
         self.hits: list = []
@@ -77,15 +110,17 @@ class SketchApp:
         self._state_dirty = True
         self._segmented_photo: Path | None = None
         self._closed = False
+        self._fit_pending = False
         self._worker = SearchWorker(photo_index, THUMB_SIZE)
 
         master.title(f"segsearch — {self._index_name()}")
         master.report_callback_exception = self._report_exception
         master.protocol("WM_DELETE_WINDOW", self.close)
         master.bind("<Configure>", self.mark_dirty, add="+")  # widget positions are part of the state
-        menus.build_menu(self)
+        self.menu_bar = menus.build_menu(self)
         self._build_widgets()
-        menus.bind_keys(self)
+        self._size_window()
+        bind_keys(self)
         self.palette_panel.fill()
         self._select_class(self.current_class)
         self.render()
@@ -109,36 +144,90 @@ class SketchApp:
         # the status bar first, so the packer keeps it when the window is small; it never asks for width
         self.status = StatusBar(root)
         self.status.pack(side="bottom", fill="x")
-        body = tk.Frame(root)
+        body = self.body = tk.Frame(root)
         body.pack(side="top", fill="both", expand=True)
 
-        # --- left: tools, canvas, caption words
-        left = tk.Frame(body)
-        left.pack(side="left", fill="y", padx=6, pady=6)
-        bar = ToolBar(left, self)
+        # --- left: the tool column beside the canvas, the caption words below them
+        left = self._left = tk.Frame(body)
+        left.grid(row=0, column=0, sticky="n", padx=PAD, pady=PAD)
+        bar = self.tool_bar = ToolBar(left, self)
+        bar.frame.grid(row=0, column=0, sticky="n")
         self.tool_var, self.brush_var, self.brush_scale = bar.tool_var, bar.brush_var, bar.brush_scale
+        side = self.board_px
         self.canvas = tk.Canvas(
-            left,
-            width=CANVAS_PX,
-            height=CANVAS_PX,
-            highlightthickness=1,
-            highlightbackground="#888888",
-            background="#ffffff",
-            cursor="crosshair",
+            left, width=side, height=side, highlightthickness=0, borderwidth=0, background="#ffffff", cursor="crosshair"
         )
-        self.canvas.pack(side="top", pady=4)
+        self.canvas.grid(row=0, column=1, sticky="nw", padx=(PAD, 0))
         self._canvas_item = self.canvas.create_image(0, 0, anchor="nw")
         self._cursor_item = self.canvas.create_oval(0, 0, 0, 0, outline="#444444", dash=(2, 2), state="hidden")
         self.strokes = StrokeInput(self, self._cursor_item)
-        words = CaptionWords(left, self)
-        self.text_var, self.text_entry = words.text_var, words.text_entry
+        words = self.caption_words = CaptionWords(left, self)
+        words.frame.grid(row=1, column=0, columnspan=2, sticky="ew", pady=(PAD, 0))
+        self.text_var, self.text_entry, self.search_button = words.text_var, words.text_entry, words.search_button
 
-        # --- middle: class palette with a filter box; right: results
+        # --- middle: class palette with a filter box; right: results, taking the width left
         p = self.palette_panel = PalettePanel(body, self)
+        p.frame.grid(row=0, column=1, sticky="ns", pady=PAD)
         self.class_label, self.filter_var, self.filter_entry = p.class_label, p.filter_var, p.filter_entry
         self.palette_list = p.palette_list
         r = self.results_panel = ResultsPanel(body, self)
+        r.frame.grid(row=0, column=2, sticky="nsew", padx=PAD, pady=PAD)
         self.query_label, self.results_frame, self.result_cells = r.query_label, r.results_frame, r.result_cells
+        body.columnconfigure(2, weight=1)
+        body.rowconfigure(0, weight=1)
+        body.bind("<Configure>", self._schedule_fit, add="+")
+
+    def _size_window(self) -> None:
+        """The window's minimum size (the smallest canvas, one result column) and its first size: the canvas at
+        :data:`~segsearch.gui.fit.CANVAS_PX` and all the results in :data:`~segsearch.gui.fit.RESULT_COLUMNS`
+        columns, cut to fit the screen."""
+        root, view = self.master, self.results_panel.view
+        root.update_idletasks()
+        minimum = (root.winfo_reqwidth(), root.winfo_reqheight())
+        self.canvas.configure(width=CANVAS_PX, height=CANVAS_PX)
+        width, height = self.results_panel.room_for(RESULT_COLUMNS)
+        view.configure(width=width, height=height)
+        root.update_idletasks()
+        preferred = (root.winfo_reqwidth(), root.winfo_reqheight())
+        self.canvas.configure(width=self.board_px, height=self.board_px)
+        view.configure(width=self.results_panel.pitch, height=1)
+        screen = (root.winfo_screenwidth(), root.winfo_screenheight())
+        w, h = first_size(preferred, minimum, screen, menu_bar_height(root))
+        root.minsize(*minimum)
+        root.geometry(f"{w}x{h}")
+
+    def _schedule_fit(self, event=None) -> None:
+        if not self._fit_pending:
+            self._fit_pending = True
+            self.master.after_idle(self._fit_canvas)
+
+    def _fit_canvas(self) -> None:
+        """Size the canvas for the room the window gives it (:func:`~segsearch.gui.fit.canvas_side`) and redraw
+        it at its new size."""
+        self._fit_pending = False
+        if self._closed:
+            return
+        self.master.update_idletasks()  # the parts' requested sizes, up to date
+        body = self.body
+        if body.winfo_width() <= 1:  # not laid out yet
+            return
+        # the width of everything but the canvas and the result columns after the first
+        fixed = body.winfo_reqwidth() - self._left.winfo_reqwidth() + self.tool_bar.frame.winfo_reqwidth() + PAD
+        below = 3 * PAD + self.caption_words.frame.winfo_reqheight()
+        side = canvas_side(body.winfo_width() - fixed, body.winfo_height() - below, self.results_panel.pitch)
+        if side != self.board_px:
+            self.board_px = side
+            self.canvas.configure(width=side, height=side)
+            self._place_sketch()
+            self.render()
+
+    def _place_sketch(self) -> None:
+        """Where the sketch lies on the canvas: over the query photo (its aspect ratio kept), or all of it."""
+        side = self.board_px
+        src = self._photo_src
+        area = (0, 0, side, side) if src is None else letterbox(src.width, src.height, side, side)
+        self.view = SketchView(self.sketch.shape, area)
+        self.strokes.update_cursor()
 
     # ---------------------------------------------------------------------------------------------- palette
     @property
@@ -203,18 +292,22 @@ class SketchApp:
         self.request_search()
 
     def undo(self) -> None:
-        """Undo the last stroke, fill, clear or load."""
-        if self.sketch.undo():
-            self.sketch_changed()
-        else:
-            self._set_status("Nothing to undo.")
+        """Undo the last stroke, fill, clear, load or opened photo (which brings back the query before it: its
+        photo, strokes and caption words)."""
+        self._history_step(self.sketch.undo, "Nothing to undo.")
 
     def redo(self) -> None:
         """Redo the last undone step."""
-        if self.sketch.redo():
-            self.sketch_changed()
-        else:
-            self._set_status("Nothing to redo.")
+        self._history_step(self.sketch.redo, "Nothing to redo.")
+
+    def _history_step(self, step, nothing: str) -> None:
+        context = self.sketch.context
+        if not step():
+            self._set_status(nothing)
+            return
+        if self.sketch.context is not context:  # the step opened a photo: its query comes and goes with it
+            self._restore_query(self.sketch.context)
+        self.sketch_changed()
 
     def clear(self) -> None:
         """Erase the whole sketch (one undo step)."""
@@ -224,9 +317,11 @@ class SketchApp:
     def render(self) -> None:
         """Redraw the canvas: the query photo with its aspect ratio kept (bars beside it) or white, and the
         sketch stretched over the photo's area."""
-        size = (CANVAS_PX, CANVAS_PX)
+        size = (self.board_px, self.board_px)
         x, y, w, h = self.view.area
-        if self._photo_img is not None:
+        if self._photo_src is not None:
+            if self._photo_img is None or self._photo_img.size != (w, h):
+                self._photo_img = self._photo_src.resize((w, h), Image.BILINEAR)
             base, alpha = Image.new("RGBA", size, BAR_RGB + (255,)), PHOTO_ALPHA
             base.paste(self._photo_img.convert("RGBA"), (x, y))
         else:
@@ -243,35 +338,71 @@ class SketchApp:
         self._state_dirty = True
 
     # ---------------------------------------------------------------------------------------------- queries
-    def set_photo(self, path, photo_id=None) -> None:
-        """Make ``path`` the query photo (the strokes are kept); an unreadable photo is an error in the status
-        bar and the current query photo stays."""
+    def open_photo(self, path) -> bool:
+        """Start a new query from the photo ``path`` (File → Open photo): the strokes and the caption words are
+        cleared, in one step that undo takes back. An unreadable photo is an error in the status bar (False) and
+        the query stays."""
         p = Path(path)
-        try:
-            img = open_photo(p, (CANVAS_PX, CANVAS_PX))
-            area = letterbox(img.width, img.height, CANVAS_PX, CANVAS_PX)
-            img = img.resize(area[2:], Image.BILINEAR)
-        except FileNotFoundError:
-            self.show_error(f"photo {p} does not exist")
-            return
-        except (OSError, ValueError, SyntaxError) as e:
-            self.show_error(f"cannot read photo {p}: {e}")
-            return
-        self.photo_path, self.photo_id, self._photo_img = p, photo_id, img
-        self.view = SketchView(self.sketch.shape, area)
-        self.query_label.set_text(
-            f"Query: {photo_id if photo_id is not None else p.name} + sketch", tooltip=f"Query photo: {p}"
-        )
-        self.strokes.update_cursor()
+        img = self._read_photo(p)
+        if img is None:
+            return False
+        self.sketch.start_over(self.query_context(), QueryContext(p, None, ""))
+        self.text_var.set("")
+        self._show_photo(p, None, img)
         self.sketch_changed()
+        return True
+
+    def set_photo(self, path, photo_id=None) -> None:
+        """Make ``path`` the query photo, keeping the strokes and words (``photo_id``: its index id when it is
+        a result); an unreadable photo is an error in the status bar and the current query photo stays."""
+        p = Path(path)
+        img = self._read_photo(p)
+        if img is not None:
+            self._show_photo(p, photo_id, img)
+            self.sketch_changed()
 
     def remove_photo(self) -> None:
         """Search by the sketch alone again."""
-        self.photo_path = self.photo_id = self._photo_img = None
-        self.view = SketchView(self.sketch.shape, (0, 0, CANVAS_PX, CANVAS_PX))
-        self.query_label.set_text("Query: sketch only")
-        self.strokes.update_cursor()
+        self._drop_photo()
         self.sketch_changed()
+
+    def query_context(self) -> QueryContext:
+        """The query photo and the caption words."""
+        return QueryContext(self.photo_path, self.photo_id, self.text_var.get())
+
+    def _read_photo(self, p: Path) -> Image.Image | None:
+        try:
+            img = open_photo(p, (PHOTO_PX, PHOTO_PX))
+        except UNREADABLE as e:
+            self.show_error(f"cannot open photo {p}: {unreadable_reason(e)}")
+            return None
+        img.thumbnail((PHOTO_PX, PHOTO_PX))  # kept while it is the query: no bigger than a large canvas needs
+        return img
+
+    def _show_photo(self, p: Path, photo_id, img: Image.Image) -> None:
+        self.photo_path, self.photo_id, self._photo_src, self._photo_img = p, photo_id, img, None
+        self.query_label.set_text(
+            f"Query: {photo_id if photo_id is not None else p.name} + sketch", tooltip=f"Query photo: {p}"
+        )
+        self._place_sketch()
+
+    def _drop_photo(self) -> None:
+        self.photo_path = self.photo_id = self._photo_src = self._photo_img = None
+        self.query_label.set_text("Query: sketch only")
+        self._place_sketch()
+
+    def _restore_query(self, context: QueryContext | None) -> None:
+        """Show the query photo and the words of ``context`` (a photo that can no longer be read stays out, with
+        an error in the status bar)."""
+        if context is None:
+            return
+        self.text_var.set(context.words)
+        if context.photo_path is None:
+            self._drop_photo()
+        else:
+            img = self._read_photo(context.photo_path)
+            if img is not None:
+                self._show_photo(context.photo_path, context.photo_id, img)
 
     def is_query(self, hit) -> bool:
         """Whether a result is the current query photo."""
@@ -364,7 +495,7 @@ class SketchApp:
         try:
             save_sketch(path, self.sketch.labels, self.palette)
         except (OSError, ValueError) as e:
-            self.show_error(f"cannot save the sketch to {path}: {e}")
+            self.show_error(f"cannot save the sketch to {path}: {getattr(e, 'strerror', None) or e}")
             return False
         self._set_status(f"Saved the sketch to {path}")
         return True
@@ -372,10 +503,14 @@ class SketchApp:
     def load_sketch(self, path) -> bool:
         """Replace the sketch with a sketch PNG; False (and a status bar error) when it cannot be read."""
         try:
-            lab = read_sketch(path, self.palette, len(self.classes))
-            self.sketch.set_labels(lab)
-        except (OSError, ValueError) as e:
-            self.show_error(str(e))
+            image = open_photo(path, mode=None)
+        except UNREADABLE as e:
+            self.show_error(f"cannot open sketch {path}: {unreadable_reason(e)}")
+            return False
+        try:
+            self.sketch.set_labels(read_sketch(image, self.palette, len(self.classes)))
+        except ValueError as e:  # not a sketch of this index's classes: read_sketch says why
+            self.show_error(f"cannot load sketch {path}: {e}")
             return False
         self.sketch_changed()
         return True
@@ -399,6 +534,14 @@ class SketchApp:
         if self._state_file is None:
             short = msg if len(msg) <= MESSAGE_BOX_CHARS else msg[:MESSAGE_BOX_CHARS] + "…"
             messagebox.showerror("segsearch", short, parent=self.master)
+
+    def show_shortcuts(self) -> tk.Toplevel:
+        """Help → Keyboard shortcuts: a window listing the keys; returns it."""
+        return help_window.show_shortcuts(self.master)
+
+    def show_about(self) -> tk.Toplevel:
+        """Help → About: the version and the index; returns its window."""
+        return help_window.show_about(self)
 
     def state(self) -> dict:
         """What the app shows, for tests: drawn classes, results, query photo, and where widgets are on screen."""

@@ -3,7 +3,9 @@
 A :class:`Sketch` holds an int32 label map of the canvas resolution (e.g. 256 x 256), -1 = unspecified and
 0..C-1 = class, in the conventions of :meth:`segsearch.Query.sketch`. Coordinates are (x, y) = (column, row)
 in label-map pixels. Every completed stroke, fill, clear or load is one entry of a bounded undo history; an
-entry stores only the pixels it changed.
+entry stores only the pixels it changed. :meth:`Sketch.start_over` (erase everything and move the owner's
+:attr:`~Sketch.context`, e.g. the sketch tool's query photo and caption words, to a new value) is one entry too,
+so one undo brings back the strokes and the context together.
 
 :func:`letterbox` and :class:`SketchView` place the sketch on a screen canvas: a query photo is shown with its
 aspect ratio kept, and the sketch grid is stretched over the photo's area (as the network stretches a photo to
@@ -37,6 +39,7 @@ class Sketch:
         self._labels = np.full((int(height), int(width)), UNSPECIFIED, np.int32)
         self._undo: deque = deque(maxlen=int(max_history))
         self._redo: list = []
+        self._context = None
         self._before: np.ndarray | None = None  # snapshot while a stroke is in progress
         self._stroke_cls = UNSPECIFIED
         self._stroke_radius = 0.0
@@ -53,6 +56,12 @@ class Sketch:
         v = self._labels.view()
         v.flags.writeable = False
         return v
+
+    @property
+    def context(self):
+        """The owner's value that undo and redo carry with the labels: None at first, set by :meth:`start_over`,
+        and changed back and forth only by undoing and redoing such a step (drawing steps leave it alone)."""
+        return self._context
 
     def is_empty(self) -> bool:
         """True when no pixel has a class."""
@@ -170,6 +179,16 @@ class Sketch:
         self._labels[:] = lab
         return self._record(before)
 
+    def start_over(self, before, after) -> None:
+        """Erase everything and set :attr:`context` to ``after``, as one undo step (recorded even when nothing
+        was drawn): undoing it brings back the strokes and sets :attr:`context` to ``before`` (the owner's state
+        that ``after`` replaces, e.g. the query photo a newly opened one replaces)."""
+        self.end_stroke()
+        before_labels = self._labels.copy()
+        self._labels[:] = UNSPECIFIED
+        self._context = after
+        self._record(before_labels, (before, after), always=True)
+
     # ------------------------------------------------------------------------------------------------ history
     @property
     def can_undo(self) -> bool:
@@ -192,17 +211,20 @@ class Sketch:
         if not source:
             return False
         entry = source.pop()
-        idx, old_values, new_values = entry
+        idx, old_values, new_values, context = entry
         self._labels.reshape(-1)[idx] = new_values if new else old_values
+        if context is not None:
+            self._context = context[1] if new else context[0]
         target.append(entry)
         return True
 
-    def _record(self, before: np.ndarray) -> bool:
+    def _record(self, before: np.ndarray, context: tuple | None = None, *, always: bool = False) -> bool:
+        """One undo entry: the changed pixels' old and new values, and ``context`` = (before, after) or None."""
         flat_b, flat_a = before.reshape(-1), self._labels.reshape(-1)
         idx = np.flatnonzero(flat_b != flat_a).astype(np.int32)
-        if idx.size == 0:
+        if idx.size == 0 and not always:
             return False
-        self._undo.append((idx, flat_b[idx].copy(), flat_a[idx].copy()))
+        self._undo.append((idx, flat_b[idx].copy(), flat_a[idx].copy(), context))
         self._redo.clear()
         return True
 

@@ -10,11 +10,11 @@ import stat
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from ..network.palette import colorize
 
-__all__ = ["OVERLAYS", "contact_sheet", "not_shown_tile", "open_photo"]
+__all__ = ["OVERLAYS", "UNREADABLE", "contact_sheet", "not_shown_tile", "open_photo", "unreadable_reason"]
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -81,11 +81,13 @@ def _elide(d: ImageDraw.ImageDraw, text: str, font, width: int, middle: bool = F
     return text[: lo - lo // 2] + "…" + text[len(text) - lo // 2 :] if middle else text[:lo] + "…"
 
 
-def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
-    """A photo file as RGB, EXIF orientation applied; with ``size``, decoded at a reduced scale towards it
-    where the format allows (JPEG draft mode). Raises PIL's errors for unreadable files, and ValueError for a
-    path that is not a regular file: it is opened without waiting (a FIFO would wait for a writer forever) and
-    read only if it is a regular file. Read through a file object, so PIL never memory-maps it."""
+def open_photo(path, size: tuple[int, int] | None = None, *, mode: str | None = "RGB") -> Image.Image:
+    """A photo file in ``mode`` (None: the file's own, e.g. a sketch PNG's label values), EXIF orientation
+    applied; with ``size``, decoded at a reduced scale towards it where the format allows (JPEG draft mode).
+    Raises PIL's errors for unreadable files (:data:`UNREADABLE`; :func:`unreadable_reason` words them), and
+    ValueError for a path that is not a regular file: it is opened without waiting (a FIFO would wait for a
+    writer forever) and read only if it is a regular file. Read through a file object, so PIL never memory-maps
+    it."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -95,13 +97,35 @@ def open_photo(path, size: tuple[int, int] | None = None) -> Image.Image:
         os.close(fd)
         raise
     with f, Image.open(f) as im:
-        if size is not None:
-            im.draft("RGB", size)
-        return ImageOps.exif_transpose(im).convert("RGB")
+        if size is not None and mode is not None:
+            im.draft(mode, size)
+        out = ImageOps.exif_transpose(im)  # a loaded copy: the file can close
+        return out if mode is None else out.convert(mode)
 
 
 #: What a photo that cannot be decoded raises (a decompression bomb: a huge image in a small file).
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """Why :func:`open_photo` could not open a file, in words for the person who picked it (no file objects or
+    error numbers): e.g. "it is not an image Pillow can read"."""
+    if isinstance(error, Image.DecompressionBombError):
+        return "it is too large an image to open safely"
+    if isinstance(error, FileNotFoundError):
+        return "it does not exist"
+    if isinstance(error, IsADirectoryError):
+        return "it is a folder"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, UnidentifiedImageError):
+        return "it is not an image Pillow can read"
+    if isinstance(error, ValueError) and "not a regular file" in str(error):
+        return "it is not a regular file"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:1].lower() + error.strerror[1:]
+    detail = str(error).strip()  # PIL's own words for a damaged file, e.g. "image file is truncated"
+    return f"the image is damaged ({detail})" if detail else "the image is damaged"
 
 
 def _open(path, size: tuple[int, int]) -> tuple[Image.Image | None, str | None]:
