@@ -163,6 +163,17 @@ def _other():
                     "(augmented CamVid maps)",
                     "",
                 )
+    for key in sorted((k for k in RESULTS if k[0] == "rerank" and k[3]), key=str):
+        _, ranking, kind, depth = key
+        base, m = _median(("rerank", ranking, kind, 0)), _median(key)
+        if base and m:
+            kb = _info(key, "exact_kb_per_photo")
+            yield (
+                f"re-rank {depth} candidates, {kind} query C=151 {ranking} threads=1",
+                f"+{_ms(m - base)}",
+                f"(search {_ms(m)} vs {_ms(base)} without)",
+                f"{kb:.0f} kB/photo" if kb else "",
+            )
     for n in N_EXACT:
         for kind in KINDS:
             m = _median(("exact", n, kind))

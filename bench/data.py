@@ -496,6 +496,32 @@ def real_exact_index(n_images: int) -> Index:
     return Index.load(path, mmap=False)
 
 
+#: Photos of the re-ranking benchmark's index and the candidates it re-ranks (0: the PQ scan alone).
+N_RERANK = scaled(4_096)
+RERANK_DEPTHS = (0, 16, 64, 256)
+
+
+@functools.cache
+def rerank_index(ranking: str) -> Index | None:
+    """C = 151: the first N_RERANK real-derived maps kept exactly (block maps) and coded with a K = 16 codebook
+    trained on the first 256 (5 k-means rounds), cached; None without the CamVid maps. What re-ranking costs
+    depends on the candidates (how many, and their blocks), not on N or K: this smaller index measures it, and the
+    paper-scale PQ scan is ``real_pq_index``'s."""
+    if camvid() is None:
+        return None
+    path = CACHE / f"real-{camvid()['key']}-rerank-{ranking}-N{N_RERANK}-n{SIZE}-v{REAL_VERSION}.segsearch"
+    if not path.exists():
+        t0 = time.perf_counter()
+        index = Index(151, SIZE, 16, keep_exact=True, ranking=ranking)
+        index.train(augmented_batch(151, 0, min(256, REAL_BATCH)).copy(), niter=5, seed=0)
+        for _, maps in augmented_batches(151, N_RERANK):
+            index.add(maps)
+        maps_cache.ensure_cache()
+        index.save(path)
+        _record_time(f"C151 {ranking} block maps of N={N_RERANK:,}: augment, encode, keep", time.perf_counter() - t0)
+    return Index.load(path)
+
+
 @functools.cache
 def real_query_maps(C: int) -> np.ndarray:
     """float32 (N_QUERIES, C, n, n): the held-out photos' maps (not augmented; in no database)."""

@@ -230,12 +230,6 @@ BlockMaps make_block_maps(const Arr<int64_t>& ptr, const Arr<uint32_t>& index, c
     return bm;
 }
 
-std::vector<SparseQuery> sparse_queries(const std::vector<QuerySpec>& specs, int C, int D) {
-    std::vector<SparseQuery> out;
-    for (const QuerySpec& s : specs) out.push_back(make_sparse_query(s, C, D, 0.0f));
-    return out;
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -446,7 +440,7 @@ PYBIND11_MODULE(_core, m) {
             const std::vector<QuerySpec> specs = make_specs(kinds, probs, labels, C, D, class_weights);
             Subset sub = make_subset(mask, ids, bm.n);
             return run_search(static_cast<int>(specs.size()), std::max<int64_t>(1, k), [&](TopKOut out) {
-                scan_blocks(bm, sparse_queries(specs, C, D), k, sub, threads, python_interrupt(), out, photo_weight);
+                scan_blocks(bm, specs, k, sub, threads, python_interrupt(), out, photo_weight);
             });
         },
         py::arg("ptr"), py::arg("index"), py::arg("blocks"), py::arg("num_classes"), py::arg("dim"), py::arg("kinds"),
@@ -471,8 +465,8 @@ PYBIND11_MODULE(_core, m) {
             need_dims(counts, {nq}, "candidate counts");
             const int64_t stride = candidates.shape(1);
             return run_search(nq, std::max<int64_t>(1, k), [&](TopKOut out) {
-                rerank_blocks(bm, sparse_queries(specs, C, D), candidates.data(), counts.data(), stride, k, threads,
-                              python_interrupt(), out, photo_weight);
+                rerank_blocks(bm, specs, candidates.data(), counts.data(), stride, k, threads, python_interrupt(), out,
+                              photo_weight);
             });
         },
         py::arg("ptr"), py::arg("index"), py::arg("blocks"), py::arg("num_classes"), py::arg("dim"), py::arg("kinds"),

@@ -68,6 +68,15 @@ struct SparseQuery {
 // (eps = 0 keeps every nonzero: exact). ||q_c||^2 is always exact.
 SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps);
 
+// The same q_c dense, for exact distances: each class that counts, ||q_c||^2 (as make_sparse_query computes it)
+// and its D values in a row of `stride` >= D floats (zeros after D).
+struct DenseQuery {
+    std::vector<int32_t> classes;
+    std::vector<double> qnorm2;
+    std::vector<float> rows;  // classes.size() x stride
+};
+DenseQuery make_dense_query(const QuerySpec& q, int C, int D, int64_t stride);
+
 // LUT[c][k] = w ||a_{c,k} - q_c / w||^2 = ||q_c||^2 / w - 2 q_c.a_{c,k} + w ||a_{c,k}||^2 for the classes of `sq`
 // (rows of classes not used are left untouched), w = photo_weight in (0, 1]: 1 gives the squared L2 distance
 // ||q_c - a_{c,k}||^2; w < 1 weighs the photo's own mass less (the ranking is that of ||q_c||^2 - 2 q_c.a +
@@ -136,11 +145,11 @@ struct BlockMaps {
 };
 // Exact search over block maps: distances as in build_lut (sum over the query's classes of w ||x_c - q_c / w||^2),
 // each class's dot product summed block by block (so a photo's distance is the same in a scan and a re-rank).
-void scan_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
+void scan_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries, int64_t k, const Subset& subset,
                  int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight = 1.0f);
 // Re-ranking: the k nearest of each query's candidates (candidates[q * stride + j], j < counts[q]: distinct
 // positions < n), by the distance scan_blocks computes.
-void rerank_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, const int64_t* candidates,
+void rerank_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries, const int64_t* candidates,
                    const int64_t* counts, int64_t stride, int64_t k, int threads, const InterruptCheck& interrupt,
                    TopKOut out, float photo_weight = 1.0f);
 

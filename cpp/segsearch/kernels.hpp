@@ -13,8 +13,13 @@ struct Kernels {
     void (*accumulate_dense)(const uint8_t* codes, int64_t n, uint8_t dflt, const float* delta, float* dist);
     // Writes the j < n with dist[j] < thr to out (ascending); returns how many.
     int64_t (*below)(const float* dist, int64_t n, float thr, int32_t* out);
-    // sum_j q[j] * p[j] (p is uint8) over n values
-    float (*dot_u8)(const float* q, const uint8_t* p, int n);
+    // The exact distance's two sums over one class's blocks of 64 values (scan_blocks.cpp): *dot = the sum of
+    // row[(index[t] - first) * 64 + j] * blocks[t * 64 + j] over the count blocks t and j < 64, in 64 float lanes
+    // (lane j adds position j of each block, block after block: independent chains) reduced in the fixed order of
+    // reduce64: every level makes the same additions in the same order, so the same float. *sq = the sum of
+    // blocks[t * 64 + j]^2 (an integer, exact in any order).
+    void (*block_sums)(const float* row, const uint8_t* blocks, const uint32_t* index, uint32_t first, int64_t count,
+                       float* dot, int64_t* sq);
     // y[0..n) += a * x[0..n) for the compact codebook (uint8 values) and its row-run sums (uint16)
     void (*axpy_u8)(float a, const uint8_t* x, float* y, int n);
     // four axpy_u8 in a row (rows x[0..3], weights a[0..3]) with y kept in registers: the same additions in the

@@ -149,7 +149,7 @@ const Kernels& kernels_avx2() {
                            accumulate_sparse,
                            generic_accumulate,
                            below,
-                           dot_u8,
+                           block_sums,
                            generic_axpy_u8,
                            generic_axpy4_u8,
                            generic_axpy_u16,

@@ -55,6 +55,35 @@ static int64_t at_most_u16(const uint16_t* __restrict acc, int64_t n, uint16_t t
     return m;
 }
 #include "kernels_dot_avx2.hpp"
+
+// generic_block_sums's 64 lanes in four registers: the same additions in the same order, so the same result.
+static void block_sums_512(const float* __restrict row, const uint8_t* __restrict blocks,
+                           const uint32_t* __restrict index, uint32_t first, int64_t count, float* dot, int64_t* sq) {
+    __m512 a[4];
+    for (auto& r : a) r = _mm512_setzero_ps();
+    __m512i sq32 = _mm512_setzero_si512();
+    int64_t s = 0;
+    for (int64_t t = 0; t < count; ++t) {
+        const float* q = row + static_cast<int64_t>(index[t] - first) * 64;
+        const uint8_t* p = blocks + t * 64;
+        for (int m = 0; m < 4; ++m) {
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * m));
+            a[m] = _mm512_add_ps(
+                a[m], _mm512_mul_ps(_mm512_loadu_ps(q + 16 * m), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))));
+        }
+        const __m512i w0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        const __m512i w1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
+        sq32 = _mm512_add_epi32(sq32, _mm512_add_epi32(_mm512_madd_epi16(w0, w0), _mm512_madd_epi16(w1, w1)));
+        if ((t + 1) % kSquareFlush == 0 || t + 1 == count) {
+            s += _mm512_reduce_add_epi32(sq32);
+            sq32 = _mm512_setzero_si512();
+        }
+    }
+    alignas(64) float r[16];
+    _mm512_store_ps(r, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    *dot = reduce16(r);
+    *sq = s;
+}
 }  // namespace avx512_level
 
 // The quantized scan uses the VBMI kernel (its own file and flags) where the CPU has VBMI, else the AVX2 one.
@@ -65,7 +94,7 @@ const Kernels& kernels_avx512() {
                            accumulate_sparse,
                            generic_accumulate,
                            below,
-                           dot_u8,
+                           block_sums_512,
                            generic_axpy_u8,
                            generic_axpy4_u8,
                            generic_axpy_u16,

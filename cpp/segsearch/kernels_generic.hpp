@@ -49,14 +49,35 @@
     return m;
 }
 
-[[maybe_unused]] static float generic_dot_u8(const float* __restrict q, const uint8_t* __restrict p, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; ++l) acc[l] += q[i + l] * static_cast<float>(p[i + l]);
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; ++i) s += q[i] * static_cast<float>(p[i]);
-    return s;
+// The reduction of the 64 lanes of block_sums: r[l] = (a[l] + a[l + 16]) + (a[l + 32] + a[l + 48]) for l < 16,
+// t[l] = r[l] + r[l + 8] for l < 8, then a fixed tree over t.
+[[maybe_unused]] static inline float reduce16(const float* r) {
+    float t[8];
+    for (int l = 0; l < 8; ++l) t[l] = r[l] + r[l + 8];
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+[[maybe_unused]] static inline float reduce64(const float* a) {
+    float r[16];
+    for (int l = 0; l < 16; ++l) r[l] = (a[l] + a[l + 16]) + (a[l + 32] + a[l + 48]);
+    return reduce16(r);
+}
+
+[[maybe_unused]] static void generic_block_sums(const float* __restrict row, const uint8_t* __restrict blocks,
+                                                const uint32_t* __restrict index, uint32_t first, int64_t count,
+                                                float* dot, int64_t* sq) {
+    float acc[64] = {};
+    int64_t s = 0;
+    for (int64_t t = 0; t < count; ++t) {
+        const float* __restrict q = row + static_cast<int64_t>(index[t] - first) * 64;
+        const uint8_t* __restrict p = blocks + t * 64;
+        for (int j = 0; j < 64; ++j) acc[j] += q[j] * static_cast<float>(p[j]);
+        int32_t b = 0;
+        for (int j = 0; j < 64; ++j) b += static_cast<int32_t>(p[j]) * p[j];
+        s += b;
+    }
+    *dot = reduce64(acc);
+    *sq = s;
 }
 
 // Byte-table sums of the quantized scan, one class at a time (scalar lookups, as generic_accumulate).

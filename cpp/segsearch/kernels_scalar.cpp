@@ -12,7 +12,7 @@ const Kernels& kernels_scalar() {
                            generic_accumulate,
                            generic_accumulate,
                            generic_below,
-                           generic_dot_u8,
+                           generic_block_sums,
                            generic_axpy_u8,
                            generic_axpy4_u8,
                            generic_axpy_u16,

@@ -12,24 +12,114 @@
 
 namespace segsearch {
 
-SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
-    if (C <= 0 || D <= 0) throw InvalidArgument("number of classes and pixels must be positive");
-    if (!(eps >= 0.0f) || !std::isfinite(eps)) throw InvalidArgument("eps must be a finite number >= 0");
-    const bool has_probs = q.kind != QueryKind::Sketch;
-    const bool has_labels = q.kind != QueryKind::Image;
-    if (has_probs && !q.probs) throw InvalidArgument("this query kind needs probability maps");
-    if (has_labels && !q.labels) throw InvalidArgument("this query kind needs a label map");
+namespace {
 
+void check_spec(const QuerySpec& q, int C, int D) {
+    if (C <= 0 || D <= 0) throw InvalidArgument("number of classes and pixels must be positive");
+    if (q.kind != QueryKind::Sketch && !q.probs) throw InvalidArgument("this query kind needs probability maps");
+    if (q.kind != QueryKind::Image) {
+        if (!q.labels) throw InvalidArgument("this query kind needs a label map");
+        for (int j = 0; j < D; ++j)
+            if (q.labels[j] < -1 || q.labels[j] >= C)
+                throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
+    }
+}
+
+// A sketch's pixels grouped by class; only drawn classes count.
+std::vector<std::vector<int32_t>> drawn_pixels(const QuerySpec& q, int C, int D) {
+    std::vector<std::vector<int32_t>> by_class(C);
+    for (int j = 0; j < D; ++j)
+        if (q.labels[j] >= 0) by_class[q.labels[j]].push_back(j);
+    return by_class;
+}
+
+// q_c of an image or image + sketch query, class by class: v, q_c as the distance sees it, and tv, the values the
+// eps cut tests. With class weights the photo's maps are reweighted as the index's were, and the cut tests the
+// photo's own probabilities (drawn pixels: their 0 / 1), so that reweighting does not pull the faint traces of rare
+// classes into the support (eps = 0 keeps the same pixels either way: the weights are > 0). Drawn pixels override
+// the photo's maps.
+class ClassValues {
+  public:
+    ClassValues(const QuerySpec& q, int C, int D)
+        : q_(q),
+          D_(D),
+          labels_(q.kind != QueryKind::Image),
+          vbuf_(labels_ || q.class_weights ? D : 0),
+          tbuf_(q.class_weights && labels_ ? D : 0) {
+        if (!q.class_weights) return;
+        // Class-prior correction: 1 / sum_c w_c p_c(j) per pixel (0 where the pixel has no mass).
+        for (int c = 0; c < C; ++c)
+            if (!(q.class_weights[c] > 0.0f) || !std::isfinite(q.class_weights[c]))
+                throw InvalidArgument("class weights must be finite and > 0");
+        std::vector<float> z(D, 0.0f);  // float: at most C positive terms, a relative error of ~C * 2^-24
+        for (int c = 0; c < C; ++c) {
+            const float* v = q.probs + static_cast<int64_t>(c) * D;
+            const float w = q.class_weights[c];
+            for (int j = 0; j < D; ++j) z[j] += w * v[j];
+        }
+        inv_z_.resize(D);
+        for (int j = 0; j < D; ++j) inv_z_[j] = z[j] > 0.0f ? 1.0f / z[j] : 0.0f;
+    }
+    // (v, tv) of class c, valid until the next call.
+    std::pair<const float*, const float*> operator()(int c) {
+        const float* v = q_.probs + static_cast<int64_t>(c) * D_;
+        const float* tv = v;
+        if (q_.class_weights && labels_) {
+            const float w = q_.class_weights[c];
+            for (int j = 0; j < D_; ++j) {
+                const int32_t l = q_.labels[j];
+                const float drawn = l == c ? 1.0f : 0.0f;
+                vbuf_[j] = l < 0 ? (w * v[j]) * inv_z_[j] : drawn;
+                tbuf_[j] = l < 0 ? v[j] : drawn;
+            }
+            return {vbuf_.data(), tbuf_.data()};
+        }
+        if (q_.class_weights) {
+            const float w = q_.class_weights[c];
+            for (int j = 0; j < D_; ++j) vbuf_[j] = (w * v[j]) * inv_z_[j];
+            return {vbuf_.data(), tv};
+        }
+        if (labels_) {
+            for (int j = 0; j < D_; ++j) {
+                const int32_t l = q_.labels[j];
+                vbuf_[j] = l < 0 ? v[j] : (l == c ? 1.0f : 0.0f);
+            }
+            return {vbuf_.data(), vbuf_.data()};
+        }
+        return {v, tv};
+    }
+
+  private:
+    const QuerySpec& q_;
+    int D_;
+    bool labels_;
+    std::vector<float> vbuf_, tbuf_, inv_z_;
+};
+
+// ||v||^2 over all pixels: 8 float lanes per chunk of 512, summed in double.
+double squared_norm(const float* v, int D) {
+    double n2 = 0.0;
+    for (int j0 = 0; j0 < D; j0 += 512) {
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const int j1 = std::min(D, j0 + 512);
+        int j = j0;
+        for (; j + 8 <= j1; j += 8)
+            for (int l = 0; l < 8; ++l) acc[l] += v[j + l] * v[j + l];
+        for (; j < j1; ++j) acc[0] += v[j] * v[j];
+        n2 += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+    return n2;
+}
+
+}  // namespace
+
+SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
+    check_spec(q, C, D);
+    if (!(eps >= 0.0f) || !std::isfinite(eps)) throw InvalidArgument("eps must be a finite number >= 0");
     SparseQuery sq;
     sq.offsets.push_back(0);
     if (q.kind == QueryKind::Sketch) {
-        // Group labelled pixels by class; only drawn classes count.
-        std::vector<std::vector<int32_t>> by_class(C);
-        for (int j = 0; j < D; ++j) {
-            const int32_t l = q.labels[j];
-            if (l < -1 || l >= C) throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
-            if (l >= 0) by_class[l].push_back(j);
-        }
+        const auto by_class = drawn_pixels(q, C, D);
         for (int c = 0; c < C; ++c) {
             if (by_class[c].empty()) continue;
             sq.classes.push_back(c);
@@ -41,68 +131,13 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         if (sq.classes.empty()) throw InvalidArgument("the sketch is empty: draw at least one class");
         return sq;
     }
-    if (has_labels)
-        for (int j = 0; j < D; ++j)
-            if (q.labels[j] < -1 || q.labels[j] >= C)
-                throw InvalidArgument("label out of range: use -1 (unspecified) or 0..C-1");
-    std::vector<float> vbuf(has_labels || q.class_weights ? D : 0), valbuf(D),
-        tbuf(q.class_weights && has_labels ? D : 0);
+    ClassValues values(q, C, D);
+    std::vector<float> valbuf(D);
     std::vector<int32_t> pixbuf(D);
-    // Class-prior correction: 1 / sum_c w_c p_c(j) per pixel (0 where the pixel has no mass).
-    std::vector<float> inv_z;
-    if (q.class_weights) {
-        for (int c = 0; c < C; ++c)
-            if (!(q.class_weights[c] > 0.0f) || !std::isfinite(q.class_weights[c]))
-                throw InvalidArgument("class weights must be finite and > 0");
-        std::vector<float> z(D, 0.0f);  // float: at most C positive terms, a relative error of ~C * 2^-24
-        for (int c = 0; c < C; ++c) {
-            const float* v = q.probs + static_cast<int64_t>(c) * D;
-            const float w = q.class_weights[c];
-            for (int j = 0; j < D; ++j) z[j] += w * v[j];
-        }
-        inv_z.resize(D);
-        for (int j = 0; j < D; ++j) inv_z[j] = z[j] > 0.0f ? 1.0f / z[j] : 0.0f;
-    }
     sq.classes.reserve(C);
     for (int c = 0; c < C; ++c) {
-        // v: q_c as the distance sees it; tv: the values the eps cut tests. With class weights the photo's maps
-        // are reweighted as the index's were, and the cut tests the photo's own probabilities (drawn pixels: their
-        // 0 / 1), so that reweighting does not pull the faint traces of rare classes into the support (eps = 0
-        // keeps the same pixels either way: the weights are > 0). Drawn pixels override the photo's maps.
-        const float* v = q.probs + static_cast<int64_t>(c) * D;
-        const float* tv = v;
-        if (q.class_weights && has_labels) {
-            const float w = q.class_weights[c];
-            for (int j = 0; j < D; ++j) {
-                const int32_t l = q.labels[j];
-                const float drawn = l == c ? 1.0f : 0.0f;
-                vbuf[j] = l < 0 ? (w * v[j]) * inv_z[j] : drawn;
-                tbuf[j] = l < 0 ? v[j] : drawn;
-            }
-            v = vbuf.data();
-            tv = tbuf.data();
-        } else if (q.class_weights) {
-            const float w = q.class_weights[c];
-            for (int j = 0; j < D; ++j) vbuf[j] = (w * v[j]) * inv_z[j];
-            v = vbuf.data();
-        } else if (has_labels) {
-            for (int j = 0; j < D; ++j) {
-                const int32_t l = q.labels[j];
-                vbuf[j] = l < 0 ? v[j] : (l == c ? 1.0f : 0.0f);
-            }
-            v = tv = vbuf.data();
-        }
-        // ||q_c||^2 over all pixels: 8 float lanes per chunk of 512, summed in double
-        double n2 = 0.0;
-        for (int j0 = 0; j0 < D; j0 += 512) {
-            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            const int j1 = std::min(D, j0 + 512);
-            int j = j0;
-            for (; j + 8 <= j1; j += 8)
-                for (int l = 0; l < 8; ++l) acc[l] += v[j + l] * v[j + l];
-            for (; j < j1; ++j) acc[0] += v[j] * v[j];
-            n2 += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        }
+        const auto [v, tv] = values(c);
+        const double n2 = squared_norm(v, D);
         // support: branch-free compaction of the pixels with tv > eps (drawn pixels of class c always)
         // (blocks of 64 pixels with nothing above eps, most of an absent class's map, are skipped)
         int m = 0;
@@ -124,6 +159,34 @@ SparseQuery make_sparse_query(const QuerySpec& q, int C, int D, float eps) {
         sq.offsets.push_back(static_cast<int64_t>(sq.pix.size()));
     }
     return sq;
+}
+
+DenseQuery make_dense_query(const QuerySpec& q, int C, int D, int64_t stride) {
+    check_spec(q, C, D);
+    if (stride < D) throw InvalidArgument("a dense query row must hold the D values");
+    DenseQuery dq;
+    if (q.kind == QueryKind::Sketch) {
+        const auto by_class = drawn_pixels(q, C, D);
+        for (int c = 0; c < C; ++c) {
+            if (by_class[c].empty()) continue;
+            dq.classes.push_back(c);
+            dq.qnorm2.push_back(static_cast<double>(by_class[c].size()));
+            dq.rows.resize(dq.rows.size() + stride, 0.0f);
+            float* row = dq.rows.data() + dq.rows.size() - stride;
+            for (int32_t j : by_class[c]) row[j] = 1.0f;
+        }
+        if (dq.classes.empty()) throw InvalidArgument("the sketch is empty: draw at least one class");
+        return dq;
+    }
+    ClassValues values(q, C, D);
+    dq.rows.assign(static_cast<size_t>(C) * stride, 0.0f);
+    for (int c = 0; c < C; ++c) {
+        const float* v = values(c).first;
+        std::copy(v, v + D, dq.rows.data() + static_cast<int64_t>(c) * stride);
+        dq.classes.push_back(c);
+        dq.qnorm2.push_back(squared_norm(v, D));
+    }
+    return dq;
 }
 
 // If the support entries from t on cover a whole block (of one image row) with weight 1, its width.

@@ -8,38 +8,34 @@
 
 namespace segsearch {
 
+static_assert(kMapBlock == 64, "the kernels' block_sums read blocks of 64 values");
+
 namespace {
 
-// One query made ready for photo after photo: its classes' maps dense, each padded to nb * kMapBlock values, and
-// per class the entry it has in the query (-1: the class does not count).
-struct DenseQuery {
-    std::vector<float> rows;     // entries x (nb * kMapBlock)
+// One query made ready for photo after photo: its classes' rows (make_dense_query), per class the entry it has in
+// the query (-1: the class does not count) and the distance of a photo without blocks.
+struct PreparedQuery {
+    DenseQuery dense;
     std::vector<int32_t> entry;  // C
-    double base = 0.0;           // sum over the entries of ||q_c||^2 / w: a photo without blocks is this far
+    double base = 0.0;           // sum over the entries of ||q_c||^2 / w
 };
 
-DenseQuery make_dense(const SparseQuery& sq, int C, int64_t padded, double inv_pw) {
-    DenseQuery dq;
-    dq.rows.assign(sq.classes.size() * padded, 0.0f);
-    dq.entry.assign(C, -1);
-    for (size_t e = 0; e < sq.classes.size(); ++e) {
-        dq.entry[sq.classes[e]] = static_cast<int32_t>(e);
-        for (int64_t t = sq.offsets[e]; t < sq.offsets[e + 1]; ++t) dq.rows[e * padded + sq.pix[t]] = sq.val[t];
-        dq.base += inv_pw * sq.qnorm2[e];
+PreparedQuery prepare(const QuerySpec& spec, int C, int D, int64_t padded, double inv_pw) {
+    PreparedQuery pq;
+    pq.dense = make_dense_query(spec, C, D, padded);
+    pq.entry.assign(C, -1);
+    for (size_t e = 0; e < pq.dense.classes.size(); ++e) {
+        pq.entry[pq.dense.classes[e]] = static_cast<int32_t>(e);
+        pq.base += inv_pw * pq.dense.qnorm2[e];
     }
-    return dq;
+    return pq;
 }
 
-// sum of v^2 over a block: an integer (<= 64 * 255^2), the same on every level and in any order.
-inline int32_t sum_squares(const uint8_t* p) {
-    int32_t s = 0;
-    for (int j = 0; j < kMapBlock; ++j) s += static_cast<int32_t>(p[j]) * p[j];
-    return s;
-}
-
-// The distance of photo i (see BlockMaps): base + sum over the photo's classes that count, in class order, of
-// w ||x_c||^2 - 2 q_c.x_c, each class's dot summed block by block in block order. A class with no block adds
-// nothing (its map is 0), so the result is the same whichever zero blocks were stored.
+// Distances of a group of photos, computed class by class (the query's row of a class, n * n floats, stays in cache
+// while every photo of the group reads its blocks of that class): for each photo base + the sum over the classes
+// that count, in class order, of w ||x_c||^2 - 2 q_c.x_c, both sums over the photo's blocks of class c by the
+// kernels' block_sums (the same on every SIMD level). A class without blocks adds nothing (its map is 0). The
+// distance of a photo does not depend on the group it is computed in.
 class BlockDistance {
   public:
     BlockDistance(const BlockMaps& maps, double pw) : m_(maps), pw_(pw), kern_(active_kernels()) {
@@ -47,35 +43,39 @@ class BlockDistance {
     }
     int64_t padded() const { return nb_ * kMapBlock; }
 
-    float operator()(const DenseQuery& dq, int64_t i) const {
+    // out[g] = the distance of photo ids[g], g < n.
+    void operator()(const PreparedQuery& dq, const int64_t* ids, int64_t n, float* out) const {
         constexpr double kScale = 1.0 / 255.0, kScale2 = kScale * kScale;
-        const int64_t b0 = m_.ptr[i], b1 = m_.ptr[i + 1];
-        if (b0 < 0 || b1 < b0 || b1 > m_.n_blocks)
-            throw DamagedData("the exact maps are damaged: block offsets out of range");
-        double d = dq.base;
-        int64_t t = b0;
-        while (t < b1) {
-            const int64_t c = m_.index[t] / nb_;  // one division per class the photo shows
-            if (c >= m_.C) throw DamagedData("the exact maps are damaged: a block index past the classes");
-            const int64_t first = c * nb_, next = first + nb_;
-            int64_t u = t;
-            for (; u < b1 && m_.index[u] < next; ++u)  // the class's blocks: [t, u)
-                if (m_.index[u] < first) throw DamagedData("the exact maps are damaged: block index not increasing");
-            const int32_t e = dq.entry[c];
-            if (e >= 0) {
-                const float* row = dq.rows.data() + e * padded();
-                double dot = 0.0;
-                int64_t sq = 0;
-                for (; t < u; ++t) {
-                    const uint8_t* p = m_.blocks + t * kMapBlock;
-                    dot += kern_.dot_u8(row + (m_.index[t] - first) * kMapBlock, p, kMapBlock);
-                    sq += sum_squares(p);
-                }
-                d += pw_ * kScale2 * static_cast<double>(sq) - 2.0 * kScale * dot;
-            }
-            t = u;
+        cur_.resize(n);
+        end_.resize(n);
+        acc_.assign(n, dq.base);
+        for (int64_t g = 0; g < n; ++g) {
+            cur_[g] = m_.ptr[ids[g]];
+            end_[g] = m_.ptr[ids[g] + 1];
+            if (cur_[g] < 0 || end_[g] < cur_[g] || end_[g] > m_.n_blocks)
+                throw DamagedData("the exact maps are damaged: block offsets out of range");
         }
-        return static_cast<float>(d < 0.0 ? 0.0 : d);  // a squared distance: rounding must not make it negative
+        for (size_t e = 0; e < dq.dense.classes.size(); ++e) {  // classes in increasing order
+            const int64_t first = dq.dense.classes[e] * nb_, next = first + nb_;
+            const float* row = dq.dense.rows.data() + e * padded();
+            for (int64_t g = 0; g < n; ++g) {
+                int64_t t = cur_[g];
+                const int64_t b1 = end_[g];
+                while (t < b1 && m_.index[t] < first) ++t;  // other classes' blocks
+                int64_t u = t;
+                while (u < b1 && m_.index[u] >= first && m_.index[u] < next) ++u;  // this class's: [t, u)
+                if (u > t) {
+                    float dot = 0.0f;
+                    int64_t sq = 0;
+                    kern_.block_sums(row, m_.blocks + t * kMapBlock, m_.index + t, static_cast<uint32_t>(first), u - t,
+                                     &dot, &sq);
+                    acc_[g] += pw_ * kScale2 * static_cast<double>(sq) - 2.0 * kScale * static_cast<double>(dot);
+                }
+                cur_[g] = u;
+            }
+        }
+        for (int64_t g = 0; g < n; ++g)  // a squared distance: rounding must not make it negative
+            out[g] = static_cast<float>(acc_[g] < 0.0 ? 0.0 : acc_[g]);
     }
 
   private:
@@ -83,43 +83,48 @@ class BlockDistance {
     double pw_;
     const Kernels& kern_;
     int64_t nb_ = 0;
+    mutable std::vector<int64_t> cur_, end_;
+    mutable std::vector<double> acc_;
 };
 
-std::vector<DenseQuery> dense_queries(const std::vector<SparseQuery>& queries, const BlockMaps& maps, int64_t padded,
-                                      float photo_weight) {
+std::vector<PreparedQuery> prepare_all(const std::vector<QuerySpec>& queries, const BlockMaps& maps,
+                                       float photo_weight) {
     if (!(photo_weight > 0.0f && photo_weight <= 1.0f)) throw InvalidArgument("photo_weight must be in (0, 1]");
-    std::vector<DenseQuery> out;
-    for (const SparseQuery& sq : queries) out.push_back(make_dense(sq, maps.C, padded, 1.0 / photo_weight));
+    const int64_t padded = (static_cast<int64_t>(maps.D) + kMapBlock - 1) / kMapBlock * kMapBlock;
+    std::vector<PreparedQuery> out;
+    for (const QuerySpec& q : queries) out.push_back(prepare(q, maps.C, maps.D, padded, 1.0 / photo_weight));
     return out;
 }
 
+// Photos whose distances are computed together (class by class), and the block of run_topk.
+constexpr int64_t kGroup = 64;
+
 }  // namespace
 
-void scan_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, int64_t k, const Subset& subset,
+void scan_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries, int64_t k, const Subset& subset,
                  int threads, const InterruptCheck& interrupt, TopKOut out, float photo_weight) {
     if (k <= 0) throw InvalidArgument("k must be >= 1");
     const int nq = static_cast<int>(queries.size());
     if (nq == 0) return;
-    const BlockDistance dist(maps, photo_weight);
-    const std::vector<DenseQuery> dq = dense_queries(queries, maps, dist.padded(), photo_weight);
-    if (subset.ids) {
-        auto fn = [&](int64_t s, int64_t e, std::vector<TopK>& heaps) {
-            for (int64_t t = s; t < e; ++t)
-                for (int q = 0; q < nq; ++q) heaps[q].push(dist(dq[q], subset.ids[t]), subset.ids[t]);
-        };
-        run_topk(subset.n_ids, 64, nq, k, threads, interrupt, fn, out);
-        return;
-    }
+    const std::vector<PreparedQuery> dq = prepare_all(queries, maps, photo_weight);
+    // Each thread's block of photos: the positions it scans, their distances per query, pushed in order.
     auto fn = [&](int64_t s, int64_t e, std::vector<TopK>& heaps) {
-        for (int64_t i = s; i < e; ++i) {
-            if (subset.mask && !subset.mask[i]) continue;
-            for (int q = 0; q < nq; ++q) heaps[q].push(dist(dq[q], i), i);
+        const BlockDistance dist(maps, photo_weight);
+        std::vector<int64_t> ids;
+        for (int64_t t = s; t < e; ++t) {
+            const int64_t i = subset.ids ? subset.ids[t] : t;
+            if (!subset.mask || subset.mask[i]) ids.push_back(i);
+        }
+        std::vector<float> d(ids.size());
+        for (int q = 0; q < nq; ++q) {
+            dist(dq[q], ids.data(), static_cast<int64_t>(ids.size()), d.data());
+            for (size_t g = 0; g < ids.size(); ++g) heaps[q].push(d[g], ids[g]);
         }
     };
-    run_topk(maps.n, 64, nq, k, threads, interrupt, fn, out);
+    run_topk(subset.ids ? subset.n_ids : maps.n, kGroup, nq, k, threads, interrupt, fn, out);
 }
 
-void rerank_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& queries, const int64_t* candidates,
+void rerank_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries, const int64_t* candidates,
                    const int64_t* counts, int64_t stride, int64_t k, int threads, const InterruptCheck& interrupt,
                    TopKOut out, float photo_weight) {
     if (k <= 0) throw InvalidArgument("k must be >= 1");
@@ -137,15 +142,22 @@ void rerank_blocks(const BlockMaps& maps, const std::vector<SparseQuery>& querie
             if (row[j] < 0 || row[j] >= maps.n || (j && row[j] == row[j - 1]))
                 throw InvalidArgument("candidates must be distinct positions < n");
     }
-    const BlockDistance dist(maps, photo_weight);
-    const std::vector<DenseQuery> dq = dense_queries(queries, maps, dist.padded(), photo_weight);
+    const std::vector<PreparedQuery> dq = prepare_all(queries, maps, photo_weight);
+    // Groups of one query's candidates (a group never spans two queries: kGroup divides the padded stride).
+    const int64_t padded_stride = (stride + kGroup - 1) / kGroup * kGroup;
     auto fn = [&](int64_t s, int64_t e, std::vector<TopK>& heaps) {
-        for (int64_t t = s; t < e; ++t) {
-            const int q = static_cast<int>(t / stride);
-            if (t - q * stride < counts[q]) heaps[q].push(dist(dq[q], sorted[t]), sorted[t]);
+        const BlockDistance dist(maps, photo_weight);
+        std::vector<float> d(kGroup);
+        for (int64_t g0 = s; g0 < e; g0 += kGroup) {
+            const int q = static_cast<int>(g0 / padded_stride);
+            const int64_t j0 = g0 - q * padded_stride, j1 = std::min<int64_t>(counts[q], j0 + kGroup);
+            if (j1 <= j0) continue;
+            const int64_t* ids = sorted.data() + q * stride + j0;
+            dist(dq[q], ids, j1 - j0, d.data());
+            for (int64_t j = 0; j < j1 - j0; ++j) heaps[q].push(d[j], ids[j]);
         }
     };
-    run_topk(static_cast<int64_t>(nq) * stride, 16, nq, k, threads, interrupt, fn, out);
+    run_topk(static_cast<int64_t>(nq) * padded_stride, kGroup, nq, k, threads, interrupt, fn, out);
 }
 
 }  // namespace segsearch

@@ -140,10 +140,8 @@ def check_index(
     except ValueError as e:
         raise damaged(f"header field 'ranking' is {str(header.get('ranking'))[:100]!r}: {e}") from None
     rerank = header.get("rerank", 0)  # files before format 4: no re-ranking
-    if not is_int(rerank) or rerank < 0 or (rerank and not keep_exact):
-        raise damaged(
-            f"header field 'rerank' is {str(rerank)[:100]!r}; expected an integer >= 0 (0 without exact maps)"
-        )
+    if not is_int(rerank) or rerank < 0:
+        raise damaged(f"header field 'rerank' is {str(rerank)[:100]!r}; expected an integer >= 0")
     kind = header.get("ids_kind")
     if kind not in ("range", "int64", "str"):
         raise damaged(f"header field 'ids_kind' is {str(kind)[:100]!r}; expected 'range', 'int64' or 'str'")
@@ -187,6 +185,8 @@ def check_index(
                 f"n_centroids={K}, count={N}"
             )
 
+    if rerank and not keep_exact:
+        raise damaged(f"header field 'rerank' is {rerank} but the index keeps no exact maps to re-rank with")
     if keep_exact and not dense_exact:  # two reads, always: the block offsets must end at the number of blocks
         ptr = arrays["exact_ptr"]
         if ptr[0] != 0 or ptr[N] != arrays["exact_index"].shape[0]:
