@@ -183,13 +183,14 @@ KIND_LABEL = {
     "image": "image",
     "sketch": "sketch (full)",
     "partial_sketch": "sketch (2 largest classes)",
+    "two_class_fill": "sketch (2 largest classes filling the frame)",
     "image_and_partial_sketch": "image + partial sketch",
 }
 
 
 def plot_fig7(camvid: dict, path: Path) -> None:
     plt = _plt()
-    ks = [int(m[2:]) for m in camvid["methods"] if m.startswith("K=")]
+    ks = [int(m[2:]) for m in camvid["methods"] if m.startswith("K=") and m[2:].isdigit()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, cutoff in zip(axes, ("10", "50")):
@@ -513,7 +514,9 @@ def quality_sections(q: dict, out: Path) -> list[str]:
             f"query–database pairs: 0: {fr[0]:.1%}, 1: {fr[1]:.1%}, 2: {fr[2]:.1%}, 3: {fr[3]:.1%}. "
             "Sketches are the query's ground truth mapped to ADE20K classes "
             f"({', '.join(f'{a}→{b}' for a, b in cam['class_map'].items())}); the partial sketch keeps its two "
-            "largest classes. PQ codebooks are trained per fold on the database's maps and their mirror images. "
+            "largest classes, the 2-class fill has them fill the frame (each pixel the nearer of the two: 'sky at "
+            "the top, road at the bottom'); 're-ranked': PQ with the exact maps kept and the default re-rank of the "
+            "64 nearest. PQ codebooks are trained per fold on the database's maps and their mirror images. "
             "Mean nDCG ± 95% CI (normal approximation) over the queries:\n"
         )
         for cutoff in ("10", "50"):

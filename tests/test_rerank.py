@@ -215,3 +215,57 @@ def test_rerank_agrees_at_every_simd_level(simd_level):
         got = index.search(q, k=12, rerank=30)
         np.testing.assert_array_equal(got.ids, ref[k].ids)
         np.testing.assert_array_equal(got.distances, ref[k].distances)
+
+
+def test_folders_keep_exact_maps_and_record_the_rerank(tmp_path, capsys):
+    """segsearch index keeps exact maps by default (searches re-rank; exact=True works), --no-exact keeps codes
+    alone, --rerank N is recorded; --add and compaction carry the maps; search --rerank overrides."""
+    from photo_folder import make_photos, pixel_net
+    from segsearch.cli import main
+    from segsearch.engine.sharded import open_folder
+    from segsearch.library.build import build_index
+    from segsearch.library.shards import compact
+    from segsearch.network.segmenter import Segmenter
+
+    make_photos(tmp_path / "photos", n=14)
+    seg = Segmenter.from_module(pixel_net(), list("abcde"), device="cpu", input_size=16)
+    opts = dict(segmenter=seg, size=8, n_centroids=2, batch=4, niter=2, workers=0, log=lambda s: None)
+    made = build_index(tmp_path / "photos", tmp_path / "a", **opts)
+    index = Index.load(made.index_path)
+    assert index.keep_exact and index.rerank == segsearch.engine.index.DEFAULT_RERANK
+    maps = seg.predict([tmp_path / "photos" / sorted(p.name for p in (tmp_path / "photos").iterdir())[0]], size=8)
+    q = Query.image(maps[0])
+    assert len(set(index.search(q, k=14, rerank=0).distances.tolist())) < 14  # K = 2: the codes tie
+    ex = index.search(q, k=14, exact=True)
+    np.testing.assert_array_equal(index.search(q, k=14).ids, ex.ids)  # 14 photos <= 64: re-ranked = exact
+    codes_only = build_index(tmp_path / "photos", tmp_path / "b", keep_exact=False, **opts)
+    assert not Index.load(codes_only.index_path).keep_exact and Index.load(codes_only.index_path).rerank == 0
+    three = build_index(tmp_path / "photos", tmp_path / "c", rerank=3, **opts)
+    assert Index.load(three.index_path).rerank == 3
+    with pytest.raises(ValueError, match="rerank"):
+        build_index(tmp_path / "photos", tmp_path / "d", keep_exact=False, rerank=3, **opts)
+    # --add writes the new photos' exact maps in the shard; compaction keeps them
+    make_photos(tmp_path / "photos" / "more", n=4, seed=7)
+    build_index(tmp_path / "photos", tmp_path / "a", add=True, **opts)
+    folder = open_folder(tmp_path / "a")
+    assert len(folder) == 18 and folder.keep_exact
+    want = folder.search(q, k=18, exact=True)
+    np.testing.assert_array_equal(folder.search(q, k=18).ids, want.ids)
+    compact(tmp_path / "a")
+    merged = open_folder(tmp_path / "a")
+    assert isinstance(merged, Index) and merged.keep_exact
+    got = merged.search(q, k=18, exact=True)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    # the command line: the options reach build_index (checked before any work) and the search
+    for argv in (
+        ["index", str(tmp_path / "photos"), "--out", str(tmp_path / "e"), "--no-exact", "--rerank", "3"],
+        ["search", str(tmp_path / "a"), "--text", "x", "--rerank", "-1"],
+    ):
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse's errors
+            code = stop.code
+        assert code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "rerank" in err

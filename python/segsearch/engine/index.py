@@ -22,7 +22,7 @@ __all__ = ["Index", "SearchResult", "DEFAULT_EPS", "DEFAULT_RERANK", "BLOCK_W", 
 #: Sketch LUTs read one precomputed sum per whole run of this many drawn pixels of a row.
 BLOCK_W = 16
 #: Candidates a search re-ranks by the exact maps, for an index that keeps them (see docs/speed.md).
-DEFAULT_RERANK = 256
+DEFAULT_RERANK = 64
 
 
 class Index(Searchable):
@@ -498,19 +498,21 @@ class Index(Searchable):
         return index
 
 
-def empty_like(base: Index) -> Index:
+def empty_like(base: Index, *, keep_exact: bool | None = None) -> Index:
     """An index of no photos with ``base``'s codebook (shared, not copied), ranking, class prior, class names,
-    metadata and keep_exact: add to it the photos of a new shard (:func:`segsearch.library.shards.add_shard`)."""
+    metadata, keep_exact and rerank: add to it the photos of a new shard (:func:`segsearch.library.shards.add_shard`).
+    ``keep_exact``: keep exact maps or not instead of as ``base`` does (then with the default rerank)."""
     base._need_trained()
+    same = keep_exact is None or bool(keep_exact) == base.keep_exact
     out = Index(
         base.num_classes,
         base.size,
         base.n_centroids,
         base.class_names,
-        keep_exact=base.keep_exact,
+        keep_exact=base.keep_exact if keep_exact is None else keep_exact,
         metadata=base.metadata,
         ranking=base.ranking,
-        rerank=base.rerank,
+        rerank=base.rerank if same else None,
     )
     out._set_prior(base._prior)
     out._share_codebook(base)

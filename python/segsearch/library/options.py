@@ -72,7 +72,7 @@ class BuildOptions:
         if self.keep_exact not in (None, True, False):
             raise OptionError("keep_exact", f"keep_exact must be True or False; got {self.keep_exact!r}")
         if self.keep_exact is False and self.rerank:
-            raise OptionError("rerank", "rerank needs the exact maps: leave keep_exact on, or pass rerank=0")
+            raise OptionError("rerank", "rerank needs the exact maps, which keep_exact=False (--no-exact) leaves out")
         if self.ranking is not None:
             _as_option("ranking", get_ranking, self.ranking)
         if self.ray is not None:
