@@ -20,11 +20,10 @@ from photo_folder import make_photos, pixel_net
 from segsearch import Index, IndexFormatError, PhotoIndex, Query
 from segsearch.cli import main
 from segsearch.engine import storage
-from segsearch.engine.index import empty_like
+from segsearch.engine.index import empty_like, merged
 from segsearch.engine.sharded import ShardedIndex, open_folder
 from segsearch.library import shards
 from segsearch.library.build import build_index
-from segsearch.library.records import read_records
 from segsearch.library.shards import add_shard, compact
 from segsearch.network.segmenter import Segmenter
 
@@ -92,14 +91,22 @@ def copy_grown(grown, tmp_path: Path) -> tuple[Path, Path]:
 
 def reference(out: Path) -> Index:
     """One index over all the folder's photos, as ``--add`` made before shards: the base's codebook and every
-    done photo's codes (and exact maps) from the state, in insertion order."""
+    done photo's codes from the state, in insertion order (codes alone: once written, the state keeps no exact
+    maps; :func:`reference_exact` has them)."""
     base = Index.load(out / "index.segsearch")
     db = sqlite3.connect(out / "work" / "state.sqlite")
     rows = db.execute("SELECT path, codes FROM photos WHERE status='done' ORDER BY id").fetchall()
     db.close()
-    codes, exact = read_records([c for _, c in rows], base)
-    assert base.keep_exact and exact is not None  # the default for a new folder
-    return empty_like(base).add_codes(codes, ids=[p for p, _ in rows], exact=exact)
+    assert all(len(c) == base.num_classes for _, c in rows)  # the exact maps were dropped once written
+    return empty_like(base, keep_exact=False).add_codes(
+        np.stack([np.frombuffer(c, np.uint8) for _, c in rows]), ids=[p for p, _ in rows]
+    )
+
+
+def reference_exact(out: Path) -> Index:
+    """One index holding the folder's photos with their exact maps (the base's and each shard's, in order)."""
+    folder = open_folder(out)
+    return merged(folder.base, folder.shards)
 
 
 def queries(grown) -> list[Query]:
@@ -121,19 +128,20 @@ def test_add_writes_shards_and_the_folder_searches_like_one_index(grown, tmp_pat
     union = open_folder(out)
     assert isinstance(union, ShardedIndex) and [st.n for st in union.shards] == [14, 11, 9]
     assert union.ids.tolist() == grown["order"]  # insertion order: the base, then each shard
-    ref = reference(out)
-    assert union.ids.tolist() == ref.ids.tolist()
+    ref, ref_exact = reference(out), reference_exact(out)
+    assert union.ids.tolist() == ref.ids.tolist() == ref_exact.ids.tolist()
     np.testing.assert_array_equal(union.codes, ref.codes)
     qs = queries(grown)
     for k in (1, 5, 34, 100):
-        assert_same_results(union.search(qs, k), ref.search(qs, k))
-        assert_same_results(union.search(qs, k, eps=0), ref.search(qs, k, eps=0))
-        assert_same_results(union.search(qs, k, exact=True), ref.search(qs, k, exact=True))
-        assert_same_results(union.search(qs, k, rerank=0), ref.search(qs, k, rerank=0))
+        assert_same_results(union.search(qs, k, rerank=0), ref.search(qs, k))
+        assert_same_results(union.search(qs, k, eps=0, rerank=0), ref.search(qs, k, eps=0))
+        assert_same_results(union.search(qs, k, exact=True), ref_exact.search(qs, k, exact=True))
+        assert_same_results(union.search(qs, k), ref_exact.search(qs, k))  # re-ranked, 34 photos <= 64
     ids = ["photo003.png", "copy_a.png", "photo020.png", "copy_b.png", "photo030.png", "photo010.png"]
     mask = np.arange(34) % 3 != 1
     for sub in (ids, mask, ids[:1], []):
-        assert_same_results(union.search(qs, 4, subset=sub), ref.search(qs, 4, subset=sub))
+        assert_same_results(union.search(qs, 4, subset=sub, rerank=0), ref.search(qs, 4, subset=sub))
+        assert_same_results(union.search(qs, 4, subset=sub), ref_exact.search(qs, 4, subset=sub))
     # ties across shards in insertion order: the photo and its copies have equal codes (their exact maps differ in
     # the last bits: the network saw them in other batches), so equal PQ distances
     hits = union.search(qs[0], 34, rerank=0)
@@ -152,7 +160,7 @@ def test_add_writes_shards_and_the_folder_searches_like_one_index(grown, tmp_pat
 def test_photo_index_cli_and_compaction_on_a_sharded_folder(grown, tmp_path):
     out = tmp_path / "idx"
     shutil.copytree(grown["out"], out)
-    ref = reference(out)
+    ref = reference_exact(out)
     qs = queries(grown)
     pi = PhotoIndex.open(out, segmenter=grown["seg"])
     assert isinstance(pi.index, ShardedIndex) and len(pi) == 34

@@ -383,11 +383,19 @@ def _encode_rest(st, root, seg, index, size, batch, workers, device, out: Path) 
 WRITTEN_THROUGH = "written_through"
 
 
-def _mark_written(st: BuildState) -> None:
+def _mark_written(st: BuildState, num_classes: int) -> None:
+    """Record that every done photo is in the index folder, and keep only the codes of their records: their exact
+    maps are in the folder now (the state would otherwise hold a second copy of them)."""
     with st.db:
         last = st.db.execute("SELECT COALESCE(MAX(id), 0) FROM photos").fetchone()[0]
         st.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (WRITTEN_THROUGH, json.dumps(last)))
         st.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 'true')")
+        stripped = st.db.execute(
+            "UPDATE photos SET codes=substr(codes, 1, ?) WHERE status='done' AND length(codes) > ?",
+            (num_classes, num_classes),
+        ).rowcount
+    if stripped:
+        st.db.execute("VACUUM")  # give the space back
 
 
 def _unwritten(st: BuildState, out: Path, base) -> list[tuple[str, bytes]]:
@@ -426,7 +434,7 @@ def _write_index(
             codes, exact = read_records([c for _, c in rows], index)
             part.add_codes(codes, ids=[p for p, _ in rows], exact=exact)
             shard = add_shard_locked(out, part, ids_are_new=True, base=base)
-        _mark_written(st)
+        _mark_written(st, index.num_classes)
         return path, shard, len(rows)
     done = st.rows("SELECT path, codes FROM photos WHERE status='done' ORDER BY id")
     ids = [p for p, _ in done]
@@ -441,5 +449,5 @@ def _write_index(
     }
     final.add_codes(codes, ids=ids, exact=exact)
     final.save(path)
-    _mark_written(st)
+    _mark_written(st, index.num_classes)
     return path, None, len(ids)
