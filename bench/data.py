@@ -498,7 +498,7 @@ def real_exact_index(n_images: int) -> Index:
 
 #: Photos of the re-ranking benchmark's index and the candidates it re-ranks (0: the PQ scan alone).
 N_RERANK = scaled(4_096)
-RERANK_DEPTHS = (0, 16, 64, 256)
+RERANK_DEPTHS = (0, 16, 32, 64, 256)
 
 
 @functools.cache

@@ -516,7 +516,7 @@ def quality_sections(q: dict, out: Path) -> list[str]:
             f"({', '.join(f'{a}→{b}' for a, b in cam['class_map'].items())}); the partial sketch keeps its two "
             "largest classes, the 2-class fill has them fill the frame (each pixel the nearer of the two: 'sky at "
             "the top, road at the bottom'); 're-ranked': PQ with the exact maps kept and the default re-rank of the "
-            "64 nearest. PQ codebooks are trained per fold on the database's maps and their mirror images. "
+            "32 nearest. PQ codebooks are trained per fold on the database's maps and their mirror images. "
             "Mean nDCG ± 95% CI (normal approximation) over the queries:\n"
         )
         for cutoff in ("10", "50"):

@@ -222,7 +222,7 @@ def test_ranking_cost(measure, benchmark, ranking, kind):
 @grid(ranking=("l2", "balanced"), kind=KINDS, rerank=data.RERANK_DEPTHS)
 def test_rerank(measure, benchmark, ranking, kind, rerank):
     """What exact re-ranking adds to a search: ``index.search(q, k=10, rerank=R)`` for R = 0 (the PQ scan alone),
-    16, 64, 256, C = 151, threads=1, on ``data.rerank_index`` (N_RERANK real-derived maps kept as block maps),
+    16, 32, 64, 256, C = 151, threads=1, on ``data.rerank_index`` (N_RERANK real-derived maps kept as block maps),
     the held-out photo's queries (``data.real_query``). The cost is R times a candidate's exact distance: its
     blocks (``blocks_per_photo``) for the classes the query counts."""
     index = real_or_skip(data.rerank_index(ranking))

@@ -237,7 +237,7 @@ def test_folders_keep_exact_maps_and_record_the_rerank(tmp_path, capsys):
     q = Query.image(maps[0])
     assert len(set(index.search(q, k=14, rerank=0).distances.tolist())) < 14  # K = 2: the codes tie
     ex = index.search(q, k=14, exact=True)
-    np.testing.assert_array_equal(index.search(q, k=14).ids, ex.ids)  # 14 photos <= 64: re-ranked = exact
+    np.testing.assert_array_equal(index.search(q, k=14).ids, ex.ids)  # 14 photos <= 32: re-ranked = exact
     codes_only = build_index(tmp_path / "photos", tmp_path / "b", keep_exact=False, **opts)
     assert not Index.load(codes_only.index_path).keep_exact and Index.load(codes_only.index_path).rerank == 0
     three = build_index(tmp_path / "photos", tmp_path / "c", rerank=3, **opts)

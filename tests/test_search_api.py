@@ -41,24 +41,24 @@ def test_subset_mask_and_ids(exact):
     index.train(probs, niter=3)
     index.add(probs)
     q = Query.image(probs[10])
-    full = index.search(q, k=150, exact=exact)
+    full = index.search(q, k=150, exact=exact, rerank=0)
     d = dict(zip(full.ids.tolist(), full.distances.tolist()))
     mask = np.zeros(150, bool)
     mask[::3] = True
-    r = index.search(q, k=10, subset=mask, exact=exact)
+    r = index.search(q, k=10, subset=mask, exact=exact, rerank=0)
     assert all(i % 3 == 0 for i in r.ids)
     expect = sorted((d[i], i) for i in range(0, 150, 3))[:10]
     assert [i for _, i in expect] == r.ids.tolist()
     ids = [7, 3, 99, 140, 3]
-    r = index.search(q, k=100, subset=ids, exact=exact)
+    r = index.search(q, k=100, subset=ids, exact=exact, rerank=0)
     assert sorted(r.ids.tolist()) == [3, 7, 99, 140]
     assert np.all(np.diff(r.distances) >= 0)
     np.testing.assert_allclose(r.distances, [d[i] for i in r.ids])
-    assert len(index.search(q, k=5, subset=np.zeros(150, bool), exact=exact)) == 0
+    assert len(index.search(q, k=5, subset=np.zeros(150, bool), exact=exact, rerank=0)) == 0
     with pytest.raises(ValueError, match="not in the index"):
-        index.search(q, subset=[1000], exact=exact)
+        index.search(q, subset=[1000], exact=exact, rerank=0)
     with pytest.raises(ValueError, match="shape"):
-        index.search(q, subset=np.ones(10, bool), exact=exact)
+        index.search(q, subset=np.ones(10, bool), exact=exact, rerank=0)
 
 
 def test_k_edge_cases(small):

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=None,
         metavar="N",
-        help="candidates a search re-ranks by their exact maps, recorded in the index (default 64; 0: none)",
+        help="candidates a search re-ranks by their exact maps, recorded in the index (default 32; 0: none)",
     )
     _ray_options(p, "segment and encode the photos", indexing=True)
     p.set_defaults(func=_cmd_index)
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=None,
         metavar="N",
-        help="re-rank the N nearest by the codes by their exact maps (default: the index's, 64; 0: the codes alone)",
+        help="re-rank the N nearest by the codes by their exact maps (default: the index's, 32; 0: the codes alone)",
     )
     _search_options(p, "torch device for the photo's network (default: cuda if available)")
     p.set_defaults(func=_cmd_search)

@@ -28,7 +28,16 @@ from ..engine.checks import check_folder, check_optional_count
 from ..engine.index import Index
 from ..engine.layout import INDEX_FILE
 from ..engine.manifest import load_shard, read_manifest, shard_expectation
-from ..engine.search import PartsView, Searchable, SearchPlan, merge_topk, part_filter, scan_part
+from ..engine.search import (
+    PartsView,
+    Searchable,
+    SearchPlan,
+    merge_topk,
+    part_filter,
+    rerank_part,
+    scan_part,
+    split_candidates,
+)
 from ..engine.sharded import BaseCodebook
 from ..engine.snapshot import code_stats, positions_in
 from ..errors import IndexFormatError, SegsearchError
@@ -84,6 +93,19 @@ class ShardScanner:
         for s, st in self.states.items():
             m, p = filters.get(s, (None, None))
             parts.append(scan_part(st, plan, k, mask=m, positions=p, threads=threads) + (self.offsets[s],))
+        return self._one_part(parts, k)
+
+    def rerank(self, plan: SearchPlan, k: int, candidates: list, threads: int):
+        """This actor's part of a re-rank: its shards' :func:`~segsearch.engine.search.rerank_part` of their share
+        of the ``candidates`` (per query global positions), merged as one part (as :meth:`scan`)."""
+        self._ok()
+        parts = []
+        for s, st in self.states.items():
+            mine = split_candidates(self.offsets[s], self.offsets[s] + st.n, candidates)
+            parts.append(rerank_part(st, plan, mine, k, threads=threads) + (self.offsets[s],))
+        return self._one_part(parts, k)
+
+    def _one_part(self, parts: list, k: int):
         merged = merge_topk(parts, k)
         kk = max([len(p) for p, _, _ in merged], default=0)
         pos = np.zeros((len(merged), kk), np.int64)
@@ -355,6 +377,13 @@ class RayShardedIndex(Searchable, BaseCodebook):
             )
             refs.append(actor.scan.remote(plan_ref, k, filters, threads or self.threads))
         return self._get(refs)
+
+    def _rerank_parts(self, view: PartsView, plan: SearchPlan, candidates: list, k: int, threads: int) -> list:
+        """One part per actor, each re-ranking the candidates in its shards (a second round trip)."""
+        import ray
+
+        plan_ref, cand_ref = ray.put(plan), ray.put(candidates)
+        return self._get([a.rerank.remote(plan_ref, k, cand_ref, threads or self.threads) for a in self.actors])
 
     def _ids_at(self, view: PartsView, pos: np.ndarray) -> np.ndarray:
         raise AssertionError("the actors return the ids with their parts")

@@ -22,7 +22,7 @@ __all__ = ["Index", "SearchResult", "DEFAULT_EPS", "DEFAULT_RERANK", "BLOCK_W", 
 #: Sketch LUTs read one precomputed sum per whole run of this many drawn pixels of a row.
 BLOCK_W = 16
 #: Candidates a search re-ranks by the exact maps, for an index that keeps them (see docs/speed.md).
-DEFAULT_RERANK = 64
+DEFAULT_RERANK = 32
 
 
 class Index(Searchable):

@@ -152,24 +152,39 @@ def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, thre
             *part.exact.arrays(), *_core_queries(plan), min(k, n_cand), mask=mask, ids=positions, threads=threads,
             **_weights(plan),
         )  # fmt: skip
-    kk = min(max(k, plan.rerank), n_cand)
-    found = _core.scan_pq(
+    return _core.scan_pq(
         part.codes[:, : part.n],
         plan.defaults,
         plan.luts,
         plan.classes,
-        kk,
+        min(k, n_cand),
         mask=mask,
         ids=positions,
         threads=threads,
         dense=plan.dense,
     )
-    if not plan.rerank:
-        return found
+
+
+def rerank_part(part, plan: SearchPlan, candidates: list, k: int, *, threads: int = 0):
+    """One part's k nearest by exact distance among each query's ``candidates`` (per query the local positions,
+    distinct, in this part), as :func:`scan_part` returns them."""
+    nq = plan.n_queries
+    R = max((len(c) for c in candidates), default=0)
+    if R == 0:
+        return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.float32), np.zeros(nq, np.int64)
+    cand = np.zeros((nq, R), np.int64)
+    for q, c in enumerate(candidates):
+        cand[q, : len(c)] = c
+    counts = np.array([len(c) for c in candidates], np.int64)
     return _core.rerank_blocks(
-        *part.exact.arrays(), *_core_queries(plan), found[0], found[2], min(k, n_cand), threads=threads,
-        **_weights(plan),
-    )  # fmt: skip
+        *part.exact.arrays(), *_core_queries(plan), cand, counts, min(k, R), threads=threads, **_weights(plan)
+    )
+
+
+def split_candidates(lo: int, hi: int, candidates: list) -> list:
+    """The share of each query's candidates (global positions) of the part holding global positions lo to hi,
+    as local positions."""
+    return [c[(c >= lo) & (c < hi)] - lo for c in candidates]
 
 
 def _core_queries(plan: SearchPlan) -> tuple:
@@ -269,6 +284,8 @@ class Searchable:
     * ``_lookup(view, ids)``: id -> position for those ``ids`` (for subsets);
     * ``_scan_parts(view, plan, k, mask, positions, threads)``: each part's :func:`scan_part` result with its
       offset (and ids, if the part has them at hand), for :func:`merge_topk`;
+    * ``_rerank_parts(view, plan, candidates, k, threads)``: the same for a re-rank (:func:`rerank_part`) of the
+      candidates, per query global positions (the whole index's ``rerank`` nearest by the codes);
     * ``_ids_at(view, positions)``: the ids at global positions (for parts that returned none).
     """
 
@@ -284,6 +301,9 @@ class Searchable:
 
     def _scan_parts(self, view, plan: SearchPlan, k: int, mask, pos, threads: int) -> list:
         return [scan_part(view, plan, k, mask=mask, positions=pos, threads=threads) + (0,)]
+
+    def _rerank_parts(self, view, plan: SearchPlan, candidates: list, k: int, threads: int) -> list:
+        return [rerank_part(view, plan, candidates, k, threads=threads) + (0,)]
 
     def _ids_at(self, view, pos: np.ndarray) -> np.ndarray:
         return view.ids_at(pos)
@@ -333,7 +353,12 @@ class Searchable:
         )
         if not args.queries:
             return []
-        parts = self._scan_parts(view, plan, args.k, mask, pos, args.threads)
+        if plan.rerank:  # the whole index's rerank nearest by the codes, then their k nearest by the exact maps
+            wide = max(args.k, plan.rerank)
+            cand = [p for p, _, _ in merge_topk(self._scan_parts(view, plan, wide, mask, pos, args.threads), wide)]
+            parts = self._rerank_parts(view, plan, cand, args.k, args.threads)
+        else:
+            parts = self._scan_parts(view, plan, args.k, mask, pos, args.threads)
         out = [
             SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d)
             for p, d, ids in merge_topk(parts, args.k)

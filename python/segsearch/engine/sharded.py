@@ -17,7 +17,7 @@ from .checks import check_folder
 from .index import Index
 from .layout import INDEX_FILE, MANIFEST_FILE
 from .manifest import check_unique_ids, load_shard, read_manifest
-from .search import PartsView, Searchable, SearchPlan, part_filter, scan_part
+from .search import PartsView, Searchable, SearchPlan, part_filter, rerank_part, scan_part, split_candidates
 from .snapshot import Snapshot, code_stats, positions_in
 
 __all__ = ["ShardedIndex", "BaseCodebook", "UnionPositions", "open_folder", "codes_at"]
@@ -158,6 +158,14 @@ class ShardedIndex(Searchable, BaseCodebook):
         for s, st in enumerate(self.shards):
             m, p = part_filter(self.offsets, s, mask, pos)
             parts.append(scan_part(st, plan, k, mask=m, positions=p, threads=threads) + (int(self.offsets[s]),))
+        return parts
+
+    def _rerank_parts(self, view: PartsView, plan: SearchPlan, candidates: list, k: int, threads: int) -> list:
+        """Every shard's :func:`~segsearch.engine.search.rerank_part` of its share of the candidates."""
+        parts = []
+        for s, st in enumerate(self.shards):
+            mine = split_candidates(int(self.offsets[s]), int(self.offsets[s + 1]), candidates)
+            parts.append(rerank_part(st, plan, mine, k, threads=threads) + (int(self.offsets[s]),))
         return parts
 
     def _ids_at(self, view: PartsView, pos: np.ndarray) -> np.ndarray:
