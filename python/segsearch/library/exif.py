@@ -105,10 +105,12 @@ def read_facts(path: Path) -> PhotoFacts:
     a bad file or bad EXIF: what could not be used is named in :attr:`PhotoFacts.skipped`."""
     skipped = []
     try:
-        with warnings.catch_warnings():  # Pillow warns about some corrupt blocks as it skips them
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:  # Pillow warns of corrupt blocks it reads past
+            warnings.simplefilter("always")
             raw_date, raw_model = _exif_fields(path)
-    except Exception as e:  # noqa: BLE001 -- untrusted bytes: any parser error means "no usable EXIF"
+        if caught:
+            skipped.append("EXIF partly unreadable")
+    except Exception as e:  # untrusted bytes: any parser error means "no usable EXIF"
         raw_date, raw_model = None, None
         skipped.append(f"EXIF unreadable ({type(e).__name__})")
     date = parse_exif_date(raw_date)
