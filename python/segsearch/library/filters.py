@@ -18,6 +18,7 @@ A photo without a metadata row passes no filter. A filter no photo passes gives 
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,48 +93,81 @@ def make_filter(*, after=None, before=None, folder=None, camera=None) -> PhotoFi
 
 
 class MetadataColumns:
-    """The metadata of an index's photos, in index order: dates (datetime64[s], NaT when unknown) and folder and
-    camera codes into their distinct values (-1: none), so a filter is a few array operations."""
+    """The metadata of an index's photos, kept so that a filter costs in proportion to the photos it lets through:
+    the positions sorted by date (a date range is a slice of them) and the positions of each distinct folder and
+    camera. The last :data:`MASKS_KEPT` masks are kept, so searching again with the same filters costs nothing."""
 
     def __init__(self, rows: dict[str, MetadataRow], ids: list):
-        n = len(ids)
-        self.known = np.zeros(n, bool)
-        self.folders: list[str] = []
-        self.cameras: list[str] = []
-        self.folder_codes = np.full(n, -1, np.int32)
-        self.camera_codes = np.full(n, -1, np.int32)
+        self.n = len(ids)
         folder_at: dict[str, int] = {}
         camera_at: dict[str, int] = {}
-        dates: list[str | None] = [None] * n
+        dates: list[str | None] = [None] * self.n
+        folder_codes = np.full(self.n, -1, np.int64)
+        camera_codes = np.full(self.n, -1, np.int64)
         for i, id_ in enumerate(ids):
             r = rows.get(id_) if isinstance(id_, str) else None
             if r is None:
                 continue
-            self.known[i] = True
             dates[i] = r.date
-            self.folder_codes[i] = folder_at.setdefault(r.folder, len(folder_at))
+            folder_codes[i] = folder_at.setdefault(r.folder, len(folder_at))
             if r.camera is not None:
-                self.camera_codes[i] = camera_at.setdefault(r.camera, len(camera_at))
-        self.dates = np.array(dates, "datetime64[s]")  # None: NaT
-        self.folders, self.cameras = list(folder_at), list(camera_at)
+                camera_codes[i] = camera_at.setdefault(r.camera, len(camera_at))
+        when = np.array(dates, "datetime64[s]")  # None: NaT, sorted last
+        self._by_date = np.argsort(when, kind="stable")
+        self._dates = when[self._by_date]
+        self._n_dated = int((~np.isnat(when)).sum())
+        self.folders, self._folder_pos = list(folder_at), _positions_by_code(folder_codes, len(folder_at))
+        self.cameras, self._camera_pos = list(camera_at), _positions_by_code(camera_codes, len(camera_at))
+        self._masks: OrderedDict[PhotoFilter, np.ndarray] = OrderedDict()
 
     def mask(self, f: PhotoFilter) -> np.ndarray:
-        """bool (n,): the photos that pass ``f``."""
-        m = self.known.copy()
-        if f.after is not None:
-            m &= self.dates >= np.datetime64(f.after)
-        if f.before is not None:
-            m &= self.dates < np.datetime64(f.before)
+        """bool (n,), read-only: the photos that pass ``f``."""
+        m = self._masks.get(f)
+        if m is None:
+            m = self._mask(f)
+            m.flags.writeable = False
+            self._masks[f] = m
+            while len(self._masks) > MASKS_KEPT:
+                self._masks.popitem(last=False)
+        self._masks.move_to_end(f)
+        return m
+
+    def _mask(self, f: PhotoFilter) -> np.ndarray:
+        parts = []
+        if f.after is not None or f.before is not None:
+            lo = 0 if f.after is None else np.searchsorted(self._dates[: self._n_dated], np.datetime64(f.after), "left")
+            hi = self._n_dated
+            if f.before is not None:
+                hi = np.searchsorted(self._dates[: self._n_dated], np.datetime64(f.before), "left")
+            parts.append(self._by_date[lo : max(lo, hi)])
         if f.folder is not None:
             sub = f.folder
             ok = [not sub or x == sub or x.startswith(sub + "/") for x in self.folders]
-            m &= _by_code(ok, self.folder_codes)
+            parts.append(_union(self._folder_pos, ok))
         if f.camera is not None:
-            m &= _by_code([f.camera in c.casefold() for c in self.cameras], self.camera_codes)
+            parts.append(_union(self._camera_pos, [f.camera in c.casefold() for c in self.cameras]))
+        parts.sort(key=len)  # the fewest photos first
+        m = np.zeros(self.n, bool)
+        m[parts[0]] = True
+        for p in parts[1:]:
+            keep = np.zeros(self.n, bool)
+            keep[p] = True
+            m &= keep
         return m
 
 
-def _by_code(ok: list[bool], codes: np.ndarray) -> np.ndarray:
-    """bool per photo: ``ok[code]``, False for code -1."""
-    table = np.array([*ok, False], bool)  # code -1 reads the last entry
-    return table[codes]
+#: How many filters' masks :class:`MetadataColumns` keeps.
+MASKS_KEPT = 8
+
+
+def _positions_by_code(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
+    """For each code 0..n_codes-1, the positions that hold it (code -1: none)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_codes + 1))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(n_codes)]
+
+
+def _union(positions: list[np.ndarray], ok: list[bool]) -> np.ndarray:
+    """The positions of the codes that are ``ok``."""
+    chosen = [p for p, good in zip(positions, ok) if good]
+    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
