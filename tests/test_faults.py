@@ -207,7 +207,7 @@ def files(out: Path) -> list[str]:
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
 
 
-FINISHED = ["captions.sqlite", "index.segsearch", "work", "work/state.sqlite"]
+FINISHED = ["captions.sqlite", "index.segsearch", "photos.sqlite", "work", "work/state.sqlite"]
 #: After --add: the new photos are a shard, listed in the manifest.
 FINISHED_ADDED = sorted(FINISHED + ["shards", "shards.json", "shards/000001.segsearch"])
 
@@ -385,6 +385,8 @@ def test_temp_files_of_killed_saves_are_removed_and_nothing_else(folders, tmp_pa
         "index.segsearch.abc123.tmp",
         "captions.sqlite.x1y2.tmp",
         "captions.sqlite.x1y2.tmp-journal",
+        "photos.sqlite.z3.tmp",
+        "photos.sqlite.z3.tmp-journal",
         "work/codebook.segsearch.q9.tmp",
     ]
     theirs = ["notes.tmp", "index.segsearch.bak", "work/other.tmp", "captions.sqlite.tmp.keep"]

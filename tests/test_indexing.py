@@ -123,6 +123,7 @@ def test_index_folder_end_to_end(clean, weights):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "captions.sqlite",
         "index.segsearch",
+        "photos.sqlite",
         "work",
         "work/state.sqlite",
     ]

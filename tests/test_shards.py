@@ -187,7 +187,7 @@ def test_photo_index_cli_and_compaction_on_a_sharded_folder(grown, tmp_path):
     }
     rc, text, err = run_cli("compact", out)
     assert rc == 0 and "merged 2 shards" in text, err
-    assert sorted(p.name for p in out.iterdir()) == ["index.segsearch", "work"]  # the shards and manifest gone
+    assert sorted(p.name for p in out.iterdir()) == ["index.segsearch", "photos.sqlite", "work"]  # no shards, manifest
     merged = Index.load(out / "index.segsearch")
     assert (
         merged.ids.tolist() == ref.ids.tolist()

@@ -3,9 +3,10 @@
 ``segsearch index PHOTOS_DIR --out INDEX_DIR`` builds (or resumes, or with ``--add`` extends) an index of a
 folder of photos (see :mod:`segsearch.library.build`); ``segsearch search INDEX_DIR ...`` ranks it by photo,
 sketch and/or caption words (see :mod:`segsearch.library.photo_index`); ``segsearch classes INDEX_DIR`` lists its
-classes; ``segsearch compact INDEX_DIR`` merges the shards ``--add`` wrote. Bad input prints one line
-``segsearch: error: ...`` on stderr and exits with status 2; an interrupted run exits with 130 and resumes when run
-again.
+classes; ``segsearch compact INDEX_DIR`` merges the shards ``--add`` wrote; ``segsearch metadata INDEX_DIR`` adds
+the photos' dates, cameras and folders (for ``search --after/--before/--folder/--camera``) to a folder without
+them. Bad input prints one line ``segsearch: error: ...`` on stderr and exits with status 2; an interrupted run
+exits with 130 and resumes when run again.
 """
 
 from __future__ import annotations
@@ -98,13 +99,38 @@ def _search_options(p: argparse.ArgumentParser, device_help: str) -> None:
         default=None,
         help="network weights (.tflite or imported .safetensors; default: the network the index was built with)",
     )
+    _photos_option(p)
+    _ray_options(p, "scan the shards")
+
+
+def _photos_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--photos",
         metavar="DIR",
         default=None,
         help="where the indexed photos are (default: the folder recorded at indexing time)",
     )
-    _ray_options(p, "scan the shards")
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    """The metadata filters of a search (they need the folder's photos.sqlite)."""
+    p.add_argument(
+        "--after",
+        metavar="DATE",
+        default=None,
+        help="only photos taken at or after DATE (e.g. 2024-05-01 or 2024-05-01T12:00; the EXIF date, else "
+        "the file's modification time)",
+    )
+    p.add_argument("--before", metavar="DATE", default=None, help="only photos taken before DATE (exclusive)")
+    p.add_argument(
+        "--folder",
+        metavar="SUB",
+        default=None,
+        help="only photos in the folder SUB of the photos folder (relative, e.g. 2024/trip) or its subfolders",
+    )
+    p.add_argument(
+        "--camera", metavar="TEXT", default=None, help="only photos whose camera model contains TEXT (any case)"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,8 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="re-rank the N nearest by the codes by their exact maps (default: the index's, 32; 0: the codes alone)",
     )
+    _filter_options(p)
     _search_options(p, "torch device for the photo's network (default: cuda if available)")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "metadata",
+        help="add the photos' dates, cameras and folders to an index folder that lacks them",
+        description="Read each indexed photo's date (EXIF DateTimeOriginal, else the file's modification "
+        "time) and camera model (EXIF) into INDEX_DIR/photos.sqlite, for the photos it lacks: for "
+        "folders indexed before search filters existed. 'segsearch index' does this itself.",
+    )
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    _photos_option(p)
+    p.set_defaults(func=_cmd_metadata)
 
     p = sub.add_parser(
         "compact",
@@ -328,6 +366,9 @@ def _cmd_index(args) -> int:
         )
     if args.captions is not None:
         print(f"stored {report.n_captions} captions")
+    m = report.metadata
+    if m.n_added:
+        print(f"recorded the date and camera of {m.n_added} photos ({m.n_exif} dated by EXIF, {m.n_file} by file time)")
     return 0
 
 
@@ -346,6 +387,20 @@ def _cmd_compact(args) -> int:
         else f"{d} has no consecutive shards that fit in {args.max_photos} photos; nothing merged"
     )
     print(f"merged {n} shard{'s' if n != 1 else ''} into {into}" if n else nothing)
+    return 0
+
+
+def _cmd_metadata(args) -> int:
+    from .library.add_metadata import add_metadata
+
+    r = add_metadata(args.index_dir, photos_dir=args.photos)
+    if r.n_added:
+        print(
+            f"added the metadata of {r.n_added} photos ({r.n_exif} dated by EXIF, {r.n_file} by file time, "
+            f"{r.n_undated} undated)"
+        )
+    else:
+        print("every indexed photo already has its metadata" if not r.skipped else "no metadata added")
     return 0
 
 
@@ -384,7 +439,16 @@ def _cmd_search(args) -> int:
 
             sketch = np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
     hits = pi.search(
-        image=args.image, sketch=sketch, text=args.text, k=args.k, threads=args.threads, rerank=args.rerank
+        image=args.image,
+        sketch=sketch,
+        text=args.text,
+        k=args.k,
+        threads=args.threads,
+        rerank=args.rerank,
+        after=args.after,
+        before=args.before,
+        folder=args.folder,
+        camera=args.camera,
     )
     for h in hits:
         if args.json:

@@ -6,12 +6,15 @@
     INDEX_DIR/shards.json              optional: the manifest of the further shards, in order (engine.manifest)
     INDEX_DIR/shards/NNNNNN.segsearch  the shards it lists: codes and ids of the photos added later, no codebook
     INDEX_DIR/captions.sqlite          optional: the photos' captions
+    INDEX_DIR/photos.sqlite            the photos' date, camera and folder, for search filters (library.metadata);
+                                       missing in older folders: 'segsearch metadata INDEX_DIR' adds it
     INDEX_DIR/work/state.sqlite        indexing progress and each photo's codes (kept for resume and --add)
     INDEX_DIR/work/sample.f16          while indexing: float16 maps of the codebook's training sample
     INDEX_DIR/work/codebook.segsearch  while indexing: the trained codebook (an index of no photos)
 
-Once indexing finishes only ``index.segsearch``, ``captions.sqlite`` and the small ``work/state.sqlite`` stay, and
-after ``--add`` the manifest and its shards (``segsearch compact`` merges them into ``index.segsearch``).
+Once indexing finishes only ``index.segsearch``, ``captions.sqlite``, ``photos.sqlite`` and the small
+``work/state.sqlite`` stay, and after ``--add`` the manifest and its shards (``segsearch compact`` merges them
+into ``index.segsearch``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 INDEX_FILE = "index.segsearch"
 CAPTIONS_FILE = "captions.sqlite"
+METADATA_FILE = "photos.sqlite"
 WORK_DIR = "work"
 STATE_FILE = "state.sqlite"
 SAMPLE_FILE = "sample.f16"

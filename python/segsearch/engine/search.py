@@ -143,7 +143,13 @@ def scan_part(part, plan: SearchPlan, k: int, *, mask=None, positions=None, thre
     counts int64 (nq,)), positions local to the part (a :class:`~segsearch.engine.snapshot.Snapshot`), row q's
     first counts[q] valid, nearest first, ties by position. ``mask`` (uint8, one per photo of the part) or
     ``positions`` (sorted local positions) restrict it."""
-    n_cand = part.n if mask is None and positions is None else int(mask.sum()) if mask is not None else len(positions)
+    n_cand = (
+        part.n
+        if mask is None and positions is None
+        else int(np.count_nonzero(mask))
+        if mask is not None
+        else len(positions)
+    )
     if n_cand == 0 or plan.n_queries == 0:
         nq = plan.n_queries
         return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.float32), np.zeros(nq, np.int64)
@@ -249,7 +255,7 @@ def resolve_subset(n: int, lookup, subset):
     if a is not None and a.dtype == np.bool_:
         if a.shape != (n,):
             raise ValueError(f"a boolean subset mask must have shape ({n},); got {a.shape}")
-        return np.ascontiguousarray(a, dtype=np.uint8), None
+        return np.ascontiguousarray(a).view(np.uint8), None  # a view: bool and uint8 are both one byte
     if n and _zeros_and_ones(subset if a is None else a, n):
         raise ValueError(
             f"subset is {n} integers, all 0 or 1: as long as the index, it reads as a mask but would be "

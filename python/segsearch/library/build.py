@@ -11,7 +11,9 @@ Steps (each one resumes where it stopped; every batch is one SQLite transaction)
 4. encode the sample photos from their saved maps (they are not segmented again), then segment and encode
    every other photo (:meth:`Index.encode`), keeping each photo's codes in the state;
 5. write ``index.segsearch`` from the codes of the photos that are done (:meth:`Index.from_codebook`), then
-   delete the sample maps and the codebook checkpoint: the index holds the codebook.
+   delete the sample maps and the codebook checkpoint: the index holds the codebook;
+6. add the date, camera and folder of the indexed photos ``photos.sqlite`` lacks
+   (:func:`~segsearch.library.metadata.fill_metadata`: EXIF read from each file's header, else its file time).
 
 Photos are decoded in background processes (:meth:`Segmenter.iter_predict`). Photos that cannot be read are
 marked ``failed`` with the error and never abort the run. ``--add`` takes the codebook from ``index.segsearch``
@@ -28,6 +30,7 @@ not a regular file: a FIFO, a device) is skipped, so every id is a relative path
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,15 +47,18 @@ from ..engine.layout import (
     META_NETWORK_SHA256,
     META_PHOTOS_DIR,
     META_SIZE,
+    METADATA_FILE,
     SAMPLE_FILE,
     STATE_FILE,
     WORK_DIR,
+    resolve_inside,
 )
 from ..engine.ranking import DEFAULT_RANKING
 from ..engine.sharded import open_folder
 from ..errors import OptionError
 from .captions import read_captions_checked, write_captions
 from .lock import lock_folder, unlock_folder
+from .metadata import MetadataReport, fill_metadata
 from .options import BuildOptions
 from .photos import IMAGE_EXTENSIONS, scan_photos
 from .progress import BuildState
@@ -91,6 +97,8 @@ class BuildReport:
     n_captions: int = 0
     #: The shard this run wrote (``--add`` to a finished index), else None.
     shard_path: Path | None = None
+    #: The photo metadata this run added to ``photos.sqlite`` (:func:`~segsearch.library.metadata.fill_metadata`).
+    metadata: MetadataReport = field(default_factory=MetadataReport)
 
 
 def default_centroids(n_photos: int) -> int:
@@ -173,6 +181,7 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
             n_centroids=index.n_centroids,
             failed=st.rows("SELECT path, error FROM photos WHERE status='failed' ORDER BY id"),
         )
+        done_ids = [p for (p,) in st.rows("SELECT path FROM photos WHERE status='done' ORDER BY id")]
         st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         seg.close()
@@ -181,6 +190,7 @@ def _build_locked(root, out, work, paths, caption_pairs, o: BuildOptions, log) -
         leftover.unlink(missing_ok=True)
     if caption_pairs is not None:
         report.n_captions = _write_captions_atomically(caption_pairs, out / CAPTIONS_FILE)
+    report.metadata = fill_metadata(out / METADATA_FILE, done_ids, functools.partial(resolve_inside, root), log)
     return report
 
 
@@ -191,7 +201,7 @@ _TEMP_SUFFIXES = (".tmp", ".tmp-journal", ".tmp-wal", ".tmp-shm")
 
 def _remove_temp_files(*folders: Path) -> None:
     """Remove the temp files a killed save left beside our files (see :data:`_TEMP_SUFFIXES`)."""
-    names = tuple(n + "." for n in (INDEX_FILE, CAPTIONS_FILE, CODEBOOK_FILE))
+    names = tuple(n + "." for n in (INDEX_FILE, CAPTIONS_FILE, METADATA_FILE, CODEBOOK_FILE))
     for folder in folders:
         for p in folder.iterdir():
             if p.name.startswith(names) and p.name.endswith(_TEMP_SUFFIXES) and p.is_file() and not p.is_symlink():

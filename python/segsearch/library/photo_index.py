@@ -28,6 +28,7 @@ from ..engine.layout import (
     META_NETWORK,
     META_NETWORK_SHA256,
     META_PHOTOS_DIR,
+    METADATA_FILE,
     WORK_DIR,
     resolve_inside,
 )
@@ -36,6 +37,8 @@ from ..engine.sharded import ShardedIndex, codes_at, open_folder
 from ..network.palette import make_palette
 from .backends import ray_backend
 from .captions import Captions, query_words
+from .filters import MetadataColumns, make_filter
+from .metadata import FILL_HINT, read_metadata
 
 __all__ = ["Hit", "PhotoIndex", "open_index"]
 
@@ -103,6 +106,7 @@ class PhotoIndex:
         self._segmenter = segmenter
         self._device, self._weights = device, weights
         self._maps_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._columns: MetadataColumns | None = None
         names = index.class_names or [str(i) for i in range(index.num_classes)]
         self.classes: list[str] = list(names)
         self.palette: np.ndarray = make_palette(index.num_classes)
@@ -173,6 +177,17 @@ class PhotoIndex:
     @property
     def has_captions(self) -> bool:
         return self.captions is not None
+
+    @property
+    def photos_root(self) -> Path | None:
+        """The photos folder, resolved, that ids are confined to; None when there is none to trust (see
+        :attr:`photos_root_note`)."""
+        return self._root
+
+    @property
+    def photos_root_note(self) -> str | None:
+        """Why there is no :attr:`photos_root` (None when there is one)."""
+        return self._root_note
 
     def path(self, id) -> Path | None:
         """The file of an indexed photo: its id, a relative path, joined to the photos folder and resolved; None
@@ -307,6 +322,10 @@ class PhotoIndex:
         k: int = 10,
         threads: int | None = None,
         rerank: int | None = None,
+        after=None,
+        before=None,
+        folder: str | None = None,
+        camera: str | None = None,
     ) -> list[Hit]:
         """Rank the photos; see the module docstring for how text and layout combine.
 
@@ -315,8 +334,14 @@ class PhotoIndex:
         drawn pixels override the photo's maps. ``text``: caption words. Returns at most ``k`` hits, best first.
         ``rerank``: the candidates re-ranked by their exact maps (default: the index's; 0: none; see
         :meth:`~segsearch.engine.search.Searchable.search`).
+
+        Filters (see :mod:`segsearch.library.filters`) restrict every kind of search to the photos taken at or
+        after ``after`` and before ``before`` (dates, datetimes or ISO strings), in the folder ``folder`` of the
+        photos folder or its subfolders, with ``camera`` in their camera model (ignoring case); they need the
+        folder's ``photos.sqlite`` (:meth:`filter_mask`).
         """
         k = check_k(k)
+        keep = self.filter_mask(after=after, before=before, folder=folder, camera=camera)
         q = self.query(image=image, maps=maps, sketch=sketch)
         if text is not None and not isinstance(text, str):
             raise ValueError(f"text must be a string of caption words; got {type(text).__name__}")
@@ -332,14 +357,37 @@ class PhotoIndex:
         if q is None and not has_text:
             raise ValueError("nothing to search for: give a photo, a sketch (draw at least one class) or text")
         if not has_text:
-            return self._hits(self.index.search(q, k, threads=threads, rerank=rerank))
+            return self._hits(self.index.search(q, k, subset=keep, threads=threads, rerank=rerank))
         levels = self.captions.levels(text)
         if q is None:  # text alone: bm25, best first; ties by position in the index
             scores = self.captions.bm25(text)
             where = self.index.position_map(list(scores))
+            if keep is not None:
+                scores = {p: s for p, s in scores.items() if p in where and keep[where[p]]}
             order = sorted(scores.items(), key=lambda t: (-t[1], where.get(t[0], len(self))))[:k]
             return [self._hit(i + 1, p, math.nan, levels.get(p, 0), s) for i, (p, s) in enumerate(order)]
-        return self._text_and_layout(q, levels, k, threads, rerank)
+        return self._text_and_layout(q, levels, k, threads, rerank, keep)
+
+    def filter_mask(self, *, after=None, before=None, folder=None, camera=None) -> np.ndarray | None:
+        """bool (len(self),): the photos that pass the filters (see :meth:`search`), in index order; None when no
+        filter is given. A ValueError for a bad filter, or for a folder without ``photos.sqlite`` (saying how to
+        make it). The folder's metadata is read on the first call."""
+        f = make_filter(after=after, before=before, folder=folder, camera=camera)
+        if f is None:
+            return None
+        if self._columns is None:
+            self._columns = self._read_columns()
+        return self._columns.mask(f)
+
+    def _read_columns(self) -> MetadataColumns:
+        path = None if self.index_dir is None else self.index_dir / METADATA_FILE
+        if path is None or not path.is_file():
+            where = "this index" if self.index_dir is None else str(self.index_dir)
+            raise ValueError(
+                f"{where} has no photo metadata ({METADATA_FILE}), so it cannot filter by date, folder or camera; "
+                f"to add it, {FILL_HINT}"
+            )
+        return MetadataColumns(read_metadata(path), self.index.ids.tolist())
 
     def _hits(self, res, start: int = 0, score: int | None = None) -> list[Hit]:
         """Hits for an index search result, ranked from ``start + 1``."""
@@ -348,13 +396,14 @@ class PhotoIndex:
             for i, (id_, d) in enumerate(zip(res.ids.tolist(), res.distances.tolist()))
         ]
 
-    def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads, rerank) -> list[Hit]:
+    def _text_and_layout(self, q: Query, levels: dict[str, int], k: int, threads, rerank, keep=None) -> list[Hit]:
         """Sort by text level (:meth:`Captions.levels`; photos not in ``levels`` have level 0), ties by distance,
-        then by position in the index: one restricted search per level, best level first."""
+        then by position in the index: one restricted search per level, best level first; ``keep``: the bool mask
+        of the photos the filters let through (None: all)."""
         by_level: dict[int, list[str]] = {}
         held = self.index.position_map(list(levels))
         for p, s in levels.items():
-            if p in held:
+            if p in held and (keep is None or keep[held[p]]):
                 by_level.setdefault(s, []).append(p)
         hits: list[Hit] = []
         for s in sorted(by_level, reverse=True):
@@ -362,7 +411,7 @@ class PhotoIndex:
             hits += self._hits(res, len(hits), s)
             if len(hits) >= k:
                 return hits
-        rest = np.ones(len(self), bool)
+        rest = np.ones(len(self), bool) if keep is None else keep.copy()
         rest[list(held.values())] = False
         if rest.any():
             res = self.index.search(q, k - len(hits), subset=rest, threads=threads, rerank=rerank)

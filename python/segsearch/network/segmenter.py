@@ -16,10 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .classes import ADE20K_CLASSES
 from .deeplab import NATIVE_SIZE, DeepLabV3MobileNetV2
+from .orientation import upright
 from .palette import make_palette
 from .weights import NETWORK, load_weights
 
@@ -30,7 +31,7 @@ def _to_pil(image) -> Image.Image:
     """One photo as an RGB PIL image (path, PIL image, HxWx3 uint8 array, or torch tensor)."""
     if isinstance(image, (str, os.PathLike)):
         with Image.open(image) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")  # honour the camera's orientation tag
+            return upright(im).convert("RGB")  # honour the camera's orientation tag
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, torch.Tensor):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from ..network.orientation import upright
 from ..network.palette import colorize
 
 __all__ = ["OVERLAYS", "UNREADABLE", "contact_sheet", "not_shown_tile", "open_photo", "unreadable_reason"]
@@ -99,7 +100,7 @@ def open_photo(path, size: tuple[int, int] | None = None, *, mode: str | None = 
     with f, Image.open(f) as im:
         if size is not None and mode is not None:
             im.draft(mode, size)
-        out = ImageOps.exif_transpose(im)  # a loaded copy: the file can close
+        out = upright(im)  # a loaded copy: the file can close
         return out if mode is None else out.convert(mode)
 
 
