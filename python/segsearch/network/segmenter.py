@@ -20,7 +20,7 @@ from PIL import Image
 
 from .classes import ADE20K_CLASSES
 from .deeplab import NATIVE_SIZE, DeepLabV3MobileNetV2
-from .orientation import upright
+from .orientation import open_image, upright
 from .palette import make_palette
 from .weights import NETWORK, load_weights
 
@@ -30,7 +30,7 @@ __all__ = ["ADE20K_CLASSES", "Segmenter", "make_palette"]
 def _to_pil(image) -> Image.Image:
     """One photo as an RGB PIL image (path, PIL image, HxWx3 uint8 array, or torch tensor)."""
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as im:
+        with open_image(image) as im:
             return upright(im).convert("RGB")  # honour the camera's orientation tag
     if isinstance(image, Image.Image):
         return image.convert("RGB")

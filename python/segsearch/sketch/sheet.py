@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from ..network.orientation import upright
+from ..network.orientation import open_image, upright
 from ..network.palette import colorize
 
 __all__ = ["OVERLAYS", "UNREADABLE", "contact_sheet", "not_shown_tile", "open_photo", "unreadable_reason"]
@@ -97,7 +97,7 @@ def open_photo(path, size: tuple[int, int] | None = None, *, mode: str | None = 
     except BaseException:
         os.close(fd)
         raise
-    with f, Image.open(f) as im:
+    with f, open_image(f) as im:
         if size is not None and mode is not None:
             im.draft(mode, size)
         out = upright(im)  # a loaded copy: the file can close
