@@ -95,13 +95,6 @@ class BlockMaps:
         ptr, index, blocks = self.arrays()
         return np.diff(ptr), index, blocks
 
-    def take(self, positions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(counts, index, blocks) of the photos at ``positions`` (in that order), for :meth:`appended`."""
-        pos = np.asarray(positions, np.int64)
-        lo, hi = self.ptr[pos], self.ptr[pos + 1]
-        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())] or [np.zeros(0, np.int64)])
-        return (hi - lo).astype(np.int64), self.index[rows], self.blocks[rows]
-
     def dense(self, i: int, num_classes: int, dim: int) -> np.ndarray:
         """Photo i's maps as uint8 (C, D)."""
         nb = blocks_per_map(dim)
@@ -125,8 +118,9 @@ def check_block_arrays(ptr, index, blocks, *, n: int, num_classes: int, dim: int
         return f"exact_index holds {int(idx.max())}; blocks of {num_classes} classes are < {num_classes * nb}"
     if len(idx) > 1:
         step = np.diff(idx)
+        inner = np.asarray(ptr[1:-1], np.int64)  # where photos 1..n-1 start
         starts = np.zeros(len(idx), bool)
-        starts[np.asarray(ptr[1:-1], np.int64)[np.asarray(ptr[1:-1]) < len(idx)]] = True
+        starts[inner[inner < len(idx)]] = True
         if ((step <= 0) & ~starts[1:]).any():
             return "exact_index must increase within each photo"
     pad = nb * BLOCK - dim

@@ -37,9 +37,9 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """A batch of queries made ready for :func:`scan_part`: the lookup tables (PQ; ``rerank``: how many of each
-    part's nearest by PQ to re-rank by the exact maps), the resolved queries (exact search or re-ranking), the whole
-    index's most common code per class (``defaults``, ``dense``) and the ranking's weights.
+    """A batch of queries made ready for :func:`scan_part`: the lookup tables (PQ; ``rerank``: how many of the whole
+    index's nearest by PQ to re-rank by the exact maps, with :func:`rerank_part`), the resolved queries (exact search
+    or re-ranking), the whole index's most common code per class (``defaults``, ``dense``) and the ranking's weights.
     Picklable: a plan is sent as it is to the processes that hold the parts."""
 
     exact: bool
@@ -98,7 +98,7 @@ def make_plan(
 ) -> SearchPlan:
     """``queries`` made ready for :func:`scan_part` over parts whose whole's most common codes are ``defaults``
     / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), and the resolved queries
-    for an exact search or a re-rank of ``rerank`` candidates per part."""
+    for an exact search or a re-rank of the whole index's ``rerank`` nearest by PQ."""
     resolved = [q.resolve(codebook.num_classes, codebook.size) for q in queries]
     luts = classes = None
     if (exact or rerank) and not codebook.keep_exact:
@@ -187,10 +187,15 @@ def rerank_part(part, plan: SearchPlan, candidates: list, k: int, *, threads: in
     )
 
 
+def local_positions(pos: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Those of global positions ``pos`` in the part holding global positions lo to hi, as local positions."""
+    return pos[(pos >= lo) & (pos < hi)] - lo
+
+
 def split_candidates(lo: int, hi: int, candidates: list) -> list:
     """The share of each query's candidates (global positions) of the part holding global positions lo to hi,
     as local positions."""
-    return [c[(c >= lo) & (c < hi)] - lo for c in candidates]
+    return [local_positions(c, lo, hi) for c in candidates]
 
 
 def _core_queries(plan: SearchPlan) -> tuple:
@@ -209,7 +214,7 @@ def part_filter(offsets: np.ndarray, s: int, mask, pos):
     search has no such restriction."""
     lo, hi = int(offsets[s]), int(offsets[s + 1])
     m = None if mask is None else np.ascontiguousarray(mask[lo:hi])
-    p = None if pos is None else pos[(pos >= lo) & (pos < hi)] - lo
+    p = None if pos is None else local_positions(pos, lo, hi)
     return m, p
 
 

@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS photos (
     error TEXT,
     sample_row INTEGER,                -- in the training sample: its row in sample.f16 once segmented
     sampled INTEGER NOT NULL DEFAULT 0, -- 1 once its maps are in sample.f16
-    codes BLOB                         -- C bytes once done
+    codes BLOB                         -- once done, its record (library.records): C bytes of codes, then its
+                                       -- exact maps until they are written to the index folder
 );
 """
 
