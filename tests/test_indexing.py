@@ -457,6 +457,23 @@ def test_a_bad_command_line_is_one_line(args, tmp_path, capsys):
     assert "usage:" not in err and "--help" in err
 
 
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path, monkeypatch):
+    """`segsearch classes IDX | head -1`: once the reader has closed the pipe, segsearch stops quietly with
+    SIGPIPE's status (it printed "segsearch: error: [Errno 32] Broken pipe")."""
+    import os
+
+    Index(151, 8, 4, class_names=[f"class{c}" for c in range(151)]).train(
+        np.full((4, 151, 8, 8), 1 / 151, np.float32), niter=1
+    ).save(tmp_path / "index.segsearch")
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line: every write fails with EPIPE
+    out, err = open(w, "w", buffering=1), io.StringIO()  # line-buffered, like a terminal's or head's pipe
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["classes", str(tmp_path)]) == 141
+    assert err.getvalue() == ""
+
+
 def test_new_counts_the_photos_a_run_adds(tmp_path):
     """BuildReport.n_new (the CLI's "N new"): every photo on a first run, 0 on a run that finds nothing new, and
     for --add the new readable photos (an unreadable file is reported failed, not new)."""

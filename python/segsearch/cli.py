@@ -15,6 +15,7 @@ import argparse
 import errno
 import json
 import math
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -507,6 +508,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("segsearch: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`segsearch ... | head`): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's flush of what is left must not fail again
+        return 128 + 13  # as if killed by SIGPIPE
     except (ValueError, SegsearchError, FileNotFoundError, OSError, sqlite3.Error, ImportError) as e:
         print(f"segsearch: error: {_error_line(e)}", file=sys.stderr)
         return 2
