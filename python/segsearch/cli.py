@@ -5,8 +5,9 @@ folder of photos (see :mod:`segsearch.library.build`); ``segsearch search INDEX_
 sketch and/or caption words (see :mod:`segsearch.library.photo_index`); ``segsearch classes INDEX_DIR`` lists its
 classes; ``segsearch compact INDEX_DIR`` merges the shards ``--add`` wrote; ``segsearch metadata INDEX_DIR`` adds
 the photos' dates, cameras and folders (for ``search --after/--before/--folder/--camera``) to a folder without
-them. Bad input prints one line ``segsearch: error: ...`` on stderr and exits with status 2; an interrupted run
-exits with 130 and resumes when run again.
+them; ``segsearch serve INDEX_DIR`` serves the web app and HTTP API (see :mod:`segsearch.serve`). Bad input
+prints one line ``segsearch: error: ...`` on stderr and exits with status 2; an interrupted run exits with 130 and
+resumes when run again.
 """
 
 from __future__ import annotations
@@ -316,7 +317,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive, default=12, help="number of results shown (default 12)")
     _search_options(p, "torch device for photo queries (default: cuda if available)")
     p.set_defaults(func=_cmd_gui)
+
+    p = sub.add_parser(
+        "serve",
+        help="the web app and HTTP API: search an index folder from a browser or over HTTP",
+        description="Serve INDEX_DIR at http://HOST:PORT/: the sketch tool in a browser at /, the HTTP API under "
+        "/api (its schema at /docs). Loopback only unless --host says otherwise, and then with --token. New photos "
+        "added with 'segsearch index ... --add' are served within seconds, without a restart "
+        '(needs: pip install "segsearch[serve]").',
+    )
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="folder made by 'segsearch index'")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SEGSEARCH_TOKEN"),
+        help="every API call must carry 'Authorization: Bearer TOKEN'; the page asks for it once (default: "
+        "$SEGSEARCH_TOKEN; needed with a --host other machines reach)",
+    )
+    p.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="serve a --host other machines reach without a token (anyone who reaches it sees the photos)",
+    )
+    p.add_argument(
+        "--max-upload-mb", type=_positive, default=20, metavar="MB", help="largest request body (default 20 MB)"
+    )
+    p.add_argument(
+        "--photo-workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="threads segmenting query photos (default: half the cores, at least 1)",
+    )
+    p.add_argument(
+        "--threads", type=_positive, default=1, help="threads per search (default 1: concurrent requests use the cores)"
+    )
+    p.add_argument(
+        "--reload-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="look for new photos in INDEX_DIR every S seconds (default 2; 0: never)",
+    )
+    _search_options(p, "torch device for query photos (default: cuda if available)")
+    p.set_defaults(func=_cmd_serve)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return value
+
+
+def _cmd_serve(args) -> int:
+    from .serve.server import serve
+
+    if not args.reload_seconds >= 0:
+        raise ValueError(f"--reload-seconds must be >= 0, got {args.reload_seconds}")
+    serve(
+        args.index_dir,
+        host=args.host,
+        port=args.port,
+        token=args.token or None,
+        insecure_no_token=args.insecure_no_token,
+        photos_dir=args.photos,
+        device=args.device,
+        weights=args.weights,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
+        max_upload_bytes=args.max_upload_mb * 1_000_000,
+        photo_workers=args.photo_workers,
+        search_threads=args.threads,
+        reload_seconds=args.reload_seconds,
+    )
+    return 0
 
 
 def _cmd_gui(args) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ class PhotoIndex:
         self._segmenter = segmenter
         self._device, self._weights = device, weights
         self._maps_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.RLock()  # the network's loading and the maps cache: a server's threads share them
         self._columns: MetadataColumns | None = None
         names = index.class_names or [str(i) for i in range(index.num_classes)]
         self.classes: list[str] = list(names)
@@ -217,6 +219,10 @@ class PhotoIndex:
     @property
     def segmenter(self):
         """The network for photo queries (loaded on first use)."""
+        with self._lock:
+            return self._load_segmenter()
+
+    def _load_segmenter(self):
         if self._segmenter is None:
             from ..network.segmenter import Segmenter
             from ..network.weights import NETWORK
@@ -262,9 +268,10 @@ class PhotoIndex:
                 raise FileNotFoundError(f"photo {photo} does not exist")
             st = p.stat()
             key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-            if key in self._maps_cache:
-                self._maps_cache.move_to_end(key)
-                return self._maps_cache[key]
+            with self._lock:
+                if key in self._maps_cache:
+                    self._maps_cache.move_to_end(key)
+                    return self._maps_cache[key]
         seg = self.segmenter  # loading the network raises its own errors (e.g. missing weights)
         try:
             maps = np.asarray(seg.predict([photo], size=self.size))[0]
@@ -272,9 +279,10 @@ class PhotoIndex:
             raise ValueError(f"cannot read photo {photo}: {e}") from None
         if key is not None:
             maps.flags.writeable = False
-            self._maps_cache[key] = maps
-            while len(self._maps_cache) > MAPS_CACHE:
-                self._maps_cache.popitem(last=False)
+            with self._lock:
+                self._maps_cache[key] = maps
+                while len(self._maps_cache) > MAPS_CACHE:
+                    self._maps_cache.popitem(last=False)
         return maps
 
     def sketch_labels(self, sketch) -> np.ndarray:
@@ -375,8 +383,9 @@ class PhotoIndex:
         f = make_filter(after=after, before=before, folder=folder, camera=camera)
         if f is None:
             return None
-        if self._columns is None:
-            self._columns = self._read_columns()
+        with self._lock:
+            if self._columns is None:
+                self._columns = self._read_columns()
         return self._columns.mask(f)
 
     def _read_columns(self) -> MetadataColumns:

@@ -1,0 +1,183 @@
+"""What a client sends to ``POST /api/search``, checked field by field: every refusal is a :class:`BadRequest` with
+the HTTP status and one line saying what was wrong and what to do. Nothing here touches the index or the network;
+images are decoded here, with the limits an untrusted upload needs (image formats only, Pillow's decompression-bomb
+limit, a pixel cap)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["BadRequest", "SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
+
+#: The most results one search returns.
+MAX_K = 1000
+#: Formats an uploaded query photo may have (Pillow decodes nothing else).
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+#: The most pixels a query photo may have: Pillow's own decompression-bomb limit (89 megapixels).
+MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+#: The most pixels a sketch PNG may have (a label map needs no more than 4096 x 4096).
+MAX_SKETCH_PIXELS = 4096 * 4096
+
+_KNOWN = {"k", "draw", "sketch", "photo", "text", "rerank", "after", "before", "folder", "camera"}
+
+
+class BadRequest(Exception):
+    """A request refused with ``status`` (4xx) and a one-line ``message``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class SearchFields:
+    """The checked fields of a search (see docs/http-api.md)."""
+
+    k: int = 10
+    draw: list[tuple[str, list[float]]] = field(default_factory=list)
+    sketch: bytes | None = None  # PNG bytes
+    photo: str | None = None  # an indexed photo's id
+    text: str | None = None
+    rerank: int | None = None
+    filters: dict = field(default_factory=dict)  # after, before, folder, camera
+
+    @property
+    def has_query(self) -> bool:
+        has_text = bool(self.text and self.text.strip())
+        return bool(self.draw) or self.sketch is not None or self.photo is not None or has_text
+
+
+def parse_fields(body: bytes | str | None) -> SearchFields:
+    """The search fields of a JSON object (bytes or text; None or empty: no fields)."""
+    if body is None or (isinstance(body, (bytes, str)) and not body.strip()):
+        return SearchFields()
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f'the query is not valid JSON ({e}); send a JSON object such as {{"k": 10}}') from None
+    if not isinstance(obj, dict):
+        raise BadRequest(f"the query must be a JSON object, not {type(obj).__name__}")
+    unknown = sorted(set(obj) - _KNOWN)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(_KNOWN))}")
+    f = SearchFields()
+    if obj.get("k") is not None:
+        f.k = _whole(obj["k"], "k", 1, MAX_K)
+    if obj.get("rerank") is not None:
+        f.rerank = _whole(obj["rerank"], "rerank", 0, 1 << 20)
+    if obj.get("draw") is not None:
+        f.draw = _boxes(obj["draw"])
+    if obj.get("sketch") is not None:
+        f.sketch = _base64_png(obj["sketch"])
+    if obj.get("photo") is not None:
+        if not isinstance(obj["photo"], (str, int)) or isinstance(obj["photo"], bool) or obj["photo"] == "":
+            raise BadRequest("photo must be the id of an indexed photo (a result's id)")
+        f.photo = obj["photo"]
+    for name in ("text", "after", "before", "folder", "camera"):
+        v = obj.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, str) or len(v) > 1000:
+            raise BadRequest(f"{name} must be a string of at most 1000 characters")
+        if name == "text":
+            f.text = v
+        else:
+            f.filters[name] = v
+    return f
+
+
+def _whole(v, name: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise BadRequest(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
+    return v
+
+
+def _boxes(v) -> list[tuple[str, list[float]]]:
+    if not isinstance(v, list) or len(v) > 1000:
+        raise BadRequest('draw must be a list (at most 1000) of {"class": NAME or INDEX, "box": [x0, y0, x1, y1]}')
+    out = []
+    for i, item in enumerate(v):
+        if not isinstance(item, dict) or set(item) - {"class", "box"} or "class" not in item or "box" not in item:
+            raise BadRequest(f'draw[{i}] must be {{"class": NAME or INDEX, "box": [x0, y0, x1, y1]}}; got {item!r:.80}')
+        c, box = item["class"], item["box"]
+        if isinstance(c, bool) or not isinstance(c, (str, int)) or (isinstance(c, int) and c < 0):
+            raise BadRequest(f"draw[{i}].class must be a class name or index; got {c!r:.40}")
+        ok = isinstance(box, list) and len(box) == 4
+        ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in box)
+        if not ok:
+            raise BadRequest(f"draw[{i}].box must be four numbers [x0, y0, x1, y1]; got {box!r:.80}")
+        out.append((str(c), [float(x) for x in box]))
+    return out
+
+
+def _base64_png(v) -> bytes:
+    if not isinstance(v, str):
+        raise BadRequest("sketch must be a base64 PNG (a data:image/png;base64, prefix is allowed)")
+    if v.startswith("data:"):
+        head, _, v = v.partition(",")
+        if not head.endswith(";base64"):
+            raise BadRequest("sketch must be a base64 data URL (data:image/png;base64,...)")
+    try:
+        return base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("sketch is not valid base64; send the PNG's bytes base64-encoded") from None
+
+
+def _open(data: bytes, formats: tuple[str, ...], what: str, max_pixels: int, status: int) -> Image.Image:
+    """An image from untrusted bytes: only ``formats``, at most ``max_pixels``, fully decoded here."""
+    try:
+        im = Image.open(io.BytesIO(data), formats=list(formats))
+    except Image.DecompressionBombError:
+        raise BadRequest(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
+    except UnidentifiedImageError:
+        kinds = ", ".join(formats[:-1]) + " or " + formats[-1] if len(formats) > 1 else formats[0]
+        raise BadRequest(f"the {what} is not an image of a known kind; send {kinds}", status) from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadRequest(f"cannot read the {what}: {e}", 422) from None
+    w, h = im.size
+    if w * h > max_pixels:
+        raise BadRequest(
+            f"the {what} is {w}x{h} pixels, more than the {max_pixels:,} allowed; send a smaller image", 422
+        )
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise BadRequest(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadRequest(f"cannot decode the {what}: {e}", 422) from None
+    return im
+
+
+def decode_photo(data: bytes) -> Image.Image:
+    """An uploaded query photo, decoded and upright (EXIF orientation applied), RGB."""
+    from ..network.orientation import upright
+
+    if not data:
+        raise BadRequest("the image part is empty; send a photo file", 400)
+    im = _open(data, PHOTO_FORMATS, "uploaded photo", MAX_PHOTO_PIXELS, 415)
+    try:
+        return upright(im).convert("RGB")
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadRequest(f"cannot decode the uploaded photo: {e}", 422) from None
+
+
+def decode_sketch(data: bytes) -> Image.Image:
+    """A sketch PNG (single-channel label values or RGB(A) class colours), decoded."""
+    if not data:
+        raise BadRequest("sketch is empty; send a PNG label map", 400)
+    return _open(data, ("PNG",), "sketch", MAX_SKETCH_PIXELS, 422)
+
+
+def labels_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    """An int label map (n, n) as an RGB PNG in the class colours."""
+    rgb = np.asarray(palette, np.uint8)[np.clip(labels, 0, len(palette) - 1)]
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
