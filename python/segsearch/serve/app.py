@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine.layout import METADATA_FILE
-from ..errors import SegsearchError
+from ..errors import IndexFormatError
 from ..library.photo_index import PhotoIndex
 from .live_index import LiveIndex
 from .query_fields import BadRequest, SearchFields, decode_photo, decode_sketch, labels_png, parse_fields
@@ -449,10 +449,10 @@ def _photo_path(pi: PhotoIndex, id_text) -> tuple[str | int, Path]:
 
 
 def _library_call(fn, *args, **kwargs):
-    """Call the library; its ValueErrors (bad input it found) become 422 with their words."""
+    """Call the library; its ValueErrors (bad input it found, OptionError included) become 422 with their words."""
     try:
         return fn(*args, **kwargs)
-    except SegsearchError:
+    except IndexFormatError:  # the folder is damaged: a fault of the server's side, logged
         raise
     except FileNotFoundError as e:
         raise BadRequest(" ".join(str(e).split()), 404) from None

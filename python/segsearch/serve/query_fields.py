@@ -132,8 +132,9 @@ def _base64_png(v) -> bytes:
 
 def _open(data: bytes, formats: tuple[str, ...], what: str, max_pixels: int, status: int) -> Image.Image:
     """An image from untrusted bytes: only ``formats``, at most ``max_pixels``, fully decoded here."""
+    Image.init()  # every plugin registered, so the formats below are known
     try:
-        im = Image.open(io.BytesIO(data), formats=list(formats))
+        im = Image.open(io.BytesIO(data), formats=[f for f in formats if f in Image.OPEN])
     except Image.DecompressionBombError:
         raise BadRequest(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
     except UnidentifiedImageError:
