@@ -352,6 +352,25 @@ def test_refused_ids_are_not_served(tmp_path, folder):
         assert "not served" in _error(c.post("/api/search", json={"photo": "../secret.png"}), 404)
 
 
+def test_an_uploaded_photo_is_segmented_once(folder):
+    """The page sends its query photo again with every stroke: the network runs on it once."""
+    seg = FakeSegmenter()
+    photos, names = folder[1], folder[2]
+    data = (photos / names[5]).read_bytes()
+    with TestClient(create_app(folder[0], segmenter=seg, reload_seconds=0)) as c:
+        first = c.post("/api/search", files={"image": ("p.png", data, "image/png")}).json()
+        calls = seg.calls
+        lab = _sky_road()
+        q = json.dumps({"sketch": _b64(_png((lab + 1).astype(np.uint8), "L"))})
+        again = c.post("/api/search", files={"image": ("p.png", data, "image/png")}, data={"query": q}).json()
+        assert seg.calls == calls and first["segment_ms"] is not None and again["segment_ms"] is None
+        pi = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
+        assert [r["id"] for r in again["results"]] == [h.id for h in pi.search(image=photos / names[5], sketch=lab)]
+        other = (photos / names[6]).read_bytes()
+        c.post("/api/search", files={"image": ("p.png", other, "image/png")})
+        assert seg.calls == calls + 1  # another photo is segmented
+
+
 # ---------------------------------------------------------------------------------------------- the token
 def test_token(folder):
     with TestClient(create_app(folder[0], segmenter=FakeSegmenter(), token="s3cret", reload_seconds=0)) as c:
@@ -366,6 +385,12 @@ def test_token(folder):
         c.cookies.set("segsearch_token", "s3cret")  # what the page sets so that <img> URLs load
         assert c.get(f"/api/thumbnail/{folder[2][0]}").status_code == 200
         c.cookies.clear()
+    with TestClient(create_app(folder[0], segmenter=FakeSegmenter(), token="a;b c%", reload_seconds=0)) as c:
+        c.cookies.set("segsearch_token", "a%3Bb%20c%25")  # the page percent-encodes what a cookie cannot hold
+        assert c.get("/api/health").status_code == 200
+        c.cookies.clear()
+        assert c.get("/api/health", headers={"Authorization": "Bearer a;b c%"}).status_code == 200
+    with TestClient(create_app(folder[0], segmenter=FakeSegmenter(), token="s3cret", reload_seconds=0)) as c:
         # the page, the schema and the docs hold no photos: no token
         assert c.get("/").status_code == 200 and c.get("/openapi.json").status_code == 200
     with pytest.raises(ValueError, match="token"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import logging
 import mimetypes
@@ -20,7 +21,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -49,6 +50,8 @@ TOKEN_COOKIE = "segsearch_token"
 THUMB_SIZES = (32, 1024)
 THUMB_DEFAULT = 320
 THUMB_CACHE = 512
+#: How many uploaded query photos' maps are kept (keyed by the upload's sha256).
+UPLOAD_CACHE = 16
 
 _SEARCH_BODY = {
     "description": "A JSON object of search fields (docs/http-api.md), or multipart/form-data with a part "
@@ -150,13 +153,34 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class LruCache:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+
 class Thumbnails:
     """JPEG thumbnails of photo files, the last :data:`THUMB_CACHE` kept (keyed by file, its size and time)."""
 
     def __init__(self, capacity: int = THUMB_CACHE):
-        self.capacity = capacity
-        self._cache: OrderedDict[tuple, bytes] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache = LruCache(capacity)
 
     def get(self, path: Path, size: int) -> bytes:
         import io
@@ -167,18 +191,13 @@ class Thumbnails:
 
         st = path.stat()
         key = (str(path), st.st_size, st.st_mtime_ns, size)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        im = ImageOps.contain(open_photo(path, (size, size)), (size, size))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=85)
-        data = buf.getvalue()
-        with self._lock:
-            self._cache[key] = data
-            while len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
+        data = self._cache.get(key)
+        if data is None:
+            im = ImageOps.contain(open_photo(path, (size, size)), (size, size))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=85)
+            data = buf.getvalue()
+            self._cache.put(key, data)
         return data
 
 
@@ -230,6 +249,7 @@ def create_app(
     workers = photo_workers if photo_workers is not None else max(1, _usable_cores() // 2)
     state = {"pool": None}
     thumbs = Thumbnails()
+    uploads = LruCache(UPLOAD_CACHE)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -256,7 +276,10 @@ def create_app(
         if secret is not None and request.url.path.startswith("/api/"):
             given = request.headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
-            candidate = value.strip() if scheme.lower() == "bearer" else request.cookies.get(TOKEN_COOKIE, "")
+            if scheme.lower() == "bearer":
+                candidate = value.strip()
+            else:  # the page percent-encodes what a cookie cannot hold
+                candidate = unquote(request.cookies.get(TOKEN_COOKIE, ""))
             if not hmac.compare_digest(candidate.encode(), secret):
                 return JSONResponse(
                     {"error": "this server needs its token: send the header 'Authorization: Bearer TOKEN'"},
@@ -331,11 +354,16 @@ def create_app(
             )
         loop = asyncio.get_running_loop()
         maps, segment_ms = None, None
-        if image is not None or fields.photo is not None:
-            if image is not None:
-                target = await loop.run_in_executor(state["pool"], decode_photo, image)
-            else:
-                _, target = _photo_path(pi, fields.photo)
+        if image is not None:  # the page sends its photo again with every stroke: segmented once, then cached
+            key = hashlib.sha256(image).digest()
+            maps = uploads.get(key)
+            if maps is None:
+                t1 = time.perf_counter()
+                maps = await loop.run_in_executor(state["pool"], _segment_upload, pi, image)
+                segment_ms = (time.perf_counter() - t1) * 1000
+                uploads.put(key, maps)
+        elif fields.photo is not None:  # PhotoIndex caches the maps of its last few photo files
+            _, target = _photo_path(pi, fields.photo)
             t1 = time.perf_counter()
             maps = await loop.run_in_executor(state["pool"], _library_call, pi.segment, target)
             segment_ms = (time.perf_counter() - t1) * 1000
@@ -446,6 +474,12 @@ def _photo_path(pi: PhotoIndex, id_text) -> tuple[str | int, Path]:
     if path is None:
         raise BadRequest(f"the photo {str(key)[:200]!r} is not served: {note}", 404)
     return key, path
+
+
+def _segment_upload(pi: PhotoIndex, data: bytes) -> np.ndarray:
+    maps = _library_call(pi.segment, decode_photo(data))
+    maps.flags.writeable = False
+    return maps
 
 
 def _library_call(fn, *args, **kwargs):
