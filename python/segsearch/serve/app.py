@@ -375,7 +375,7 @@ def create_app(
             "query_labels": None if maps is None else _data_url(labels_png(np.argmax(maps, axis=0), pi.palette)),
             "photos": len(pi),
         }
-        return out
+        return JSONResponse(out)
 
     @app.get("/api/thumbnail/{id:path}", summary="a photo's JPEG thumbnail", response_class=Response)
     def thumbnail(id: str, size: int = THUMB_DEFAULT):
