@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
 import struct
 import threading
 import zlib
@@ -454,6 +455,12 @@ def test_new_shards_are_picked_up_whole(tmp_path, folder):
         assert c.get("/api/health").json()["generation"] == 1
         assert sorted(_ids(c.post("/api/search", json=q))) == sorted(names)
         assert c.get(f"/api/thumbnail/{names[-1]}").status_code == 200
+        # the replaced state is closed once no request can hold it any more (a state on Ray stops its actors)
+        assert live.close_retired() == 0  # not yet: a request may still be answering from it
+        assert held.captions.bm25("car") and live.close_retired(older_than=0) == 1
+        with pytest.raises(sqlite3.ProgrammingError):
+            held.captions.bm25("car")
+        assert c.post("/api/search", json={"text": "car"}).status_code == 200  # the current state is open
         # a folder caught half-written (a manifest that does not parse) is not swapped in: the old state serves
         (d / "shards.json").write_text("{ half written")
         assert not live.check() and live.last_error and len(live.current) == len(names)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,8 @@ log = logging.getLogger("segsearch.serve")
 
 #: The files whose change means the folder holds something new.
 WATCHED = (INDEX_FILE, MANIFEST_FILE, CAPTIONS_FILE, METADATA_FILE)
+#: How long a replaced state is kept before it is closed (its Ray actors stopped): requests that took it finish.
+RETIRE_SECONDS = 120.0
 
 
 class LiveIndex:
@@ -41,6 +44,7 @@ class LiveIndex:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self._retired: list[tuple[float, PhotoIndex]] = []  # (when replaced, state): closed RETIRE_SECONDS later
 
     def _files_stamp(self) -> tuple:
         out = []
@@ -70,9 +74,25 @@ class LiveIndex:
             if old._segmenter is not None and new._segmenter is None:
                 new._segmenter = old._segmenter
             self.current, self._stamp, self.last_error = new, stamp, None
+            self._retired.append((time.monotonic(), old))
             self.generation += 1
             log.info("picked up the index folder's new state: %d photos (generation %d)", len(new), self.generation)
             return True
+
+    def close_retired(self, *, older_than: float = RETIRE_SECONDS) -> int:
+        """Close the replaced states retired at least ``older_than`` seconds ago (a state on Ray stops its actors);
+        returns how many were closed."""
+        now, keep, done = time.monotonic(), [], []
+        with self._lock:
+            for when, pi in self._retired:
+                if now - when >= older_than:
+                    done.append(pi)
+                else:
+                    keep.append((when, pi))
+            self._retired = keep
+        for pi in done:
+            _close(pi)
+        return len(done)
 
     def start(self) -> None:
         """Start the watcher thread (a daemon; :meth:`stop` ends it)."""
@@ -81,14 +101,29 @@ class LiveIndex:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching and close every state, the current one too (the server is going away)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.close_retired(older_than=0)
+        _close(self.current)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_seconds):
             try:
                 self.check()
+                self.close_retired()
             except Exception:  # never let the watcher die: log and look again
                 log.exception("watching the index folder failed")
+
+
+def _close(pi: PhotoIndex) -> None:
+    """Release what a state holds beyond memory: Ray actors, the captions' connection (a local folder's maps are
+    unmapped when dropped)."""
+    for close in (getattr(pi.index, "close", None), getattr(pi.captions, "close", None)):
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.exception("closing a replaced state of the index folder failed")
