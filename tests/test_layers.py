@@ -22,6 +22,7 @@ LAYERS = {
     "distributed": 4,
     "sketch": 5,
     "gui": 6,
+    "serve": 6,
     "cli": 7,
     "_deprecated": 8,
     "__init__": 9,

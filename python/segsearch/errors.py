@@ -41,3 +41,19 @@ class TFLiteImportError(SegsearchError, ValueError):
 
 class FTS5Unavailable(SegsearchError, RuntimeError):
     """The Python's SQLite lacks FTS5 (or its porter tokenizer), which caption search needs."""
+
+
+class RequestError(SegsearchError):
+    """A request to ``segsearch serve`` that is refused: ``status`` (4xx) and a one-line message saying what was
+    wrong and what to do."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class RequestTooLarge(RequestError):
+    """A request body over the server's cap (413)."""
+
+    def __init__(self, message: str = "the request is larger than the server's cap"):
+        super().__init__(message, 413)

@@ -32,10 +32,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine.layout import METADATA_FILE
-from ..errors import IndexFormatError
+from ..errors import IndexFormatError, RequestTooLarge
 from ..library.photo_index import PhotoIndex
 from .live_index import LiveIndex
-from .query_fields import BadRequest, SearchFields, decode_photo, decode_sketch, labels_png, parse_fields
+from .query_fields import RequestError, SearchFields, decode_photo, decode_sketch, labels_png, parse_fields
 
 __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_MB", "TOKEN_COOKIE"]
 
@@ -98,10 +98,6 @@ _SEARCH_BODY = {
 }
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class LimitBody:
     """ASGI middleware: a request body over ``max_bytes`` is answered 413 (by its Content-Length before anything
     is read, else as soon as the streamed bytes pass the cap)."""
@@ -123,7 +119,7 @@ class LimitBody:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge()
+                    raise RequestTooLarge()
             return msg
 
         async def tracked(msg):
@@ -133,7 +129,7 @@ class LimitBody:
 
         try:
             await self.app(scope, limited, tracked)
-        except BodyTooLarge:
+        except RequestTooLarge:
             if not started:
                 await _send_json(send, 413, self._message())
 
@@ -289,11 +285,11 @@ def create_app(
         return await call_next(request)
 
     # ---------------------------------------------------------------- errors: one JSON line, never a traceback
-    @app.exception_handler(BadRequest)
-    async def _bad(request, e: BadRequest):
+    @app.exception_handler(RequestError)
+    async def _bad(request, e: RequestError):
         return JSONResponse({"error": str(e)}, status_code=e.status)
 
-    @app.exception_handler(BodyTooLarge)
+    @app.exception_handler(RequestTooLarge)
     async def _large(request, e):
         return JSONResponse({"error": LimitBody(None, max_upload_bytes)._message()}, status_code=413)
 
@@ -347,9 +343,9 @@ def create_app(
         t0 = time.perf_counter()
         fields, image = await _read_search(request, max_upload_bytes)
         if image is not None and fields.photo is not None:
-            raise BadRequest("give the query photo either as an uploaded image or as photo (an id), not both")
+            raise RequestError("give the query photo either as an uploaded image or as photo (an id), not both")
         if image is None and not fields.has_query:
-            raise BadRequest(
+            raise RequestError(
                 "nothing to search for: give draw (boxes), sketch, photo (an id), an uploaded image, or text", 422
             )
         loop = asyncio.get_running_loop()
@@ -380,14 +376,14 @@ def create_app(
     @app.get("/api/thumbnail/{id:path}", summary="a photo's JPEG thumbnail", response_class=Response)
     def thumbnail(id: str, size: int = THUMB_DEFAULT):
         if not THUMB_SIZES[0] <= size <= THUMB_SIZES[1]:
-            raise BadRequest(f"size must be from {THUMB_SIZES[0]} to {THUMB_SIZES[1]}; got {size}")
+            raise RequestError(f"size must be from {THUMB_SIZES[0]} to {THUMB_SIZES[1]}; got {size}")
         _, path = _photo_path(live.current, id)
         try:
             data = thumbs.get(path, size)
         except FileNotFoundError:
-            raise BadRequest(f"the photo {id!r} is in the index but its file is gone", 404) from None
+            raise RequestError(f"the photo {id!r} is in the index but its file is gone", 404) from None
         except (OSError, ValueError, SyntaxError) as e:
-            raise BadRequest(f"the photo {id!r} cannot be read ({type(e).__name__})", 404) from None
+            raise RequestError(f"the photo {id!r} cannot be read ({type(e).__name__})", 404) from None
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @app.get("/api/photo/{id:path}", summary="a photo's original file", response_class=FileResponse)
@@ -429,19 +425,19 @@ async def _read_search(request: Request, max_bytes: int) -> tuple[SearchFields, 
 
         try:
             form = await request.form(max_files=1, max_fields=2, max_part_size=max_bytes)
-        except BodyTooLarge:
+        except RequestTooLarge:
             raise
         except Exception as e:  # the multipart parser's errors: a malformed body
-            raise BadRequest(f"cannot read the multipart body ({' '.join(str(e).split())})") from None
+            raise RequestError(f"cannot read the multipart body ({' '.join(str(e).split())})") from None
         try:
             unknown = sorted(set(form.keys()) - {"image", "query"})
             if unknown:
-                raise BadRequest(f"unknown part {unknown[0]!r}; send the parts 'image' and optionally 'query'")
+                raise RequestError(f"unknown part {unknown[0]!r}; send the parts 'image' and optionally 'query'")
             upload, query = form.get("image"), form.get("query")
             if upload is None:
-                raise BadRequest("a multipart search needs the part 'image' (the query photo); else send JSON")
+                raise RequestError("a multipart search needs the part 'image' (the query photo); else send JSON")
             if not isinstance(upload, UploadFile):
-                raise BadRequest("the part 'image' must be a file")
+                raise RequestError("the part 'image' must be a file")
             if isinstance(query, UploadFile):
                 query = await query.read()
             fields = parse_fields(query)
@@ -450,7 +446,7 @@ async def _read_search(request: Request, max_bytes: int) -> tuple[SearchFields, 
             await form.close()
         return fields, data
     if kind not in ("application/json", ""):
-        raise BadRequest(f"send the search as application/json or multipart/form-data, not {kind}", 415)
+        raise RequestError(f"send the search as application/json or multipart/form-data, not {kind}", 415)
     return parse_fields(await request.body()), None
 
 
@@ -463,7 +459,7 @@ def _indexed_id(pi: PhotoIndex, id_text) -> str | int:
         except (TypeError, ValueError):
             key = None
     if key is None or key not in pi.index:
-        raise BadRequest(f"no photo with id {str(id_text)[:200]!r} in the index", 404)
+        raise RequestError(f"no photo with id {str(id_text)[:200]!r} in the index", 404)
     return key
 
 
@@ -472,7 +468,7 @@ def _photo_path(pi: PhotoIndex, id_text) -> tuple[str | int, Path]:
     key = _indexed_id(pi, id_text)
     path, note = pi.locate(key)
     if path is None:
-        raise BadRequest(f"the photo {str(key)[:200]!r} is not served: {note}", 404)
+        raise RequestError(f"the photo {str(key)[:200]!r} is not served: {note}", 404)
     return key, path
 
 
@@ -489,10 +485,10 @@ def _library_call(fn, *args, **kwargs):
     except IndexFormatError:  # the folder is damaged: a fault of the server's side, logged
         raise
     except FileNotFoundError as e:
-        raise BadRequest(" ".join(str(e).split()), 404) from None
+        raise RequestError(" ".join(str(e).split()), 404) from None
     except ValueError as e:
         msg = " ".join(str(e).split()).replace("'segsearch classes INDEX_DIR' lists", "GET /api/classes lists")
-        raise BadRequest(msg, 422) from None
+        raise RequestError(msg, 422) from None
 
 
 def _run_search(pi: PhotoIndex, f: SearchFields, maps, threads: int):
@@ -529,6 +525,9 @@ def _data_url(png: bytes) -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    from importlib import metadata
 
-    return __version__
+    try:
+        return metadata.version("segsearch")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"

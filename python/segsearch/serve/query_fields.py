@@ -1,4 +1,4 @@
-"""What a client sends to ``POST /api/search``, checked field by field: every refusal is a :class:`BadRequest` with
+"""What a client sends to ``POST /api/search``, checked field by field: every refusal is a :class:`RequestError` with
 the HTTP status and one line saying what was wrong and what to do. Nothing here touches the index or the network;
 images are decoded here, with the limits an untrusted upload needs (image formats only, Pillow's decompression-bomb
 limit, a pixel cap)."""
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["BadRequest", "SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
+from ..errors import RequestError
+
+__all__ = ["SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
 
 #: The most results one search returns.
 MAX_K = 1000
@@ -26,14 +28,6 @@ MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 MAX_SKETCH_PIXELS = 4096 * 4096
 
 _KNOWN = {"k", "draw", "sketch", "photo", "text", "rerank", "after", "before", "folder", "camera"}
-
-
-class BadRequest(Exception):
-    """A request refused with ``status`` (4xx) and a one-line ``message``."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -61,12 +55,12 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f'the query is not valid JSON ({e}); send a JSON object such as {{"k": 10}}') from None
+        raise RequestError(f'the query is not valid JSON ({e}); send a JSON object such as {{"k": 10}}') from None
     if not isinstance(obj, dict):
-        raise BadRequest(f"the query must be a JSON object, not {type(obj).__name__}")
+        raise RequestError(f"the query must be a JSON object, not {type(obj).__name__}")
     unknown = sorted(set(obj) - _KNOWN)
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(_KNOWN))}")
+        raise RequestError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(_KNOWN))}")
     f = SearchFields()
     if obj.get("k") is not None:
         f.k = _whole(obj["k"], "k", 1, MAX_K)
@@ -78,14 +72,14 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         f.sketch = _base64_png(obj["sketch"])
     if obj.get("photo") is not None:
         if not isinstance(obj["photo"], (str, int)) or isinstance(obj["photo"], bool) or obj["photo"] == "":
-            raise BadRequest("photo must be the id of an indexed photo (a result's id)")
+            raise RequestError("photo must be the id of an indexed photo (a result's id)")
         f.photo = obj["photo"]
     for name in ("text", "after", "before", "folder", "camera"):
         v = obj.get(name)
         if v is None:
             continue
         if not isinstance(v, str) or len(v) > 1000:
-            raise BadRequest(f"{name} must be a string of at most 1000 characters")
+            raise RequestError(f"{name} must be a string of at most 1000 characters")
         if name == "text":
             f.text = v
         else:
@@ -95,39 +89,40 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
 
 def _whole(v, name: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise BadRequest(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
+        raise RequestError(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
     return v
 
 
 def _boxes(v) -> list[tuple[str, list[float]]]:
     if not isinstance(v, list) or len(v) > 1000:
-        raise BadRequest('draw must be a list (at most 1000) of {"class": NAME or INDEX, "box": [x0, y0, x1, y1]}')
+        raise RequestError('draw must be a list (at most 1000) of {"class": NAME or INDEX, "box": [x0, y0, x1, y1]}')
     out = []
     for i, item in enumerate(v):
         if not isinstance(item, dict) or set(item) - {"class", "box"} or "class" not in item or "box" not in item:
-            raise BadRequest(f'draw[{i}] must be {{"class": NAME or INDEX, "box": [x0, y0, x1, y1]}}; got {item!r:.80}')
+            shape = '{"class": NAME or INDEX, "box": [x0, y0, x1, y1]}'
+            raise RequestError(f"draw[{i}] must be {shape}; got {item!r:.80}")
         c, box = item["class"], item["box"]
         if isinstance(c, bool) or not isinstance(c, (str, int)) or (isinstance(c, int) and c < 0):
-            raise BadRequest(f"draw[{i}].class must be a class name or index; got {c!r:.40}")
+            raise RequestError(f"draw[{i}].class must be a class name or index; got {c!r:.40}")
         ok = isinstance(box, list) and len(box) == 4
         ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in box)
         if not ok:
-            raise BadRequest(f"draw[{i}].box must be four numbers [x0, y0, x1, y1]; got {box!r:.80}")
+            raise RequestError(f"draw[{i}].box must be four numbers [x0, y0, x1, y1]; got {box!r:.80}")
         out.append((str(c), [float(x) for x in box]))
     return out
 
 
 def _base64_png(v) -> bytes:
     if not isinstance(v, str):
-        raise BadRequest("sketch must be a base64 PNG (a data:image/png;base64, prefix is allowed)")
+        raise RequestError("sketch must be a base64 PNG (a data:image/png;base64, prefix is allowed)")
     if v.startswith("data:"):
         head, _, v = v.partition(",")
         if not head.endswith(";base64"):
-            raise BadRequest("sketch must be a base64 data URL (data:image/png;base64,...)")
+            raise RequestError("sketch must be a base64 data URL (data:image/png;base64,...)")
     try:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("sketch is not valid base64; send the PNG's bytes base64-encoded") from None
+        raise RequestError("sketch is not valid base64; send the PNG's bytes base64-encoded") from None
 
 
 def _open(data: bytes, formats: tuple[str, ...], what: str, max_pixels: int, status: int) -> Image.Image:
@@ -136,23 +131,23 @@ def _open(data: bytes, formats: tuple[str, ...], what: str, max_pixels: int, sta
     try:
         im = Image.open(io.BytesIO(data), formats=[f for f in formats if f in Image.OPEN])
     except Image.DecompressionBombError:
-        raise BadRequest(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
+        raise RequestError(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
     except UnidentifiedImageError:
         kinds = ", ".join(formats[:-1]) + " or " + formats[-1] if len(formats) > 1 else formats[0]
-        raise BadRequest(f"the {what} is not an image of a known kind; send {kinds}", status) from None
+        raise RequestError(f"the {what} is not an image of a known kind; send {kinds}", status) from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise BadRequest(f"cannot read the {what}: {e}", 422) from None
+        raise RequestError(f"cannot read the {what}: {e}", 422) from None
     w, h = im.size
     if w * h > max_pixels:
-        raise BadRequest(
+        raise RequestError(
             f"the {what} is {w}x{h} pixels, more than the {max_pixels:,} allowed; send a smaller image", 422
         )
     try:
         im.load()
     except Image.DecompressionBombError:
-        raise BadRequest(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
+        raise RequestError(f"the {what} has too many pixels to decode safely; send a smaller image", 422) from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise BadRequest(f"cannot decode the {what}: {e}", 422) from None
+        raise RequestError(f"cannot decode the {what}: {e}", 422) from None
     return im
 
 
@@ -161,18 +156,18 @@ def decode_photo(data: bytes) -> Image.Image:
     from ..network.orientation import upright
 
     if not data:
-        raise BadRequest("the image part is empty; send a photo file", 400)
+        raise RequestError("the image part is empty; send a photo file", 400)
     im = _open(data, PHOTO_FORMATS, "uploaded photo", MAX_PHOTO_PIXELS, 415)
     try:
         return upright(im).convert("RGB")
     except (OSError, ValueError, SyntaxError) as e:
-        raise BadRequest(f"cannot decode the uploaded photo: {e}", 422) from None
+        raise RequestError(f"cannot decode the uploaded photo: {e}", 422) from None
 
 
 def decode_sketch(data: bytes) -> Image.Image:
     """A sketch PNG (single-channel label values or RGB(A) class colours), decoded."""
     if not data:
-        raise BadRequest("sketch is empty; send a PNG label map", 400)
+        raise RequestError("sketch is empty; send a PNG label map", 400)
     return _open(data, ("PNG",), "sketch", MAX_SKETCH_PIXELS, 422)
 
 
