@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .checks import class_index
+
 #: The share a class must cover for ``exclude=["car"]`` to leave the photo out.
 DEFAULT_EXCLUDE_SHARE = 0.01
 
@@ -91,8 +93,6 @@ def check_exclude(exclude, class_names) -> list[tuple[int, float]]:
     """``exclude`` as [(class, share)]: a dict {class: share} or a sequence of classes (each with the default share
     :data:`DEFAULT_EXCLUDE_SHARE`), classes by name (any case) or number, shares in (0, 1]; a class given twice
     keeps its smallest share. ValueError (one line, naming close class names) for bad input."""
-    from ..sketch.files import class_index
-
     if isinstance(exclude, (str, bytes)):
         exclude = [exclude]
     if isinstance(exclude, Mapping):
