@@ -1,15 +1,16 @@
 """What photo metadata costs (issue 22): reading the photos' EXIF when indexing, and a search with a date, folder or
 camera filter against the same search without one. Prints its figures; asserts nothing.
 
-    python bench/metadata_filters.py [--photos DIR] [--n-photos 100] [--index] [--n 100000] [--reps 30]
+    python bench/metadata_filters.py [--photos DIR] [--n-photos 100] [--index] [--n 100000] [--reps 30] [--search-only]
 
 Indexing: copies ``--n-photos`` photos of ``--photos`` (default: the shared CamVid training photos) to a temp
 folder and times the metadata pass (:func:`segsearch.library.metadata.fill_metadata`) over them; with
 ``--index``, also the whole ``segsearch index`` of that folder (the default network, on the CPU), of which the
 pass is a part. Search: a synthetic index of ``--n`` photos (C=60, K=16, PQ codes only) with a synthetic
 ``photos.sqlite`` (dates over 5 years, 100 folders, 10 cameras); median time of a sketch and of an image query
-(1 thread) without a filter and with filters that pass every photo, about half, 10% and 1%, and the first search
-with each filter, which makes its mask (later ones reuse it).
+(1 thread) without a filter and with filters that pass every photo, about half, 10% and 1%, with ``exclude=`` (random
+class shares stored with the codes), and the first search with each filter, which makes its mask (later ones reuse
+it).
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def synthetic_folder(d: Path, n: int) -> None:
     index.train(synthetic_probs(512, C, size, seed=0), niter=5)
     ids = [f"f{i % 100:02d}/p{i:07d}.jpg" for i in range(n)]
     codes = np.random.default_rng(1).integers(0, K, (n, C), dtype=np.uint8)
-    index.add_codes(codes, ids=ids)
+    # class shares (for exclude=): pixel counts drawn with class c about 1/(c+1) as likely as class 0
+    p = 1.0 / np.arange(1, C + 1)
+    shares = np.random.default_rng(3).multinomial(size * size, p / p.sum(), size=n)
+    index.add_codes(codes, ids=ids, shares=shares)
     index.save(d / "index.segsearch")
     t0 = dt.datetime(2019, 1, 1)
     rng = np.random.default_rng(2)
@@ -103,6 +107,10 @@ def search_cost(n: int, reps: int) -> None:
             "~1% (folder=f07)": {"folder": "f07"},
             "~10% (camera='camera 3')": {"camera": "camera 3"},
         }
+        for what, ex in (("class30 >= 1%", {"class30": 0.01}), ("class5 >= 5%", {"class5": 0.05})):
+            left = 1 - pi.exclude_mask(ex).mean()
+            filters[f"exclude {what} ({left:.0%} pass)"] = {"exclude": ex}
+        filters["exclude class30 >= 1% and after=2021-07-01"] = {"exclude": {"class30": 0.01}, "after": "2021-07-01"}
         for kind, q in (("sketch", {"sketch": sketch}), ("image", {"maps": maps})):
             base = None
             for name, f in filters.items():
@@ -121,8 +129,10 @@ def main() -> None:
     ap.add_argument("--index", action="store_true", help="also time the whole index run (the network on the CPU)")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--search-only", action="store_true", help="time the searches only")
     a = ap.parse_args()
-    indexing_cost(a.photos, a.n_photos, a.index)
+    if not a.search_only:
+        indexing_cost(a.photos, a.n_photos, a.index)
     search_cost(a.n, a.reps)
 
 

@@ -80,3 +80,26 @@ def exact_maps(probs: np.ndarray, index=None) -> np.ndarray:
 def topk(d: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k smallest distances, ties to the smaller position."""
     return np.argsort(d, kind="stable")[:k]
+
+
+def class_parts(kind: str, probs, labels, maps: np.ndarray, index=None) -> np.ndarray:
+    """The terms of :func:`distances`, class by class: float64 (N, C), lam ||x_c - q_c / lam||^2 for the classes
+    that count and 0 for the others; each row adds up to the photo's distance."""
+    N, C, D = maps.shape
+    power, lam = (0.0, 1.0) if index is None else ranking_params(index)
+    if power and probs is not None:
+        probs = reweighted(np.asarray(probs).reshape(C, D), index.class_prior, power, 0)
+    cls, q = query_vectors(kind, probs, labels, C, D)
+    out = np.zeros((N, C))
+    x = maps[:, cls, :].astype(np.float64)
+    out[:, cls] = lam * ((x - q[None, cls, :] / lam) ** 2).sum(axis=2)
+    return out
+
+
+def argmax_counts(maps) -> np.ndarray:
+    """int64 (N, C): per photo, the pixels whose largest value over the classes is class c's (ties: the first), of
+    maps (N, C, ...)."""
+    m = np.asarray(maps)
+    N, C = m.shape[:2]
+    lab = m.reshape(N, C, -1).argmax(axis=1)
+    return np.stack([(lab == c).sum(axis=1) for c in range(C)], axis=1)

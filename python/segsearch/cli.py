@@ -264,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-rank the N nearest by the codes by their exact maps (default: the index's, 32; 0: the codes alone)",
     )
     _filter_options(p)
+    p.add_argument(
+        "--exclude",
+        metavar="CLASS[:SHARE]",
+        action="append",
+        default=[],
+        help="leave out the photos where CLASS covers at least SHARE of the photo (its most likely class there), "
+        "a fraction or a percentage in (0, 1] (default 0.01, i.e. 1%%); repeatable, e.g. --exclude car "
+        "--exclude person:5%%",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="split each result's distance by class: the 3 largest parts per line (with --json: all; with "
+        "--sheet: the top ones under each tile)",
+    )
     _search_options(p, "torch device for the photo's network (default: cuda if available)")
     p.set_defaults(func=_cmd_search)
 
@@ -492,6 +507,41 @@ def _parse_box(spec: str) -> tuple[str, list[str]]:
     return name, box.split(",")
 
 
+def _parse_exclude(specs: list[str]) -> dict[str, float] | None:
+    """--exclude CLASS[:SHARE] flags as {class name: share}: SHARE a fraction (0.03) or a percentage (3%), default
+    1%; a class given twice keeps its smallest share."""
+    from .engine.class_shares import DEFAULT_EXCLUDE_SHARE
+
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, sep, text = spec.rpartition(":")
+        if not sep:
+            name, text = spec, ""
+        share = DEFAULT_EXCLUDE_SHARE
+        if text.strip():
+            t = text.strip()
+            try:
+                share = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+            except ValueError:
+                raise ValueError(
+                    f"--exclude {spec!r}: expected CLASS or CLASS:SHARE with SHARE a fraction (0.03) or a "
+                    "percentage (3%) of the photo"
+                ) from None
+            if not (0 < share <= 1):
+                raise ValueError(f"--exclude {spec!r}: SHARE must be in (0, 1] (a fraction, or a percentage to 100%)")
+        if not name.strip():
+            raise ValueError(f"--exclude {spec!r}: name a class, e.g. --exclude car or --exclude car:0.05")
+        out[name] = min(share, out.get(name, share))
+    return out or None
+
+
+def _explained_text(h, top: int = 3) -> str:
+    """A result's largest distance parts for the text output: a tab, then ``name=part`` separated by spaces."""
+    if not h.explain:
+        return ""
+    return "\t" + " ".join(f"{p.name}={p.part:.4g}" for p in h.explain[:top])
+
+
 def _cmd_search(args) -> int:
     import numpy as np
 
@@ -530,7 +580,15 @@ def _cmd_search(args) -> int:
         before=args.before,
         folder=args.folder,
         camera=args.camera,
+        exclude=_parse_exclude(args.exclude),
+        explain=args.explain,
     )
+    if args.exclude and not pi.has_class_shares:
+        print(
+            "segsearch: note: this index stores no class shares (built with --no-exact, or before they were "
+            "stored): --exclude judges them from the codes, more coarsely",
+            file=sys.stderr,
+        )
     for h in hits:
         if args.json:
             print(json.dumps(h.as_dict()))
@@ -538,7 +596,8 @@ def _cmd_search(args) -> int:
             dist = "-" if math.isnan(h.distance) else f"{h.distance:.6g}"
             words = "" if h.text_score is None else f"\t{h.text_score}"  # the text level
             bm25 = "" if h.bm25 is None else f"\t{h.bm25:.4g}"  # text alone: the score that ranked it
-            print(f"{h.rank}\t{'-' if h.path is None else h.path}\t{dist}{words}{bm25}")
+            why = _explained_text(h)
+            print(f"{h.rank}\t{'-' if h.path is None else h.path}\t{dist}{words}{bm25}{why}")
     for h in hits:  # ids the index folder should not hold: never opened (its maker chose them)
         if h.path is None:
             print(f"segsearch: note: result {h.rank} not shown (id {str(h.id)!a}): {h.note}", file=sys.stderr)
@@ -553,7 +612,14 @@ def _cmd_search(args) -> int:
                 )
 
         sheet = contact_sheet(
-            pi, hits, image=args.image, sketch=sketch, text=args.text, overlay=args.overlay, report=note
+            pi,
+            hits,
+            image=args.image,
+            sketch=sketch,
+            text=args.text,
+            overlay=args.overlay,
+            report=note,
+            explain=args.explain,
         )
         with atomic_write(args.sheet) as f:
             sheet.save(f, format="PNG")

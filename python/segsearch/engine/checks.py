@@ -5,8 +5,10 @@ Every function raises ``ValueError`` with a message that says what was wrong and
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,16 @@ def check_folder(path, what: str = "index directory", hint: str = "") -> Path:
     if not d.is_dir():
         raise FileNotFoundError(f"{what} {d} does not exist{hint}")
     return d
+
+
+def class_index(name: str, classes: Sequence[str]) -> int:
+    """Index of a class given by name (case-insensitive) or by number; ValueError naming close matches."""
+    text = name.strip()
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    lowered = [c.lower() for c in classes]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    near = difflib.get_close_matches(text.lower(), lowered, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(classes[lowered.index(m)]) for m in near)}?" if near else ""
+    raise ValueError(f"unknown class name {name!r}{hint} ('segsearch classes INDEX_DIR' lists the classes)")

@@ -11,6 +11,7 @@ from ..errors import NotTrainedError
 from . import index_file, storage
 from . import ranking as rk
 from .checks import DEFAULT_EPS, as_numpy, check_count, check_eps, check_threads
+from .class_shares import check_shares, count_dtype, excluded, shares_from_blocks, shares_from_maps
 from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
 from .exact_maps import BlockMaps, to_blocks
 from .query import Query, check_maps
@@ -79,6 +80,7 @@ class Index(Searchable):
             None,
             np.zeros((C, K), np.int64),
             BlockMaps.empty() if self.keep_exact else None,
+            shares=np.zeros((C, 0), count_dtype(self.size * self.size)),
         )
         self._fingerprint = None  # codebook_fingerprint(), computed once
         self._write_lock = threading.Lock()  # add, add_codes and train run one at a time
@@ -255,10 +257,12 @@ class Index(Searchable):
         """Encode maps (N, C, n, n) with the trained codebook and append them. ``ids``: int64 or str per image
         (default: positions). Works incrementally, without retraining."""
         self._need_trained()
-        a = self._reweighted(check_maps(probs, self.num_classes, self.size))
+        maps = check_maps(probs, self.num_classes, self.size)
+        shares = shares_from_maps(maps)
+        a = self._reweighted(maps)
         exact = self._blocks_of_reweighted(a) if self.keep_exact else None
         with self._write_lock:  # encoded with the codebook it is added under (train may not swap it between)
-            self._append_locked(self._encode_reweighted(a, device), ids, exact)
+            self._append_locked(self._encode_reweighted(a, device), ids, exact, shares)
         return self
 
     def exact_maps(self, probs) -> BlockMaps:
@@ -292,9 +296,12 @@ class Index(Searchable):
 
         return encode(a, self._cb, device=device)
 
-    def add_codes(self, codes, ids=None, *, exact: BlockMaps | None = None) -> Index:
+    def add_codes(self, codes, ids=None, *, exact: BlockMaps | None = None, shares=None) -> Index:
         """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`; for an
-        index that keeps exact maps, with their ``exact`` maps (from :meth:`exact_maps`)."""
+        index that keeps exact maps, with their ``exact`` maps (from :meth:`exact_maps`), from which their class
+        shares (:mod:`segsearch.engine.class_shares`) are counted, unless ``shares`` gives them: pixel counts (N, C)
+        (:func:`~segsearch.engine.class_shares.shares_from_maps`), each photo's adding up to n * n. Photos added by
+        their codes alone have none: the index then judges every photo's shares from its codes."""
         self._need_trained()
         if self.keep_exact != (exact is not None):
             raise ValueError(
@@ -309,15 +316,20 @@ class Index(Searchable):
             raise ValueError(f"codes must be < n_centroids={self.n_centroids}; found {column_max(cd)}")
         if exact is not None and (not isinstance(exact, BlockMaps) or exact.n != len(cd)):
             raise ValueError(f"exact must be the BlockMaps of the {len(cd)} photos (index.exact_maps(probs))")
-        self._append(np.ascontiguousarray(cd), ids, exact)
+        if shares is not None:
+            shares = check_shares(shares, len(cd), self.num_classes, self.dim)
+        self._append(np.ascontiguousarray(cd), ids, exact, shares)
         return self
 
-    def _append(self, codes: np.ndarray, ids, exact: BlockMaps | None = None) -> None:
-        """Append images: codes uint8 (N, C), ``ids`` as in :meth:`add`, their exact maps if kept."""
+    def _append(self, codes: np.ndarray, ids, exact: BlockMaps | None = None, shares=None) -> None:
+        """Append images: codes uint8 (N, C), ``ids`` as in :meth:`add`, their exact maps if kept, their class shares
+        (N, C) (None: counted from the exact maps if given, else none)."""
+        if shares is None and exact is not None:
+            shares = shares_from_blocks(exact, self.num_classes, self.dim, self._weights)
         with self._write_lock:
-            self._append_locked(codes, ids, exact)
+            self._append_locked(codes, ids, exact, shares)
 
-    def _append_locked(self, codes: np.ndarray, ids, exact: BlockMaps | None = None) -> None:
+    def _append_locked(self, codes: np.ndarray, ids, exact: BlockMaps | None = None, shares=None) -> None:
         """:meth:`_append` with the writer lock held. Builds the new state whole from the current one (left as
         it is), then publishes it with one assignment: a reader sees all of these images or none of them, and
         an error or Ctrl-C before that leaves the index as it was."""
@@ -332,10 +344,36 @@ class Index(Searchable):
             store[:, :n] = st.codes[:, :n]
         store[:, n:need] = codes.T  # after n: no published state reads there
         exact_all = st.exact.appended(*exact.parts()) if self.keep_exact else None
+        shares_all = None
+        if shares is not None and st.shares is not None:  # every photo's, or none
+            shares_all = st.shares
+            if need > shares_all.shape[1] or not shares_all.flags.writeable:
+                shares_all = np.zeros((self.num_classes, store.shape[1]), st.shares.dtype)
+                shares_all[:, :n] = st.shares[:, :n]
+            shares_all[:, n:need] = shares.T
         all_ids, pos = with_ids(st, new_ids)
         K = self.n_centroids
         counts = st.counts + np.stack([np.bincount(codes[:, c], minlength=K)[:K] for c in range(self.num_classes)])
-        self._state = Snapshot(need, store, all_ids, counts, exact_all, pos)
+        self._state = Snapshot(need, store, all_ids, counts, exact_all, pos, shares=shares_all)
+
+    # ------------------------------------------------------------------ class shares
+    @property
+    def has_class_shares(self) -> bool:
+        """Whether every photo's class shares are stored (see :mod:`segsearch.engine.class_shares`); else
+        :meth:`excluded` judges them from the codes."""
+        return self._state.shares is not None
+
+    def excluded(self, rules) -> np.ndarray:
+        """bool (N,): the photos where a class of ``rules`` ([(class, share)] from
+        :func:`~segsearch.engine.class_shares.check_exclude`) covers at least its share of the photo."""
+        return excluded(self._state, rules, dim=self.dim, codebook=self._cb)
+
+    def exact_photo(self, position: int) -> np.ndarray:
+        """The exact maps uint8 (C, n * n) of the photo at ``position`` (an index that keeps them)."""
+        st = self._state
+        if st.exact is None:
+            raise ValueError("this index keeps no exact maps")
+        return st.exact.dense(int(position), self.num_classes, self.dim)
 
     # ------------------------------------------------------------------ ids
     def __contains__(self, id_) -> bool:
@@ -527,5 +565,6 @@ def merged(base: Index, snapshots) -> Index:
             st.codes[:, : st.n].T,
             st.stored_ids(),
             BlockMaps(*st.exact.arrays(), st.n) if out.keep_exact else None,
+            None if st.shares is None else st.shares[:, : st.n].T,
         )
     return out

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..errors import IndexFormatError
+from .class_shares import count_dtype
 from .exact_maps import BLOCK, BlockMaps, check_block_arrays
 from .storage import is_int
 
@@ -34,6 +35,7 @@ INDEX_ARRAYS = {
     "exact_maps": "uint8",
     "exact_norms": "float32",
     "class_prior": "float32",
+    "class_shares": ("uint16", "uint32"),
 }
 
 
@@ -73,6 +75,8 @@ def index_file_contents(index, st, *, ids=False, shard_of: str | None = None) ->
         arrays["ids_utf8"] = np.frombuffer(b"".join(enc), np.uint8)
     if index.keep_exact:
         arrays["exact_ptr"], arrays["exact_index"], arrays["exact_blocks"] = st.exact.arrays()
+    if st.shares is not None:  # optional: files before it, and indexes of photos added by their codes alone, lack it
+        arrays["class_shares"] = st.shares[:, : st.n]
     return header, arrays
 
 
@@ -166,6 +170,8 @@ def check_index(
         expect.update(exact_ptr=(N + 1,), exact_index=None, exact_blocks=(M, BLOCK))
     if ranking.uses_prior and not shard:
         expect["class_prior"] = (C,)
+    if "class_shares" in arrays:  # optional (see segsearch.engine.class_shares)
+        expect["class_shares"] = (C, N)
     for name in arrays:
         if name not in expect:
             raise damaged(f"unexpected array '{name[:100]}' (ids_kind={kind!r}, keep_exact={keep_exact})")
@@ -176,6 +182,8 @@ def check_index(
         want = INDEX_ARRAYS[name]
         if name == "block_sums":  # follows the codebook's: float32 with float32, uint16 with uint8
             want = "uint16" if arrays["codebook"].dtype.name == "uint8" else "float32"
+        if name == "class_shares":  # pixel counts: uint16 up to 65535 pixels a map
+            want = count_dtype(D).name
         if a.dtype.name not in ((want,) if isinstance(want, str) else want):
             raise damaged(f"array '{name}' has dtype {a.dtype.name}; expected {' or '.join(np.atleast_1d(want))}")
         if (a.ndim != 1) if shape is None else (a.shape != shape):
@@ -283,7 +291,8 @@ def _check_codebook(arrays, damaged, *, C, n, K, w, nb) -> None:
 
 
 def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
-    """Codes < K matching their counts, exact norms in range, ids unique."""
+    """Codes < K matching their counts, exact norms in range, each photo's class shares summing to its pixels, ids
+    unique."""
     from .. import _core  # the C++ core counts the codes at memory speed (numpy's bincount: 0.5 GB/s)
 
     codes, counts = arrays["codes"], arrays["code_counts"]
@@ -302,6 +311,11 @@ def _check_codes_and_ids(arrays, ids, damaged, *, C, n, K, N) -> None:
             raise damaged(
                 f"exact_norms must be squared norms of maps in [0, 1], in [0, {n * n}]; found [{lo:.6g}, {hi:.6g}]"
             )
+    if "class_shares" in arrays and N:
+        total = np.asarray(arrays["class_shares"]).sum(axis=0, dtype=np.int64)
+        if (total != n * n).any():
+            i = int(np.flatnonzero(total != n * n)[0])
+            raise damaged(f"class_shares of photo {i} add up to {int(total[i])} pixels, not n * n = {n * n}")
     if isinstance(ids, list):
         if len(set(ids)) != N:
             seen_ids: set = set()

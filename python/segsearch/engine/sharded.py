@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ShardMissingError
 from .checks import check_folder
+from .class_shares import excluded
 from .index import Index
 from .layout import INDEX_FILE, MANIFEST_FILE
 from .manifest import check_unique_ids, load_shard, read_manifest
@@ -123,6 +124,22 @@ class ShardedIndex(Searchable, BaseCodebook):
         for s, sel, local in self._split_positions(pos):
             out[sel] = self.shards[s].codes[:, local].T
         return out
+
+    @property
+    def has_class_shares(self) -> bool:
+        """Whether every shard stores its photos' class shares (see :mod:`segsearch.engine.class_shares`)."""
+        return all(st.shares is not None for st in self.shards)
+
+    def excluded(self, rules) -> np.ndarray:
+        """bool (N,): as :meth:`Index.excluded <segsearch.engine.index.Index.excluded>`, each shard judged by what it
+        stores."""
+        cb = self.base.codebook_arrays()["codebook"]
+        return np.concatenate([excluded(st, rules, dim=self.dim, codebook=cb) for st in self.shards])
+
+    def exact_photo(self, position: int) -> np.ndarray:
+        """The exact maps uint8 (C, n * n) of the photo at global ``position`` (an index that keeps them)."""
+        s = int(np.searchsorted(self.offsets, position, side="right") - 1)
+        return self.shards[s].exact.dense(int(position - self.offsets[s]), self.num_classes, self.dim)
 
     def __contains__(self, id_) -> bool:
         try:

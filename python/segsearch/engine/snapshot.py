@@ -21,22 +21,31 @@ class Snapshot:
     ``codes`` (C, capacity) and int64 ``ids`` may extend past ``n``: a later add writes its images there in place,
     after every published snapshot's n, where no reader of this one looks. ``exact``: the photos' maps kept
     exactly (a :class:`~segsearch.engine.exact_maps.BlockMaps` of n photos, which grows the same way), or None.
-    ``ids`` is None (the ids are the positions), an int64 array or a list of str. ``counts`` (C, K) counts each
-    code; ``defaults`` / ``dense`` are :func:`code_stats` of them. The id -> position map is made on first use;
+    ``ids`` is None (the ids are the positions), an int64 array or a list of str. ``shares`` (C, capacity): per
+    class the pixels of each photo whose most likely class it is (see :mod:`segsearch.engine.class_shares`; grows
+    like ``codes``), or None when some photo was added without them. ``counts`` (C, K) counts each code;
+    ``defaults`` / ``dense`` are :func:`code_stats` of them. The id -> position map is made on first use;
     threads that make it at once make the same dict."""
 
-    __slots__ = ("n", "codes", "ids", "counts", "defaults", "dense", "exact", "pos")
+    __slots__ = ("n", "codes", "ids", "counts", "defaults", "dense", "exact", "pos", "shares")
 
-    def __init__(self, n, codes, ids, counts, exact=None, pos=None, stats=None):
+    def __init__(self, n, codes, ids, counts, exact=None, pos=None, stats=None, shares=None):
         self.n, self.codes, self.ids, self.counts = n, codes, ids, counts
         self.defaults, self.dense = code_stats(counts) if stats is None else stats
-        self.exact, self.pos = exact, pos
+        self.exact, self.pos, self.shares = exact, pos, shares
 
     @classmethod
     def from_file(cls, fields: dict, arr: dict) -> Snapshot:
         """The photos of a loaded index or shard file (``fields``: what
         :func:`~segsearch.engine.index_file.check_index` returned)."""
-        return cls(fields["count"], arr["codes"], fields["ids"], np.array(arr["code_counts"]), fields["exact"])
+        return cls(
+            fields["count"],
+            arr["codes"],
+            fields["ids"],
+            np.array(arr["code_counts"]),
+            fields["exact"],
+            shares=arr.get("class_shares"),
+        )
 
     @property
     def string_ids(self) -> bool:

@@ -41,7 +41,9 @@ MAGIC = b"SEGSRCH\0"
 #: hold float32 ones, which load as they are.
 #: 4: exact maps as block maps (arrays 'exact_ptr', 'exact_index', 'exact_blocks'; was the dense 'exact_maps' with
 #: 'exact_norms', converted when loaded) and the header field 'rerank' (0 when absent: no re-ranking).
-FORMAT_VERSION = 4
+#: 5: each photo's class shares (array 'class_shares', optional: see segsearch.engine.class_shares); files before it
+#: load without them.
+FORMAT_VERSION = 5
 _PREFIX = struct.Struct("<8sIII")
 _ALIGN = 64
 _DTYPES = {"float32", "uint8", "uint16", "uint32", "int64"}

@@ -16,12 +16,15 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..engine.checks import check_folder, check_k
+from ..engine.class_shares import check_exclude
+from ..engine.explain import explain as explain_parts
 from ..engine.index import Index
 from ..engine.layout import (
     CAPTIONS_FILE,
@@ -41,10 +44,23 @@ from .captions import Captions, query_words
 from .filters import MetadataColumns, make_filter
 from .metadata import FILL_HINT, read_metadata
 
-__all__ = ["Hit", "PhotoIndex", "open_index"]
+__all__ = ["ClassPart", "Hit", "PhotoIndex", "open_index"]
 
 #: How many photo files' maps :meth:`PhotoIndex.segment` keeps.
 MAPS_CACHE = 16
+#: How many ``exclude`` masks :meth:`PhotoIndex.exclude_mask` keeps.
+EXCLUDE_CACHE = 8
+
+
+class ClassPart(NamedTuple):
+    """One class's term of a result's distance (:attr:`Hit.explain`): the class's index, its name, and the term."""
+
+    index: int
+    name: str
+    part: float
+
+    def as_dict(self) -> dict:
+        return {"class": self.index, "name": self.name, "part": self.part}
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,10 @@ class Hit:
     refused -- it leads outside the photos folder, names something that is not a regular file (a FIFO, a
     folder, a device), or there is no trusted photos folder -- and ``note`` then says why. Such a photo is
     never opened: show it as skipped.
+
+    ``explain`` (a search with ``explain=True``, for results with a distance): the distance split by class, the
+    :class:`ClassPart` of each class it sums, largest part first (parts of 0 left out); they add up to
+    ``distance`` (see :mod:`segsearch.engine.explain`). None otherwise.
     """
 
     rank: int
@@ -69,10 +89,12 @@ class Hit:
     text_score: int | None = None
     bm25: float | None = None
     note: str | None = None
+    explain: tuple[ClassPart, ...] | None = None
 
     def as_dict(self) -> dict:
-        """JSON-able: a NaN distance (text-only search) becomes None, a refused path None (with its note)."""
-        return {
+        """JSON-able: a NaN distance (text-only search) becomes None, a refused path None (with its note); with an
+        explanation, ``"explain"``: a list of ``{"class", "name", "part"}``, largest part first."""
+        out = {
             "rank": self.rank,
             "id": self.id,
             "path": None if self.path is None else str(self.path),
@@ -81,6 +103,9 @@ class Hit:
             "bm25": self.bm25,
             "note": self.note,
         }
+        if self.explain is not None:
+            out["explain"] = [p.as_dict() for p in self.explain]
+        return out
 
 
 class PhotoIndex:
@@ -109,6 +134,7 @@ class PhotoIndex:
         self._maps_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = threading.RLock()  # the network's loading and the maps cache: a server's threads share them
         self._columns: MetadataColumns | None = None
+        self._exclude_masks: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         names = index.class_names or [str(i) for i in range(index.num_classes)]
         self.classes: list[str] = list(names)
         self.palette: np.ndarray = make_palette(index.num_classes)
@@ -334,6 +360,8 @@ class PhotoIndex:
         before=None,
         folder: str | None = None,
         camera: str | None = None,
+        exclude=None,
+        explain: bool = False,
     ) -> list[Hit]:
         """Rank the photos; see the module docstring for how text and layout combine.
 
@@ -347,10 +375,29 @@ class PhotoIndex:
         after ``after`` and before ``before`` (dates, datetimes or ISO strings), in the folder ``folder`` of the
         photos folder or its subfolders, with ``camera`` in their camera model (ignoring case); they need the
         folder's ``photos.sqlite`` (:meth:`filter_mask`).
+
+        ``exclude``: leave out the photos where a class covers at least a share of the photo: a list of class names
+        (or numbers), each with a share of 1%, or a dict {class: share}, shares in (0, 1], e.g. ``{"car": 0.01}``
+        (see :meth:`exclude_mask`). Like the filters it restricts the search itself, whatever the query.
+
+        ``explain=True``: each hit with a distance carries :attr:`Hit.explain`, its distance split by class.
         """
         k = check_k(k)
+        if not isinstance(explain, bool):
+            raise ValueError(f"explain must be True or False; got {explain!r}")
         keep = self.filter_mask(after=after, before=before, folder=folder, camera=camera)
+        if exclude is not None:
+            kept = self._exclusion(exclude)[1]
+            keep = kept if keep is None else keep & kept
         q = self.query(image=image, maps=maps, sketch=sketch)
+        hits = self._rank(q, text, k, threads, rerank, keep)
+        if explain and q is not None:
+            hits = self._explained(hits, q, rerank)
+        return hits
+
+    def _rank(self, q: Query | None, text, k: int, threads, rerank, keep) -> list[Hit]:
+        """The hits of :meth:`search` for the query ``q`` (None: text alone) among the photos of ``keep`` (a bool
+        mask; None: all)."""
         if text is not None and not isinstance(text, str):
             raise ValueError(f"text must be a string of caption words; got {type(text).__name__}")
         has_text = text is not None and text.strip() != ""
@@ -387,6 +434,63 @@ class PhotoIndex:
             if self._columns is None:
                 self._columns = self._read_columns()
         return self._columns.mask(f)
+
+    def exclude_mask(self, exclude) -> np.ndarray:
+        """bool (len(self),): the photos that ``exclude`` (see :meth:`search`) leaves out, in index order: those
+        where a class covers at least its share of the photo, counting the pixels whose most likely class it is
+        (:mod:`segsearch.engine.class_shares`). An index that stores no class shares (built with ``--no-exact``,
+        or before they were stored: :attr:`has_class_shares`) judges them from the codes, more coarsely. A
+        ValueError names an unknown class (with close matches) or a share outside (0, 1]. The last few masks are
+        kept."""
+        return self._exclusion(exclude)[0]
+
+    def _exclusion(self, exclude) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`exclude_mask`, its negation: the photos a search with ``exclude`` scans), both read-only."""
+        rules = tuple(check_exclude(exclude, self.classes))
+        if not rules:
+            none = np.zeros(len(self), bool)
+            return none, ~none
+        if not hasattr(self.index, "excluded"):
+            raise ValueError("leaving classes out is not available when searching on Ray; search without --ray")
+        key = (rules, len(self.index))
+        with self._lock:
+            if key in self._exclude_masks:
+                self._exclude_masks.move_to_end(key)
+                return self._exclude_masks[key]
+        mask = self.index.excluded(list(rules))
+        kept = ~mask
+        mask.flags.writeable = kept.flags.writeable = False
+        with self._lock:
+            self._exclude_masks[key] = mask, kept
+            while len(self._exclude_masks) > EXCLUDE_CACHE:
+                self._exclude_masks.popitem(last=False)
+        return mask, kept
+
+    @property
+    def has_class_shares(self) -> bool:
+        """Whether the index stores every photo's class shares (else ``exclude`` judges them from the codes)."""
+        return bool(getattr(self.index, "has_class_shares", False))
+
+    def _explained(self, hits: list[Hit], q: Query, rerank) -> list[Hit]:
+        """``hits`` with :attr:`Hit.explain` set for those with a distance, split as the search computed it: from the
+        exact maps when it re-ranked (``rerank``, default the index's, > 0), else from the codes."""
+        with_distance = [h for h in hits if not math.isnan(h.distance)]
+        if not with_distance:
+            return hits
+        depth = self.index.rerank if rerank is None else rerank
+        if depth and not hasattr(self.index, "exact_photo"):
+            raise ValueError("explaining re-ranked results is not available when searching on Ray; pass --rerank 0")
+        pos = self.index.positions([h.id for h in with_distance])
+        parts = explain_parts(self.index, q, pos, exact=bool(depth))
+        by_id = {}
+        for h, (classes, values) in zip(with_distance, parts):
+            order = np.lexsort((classes, -values))
+            by_id[h.id] = tuple(
+                ClassPart(int(classes[i]), self.classes[int(classes[i])], float(values[i]))
+                for i in order.tolist()
+                if values[i] != 0.0
+            )
+        return [replace(h, explain=by_id[h.id]) if h.id in by_id else h for h in hits]
 
     def _read_columns(self) -> MetadataColumns:
         path = None if self.index_dir is None else self.index_dir / METADATA_FILE

@@ -15,27 +15,14 @@ In memory a sketch is an int32 label map with -1 = unspecified and 0..C-1 = clas
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..engine.checks import class_index
 from ..network.palette import read_sketch, save_sketch
 
 __all__ = ["class_index", "read_sketch", "save_sketch", "sketch_from_boxes"]
-
-
-def class_index(name: str, classes: Sequence[str]) -> int:
-    """Index of a class given by name (case-insensitive) or by number; ValueError naming close matches."""
-    text = name.strip()
-    if text.isdigit() and int(text) < len(classes):
-        return int(text)
-    lowered = [c.lower() for c in classes]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    near = difflib.get_close_matches(text.lower(), lowered, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(classes[lowered.index(m)]) for m in near)}?" if near else ""
-    raise ValueError(f"unknown class name {name!r}{hint} ('segsearch classes INDEX_DIR' lists the classes)")
 
 
 def sketch_from_boxes(boxes, classes: Sequence[str], size: int) -> np.ndarray:

@@ -27,6 +27,10 @@ OVERLAY_ALPHA = 0.45
 OVERLAYS = ("outline", "translucent", "none")
 
 
+#: How many classes of a result's distance the sheet shows under its tile with ``explain=True``.
+EXPLAIN_TOP = 3
+
+
 def _font(size: int):
     try:
         return ImageFont.load_default(size=size)
@@ -168,6 +172,7 @@ def contact_sheet(
     columns: int = 5,
     overlay: str = "outline",
     report=None,
+    explain: bool = False,
 ) -> Image.Image:
     """A PIL image: the query panel (photo, sketch over it or alone, legend, text) and the hits in a grid.
 
@@ -178,6 +183,8 @@ def contact_sheet(
     A photo deleted or damaged since indexing is a grey tile that says "missing" or "unreadable", and photos
     whose ids are refused (``hit.path`` None: outside the photos folder, or not a regular file) are never opened
     and say "not shown"; ``report(hit, why)`` is called for each such hit (the CLI notes them on stderr).
+    ``explain=True``: under each tile, the :data:`EXPLAIN_TOP` classes with the largest parts of its distance
+    (hits of a search with ``explain=True``), each with its colour, its part and that part's share of the distance.
     """
     if overlay not in OVERLAYS:
         raise ValueError(f"overlay must be one of {', '.join(OVERLAYS)}; got {overlay!r}")
@@ -205,7 +212,7 @@ def contact_sheet(
     # ---- results grid
     cols = max(1, min(columns, len(hits))) if hits else 1
     rows = math.ceil(len(hits) / cols) if hits else 0
-    cell_w, cell_h = thumb + PAD, thumb + 2 * line + PAD
+    cell_w, cell_h = thumb + PAD, thumb + (2 + (EXPLAIN_TOP if explain else 0)) * line + PAD
     grid_w = cols * cell_w
     width = PAD + q_w + 2 * PAD + grid_w + PAD
     height = max(q_h, rows * cell_h + line) + 2 * PAD
@@ -247,4 +254,12 @@ def contact_sheet(
         d.text((cx, cy + tile.height + 2), _elide(d, f"#{h.rank}{dist}{score}", font, thumb), fill=INK, font=font)
         name = _elide(d, _printable(str(h.id)), font, thumb, middle=True)
         d.text((cx, cy + tile.height + 2 + line), name, fill=MUTED, font=font)
+        if explain and h.explain:
+            for j, part in enumerate(h.explain[:EXPLAIN_TOP]):
+                ty = cy + tile.height + 2 + (2 + j) * line
+                colour = tuple(int(v) for v in palette[part.index])
+                d.rectangle([cx, ty + 2, cx + 12, ty + 14], fill=colour, outline=MUTED)
+                share = f" ({part.part / h.distance:.0%})" if h.distance > 0 else ""
+                label = f"{_printable(part.name)} {part.part:.4g}{share}"
+                d.text((cx + 18, ty), _elide(d, label, font, thumb - 18), fill=INK, font=font)
     return sheet
