@@ -163,6 +163,35 @@ def test_text_search(client, pi):
     assert [r["bm25"] for r in resp.json()["results"]] == pytest.approx([h.bm25 for h in want])
 
 
+def test_exclude_and_explain(client, pi):
+    draw = [{"class": "sky", "box": [0, 0, 1, 0.4]}, {"class": "road", "box": [0, 0.6, 1, 1]}]
+    from segsearch.sketch.files import sketch_from_boxes
+
+    lab = sketch_from_boxes([(d["class"], d["box"]) for d in draw], pi.classes, SIZE)
+    for exclude in (["building"], {"water": 0.2, "car": 0.5}, [CLASSES.index("water")]):
+        resp = client.post("/api/search", json={"k": 40, "draw": draw, "exclude": exclude})
+        want = pi.search(sketch=lab, k=40, exclude=exclude, threads=1)
+        assert _ids(resp) == [h.id for h in want] and 0 < len(want) < len(pi)  # some photos left out
+    body = client.post("/api/search", json={"k": 5, "draw": draw, "explain": True}).json()
+    for r in body["results"]:
+        parts = r["explain"]
+        assert parts and {"class", "name", "part"} <= set(parts[0])
+        assert [p["part"] for p in parts] == sorted((p["part"] for p in parts), reverse=True)
+        assert sum(p["part"] for p in parts) == pytest.approx(r["distance"], rel=1e-3)
+    plain = client.post("/api/search", json={"k": 5, "draw": draw}).json()
+    assert all("explain" not in r for r in plain["results"])
+    for bad, status, words in [
+        ({"exclude": "car"}, 400, "exclude must be"),
+        ({"exclude": [None]}, 400, "exclude must be"),
+        ({"exclude": {"car": "much"}}, 400, "exclude must be"),
+        ({"exclude": ["zebra"]}, 422, "zebra"),
+        ({"exclude": {"car": 2}}, 422, "(0, 1]"),
+        ({"explain": "yes"}, 400, "explain must be"),
+    ]:
+        msg = _error(client.post("/api/search", json={"draw": draw, **bad}), status)
+        assert words in msg, msg
+
+
 def test_k_larger_than_index_returns_all_sorted(client, folder):
     resp = client.post("/api/search", json={"k": 1000, "draw": [{"class": "road", "box": [0, 0.5, 1, 1]}]})
     d = [r["distance"] for r in resp.json()["results"]]

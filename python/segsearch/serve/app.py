@@ -81,6 +81,14 @@ _SEARCH_BODY = {
                     "before": {"type": "string"},
                     "folder": {"type": "string"},
                     "camera": {"type": "string"},
+                    "exclude": {
+                        "oneOf": [
+                            {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
+                            {"type": "object", "additionalProperties": {"type": "number"}},
+                        ],
+                        "description": "leave out photos where a class covers at least a share (default 0.01)",
+                    },
+                    "explain": {"type": "boolean", "description": "split each distance by class"},
                 },
             }
         },
@@ -502,7 +510,16 @@ def _run_search(pi: PhotoIndex, f: SearchFields, maps, threads: int):
             sketch = boxes if sketch is None else np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
         if sketch is not None and maps is None and not f.text and (sketch < 0).all():
             raise ValueError("the sketch is empty (nothing drawn); draw at least one class, or give a photo or text")
-        return pi.search(maps=maps, sketch=sketch, text=f.text, k=f.k, threads=threads, rerank=f.rerank, **f.filters)
+        return pi.search(
+            maps=maps,
+            sketch=sketch,
+            text=f.text,
+            k=f.k,
+            threads=threads,
+            rerank=f.rerank,
+            explain=f.explain,
+            **f.filters,
+        )
 
     return _library_call(run)
 

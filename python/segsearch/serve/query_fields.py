@@ -27,7 +27,20 @@ MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 #: The most pixels a sketch PNG may have (a label map needs no more than 4096 x 4096).
 MAX_SKETCH_PIXELS = 4096 * 4096
 
-_KNOWN = {"k", "draw", "sketch", "photo", "text", "rerank", "after", "before", "folder", "camera"}
+_KNOWN = {
+    "k",
+    "draw",
+    "sketch",
+    "photo",
+    "text",
+    "rerank",
+    "after",
+    "before",
+    "folder",
+    "camera",
+    "exclude",
+    "explain",
+}
 
 
 @dataclass
@@ -40,7 +53,8 @@ class SearchFields:
     photo: str | None = None  # an indexed photo's id
     text: str | None = None
     rerank: int | None = None
-    filters: dict = field(default_factory=dict)  # after, before, folder, camera
+    filters: dict = field(default_factory=dict)  # after, before, folder, camera, exclude
+    explain: bool = False
 
     @property
     def has_query(self) -> bool:
@@ -74,6 +88,12 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         if not isinstance(obj["photo"], (str, int)) or isinstance(obj["photo"], bool) or obj["photo"] == "":
             raise RequestError("photo must be the id of an indexed photo (a result's id)")
         f.photo = obj["photo"]
+    if obj.get("exclude") is not None:
+        f.filters["exclude"] = _exclude(obj["exclude"])
+    if obj.get("explain") is not None:
+        if not isinstance(obj["explain"], bool):
+            raise RequestError(f"explain must be true or false; got {obj['explain']!r:.40}")
+        f.explain = obj["explain"]
     for name in ("text", "after", "before", "folder", "camera"):
         v = obj.get(name)
         if v is None:
@@ -91,6 +111,20 @@ def _whole(v, name: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise RequestError(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
     return v
+
+
+def _exclude(v):
+    """``exclude``: a list of classes (names or indices) or an object {class name: share}; PhotoIndex.search checks
+    the names and shares."""
+    is_class = lambda c: isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool))
+    is_share = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+    if isinstance(v, list) and len(v) <= 1000 and all(is_class(c) for c in v):
+        return v
+    if isinstance(v, dict) and len(v) <= 1000 and all(is_share(x) for x in v.values()):
+        return v
+    raise RequestError(
+        'exclude must be a list of classes ["car", "person"] or an object {"car": 0.01} (shares in (0, 1])'
+    )
 
 
 def _boxes(v) -> list[tuple[str, list[float]]]:
