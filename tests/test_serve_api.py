@@ -427,6 +427,20 @@ def test_token(folder):
         create_app(folder[0], token="  ")
 
 
+def test_a_loopback_server_answers_only_to_loopback_names(folder):
+    """DNS rebinding: a page of evil.example whose name resolves to 127.0.0.1 sends Host: evil.example."""
+    from segsearch.serve.server import LOOPBACK_NAMES
+
+    app = create_app(folder[0], segmenter=FakeSegmenter(), reload_seconds=0, allowed_hosts=LOOPBACK_NAMES)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/health").status_code == 200
+        for host in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+            assert c.get("/api/health", headers={"host": host}).status_code == 200
+        for host in ("evil.example:8000", "evil.example", "127.0.0.1.evil.example", ""):
+            assert "answers only to" in _error(c.get("/api/health", headers={"host": host}), 400)
+            _error(c.get("/", headers={"host": host}), 400)
+
+
 def test_exposure_needs_a_token(capsys, folder):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")

@@ -226,6 +226,7 @@ def create_app(
     photo_workers: int | None = None,
     search_threads: int = 1,
     reload_seconds: float = 2.0,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
     """The app serving ``index_dir`` (opened now: a folder that does not open raises here, before any port is
     bound). ``token``: every ``/api`` call must carry it (``Authorization: Bearer`` or the cookie
@@ -233,7 +234,9 @@ def create_app(
     :meth:`PhotoIndex.open`. ``max_upload_bytes``: the cap on a request body (413 above). ``photo_workers``:
     threads segmenting query photos (default: half the cores, at least 1). ``search_threads``: threads per search
     (default 1: concurrent requests already use the cores). ``reload_seconds``: how often the folder is looked at
-    for new photos (0: never)."""
+    for new photos (0: never). ``allowed_hosts``: the names the ``Host`` header may carry (None: any); a server on
+    loopback without a token allows only loopback names, so a web page elsewhere cannot reach it through a name
+    that resolves to this machine (DNS rebinding)."""
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise ValueError("the token must be a non-empty string")
     seg_holder = {"seg": segmenter}
@@ -275,8 +278,17 @@ def create_app(
     app.add_middleware(LimitBody, max_bytes=max_upload_bytes)
     secret = None if token is None else token.encode()
 
+    hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
+
     @app.middleware("http")
     async def check_token(request: Request, call_next):
+        if hosts is not None:
+            host = request.headers.get("host", "").lower()
+            if _host_name(host) not in hosts:
+                return JSONResponse(
+                    {"error": f"this server answers only to {', '.join(sorted(hosts))} (Host: {host[:100]!r})"},
+                    status_code=400,
+                )
         if secret is not None and request.url.path.startswith("/api/"):
             given = request.headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
@@ -456,6 +468,13 @@ async def _read_search(request: Request, max_bytes: int) -> tuple[SearchFields, 
     if kind not in ("application/json", ""):
         raise RequestError(f"send the search as application/json or multipart/form-data, not {kind}", 415)
     return parse_fields(await request.body()), None
+
+
+def _host_name(host: str) -> str:
+    """A Host header without its port: "[::1]:8000" -> "[::1]", "localhost:8000" -> "localhost"."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 def _indexed_id(pi: PhotoIndex, id_text) -> str | int:

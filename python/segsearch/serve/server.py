@@ -8,7 +8,10 @@ import socket
 
 from ..errors import OptionError
 
-__all__ = ["serve", "is_loopback", "check_exposure"]
+__all__ = ["serve", "is_loopback", "check_exposure", "LOOPBACK_NAMES"]
+
+#: The Host names a loopback server without a token answers to.
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
 
 def is_loopback(host: str) -> bool:
@@ -54,6 +57,8 @@ def serve(
     check_exposure(host, token, insecure_no_token)
     from .app import create_app
 
+    if token is None and is_loopback(host):  # no token: only pages of this machine, by a loopback name (no rebinding)
+        app_options.setdefault("allowed_hosts", LOOPBACK_NAMES)
     app = create_app(index_dir, token=token, **app_options)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(levelname)s: %(message)s")
     live = app.state.live
