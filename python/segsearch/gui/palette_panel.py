@@ -113,12 +113,17 @@ class PalettePanel:
 
     def menu_for(self, c: int) -> tk.Menu:
         """The menu a right click on class ``c`` opens: draw with it, leave out the photos with it, emphasise it
-        (``app.select_class``, ``app.exclude_class``, ``app.emphasise_class``)."""
+        (``app.select_class``, ``app.exclude_class``, ``app.emphasise_class``; disabled when
+        ``app.refine_options`` lacks ``weights``)."""
         app, name = self.app, self.app.classes[c]
         m = tk.Menu(self.palette_list, tearoff=False)
         m.add_command(label=f"Draw with {name}", command=lambda: app.select_class(c))
         m.add_command(label=f"Leave out photos with {name}", command=lambda: app.exclude_class(c))
-        m.add_command(label=f"Emphasise {name} (counts more)", command=lambda: app.emphasise_class(c))
+        m.add_command(
+            label=f"Emphasise {name} (counts more)",
+            command=lambda: app.emphasise_class(c),
+            state="normal" if "weights" in app.refine_options else "disabled",  # the index's search takes weights=
+        )
         return m
 
     def _context_menu(self, event) -> None:

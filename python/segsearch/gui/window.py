@@ -417,7 +417,7 @@ class SketchApp:
         photo and the words (a photo that can no longer be read stays out, with an error in the status bar),
         the refinements. What the step did not change stays as it is now."""
         if context is None:
-            context = QueryContext(None, None, "")
+            return
         replaced = replaced or QueryContext(None, None, "")
         if context.refine != replaced.refine:
             self._show_refinement(context.refine)
