@@ -15,6 +15,7 @@ import pytest
 
 import test_gui
 from photo_folder import CLASSES, FakeSegmenter
+from segsearch.engine.emphasis import DEFAULT_WEIGHT
 from segsearch.library.photo_index import PhotoIndex
 from test_gui import RUNNER, WAIT, _drag, _searched, wait_for_state
 from xvfb import xvfb
@@ -353,15 +354,15 @@ def test_a_click_on_the_query_photos_label_map_emphasises_that_class(app, folder
     assert view.caption.full_text == f"{c} {CLASSES[c]}: click to emphasise"
     view.canvas.event_generate("<Button-1>", x=cx, y=cy)
     _searched(app, n)
-    assert app.last_request.options == {"weights": {CLASSES[c]: 4.0}}
+    assert app.last_request.options == {"weights": {CLASSES[c]: DEFAULT_WEIGHT}}
     assert app.error is None and app.hits == _direct(app)
-    assert [ch.text for ch, _ in app.refine_bar.chips] == [f"{CLASSES[c]} ×4"]
+    assert [ch.text for ch, _ in app.refine_bar.chips] == [f"{CLASSES[c]} ×{DEFAULT_WEIGHT:g}"]
     # the chip's menu: another weight; undo: back to ×4, then none; the photo stays the query
     chip = app.refine_bar.chips[0][0]
-    app.refine_bar.menu_for(chip).invoke(2)  # ×8
-    assert app.refinement.weights == ((c, 8.0),)
+    app.refine_bar.menu_for(chip).invoke(4)  # ×16
+    assert app.refinement.weights == ((c, 16.0),)
     app.undo()
-    assert app.refinement.weights == ((c, 4.0),)
+    assert app.refinement.weights == ((c, DEFAULT_WEIGHT),)
     app.undo()
     assert app.refinement.weights == () and app.photo_path == folder[1] / folder[2][5]
     app.remove_photo()
