@@ -83,6 +83,7 @@ def test_health_and_classes(client, folder, pi):
     h = client.get("/api/health").json()
     assert h["photos"] == len(folder[2]) == len(pi) and h["classes"] == len(CLASSES) and h["size"] == SIZE
     assert h["captions"] is True and h["token"] is False and h["generation"] == 0
+    assert {"k", "draw", "sketch", "photo", "text", "exclude", "explain", "after"} <= set(h["fields"])
     cls = client.get("/api/classes").json()
     assert [c["name"] for c in cls] == CLASSES
     assert [c["index"] for c in cls] == list(range(len(CLASSES)))

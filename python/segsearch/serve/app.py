@@ -35,7 +35,15 @@ from ..engine.layout import METADATA_FILE
 from ..errors import IndexFormatError, RequestTooLarge
 from ..library.photo_index import PhotoIndex
 from .live_index import LiveIndex
-from .query_fields import RequestError, SearchFields, decode_photo, decode_sketch, labels_png, parse_fields
+from .query_fields import (
+    SEARCH_FIELDS,
+    RequestError,
+    SearchFields,
+    decode_photo,
+    decode_sketch,
+    labels_png,
+    parse_fields,
+)
 
 __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_MB", "TOKEN_COOKIE"]
 
@@ -347,6 +355,7 @@ def create_app(
             "rerank": int(getattr(pi.index, "rerank", 0) or 0),
             "generation": live.generation,
             "token": secret is not None,
+            "fields": sorted(SEARCH_FIELDS),  # what POST /api/search takes: a page shows the controls it can use
         }
 
     @app.get("/api/classes", summary="the classes: index, sketch value, name, colour")

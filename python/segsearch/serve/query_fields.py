@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import RequestError
 
-__all__ = ["SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
+__all__ = ["SEARCH_FIELDS", "SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
 
 #: The most results one search returns.
 MAX_K = 1000
@@ -27,7 +27,8 @@ MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 #: The most pixels a sketch PNG may have (a label map needs no more than 4096 x 4096).
 MAX_SKETCH_PIXELS = 4096 * 4096
 
-_KNOWN = {
+#: The fields of a search request.
+SEARCH_FIELDS = {
     "k",
     "draw",
     "sketch",
@@ -72,9 +73,9 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         raise RequestError(f'the query is not valid JSON ({e}); send a JSON object such as {{"k": 10}}') from None
     if not isinstance(obj, dict):
         raise RequestError(f"the query must be a JSON object, not {type(obj).__name__}")
-    unknown = sorted(set(obj) - _KNOWN)
+    unknown = sorted(set(obj) - SEARCH_FIELDS)
     if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(_KNOWN))}")
+        raise RequestError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(SEARCH_FIELDS))}")
     f = SearchFields()
     if obj.get("k") is not None:
         f.k = _whole(obj["k"], "k", 1, MAX_K)
