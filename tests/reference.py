@@ -103,3 +103,70 @@ def argmax_counts(maps) -> np.ndarray:
     N, C = m.shape[:2]
     lab = m.reshape(N, C, -1).argmax(axis=1)
     return np.stack([(lab == c).sum(axis=1) for c in range(C)], axis=1)
+
+
+#: Emphasis (docs/python-api.md, "Emphasising a class"): the grids the coverage is averaged over.
+EMPHASIS_GRIDS = (1, 2, 4)
+#: More / fewer like these (docs/python-api.md): Rocchio's weights of the query photo, the liked and the unliked.
+ROCCHIO = (1.0, 0.75, 1.0)
+
+
+def coverage(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """cov (N,) of maps x (N, n, n) against the query's map q (n, n): over each grid of g x g cells (pixel (r, c) in
+    cell (floor(g r / n), floor(g c / n))), sum over the cells of min(x's sum there, q's sum there), divided by q's
+    sum; the mean over the grids."""
+    N, n = x.shape[0], x.shape[1]
+    out = np.zeros(N)
+    for g in EMPHASIS_GRIDS:
+        cell = np.arange(n) * g // n
+        for a in range(g):
+            for b in range(g):
+                sel = np.ix_(cell == a, cell == b)
+                xs = x[(slice(None),) + sel].sum(axis=(1, 2)) if sel[0].size and sel[1].size else np.zeros(N)
+                qs = q[sel].sum() if sel[0].size and sel[1].size else 0.0
+                out += np.minimum(xs, qs)
+    return out / (q.sum() * len(EMPHASIS_GRIDS))
+
+
+def emphasis_parts(kind: str, probs, labels, maps: np.ndarray, weights: dict, index=None) -> np.ndarray:
+    """float64 (N, C): each emphasised class's term w S (1 - cov) for database maps (N, C, D) as the index holds
+    them, S = sum of ||q_c||^2 over the classes the query compares (under ``index``'s ranking), 0 elsewhere."""
+    N, C, D = maps.shape
+    n = int(round(D**0.5))
+    power = 0.0 if index is None else ranking_params(index)[0]
+    if power and probs is not None:
+        probs = reweighted(np.asarray(probs).reshape(C, D), index.class_prior, power, 0)
+    cls, q = query_vectors(kind, probs, labels, C, D)
+    S = (q[cls] ** 2).sum()
+    out = np.zeros((N, C))
+    for c, w in weights.items():
+        cov = coverage(maps[:, c].reshape(N, n, n).astype(np.float64), q[c].reshape(n, n))
+        out[:, c] = w * S * (1.0 - cov)
+    return out
+
+
+def unweighted(maps: np.ndarray, index) -> np.ndarray:
+    """Maps (N, C, D) as the index holds them (reweighted under a class prior) back to probabilities: divided by the
+    class weights prior^-a, renormalized per pixel (a pixel without mass: uniform)."""
+    m = np.asarray(maps, np.float64)
+    power = ranking_params(index)[0]
+    if power:
+        m = m * (np.asarray(index.class_prior, np.float64) ** power)[None, :, None]
+    s = m.sum(axis=1, keepdims=True)
+    return np.where(s > 0, m / np.where(s > 0, s, 1), 1.0 / m.shape[1])
+
+
+def rocchio(probs, liked: np.ndarray, unliked: np.ndarray) -> np.ndarray:
+    """The query maps (C, D) moved toward the liked maps' mean and away from the unliked ones' (N, C, D each), from
+    the photo's ``probs`` (C, D) or None: max(0, a p + b L - c U) renormalized per pixel; a pixel left with nothing
+    keeps a p + b L."""
+    a, b, c = ROCCHIO
+    keep = np.zeros(liked.shape[1:] if len(liked) else unliked.shape[1:])
+    if probs is not None:
+        keep = keep + a * np.asarray(probs, np.float64)
+    if len(liked):
+        keep = keep + b * liked.mean(axis=0)
+    moved = np.maximum(keep - c * unliked.mean(axis=0), 0.0) if len(unliked) else keep
+    s = moved.sum(axis=0, keepdims=True)
+    moved = np.where(s <= 1e-12, keep, moved)
+    return moved / moved.sum(axis=0, keepdims=True)

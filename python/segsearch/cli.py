@@ -274,6 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude person:5%%",
     )
     p.add_argument(
+        "--emphasize",
+        metavar="CLASS[:WEIGHT]",
+        action="append",
+        default=[],
+        help="make CLASS count more: photos that show it where the query photo or sketch has it rank first "
+        "(WEIGHT > 0, default 6; a photo without the class is pushed back by WEIGHT times the query's own size); "
+        "repeatable, e.g. --emphasize bus or --emphasize bus:8",
+    )
+    p.add_argument(
+        "--like",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="more like this indexed photo (its id as a search prints it, the path inside the photos folder): "
+        "the query moves toward its maps; repeatable; alone it is a query of its own",
+    )
+    p.add_argument(
+        "--unlike",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="fewer like this indexed photo: the query moves away from its maps; repeatable; needs --image or --like",
+    )
+    p.add_argument(
         "--explain",
         action="store_true",
         help="split each result's distance by class: the 3 largest parts per line (with --json: all; with "
@@ -507,6 +531,12 @@ def _parse_box(spec: str) -> tuple[str, list[str]]:
     return name, box.split(",")
 
 
+def _class_spec(spec: str) -> tuple[str, str]:
+    """(class name, value text) of a CLASS[:VALUE] flag (value text "" without a colon)."""
+    name, sep, text = spec.rpartition(":")
+    return (name, text) if sep else (spec, "")
+
+
 def _parse_exclude(specs: list[str]) -> dict[str, float] | None:
     """--exclude CLASS[:SHARE] flags as {class name: share}: SHARE a fraction (0.03) or a percentage (3%), default
     1%; a class given twice keeps its smallest share."""
@@ -514,9 +544,7 @@ def _parse_exclude(specs: list[str]) -> dict[str, float] | None:
 
     out: dict[str, float] = {}
     for spec in specs:
-        name, sep, text = spec.rpartition(":")
-        if not sep:
-            name, text = spec, ""
+        name, text = _class_spec(spec)
         share = DEFAULT_EXCLUDE_SHARE
         if text.strip():
             t = text.strip()
@@ -535,6 +563,41 @@ def _parse_exclude(specs: list[str]) -> dict[str, float] | None:
     return out or None
 
 
+def _parse_emphasize(specs: list[str]) -> dict[str, float] | None:
+    """--emphasize CLASS[:WEIGHT] flags as {class name: weight} (default weight
+    :data:`~segsearch.engine.emphasis.DEFAULT_WEIGHT`)."""
+    from .engine.emphasis import DEFAULT_WEIGHT
+
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, text = _class_spec(spec)
+        weight = DEFAULT_WEIGHT
+        if text.strip():
+            try:
+                weight = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"--emphasize {spec!r}: expected CLASS or CLASS:WEIGHT with WEIGHT a number > 0"
+                ) from None
+            if not (0 < weight < math.inf):
+                raise ValueError(f"--emphasize {spec!r}: WEIGHT must be a number > 0 (default {DEFAULT_WEIGHT:g})")
+        if not name.strip():
+            raise ValueError(f"--emphasize {spec!r}: name a class, e.g. --emphasize bus or --emphasize bus:8")
+        if name in out:
+            raise ValueError(f"--emphasize {name!r} is given twice; give each class once")
+        out[name] = weight
+    return out or None
+
+
+def _photo_ids(pi, ids: list[str]) -> list | None:
+    """--like / --unlike ids as the index holds them: strings, or integers for an index with integer ids."""
+    if not ids:
+        return None
+    if pi.index.string_ids:
+        return list(ids)
+    return [int(i) if i.strip().lstrip("-").isdigit() else i for i in ids]
+
+
 def _explained_text(h, top: int = 3) -> str:
     """A result's largest distance parts for the text output: a tab, then ``name=part`` separated by spaces."""
     if not h.explain:
@@ -548,8 +611,16 @@ def _cmd_search(args) -> int:
     from .library.photo_index import PhotoIndex
     from .sketch.files import sketch_from_boxes
 
-    if args.image is None and args.sketch is None and not args.draw and not (args.text and args.text.strip()):
-        raise ValueError("nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box or --text")
+    if (
+        args.image is None
+        and args.sketch is None
+        and not args.draw
+        and not (args.text and args.text.strip())
+        and not args.like
+    ):
+        raise ValueError(
+            "nothing to search for: give --image PHOTO, --sketch SKETCH.png, --draw CLASS:box, --text or --like ID"
+        )
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"photo {args.image} does not exist")
     pi = PhotoIndex.open(
@@ -582,6 +653,9 @@ def _cmd_search(args) -> int:
         camera=args.camera,
         exclude=_parse_exclude(args.exclude),
         explain=args.explain,
+        weights=_parse_emphasize(args.emphasize),
+        like=_photo_ids(pi, args.like),
+        unlike=_photo_ids(pi, args.unlike),
     )
     if args.exclude and not pi.has_class_shares:
         print(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +94,50 @@ def class_index(name: str, classes: Sequence[str]) -> int:
     near = difflib.get_close_matches(text.lower(), lowered, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(classes[lowered.index(m)]) for m in near)}?" if near else ""
     raise ValueError(f"unknown class name {name!r}{hint} ('segsearch classes INDEX_DIR' lists the classes)")
+
+
+def check_class_weights(weights) -> tuple[tuple[int, float], ...]:
+    """Class weights {class number: weight} (or (class, weight) pairs) as ((class, weight), ...) sorted by class:
+    classes integers >= 0, each once, weights finite numbers > 0; a ValueError saying what is wrong otherwise. (Names
+    are turned into numbers by whoever knows the class list: ``PhotoIndex.search(weights=)``.)"""
+    if isinstance(weights, Mapping):
+        pairs = list(weights.items())
+    elif isinstance(weights, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in weights):
+        pairs = [tuple(p) for p in weights]
+    else:
+        raise ValueError(f"weights must be a dict {{class: weight}}; got {type(weights).__name__}")
+    out = {}
+    for c, w in pairs:
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral) or c < 0:
+            raise ValueError(f"a weight's class must be a class number >= 0; got {c!r}")
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not (0 < float(w) < math.inf):
+            raise ValueError(f"the weight of class {int(c)} must be a number > 0; got {w!r}")
+        if int(c) in out:
+            raise ValueError(f"class {int(c)} is given two weights; give each class once")
+        out[int(c)] = float(w)
+    return tuple(sorted(out.items()))
+
+
+def class_items(value, class_names, default, what: str, example: str) -> list[tuple[int, object]]:
+    """[(class number, its value as given)] of a per-class option: a dict {class: value} or a list of classes (each
+    with ``default``), a class by name (any case, :func:`class_index`) or number; ValueError (one line, ``what``
+    naming the option, ``example`` its dict form) for anything else. The values are the caller's to check."""
+    if isinstance(value, (str, bytes)):
+        value = [value]
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = [(c, default) for c in value]
+    else:
+        raise ValueError(f"{what} must be a list of class names or a dict {example}; got {type(value).__name__}")
+    out = []
+    for cls, v in items:
+        if isinstance(cls, numbers.Integral) and not isinstance(cls, bool):
+            if not 0 <= int(cls) < len(class_names):
+                raise ValueError(f"{what}: class {int(cls)} is not in 0..{len(class_names) - 1}")
+            out.append((int(cls), v))
+        elif isinstance(cls, str):
+            out.append((class_index(cls, class_names), v))
+        else:
+            raise ValueError(f"{what}: a class is a name or a number; got {cls!r}")
+    return out

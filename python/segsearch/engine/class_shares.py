@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 
 import numpy as np
 
-from .checks import class_index
+from .checks import class_items
 
 #: The share a class must cover for ``exclude=["car"]`` to leave the photo out.
 DEFAULT_EXCLUDE_SHARE = 0.01
@@ -93,26 +92,8 @@ def check_exclude(exclude, class_names) -> list[tuple[int, float]]:
     """``exclude`` as [(class, share)]: a dict {class: share} or a sequence of classes (each with the default share
     :data:`DEFAULT_EXCLUDE_SHARE`), classes by name (any case) or number, shares in (0, 1]; a class given twice
     keeps its smallest share. ValueError (one line, naming close class names) for bad input."""
-    if isinstance(exclude, (str, bytes)):
-        exclude = [exclude]
-    if isinstance(exclude, Mapping):
-        items = list(exclude.items())
-    elif isinstance(exclude, (list, tuple, set, frozenset)):
-        items = [(c, DEFAULT_EXCLUDE_SHARE) for c in exclude]
-    else:
-        raise ValueError(
-            f"exclude must be a list of class names or a dict {{class name: share}}; got {type(exclude).__name__}"
-        )
     out: dict[int, float] = {}
-    for cls, share in items:
-        if isinstance(cls, numbers.Integral) and not isinstance(cls, bool):
-            if not 0 <= int(cls) < len(class_names):
-                raise ValueError(f"exclude: class {int(cls)} is not in 0..{len(class_names) - 1}")
-            c = int(cls)
-        elif isinstance(cls, str):
-            c = class_index(cls, class_names)
-        else:
-            raise ValueError(f"exclude: a class is a name or a number; got {cls!r}")
+    for c, share in class_items(exclude, class_names, DEFAULT_EXCLUDE_SHARE, "exclude", "{class name: share}"):
         if isinstance(share, bool) or not isinstance(share, numbers.Real) or not (0 < float(share) <= 1):
             raise ValueError(
                 f"exclude: the share of {class_names[c]!r} must be a number in (0, 1] (0.01 = 1% of the photo); "

@@ -103,6 +103,32 @@ class BlockMaps:
         out[self.index[a:b].astype(np.int64)] = self.blocks[a:b]
         return out.reshape(num_classes, nb * BLOCK)[:, :dim]
 
+    def cell_sums(self, positions, c: int, dim: int, cells: np.ndarray) -> np.ndarray:
+        """float64 (P, cells.max() + 1): per photo at ``positions`` the sums of its class-``c`` map (values v / 255)
+        over the cells ``cells`` (int64 (dim,): each pixel's cell), read from class c's blocks alone."""
+        nb = blocks_per_map(dim)
+        n_cells = int(cells.max()) + 1
+        padded = np.zeros(nb * BLOCK, np.int64)  # padding values are 0: any cell
+        padded[:dim] = cells
+        pos = np.asarray(positions, np.int64).reshape(-1)
+        out = np.zeros((len(pos), n_cells))
+        for s in range(0, len(pos), 4096):
+            part = pos[s : s + 4096]
+            a, counts = self.ptr[part], self.ptr[part + 1] - self.ptr[part]
+            total = int(counts.sum())
+            owner = np.repeat(np.arange(len(part)), counts)
+            rows = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(a, counts)
+            idx = self.index[rows].astype(np.int64)
+            keep = idx // nb == c
+            rows, owner, blk = rows[keep], owner[keep], idx[keep] % nb
+            cid = padded[blk[:, None] * BLOCK + np.arange(BLOCK)[None, :]]
+            flat = (owner[:, None] * n_cells + cid).reshape(-1)
+            vals = np.asarray(self.blocks[rows], np.float64).reshape(-1)
+            out[s : s + len(part)] = np.bincount(flat, weights=vals, minlength=len(part) * n_cells).reshape(
+                len(part), n_cells
+            )
+        return out / 255.0
+
 
 def check_block_arrays(ptr, index, blocks, *, n: int, num_classes: int, dim: int) -> str | None:
     """What is wrong with block map arrays of n photos (None if nothing): offsets from 0 up to M, never

@@ -11,6 +11,9 @@ sketch) of one term per class. :func:`explain` returns those terms for a few pho
   the same float lanes and order, the squares in integers), so that the parts add up to the distance the search
   reported, to float rounding.
 
+A class the query emphasises (:mod:`segsearch.engine.emphasis`) has its emphasis term in its part: in the LUT
+entry for the codes, added from the exact maps for exact distances, as the search adds it.
+
 The terms are >= 0 (an exact one may be a rounding error below 0 where the photo's map equals the query's).
 """
 
@@ -19,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import check_eps
+from .emphasis import emphasis_of
 from .exact_maps import BLOCK, blocks_per_map
-from .query import IMAGE, SKETCH, Query
+from .query import Query, query_rows
 from .sharded import codes_at
 
 __all__ = ["explain", "query_rows"]
@@ -59,32 +63,14 @@ def explain(index, query: Query, positions, *, exact: bool, eps: float | None = 
         scale = 1.0 / 255.0
         parts = (1.0 / lam) * qnorm2 + (lam * (scale * scale) * sq - 2.0 * scale * dot)
         out.append((classes.astype(np.int32), parts))
+    emphasis = emphasis_of(index, query)
+    if emphasis is not None:  # each emphasised class's term, from the exact maps, as the search adds it
+        terms = emphasis.exact_terms(index, pos)
+        row = {int(c): i for i, c in enumerate(classes.tolist())}
+        for j, c in enumerate(emphasis.classes):
+            for i, (_, parts) in enumerate(out):
+                parts[row[c]] += terms[j, i]
     return out
-
-
-def query_rows(index, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(classes int64 (E,), q float32 (E, D), ||q_c||^2 float64 (E,)): the query's class maps under ``index``'s
-    ranking for the classes it compares, as the core makes them for exact distances (``make_dense_query``): a
-    photo's maps reweighted by the class prior (float32, class by class), drawn pixels one-hot."""
-    kind, probs, labels = query.resolve(index.num_classes, index.size)
-    C, D = index.num_classes, index.dim
-    if kind == SKETCH:
-        classes = np.unique(labels[labels >= 0]).astype(np.int64)
-        rows = (labels[None, :] == classes[:, None]).astype(np.float32)
-        return classes, rows, rows.sum(axis=1, dtype=np.float64)
-    w = index.class_weights
-    v = np.array(probs, np.float32)
-    if w is not None:
-        z = np.zeros(D, np.float32)
-        for c in range(C):
-            z += np.float32(w[c]) * v[c]
-        inv = np.zeros(D, np.float32)
-        np.divide(np.float32(1.0), z, out=inv, where=z > 0)
-        v = (w.astype(np.float32)[:, None] * v) * inv[None, :]
-    if kind != IMAGE:
-        drawn = labels >= 0
-        v[:, drawn] = (labels[drawn][None, :] == np.arange(C)[:, None]).astype(np.float32)
-    return np.arange(C, dtype=np.int64), v, _squared_norms(v)
 
 
 def _reduce64(a: np.ndarray) -> np.ndarray:
@@ -92,21 +78,3 @@ def _reduce64(a: np.ndarray) -> np.ndarray:
     r = (a[:, 0:16] + a[:, 16:32]) + (a[:, 32:48] + a[:, 48:64])
     t = r[:, 0:8] + r[:, 8:16]
     return ((t[:, 0] + t[:, 1]) + (t[:, 2] + t[:, 3])) + ((t[:, 4] + t[:, 5]) + (t[:, 6] + t[:, 7]))
-
-
-def _squared_norms(v: np.ndarray) -> np.ndarray:
-    """||v_c||^2 per row as the core's ``squared_norm``: per chunk of 512 values 8 float32 lanes, summed in double."""
-    E, D = v.shape
-    out = np.zeros(E, np.float64)
-    for j0 in range(0, D, 512):
-        chunk = v[:, j0 : min(D, j0 + 512)]
-        m = chunk.shape[1] // 8 * 8
-        sq = chunk * chunk
-        acc = np.zeros((E, 8), np.float32)
-        if m:
-            acc = np.cumsum(sq[:, :m].reshape(E, m // 8, 8), axis=1, dtype=np.float32)[:, -1].copy()
-        for j in range(m, chunk.shape[1]):
-            acc[:, 0] += sq[:, j]
-        s = ((acc[:, 0] + acc[:, 1]) + (acc[:, 2] + acc[:, 3])) + ((acc[:, 4] + acc[:, 5]) + (acc[:, 6] + acc[:, 7]))
-        out += s.astype(np.float64)
-    return out

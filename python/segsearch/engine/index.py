@@ -13,6 +13,7 @@ from . import ranking as rk
 from .checks import DEFAULT_EPS, as_numpy, check_count, check_eps, check_threads
 from .class_shares import check_shares, count_dtype, excluded, shares_from_blocks, shares_from_maps
 from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
+from .emphasis import cell_ids, emphasis_of
 from .exact_maps import BlockMaps, to_blocks
 from .query import Query, check_maps
 from .search import Searchable, SearchResult
@@ -375,6 +376,14 @@ class Index(Searchable):
             raise ValueError("this index keeps no exact maps")
         return st.exact.dense(int(position), self.num_classes, self.dim)
 
+    def exact_cell_sums(self, positions, c: int) -> np.ndarray:
+        """float64 (P, 16): the sums of class ``c``'s exact map of the photos at ``positions`` over the cells of a
+        4 x 4 grid (:func:`~segsearch.engine.emphasis.cell_ids`), for emphasis (an index that keeps exact maps)."""
+        st = self._state
+        if st.exact is None:
+            raise ValueError("this index keeps no exact maps")
+        return st.exact.cell_sums(positions, c, self.dim, cell_ids(self.size))
+
     # ------------------------------------------------------------------ ids
     def __contains__(self, id_) -> bool:
         try:
@@ -413,14 +422,19 @@ class Index(Searchable):
     def lookup_table(self, query: Query, *, eps: float | None = None, threads: int = 1):
         """The lookup table a PQ search sums for ``query``: (LUT float32 (C, K) with LUT[c, k] = the distance
         between the query's class-c map and centroid k under the index's ranking (the squared L2 distance for
-        ``"l2"``), the classes int32 the scan adds up).
+        ``"l2"``; plus the emphasis term of an emphasised class, :mod:`~segsearch.engine.emphasis`), the classes
+        int32 the scan adds up).
         ``threads``: as in :meth:`search` (an integer >= 1, clamped to the CPUs)."""
         if not isinstance(query, Query):
             raise ValueError("query must be a segsearch.Query")
         self._need_trained()
         eps, threads = check_eps(eps), check_threads(threads)
         args = (*query.resolve(self.num_classes, self.size), eps, threads, self._weights, self.ranking.photo_weight)
-        return _core.build_lut(self._bound, *args)
+        lut, classes = _core.build_lut(self._bound, *args)
+        emphasis = emphasis_of(self, query)
+        if emphasis is not None:
+            emphasis.add_to_lut(self, lut)
+        return lut, classes
 
     def codebook_fingerprint(self) -> str:
         """sha256 (hex) of what a code means: the codebook's bytes (dtype, shape) and the class prior. A shard's

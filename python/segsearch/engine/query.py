@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .._core import QueryKind
-from .checks import as_numpy
+from .checks import as_numpy, check_class_weights
 
 # Query kinds: the core's enum.
 IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch
@@ -92,11 +92,14 @@ def resize_nearest(labels: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Query:
-    """A search query. Build it with :meth:`image`, :meth:`sketch` or :meth:`image_and_sketch`."""
+    """A search query. Build it with :meth:`image`, :meth:`sketch` or :meth:`image_and_sketch`; :meth:`emphasized`
+    makes some classes count more (``weights``: ((class, weight), ...), by class; see
+    :mod:`segsearch.engine.emphasis`)."""
 
     kind: QueryKind
     probs: np.ndarray | None = None
     labels: np.ndarray | None = None
+    weights: tuple[tuple[int, float], ...] = ()
 
     @classmethod
     def image(cls, p) -> Query:
@@ -123,6 +126,12 @@ class Query:
         """
         probs = check_probs(p, "query probabilities", batched=False)
         return cls(IMAGE_SKETCH, probs=probs, labels=check_labels(labels, "sketch"))
+
+    def emphasized(self, weights) -> Query:
+        """This query with classes emphasised: ``weights`` {class number: weight > 0} (or (class, weight) pairs);
+        a search then rewards photos that show each class where this query has it (see
+        :mod:`segsearch.engine.emphasis`). An empty ``weights`` gives the query without emphasis."""
+        return replace(self, weights=check_class_weights(weights))
 
     @property
     def kind_name(self) -> str:
@@ -151,3 +160,46 @@ class Query:
                 raise ValueError("the sketch is empty after resizing to the index's map size; draw larger strokes")
             labels = np.ascontiguousarray(lab.reshape(-1))
         return self.kind, probs, labels
+
+
+def query_rows(index, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes int64 (E,), q float32 (E, D), ||q_c||^2 float64 (E,)): the query's class maps under ``index``'s
+    ranking for the classes it compares, as the core makes them for exact distances (``make_dense_query``): a
+    photo's maps reweighted by the class prior (float32, class by class), drawn pixels one-hot."""
+    kind, probs, labels = query.resolve(index.num_classes, index.size)
+    C, D = index.num_classes, index.dim
+    if kind == SKETCH:
+        classes = np.unique(labels[labels >= 0]).astype(np.int64)
+        rows = (labels[None, :] == classes[:, None]).astype(np.float32)
+        return classes, rows, rows.sum(axis=1, dtype=np.float64)
+    w = index.class_weights
+    v = np.array(probs, np.float32)
+    if w is not None:
+        z = np.zeros(D, np.float32)
+        for c in range(C):
+            z += np.float32(w[c]) * v[c]
+        inv = np.zeros(D, np.float32)
+        np.divide(np.float32(1.0), z, out=inv, where=z > 0)
+        v = (w.astype(np.float32)[:, None] * v) * inv[None, :]
+    if kind != IMAGE:
+        drawn = labels >= 0
+        v[:, drawn] = (labels[drawn][None, :] == np.arange(C)[:, None]).astype(np.float32)
+    return np.arange(C, dtype=np.int64), v, _squared_norms(v)
+
+
+def _squared_norms(v: np.ndarray) -> np.ndarray:
+    """||v_c||^2 per row as the core's ``squared_norm``: per chunk of 512 values 8 float32 lanes, summed in double."""
+    E, D = v.shape
+    out = np.zeros(E, np.float64)
+    for j0 in range(0, D, 512):
+        chunk = v[:, j0 : min(D, j0 + 512)]
+        m = chunk.shape[1] // 8 * 8
+        sq = chunk * chunk
+        acc = np.zeros((E, 8), np.float32)
+        if m:
+            acc = np.cumsum(sq[:, :m].reshape(E, m // 8, 8), axis=1, dtype=np.float32)[:, -1].copy()
+        for j in range(m, chunk.shape[1]):
+            acc[:, 0] += sq[:, j]
+        s = ((acc[:, 0] + acc[:, 1]) + (acc[:, 2] + acc[:, 3])) + ((acc[:, 4] + acc[:, 5]) + (acc[:, 6] + acc[:, 7]))
+        out += s.astype(np.float64)
+    return out

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _core
 from .checks import as_numpy, check_count, check_eps, check_k, check_threads
+from .emphasis import emphasis_of
 from .query import Query
 from .snapshot import positions_in
 
@@ -95,10 +96,13 @@ def make_plan(
     rerank: int = 0,
     eps: float = 0.0,
     threads: int = 0,
+    emphases: list | None = None,
 ) -> SearchPlan:
     """``queries`` made ready for :func:`scan_part` over parts whose whole's most common codes are ``defaults``
-    / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), and the resolved queries
-    for an exact search or a re-rank of the whole index's ``rerank`` nearest by PQ."""
+    / ``dense``: the lookup tables built once, from ``codebook``'s (an :class:`Index`), with the emphasis terms of
+    the queries that emphasise a class (``emphases``: each query's :func:`~segsearch.engine.emphasis.emphasis_of`,
+    made here if not given), and the resolved queries for an exact search or a re-rank of the whole index's
+    ``rerank`` nearest by PQ."""
     resolved = [q.resolve(codebook.num_classes, codebook.size) for q in queries]
     luts = classes = None
     if (exact or rerank) and not codebook.keep_exact:
@@ -120,6 +124,11 @@ def make_plan(
             codebook.class_weights,
             codebook.ranking.photo_weight,
         )
+        if emphases is None:
+            emphases = [emphasis_of(codebook, q) for q in queries]
+        for lut, e in zip(luts, emphases):
+            if e is not None:
+                e.add_to_lut(codebook, lut)
     else:
         codebook.bound_codebook  # noqa: B018 (an untrained index says so even for an empty batch)
     return SearchPlan(
@@ -352,6 +361,13 @@ class Searchable:
         rerank = self.rerank if rerank is None else check_count(rerank, "rerank", 0)
         view = self._search_view()
         mask, pos = resolve_subset(view.n, lambda ids: self._lookup(view, ids), subset)
+        emphases = [emphasis_of(self._codebook_index, q) for q in args.queries]
+        emphasised = any(e is not None for e in emphases)
+        if emphasised and (exact or rerank) and not hasattr(self, "exact_cell_sums"):
+            raise ValueError(
+                "emphasising a class with re-ranking needs the photos' exact maps, which a search on Ray does not "
+                "read here; search with rerank=0 (--rerank 0)"
+            )
         plan = make_plan(
             self._codebook_index,
             view.defaults,
@@ -361,20 +377,39 @@ class Searchable:
             rerank=rerank,
             eps=args.eps,
             threads=args.threads,
+            emphases=emphases,
         )
         if not args.queries:
             return []
-        if plan.rerank:  # the whole index's rerank nearest by the codes, then their k nearest by the exact maps
+        keep = args.k
+        if plan.exact and emphasised:  # every photo's exact distance, then the emphasis terms (below)
+            every = np.flatnonzero(mask) if mask is not None else pos if pos is not None else np.arange(view.n)
+            keep = len(every)
+            parts = self._rerank_parts(view, plan, [every] * plan.n_queries, keep, args.threads)
+        elif plan.rerank:  # the whole index's rerank nearest by the codes, then their k nearest by the exact maps
             wide = max(args.k, plan.rerank)
             cand = [p for p, _, _ in merge_topk(self._scan_parts(view, plan, wide, mask, pos, args.threads), wide)]
-            parts = self._rerank_parts(view, plan, cand, args.k, args.threads)
+            keep = wide if emphasised else args.k  # with emphasis: every candidate, for the terms (below)
+            parts = self._rerank_parts(view, plan, cand, keep, args.threads)
         else:
             parts = self._scan_parts(view, plan, args.k, mask, pos, args.threads)
-        out = [
-            SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d)
-            for p, d, ids in merge_topk(parts, args.k)
-        ]
+        merged = merge_topk(parts, keep)
+        if emphasised and (plan.exact or plan.rerank):
+            merged = [self._emphasised(e, p, d, ids, args.k) for e, (p, d, ids) in zip(emphases, merged)]
+        out = [SearchResult(self._ids_at(view, p) if ids is None else self._ids_array(ids), d) for p, d, ids in merged]
         return out[0] if args.single else out
+
+    def _emphasised(self, emphasis, pos: np.ndarray, dist: np.ndarray, ids, k: int) -> tuple:
+        """The k nearest of exact distances ``dist`` of the photos at global positions ``pos`` (with their ``ids``
+        or None) once ``emphasis``'s terms (from the exact maps; None: no emphasis) are added: (positions,
+        distances float32, ids or None), by distance then position."""
+        if emphasis is not None:
+            total = emphasis.exact_terms(self, pos).sum(axis=0)
+            dist = (dist.astype(np.float64) + total).astype(np.float32)
+            order = np.lexsort((pos, dist))
+            pos, dist = pos[order], dist[order]
+            ids = None if ids is None else [ids[j] for j in order.tolist()]
+        return pos[:k], dist[:k], None if ids is None else ids[:k]
 
     def _ids_array(self, ids: list) -> np.ndarray:
         return np.array(ids, dtype=str) if self.string_ids else np.array(ids, dtype=np.int64)

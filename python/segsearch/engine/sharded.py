@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ShardMissingError
 from .checks import check_folder
 from .class_shares import excluded
+from .emphasis import cell_ids
 from .index import Index
 from .layout import INDEX_FILE, MANIFEST_FILE
 from .manifest import check_unique_ids, load_shard, read_manifest
@@ -56,6 +57,7 @@ class BaseCodebook:
             "rerank",
             "ranking",
             "class_prior",
+            "class_weights",
             "codebook",
             "codebook_u8",
             "decode",
@@ -140,6 +142,16 @@ class ShardedIndex(Searchable, BaseCodebook):
         """The exact maps uint8 (C, n * n) of the photo at global ``position`` (an index that keeps them)."""
         s = int(np.searchsorted(self.offsets, position, side="right") - 1)
         return self.shards[s].exact.dense(int(position - self.offsets[s]), self.num_classes, self.dim)
+
+    def exact_cell_sums(self, positions, c: int) -> np.ndarray:
+        """float64 (P, 16): as :meth:`Index.exact_cell_sums <segsearch.engine.index.Index.exact_cell_sums>`, at
+        global ``positions``."""
+        pos = np.asarray(positions, np.int64).reshape(-1)
+        out = np.zeros((len(pos), 16))
+        cells = cell_ids(self.size)
+        for s, sel, local in self._split_positions(pos):
+            out[sel] = self.shards[s].exact.cell_sums(local, c, self.dim, cells)
+        return out
 
     def __contains__(self, id_) -> bool:
         try:

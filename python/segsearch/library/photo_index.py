@@ -24,7 +24,9 @@ import numpy as np
 
 from ..engine.checks import check_folder, check_k
 from ..engine.class_shares import check_exclude
+from ..engine.emphasis import check_weights
 from ..engine.explain import explain as explain_parts
+from ..engine.feedback import check_feedback, moved_probs, photo_probs
 from ..engine.index import Index
 from ..engine.layout import (
     CAPTIONS_FILE,
@@ -327,12 +329,35 @@ class PhotoIndex:
             )
         return lab
 
-    def query(self, *, image=None, maps=None, sketch=None) -> Query | None:
-        """The :class:`Query` for a photo (or its ``maps``) and/or a sketch; None if neither is given."""
+    def query(self, *, image=None, maps=None, sketch=None, like=None, unlike=None, weights=None) -> Query | None:
+        """The :class:`Query` for a photo (or its ``maps``) and/or a sketch, moved toward the photos of ``like`` and
+        away from those of ``unlike`` (lists of ids; :mod:`segsearch.engine.feedback`), with the classes of
+        ``weights`` emphasised (:meth:`search`); None if there is nothing to search for by layout."""
         if image is not None and maps is not None:
             raise ValueError("give the query photo either as image= or as its maps=, not both")
+        liked, unliked = check_feedback(self.index, like, unlike)
         probs = self.segment(image) if image is not None else maps
         lab = None if sketch is None else self.sketch_labels(sketch)
+        if len(liked) or len(unliked):
+            if probs is None and not len(liked):
+                raise ValueError(
+                    "unlike= needs a query to move away from: give a photo, or like= some photos too"
+                    + (" (a sketch alone only counts its drawn pixels)" if lab is not None else "")
+                )
+            if probs is not None:
+                probs = Query.image(probs).resolve(self.index.num_classes, self.size)[1]  # checked
+                probs = probs.reshape(-1, self.size, self.size)
+            probs = moved_probs(probs, photo_probs(self.index, liked), photo_probs(self.index, unliked))
+        q = self._layout_query(probs, lab)
+        if weights is not None:
+            w = check_weights(weights, self.classes)
+            if w and q is None:
+                raise ValueError("weights= emphasise classes of a photo or a sketch: give one, or like= some photos")
+            q = q if q is None else q.emphasized(w)
+        return q
+
+    @staticmethod
+    def _layout_query(probs, lab) -> Query | None:
         if probs is None:
             if lab is None:
                 return None
@@ -362,6 +387,9 @@ class PhotoIndex:
         camera: str | None = None,
         exclude=None,
         explain: bool = False,
+        weights=None,
+        like=None,
+        unlike=None,
     ) -> list[Hit]:
         """Rank the photos; see the module docstring for how text and layout combine.
 
@@ -381,6 +409,17 @@ class PhotoIndex:
         (see :meth:`exclude_mask`). Like the filters it restricts the search itself, whatever the query.
 
         ``explain=True``: each hit with a distance carries :attr:`Hit.explain`, its distance split by class.
+
+        ``weights``: emphasise classes, a dict {class: weight > 0} (names or numbers), or a list of classes, each
+        with :data:`~segsearch.engine.emphasis.DEFAULT_WEIGHT`, e.g. ``{"bus": 6.0}``: photos that show the class
+        where the query has it rank first (see :mod:`segsearch.engine.emphasis`; the query photo or sketch must
+        show it). With re-ranking the emphasis is computed from the exact maps, so a search on Ray takes it only
+        with ``rerank=0``.
+
+        ``like`` / ``unlike``: lists of ids of indexed photos: the query moves toward the liked photos' maps and away
+        from the unliked ones' (read from the index, nothing is segmented; :mod:`segsearch.engine.feedback`). It
+        combines with a photo, a sketch (drawn pixels still override), text and every filter; ``like`` alone is a
+        query of its own, ``unlike`` needs a photo or ``like``. The liked photos are not left out of the results.
         """
         k = check_k(k)
         if not isinstance(explain, bool):
@@ -389,7 +428,7 @@ class PhotoIndex:
         if exclude is not None:
             kept = self._exclusion(exclude)[1]
             keep = kept if keep is None else keep & kept
-        q = self.query(image=image, maps=maps, sketch=sketch)
+        q = self.query(image=image, maps=maps, sketch=sketch, like=like, unlike=unlike, weights=weights)
         hits = self._rank(q, text, k, threads, rerank, keep)
         if explain and q is not None:
             hits = self._explained(hits, q, rerank)
