@@ -41,6 +41,9 @@ SEARCH_FIELDS = {
     "camera",
     "exclude",
     "explain",
+    "weights",
+    "like",
+    "unlike",
 }
 
 
@@ -56,11 +59,13 @@ class SearchFields:
     rerank: int | None = None
     filters: dict = field(default_factory=dict)  # after, before, folder, camera, exclude
     explain: bool = False
+    refine: dict = field(default_factory=dict)  # weights, like, unlike
 
     @property
     def has_query(self) -> bool:
         has_text = bool(self.text and self.text.strip())
-        return bool(self.draw) or self.sketch is not None or self.photo is not None or has_text
+        liked = bool(self.refine.get("like"))
+        return bool(self.draw) or self.sketch is not None or self.photo is not None or has_text or liked
 
 
 def parse_fields(body: bytes | str | None) -> SearchFields:
@@ -91,6 +96,11 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         f.photo = obj["photo"]
     if obj.get("exclude") is not None:
         f.filters["exclude"] = _exclude(obj["exclude"])
+    if obj.get("weights") is not None:
+        f.refine["weights"] = _weights(obj["weights"])
+    for name in ("like", "unlike"):
+        if obj.get(name) is not None:
+            f.refine[name] = _ids(obj[name], name)
     if obj.get("explain") is not None:
         if not isinstance(obj["explain"], bool):
             raise RequestError(f"explain must be true or false; got {obj['explain']!r:.40}")
@@ -111,6 +121,24 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
 def _whole(v, name: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise RequestError(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
+    return v
+
+
+def _weights(v) -> dict:
+    """``weights``: an object {class name or index: weight}; PhotoIndex.search checks the names and weights."""
+    ok = isinstance(v, dict) and len(v) <= 1000
+    ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())
+    if not ok:
+        raise RequestError('weights must be an object {"bus": 4} of classes and how much more they count')
+    return v
+
+
+def _ids(v, name: str) -> list:
+    """``like`` / ``unlike``: a list of result ids; PhotoIndex.search checks that they are in the index."""
+    ok = isinstance(v, list) and len(v) <= 1000
+    ok = ok and all(isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in v)
+    if not ok:
+        raise RequestError(f"{name} must be a list of result ids (at most 1000)")
     return v
 
 
