@@ -1,6 +1,6 @@
 """Make docs/images/serve.png: `segsearch serve`'s page in headless Chromium, on synthetic photos (no real data,
-no network weights): sky and road drawn, a result picked as the query photo, a car painted over it, the label
-map of a result shown under the pointer.
+no network weights): sky and road drawn, a result picked as the query photo, a car painted over it, photos with
+building left out, the label map of a result and the classes of its distance shown under the pointer.
 
 ``python docs/make_serve_screenshot.py [OUT.png] [WIDTHxHEIGHT]`` (needs chromium, chromedriver, selenium and the
 serve extra, as tests/test_serve_page.py). The photos and the stand-in network are docs/make_gui_screenshot.py's,
@@ -63,6 +63,11 @@ def main(out: str = "docs/images/serve.png", size: str = "1280x800") -> None:
                 select_class(driver, "car")
                 brush(driver, 12)
                 draw(driver, [(0.35, 0.66), (0.6, 0.66)])
+                searched(driver, "drawn: sky, road, car")
+                leave_out = '#class-list li[data-index="{}"] .leave-out'.format(CLASSES.index("building"))
+                driver.find_element("css selector", leave_out).click()  # a chip: photos with building left out
+                wait_for(driver, lambda d: d.find_elements("css selector", "#chips .chip"), "the chip")
+                driver.execute_script("return new Promise(r => setTimeout(r, 300))")  # its search has started
                 searched(driver, "drawn: sky, road, car")
                 ActionChains(driver).move_to_element(
                     driver.find_elements("css selector", "#results .pick")[4]

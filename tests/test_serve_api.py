@@ -83,6 +83,9 @@ def test_health_and_classes(client, folder, pi):
     h = client.get("/api/health").json()
     assert h["photos"] == len(folder[2]) == len(pi) and h["classes"] == len(CLASSES) and h["size"] == SIZE
     assert h["captions"] is True and h["token"] is False and h["generation"] == 0
+    assert {"k", "draw", "sketch", "photo", "text", "exclude", "explain", "after", "weights", "like", "unlike"} <= set(
+        h["fields"]
+    )
     cls = client.get("/api/classes").json()
     assert [c["name"] for c in cls] == CLASSES
     assert [c["index"] for c in cls] == list(range(len(CLASSES)))
@@ -189,6 +192,38 @@ def test_exclude_and_explain(client, pi):
         ({"explain": "yes"}, 400, "explain must be"),
     ]:
         msg = _error(client.post("/api/search", json={"draw": draw, **bad}), status)
+        assert words in msg, msg
+
+
+def test_emphasis_and_like(client, folder, pi):
+    names = folder[2]
+    draw = [{"class": "sky", "box": [0, 0, 1, 0.4]}, {"class": "building", "box": [0, 0.4, 0.5, 1]}]
+    from segsearch.sketch.files import sketch_from_boxes
+
+    lab = sketch_from_boxes([(d["class"], d["box"]) for d in draw], pi.classes, SIZE)
+    cases = [
+        ({"draw": draw, "weights": {"building": 6}}, {"sketch": lab, "weights": {"building": 6}}),
+        ({"like": names[:2]}, {"like": names[:2]}),  # like alone is a query
+        ({"like": names[:2], "unlike": [names[5]]}, {"like": names[:2], "unlike": [names[5]]}),
+        ({"photo": names[3], "unlike": [names[7]]}, {"image": folder[1] / names[3], "unlike": [names[7]]}),
+    ]
+    for body, kwargs in cases:
+        resp = client.post("/api/search", json={"k": 8, **body})
+        want = pi.search(k=8, threads=1, **kwargs)
+        assert _ids(resp) == [h.id for h in want], body
+        assert [r["distance"] for r in resp.json()["results"]] == pytest.approx([h.distance for h in want], rel=1e-5)
+    plain = _ids(client.post("/api/search", json={"k": 8, "draw": draw}))
+    assert plain != _ids(client.post("/api/search", json={"k": 8, "draw": draw, "weights": {"building": 6}}))
+    for bad, status, words in [
+        ({"draw": draw, "weights": ["building"]}, 400, "weights must be"),
+        ({"draw": draw, "weights": {"building": "lots"}}, 400, "weights must be"),
+        ({"draw": draw, "weights": {"unicorn": 2}}, 422, "unicorn"),
+        ({"like": "photo000.png"}, 400, "like must be a list"),
+        ({"like": [None]}, 400, "like must be a list"),
+        ({"like": ["nope.png"]}, 422, "not in the index"),
+        ({"unlike": [names[0]]}, 422, "nothing to search for"),  # unlike moves a query: there must be one
+    ]:
+        msg = _error(client.post("/api/search", json=bad), status)
         assert words in msg, msg
 
 

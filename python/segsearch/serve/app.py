@@ -35,7 +35,15 @@ from ..engine.layout import METADATA_FILE
 from ..errors import IndexFormatError, RequestTooLarge
 from ..library.photo_index import PhotoIndex
 from .live_index import LiveIndex
-from .query_fields import RequestError, SearchFields, decode_photo, decode_sketch, labels_png, parse_fields
+from .query_fields import (
+    SEARCH_FIELDS,
+    RequestError,
+    SearchFields,
+    decode_photo,
+    decode_sketch,
+    labels_png,
+    parse_fields,
+)
 
 __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_MB", "TOKEN_COOKIE"]
 
@@ -89,6 +97,13 @@ _SEARCH_BODY = {
                         "description": "leave out photos where a class covers at least a share (default 0.01)",
                     },
                     "explain": {"type": "boolean", "description": "split each distance by class"},
+                    "weights": {
+                        "type": "object",
+                        "additionalProperties": {"type": "number"},
+                        "description": "emphasise classes: {class: how much more it counts}",
+                    },
+                    "like": {"type": "array", "description": "ids of results to find more like"},
+                    "unlike": {"type": "array", "description": "ids of results to find fewer like"},
                 },
             }
         },
@@ -347,6 +362,7 @@ def create_app(
             "rerank": int(getattr(pi.index, "rerank", 0) or 0),
             "generation": live.generation,
             "token": secret is not None,
+            "fields": sorted(SEARCH_FIELDS),  # what POST /api/search takes: a page shows the controls it can use
         }
 
     @app.get("/api/classes", summary="the classes: index, sketch value, name, colour")
@@ -366,7 +382,7 @@ def create_app(
             raise RequestError("give the query photo either as an uploaded image or as photo (an id), not both")
         if image is None and not fields.has_query:
             raise RequestError(
-                "nothing to search for: give draw (boxes), sketch, photo (an id), an uploaded image, or text", 422
+                "nothing to search for: give draw (boxes), sketch, photo (an id), an uploaded image, text or like", 422
             )
         loop = asyncio.get_running_loop()
         maps, segment_ms = None, None
@@ -527,7 +543,7 @@ def _run_search(pi: PhotoIndex, f: SearchFields, maps, threads: int):
         if f.draw:
             boxes = sketch_from_boxes(f.draw, pi.classes, pi.size)
             sketch = boxes if sketch is None else np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
-        if sketch is not None and maps is None and not f.text and (sketch < 0).all():
+        if sketch is not None and maps is None and not f.text and not f.refine.get("like") and (sketch < 0).all():
             raise ValueError("the sketch is empty (nothing drawn); draw at least one class, or give a photo or text")
         return pi.search(
             maps=maps,
@@ -538,6 +554,7 @@ def _run_search(pi: PhotoIndex, f: SearchFields, maps, threads: int):
             rerank=f.rerank,
             explain=f.explain,
             **f.filters,
+            **f.refine,
         )
 
     return _library_call(run)

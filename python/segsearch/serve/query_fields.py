@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import RequestError
 
-__all__ = ["SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
+__all__ = ["SEARCH_FIELDS", "SearchFields", "parse_fields", "decode_photo", "decode_sketch", "MAX_K"]
 
 #: The most results one search returns.
 MAX_K = 1000
@@ -27,7 +27,8 @@ MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 #: The most pixels a sketch PNG may have (a label map needs no more than 4096 x 4096).
 MAX_SKETCH_PIXELS = 4096 * 4096
 
-_KNOWN = {
+#: The fields of a search request.
+SEARCH_FIELDS = {
     "k",
     "draw",
     "sketch",
@@ -40,6 +41,9 @@ _KNOWN = {
     "camera",
     "exclude",
     "explain",
+    "weights",
+    "like",
+    "unlike",
 }
 
 
@@ -55,11 +59,13 @@ class SearchFields:
     rerank: int | None = None
     filters: dict = field(default_factory=dict)  # after, before, folder, camera, exclude
     explain: bool = False
+    refine: dict = field(default_factory=dict)  # weights, like, unlike
 
     @property
     def has_query(self) -> bool:
         has_text = bool(self.text and self.text.strip())
-        return bool(self.draw) or self.sketch is not None or self.photo is not None or has_text
+        liked = bool(self.refine.get("like"))
+        return bool(self.draw) or self.sketch is not None or self.photo is not None or has_text or liked
 
 
 def parse_fields(body: bytes | str | None) -> SearchFields:
@@ -72,9 +78,9 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         raise RequestError(f'the query is not valid JSON ({e}); send a JSON object such as {{"k": 10}}') from None
     if not isinstance(obj, dict):
         raise RequestError(f"the query must be a JSON object, not {type(obj).__name__}")
-    unknown = sorted(set(obj) - _KNOWN)
+    unknown = sorted(set(obj) - SEARCH_FIELDS)
     if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(_KNOWN))}")
+        raise RequestError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(SEARCH_FIELDS))}")
     f = SearchFields()
     if obj.get("k") is not None:
         f.k = _whole(obj["k"], "k", 1, MAX_K)
@@ -90,6 +96,11 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
         f.photo = obj["photo"]
     if obj.get("exclude") is not None:
         f.filters["exclude"] = _exclude(obj["exclude"])
+    if obj.get("weights") is not None:
+        f.refine["weights"] = _weights(obj["weights"])
+    for name in ("like", "unlike"):
+        if obj.get(name) is not None:
+            f.refine[name] = _ids(obj[name], name)
     if obj.get("explain") is not None:
         if not isinstance(obj["explain"], bool):
             raise RequestError(f"explain must be true or false; got {obj['explain']!r:.40}")
@@ -110,6 +121,24 @@ def parse_fields(body: bytes | str | None) -> SearchFields:
 def _whole(v, name: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise RequestError(f"{name} must be a whole number from {lo} to {hi}; got {v!r}")
+    return v
+
+
+def _weights(v) -> dict:
+    """``weights``: an object {class name or index: weight}; PhotoIndex.search checks the names and weights."""
+    ok = isinstance(v, dict) and len(v) <= 1000
+    ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())
+    if not ok:
+        raise RequestError('weights must be an object {"bus": 4} of classes and how much more they count')
+    return v
+
+
+def _ids(v, name: str) -> list:
+    """``like`` / ``unlike``: a list of result ids; PhotoIndex.search checks that they are in the index."""
+    ok = isinstance(v, list) and len(v) <= 1000
+    ok = ok and all(isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in v)
+    if not ok:
+        raise RequestError(f"{name} must be a list of result ids (at most 1000)")
     return v
 
 

@@ -15,6 +15,10 @@ const QUERY_PHOTO_PX = 640; // the query photo shown under the canvas: the thumb
 const LONG_PRESS_MS = 450;
 const TOKEN_KEY = "segsearch_token";
 const NOTHING_TO_SEARCH = "Nothing to search for: draw a class, open a photo (Ctrl+O) or type caption words.";
+const EXCLUDE_SHARE = 1; // a class left out: photos where it covers at least this percentage of the photo
+const EMPHASIS = 4; // an emphasised class's weight
+const EXPLAIN_TOP = 3; // classes shown of a result's distance
+const FILTERS = ["after", "before", "folder", "camera"]; // the metadata filters, each an input data-field=NAME
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,6 +47,10 @@ const state = {
   query: null, // the query photo: {kind: "photo", id, src, name} or {kind: "file", file, src, name}
   photoImg: null, // its loaded <img>, drawn under the sketch
   results: [],
+  // The refinements, in the undo history: each change makes new objects, so a snapshot keeps them as they were.
+  refine: noRefinements(),
+  target: null, // the result the keys L and U act on: {id, how: "pointer" | "focus"}, the latest pointed or focused
+  seen: null, // the query photo's label map as the system sees it: {classes: [{index, share}]}, largest first
   token: sessionStorage.getItem(TOKEN_KEY),
   seq: 0, // the latest search; older answers are dropped
   inflight: null, // its AbortController
@@ -121,7 +129,10 @@ async function connect() {
   }
   showIndexInfo();
   buildPalette();
+  buildHelp();
   $("words-row").hidden = !state.health.captions;
+  showFilters();
+  showRefine();
   setStatus("Pick a class and draw where it is, open a photo (Ctrl+O), or click a result. F1: keys.");
   requestRender();
 }
@@ -162,7 +173,22 @@ function classItem(c) {
     el("span", "name", { textContent: c.name }),
     el("span", "num", { textContent: c.index }),
   );
+  const leaveOut = el("button", "leave-out needs-exclude", {
+    type: "button",
+    textContent: "⊘",
+    title: `Leave out photos with ${c.name} (also a right click)`,
+    attrs: { "aria-label": `Leave out photos with ${c.name}` },
+  });
+  leaveOut.addEventListener("click", (e) => {
+    e.stopPropagation();
+    excludeClass(c);
+  });
+  li.append(leaveOut);
   li.addEventListener("click", () => selectClass(c.index));
+  li.addEventListener("contextmenu", (e) => {
+    e.preventDefault();
+    excludeClass(c);
+  });
   return li;
 }
 
@@ -327,7 +353,7 @@ function sketchDataURL() {
 
 // ------------------------------------------------------------------------------------------ history
 function snapshot() {
-  return { labels: state.labels.slice(), query: state.query, words: $("words").value };
+  return { labels: state.labels.slice(), query: state.query, words: $("words").value, refine: state.refine };
 }
 
 function pushHistory(entry = snapshot()) {
@@ -340,6 +366,8 @@ function restore(entry) {
   state.labels = entry.labels;
   $("words").value = entry.words;
   if (entry.query !== state.query) showQuery(entry.query);
+  state.refine = entry.refine;
+  showRefine();
   requestRender();
   scheduleSearch(0);
 }
@@ -598,7 +626,74 @@ function showQuery(query) {
 function showSeen(dataUrl) {
   const seen = $("seen");
   seen.hidden = !(dataUrl && state.query);
-  if (!seen.hidden) $("query-labels").src = dataUrl;
+  if (seen.hidden) return;
+  const img = $("query-labels");
+  if (img.getAttribute("src") === dataUrl) return;
+  state.seen = null;
+  $("seen-classes").replaceChildren();
+  img.onload = () => {
+    if (img.getAttribute("src") !== dataUrl) return;
+    state.seen = readSeen(img);
+    showSeenClasses();
+  };
+  img.src = dataUrl;
+}
+
+// The classes of a label map image (the server's, in the exact class colours): per pixel (row-major) its class
+// index (-1: a colour of no class), and the classes by share of the map, largest first.
+function readSeen(img) {
+  const c = document.createElement("canvas");
+  c.width = img.naturalWidth;
+  c.height = img.naturalHeight;
+  const ctx = c.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const px = ctx.getImageData(0, 0, c.width, c.height).data;
+  const byColour = new Map(state.classes.map((k) => [k.rgb.join(","), k.index]));
+  const pixels = new Int16Array(c.width * c.height);
+  const counts = new Map();
+  for (let i = 0; i < pixels.length; i++) {
+    const k = byColour.get(`${px[4 * i]},${px[4 * i + 1]},${px[4 * i + 2]}`);
+    pixels[i] = k === undefined ? -1 : k;
+    if (k !== undefined) counts.set(k, (counts.get(k) || 0) + 1);
+  }
+  const classes = [...counts].map(([index, n]) => ({ index, share: n / pixels.length }));
+  classes.sort((a, b) => b.share - a.share || a.index - b.index);
+  return { width: c.width, height: c.height, pixels, classes };
+}
+
+// Under the query photo's label map, its classes as buttons (the map's pixels are small on a phone): one
+// emphasises its class.
+function showSeenClasses() {
+  const buttons = (state.seen ? state.seen.classes : []).map(({ index, share }) => {
+    const c = state.classes[index];
+    const on = c.name in state.refine.weights;
+    const b = el(
+      "button",
+      "seen-class",
+      {
+        type: "button",
+        title: on ? `${c.name} is emphasised` : `Emphasise ${c.name}: photos with it where the query has it`,
+        dataset: { name: c.name },
+        attrs: { "aria-pressed": String(on) },
+      },
+      swatchOf(c),
+      el("span", "", { textContent: `${c.name} ${percent(share)}` }),
+    );
+    b.addEventListener("click", () => emphasise(c));
+    return b;
+  });
+  $("seen-classes").replaceChildren(...buttons);
+}
+
+// A click on the query photo's label map emphasises the class under it.
+function clickSeen(e) {
+  const seen = state.seen;
+  if (!seen || !takes("weights")) return;
+  const box = e.currentTarget.getBoundingClientRect();
+  const x = Math.min(seen.width - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * seen.width)));
+  const y = Math.min(seen.height - 1, Math.max(0, Math.floor(((e.clientY - box.top) / box.height) * seen.height)));
+  const index = seen.pixels[y * seen.width + x];
+  if (index >= 0) emphasise(state.classes[index]);
 }
 
 // ------------------------------------------------------------------------------------------ search
@@ -613,8 +708,18 @@ function buildQuery() {
   if (state.query && state.query.kind === "photo") q.photo = state.query.id;
   const text = $("words").value.trim();
   if (text && state.health && state.health.captions) q.text = text;
+  Object.assign(q, filterFields());
+  const r = state.refine;
+  const exclude = Object.entries(r.exclude);
+  if (exclude.length && takes("exclude")) {
+    q.exclude = Object.fromEntries(exclude.map(([name, pct]) => [name, pct / 100]));
+  }
+  if (Object.keys(r.weights).length && takes("weights")) q.weights = { ...r.weights };
+  if (r.like.length && takes("like")) q.like = [...r.like];
+  if (r.unlike.length && takes("unlike")) q.unlike = [...r.unlike];
+  if (takes("explain")) q.explain = true;
   const file = state.query && state.query.kind === "file";
-  return q.sketch || q.photo || q.text || file ? q : null;
+  return q.sketch || q.photo || q.text || file || q.like ? q : null;
 }
 
 function searchRequest(q, signal) {
@@ -667,22 +772,53 @@ function showAnswer(answer) {
 
 // ------------------------------------------------------------------------------------------ results
 function showResults(results) {
+  // the focus stays on the same control of the same photo when it is in the new grid too (keys L and U)
+  const a = document.activeElement;
+  const focused = a && a.closest && a.closest("#results .result");
+  const where = focused && [...focused.querySelectorAll("button, a")].indexOf(a);
   state.results = results;
   $("results").replaceChildren(...results.map(resultItem));
   markQueryResult();
+  markLikes();
+  if (focused) {
+    const li = resultElement(focused.dataset.id);
+    if (li) li.querySelectorAll("button, a")[where].focus({ preventScroll: true });
+  }
+}
+
+function resultElement(id) {
+  return [...$("results").children].find((li) => li.dataset.id === String(id)) || null;
 }
 
 function markQueryResult() {
-  const id = state.query && state.query.kind === "photo" ? state.query.id : null;
+  const id = state.query && state.query.kind === "photo" ? String(state.query.id) : null;
   for (const li of $("results").children) li.classList.toggle("is-query", li.dataset.id === id);
+}
+
+function markLikes() {
+  const likes = new Set(state.refine.like.map(String));
+  const unlikes = new Set(state.refine.unlike.map(String));
+  for (const li of $("results").children) {
+    const liked = likes.has(li.dataset.id);
+    const unliked = unlikes.has(li.dataset.id);
+    li.classList.toggle("liked", liked);
+    li.classList.toggle("unliked", unliked);
+    li.querySelector(".like").setAttribute("aria-pressed", String(liked));
+    li.querySelector(".unlike").setAttribute("aria-pressed", String(unliked));
+  }
 }
 
 function resultItem(r) {
   const li = el("li", "result", { dataset: { id: r.id } });
+  const why = explainText(r);
   const pick = el(
     "button",
     "pick",
-    { type: "button", title: r.id, attrs: { "aria-label": `Result ${r.rank}: ${r.id}. Make it the query photo` } },
+    {
+      type: "button",
+      title: why ? `${r.id}\n${why}` : r.id,
+      attrs: { "aria-label": `Result ${r.rank}: ${r.id}${why ? ` (${why})` : ""}. Make it the query photo` },
+    },
     resultPicture(r),
   );
   pick.addEventListener("click", (e) => {
@@ -694,6 +830,7 @@ function resultItem(r) {
     useResult(r);
   });
   bindLongPress(pick, li);
+  bindTarget(li);
   li.append(pick, resultMeta(r));
   return li;
 }
@@ -707,7 +844,37 @@ function resultPicture(r) {
   thumb.onerror = () => pic.classList.add("missing");
   thumb.src = r.thumbnail;
   pic.append(thumb, el("img", "labels", { alt: "", loading: "lazy", src: r.labels }));
+  const parts = explainParts(r);
+  if (parts.length) {
+    const rows = parts.map(({ c, share }) => {
+      const text = el("span", "", { textContent: `${c.name} ${percent(share)}` });
+      return el("span", "part", { dataset: { name: c.name } }, swatchOf(c), text);
+    });
+    pic.append(el("span", "explain", {}, ...rows));
+  }
+  pic.append(el("span", "mark", { attrs: { "aria-hidden": "true" } }));
   return pic;
+}
+
+// The classes making up most of a result's distance (the server's explain, largest first): {c, share} with share
+// the part's fraction of the distance.
+function explainParts(r) {
+  if (!Array.isArray(r.explain) || !r.distance) return [];
+  return r.explain
+    .slice(0, EXPLAIN_TOP)
+    .filter((p) => state.classes[p.class])
+    .map((p) => ({ c: state.classes[p.class], share: p.part / r.distance }));
+}
+
+function explainText(r) {
+  const parts = explainParts(r);
+  return parts.length ? "distance from " + parts.map(({ c, share }) => `${c.name} ${percent(share)}`).join(", ") : "";
+}
+
+function percent(x) {
+  const v = x * 100;
+  if (v > 0 && v < 1) return "<1%";
+  return `${Math.round(v)}%`;
 }
 
 function resultMeta(r) {
@@ -734,10 +901,25 @@ function resultMeta(r) {
     {},
     el("span", "rank", { textContent: `#${r.rank}` }),
     el("span", "distance", { textContent: resultScore(r) }),
+    likeButton(r, "like"),
+    likeButton(r, "unlike"),
     toggle,
     open,
     el("span", "name", { textContent: r.id, title: r.id }),
   );
+}
+
+// The + (``kind`` "like") or − ("unlike") button of a result: pressed while it is liked (unliked).
+function likeButton(r, kind) {
+  const more = kind === "like";
+  const b = el("button", `${kind} needs-${kind}`, {
+    type: "button",
+    textContent: more ? "+" : "−",
+    title: more ? "More like this (L)" : "Fewer like this (U)",
+    attrs: { "aria-pressed": "false", "aria-label": `${more ? "More" : "Fewer"} like ${r.id}` },
+  });
+  b.addEventListener("click", () => likeResult(r.id, kind));
+  return b;
 }
 
 function resultScore(r) {
@@ -770,6 +952,219 @@ function bindLongPress(el, li) {
   el.addEventListener("contextmenu", (e) => e.preventDefault());
 }
 
+// ------------------------------------------------------------------------------------------ refinements
+// Classes emphasised (weights) and left out (exclude), photos liked and unliked: chips under the query, each
+// removable, each change one undo step. The metadata filters are form fields, outside the undo history.
+function noRefinements() {
+  return { exclude: {}, weights: {}, like: [], unlike: [] }; // name -> percent; name -> weight; result ids
+}
+
+// Whether the server's search takes the field ``name`` (GET /api/health lists them): the page shows and sends
+// only what it takes.
+function takes(name) {
+  return !!(state.health && Array.isArray(state.health.fields) && state.health.fields.includes(name));
+}
+
+// One undo step: ``change`` edits a copy of the refinements (the history keeps the old ones as they were).
+function changeRefine(change) {
+  const r = state.refine;
+  const next = { exclude: { ...r.exclude }, weights: { ...r.weights }, like: [...r.like], unlike: [...r.unlike] };
+  change(next);
+  if (JSON.stringify(next) === JSON.stringify(r)) return;
+  pushHistory();
+  state.refine = next;
+  showRefine();
+  scheduleSearch(0);
+}
+
+function excludeClass(c) {
+  if (!takes("exclude")) return;
+  if (c.name in state.refine.exclude) return setStatus(`${c.name} is left out already: its share is in its chip.`);
+  changeRefine((r) => {
+    r.exclude[c.name] = EXCLUDE_SHARE;
+    delete r.weights[c.name];
+  });
+}
+
+function emphasise(c) {
+  if (!takes("weights")) return;
+  if (c.name in state.refine.weights) return setStatus(`${c.name} is emphasised already: its weight is in its chip.`);
+  changeRefine((r) => {
+    r.weights[c.name] = EMPHASIS;
+    delete r.exclude[c.name];
+  });
+}
+
+// Like (``kind`` "like") or unlike a result; the same again takes it back.
+function likeResult(id, kind) {
+  if (!takes(kind)) return;
+  changeRefine((r) => {
+    const on = r[kind].includes(id);
+    r.like = r.like.filter((x) => x !== id);
+    r.unlike = r.unlike.filter((x) => x !== id);
+    if (!on) r[kind].push(id);
+  });
+}
+
+// The keys L and U act on the result last pointed at or focused (while the pointer or the focus is on it).
+function likeFocused(kind) {
+  const t = state.target;
+  const r = t && state.results.find((x) => String(x.id) === t.id);
+  if (!r) return setStatus("Point at a result (or Tab to it) to say more or fewer like it.");
+  likeResult(r.id, kind);
+}
+
+function bindTarget(li) {
+  const set = (how) => () => (state.target = { id: li.dataset.id, how });
+  const unset = (how) => () => {
+    const t = state.target;
+    if (t && t.id === li.dataset.id && t.how === how) state.target = null;
+  };
+  li.addEventListener("pointerenter", set("pointer"));
+  li.addEventListener("pointerleave", unset("pointer"));
+  li.addEventListener("focusin", set("focus"));
+  li.addEventListener("focusout", unset("focus"));
+}
+
+function showRefine() {
+  const r = state.refine;
+  const chips = [
+    ...Object.entries(r.weights).map(([name, w]) => classChip("weights", name, w)),
+    ...Object.entries(r.exclude).map(([name, pct]) => classChip("exclude", name, pct)),
+    ...r.like.map((id) => photoChip("like", id)),
+    ...r.unlike.map((id) => photoChip("unlike", id)),
+  ];
+  $("chips").replaceChildren(...chips);
+  $("chips").hidden = !chips.length;
+  for (const name of ["exclude", "weights", "like", "unlike"]) {
+    document.body.classList.toggle(`takes-${name}`, takes(name));
+  }
+  for (const li of $("class-list").children) {
+    li.classList.toggle("left-out", state.classes[Number(li.dataset.index)].name in r.exclude);
+  }
+  markLikes();
+  showSeenClasses();
+}
+
+// The chip of a class emphasised (``kind`` "weights": its weight) or left out ("exclude": its share in percent).
+function classChip(kind, name, value) {
+  const c = state.classes.find((k) => k.name === name);
+  const emph = kind === "weights";
+  const input = el("input", "", {
+    type: "number",
+    value: String(value),
+    min: "0.5",
+    max: "100",
+    step: "0.5",
+    title: emph ? `How much ${name} counts` : `Leave out photos where ${name} covers at least this share`,
+    attrs: { "aria-label": emph ? `Weight of ${name}` : `Share of the photo, in percent, of ${name} to leave out` },
+  });
+  input.addEventListener("change", () => {
+    const v = Number(input.value);
+    if (!(v >= Number(input.min) && v <= Number(input.max))) {
+      setStatus(`Give a number from ${input.min} to ${input.max}.`, true);
+      input.value = String(value);
+      return;
+    }
+    changeRefine((r) => {
+      r[kind][name] = v;
+    });
+  });
+  const remove = el("button", "remove", {
+    type: "button",
+    textContent: "×",
+    title: emph ? `Stop emphasising ${name}` : `Stop leaving out ${name}`,
+    attrs: { "aria-label": emph ? `Stop emphasising ${name}` : `Stop leaving out ${name}` },
+  });
+  remove.addEventListener("click", () =>
+    changeRefine((r) => {
+      delete r[kind][name];
+    }),
+  );
+  const label = el("label", "", {}, el("span", "sign", { textContent: emph ? "↑" : "⊘" }));
+  if (c) label.append(swatchOf(c));
+  label.append(el("span", "name", { textContent: name }), el("span", "", { textContent: emph ? "weight" : "≥" }));
+  label.append(input);
+  if (!emph) label.append("%");
+  return el("span", `chip ${kind}`, { dataset: { kind, name } }, label, remove);
+}
+
+// The chip of a photo liked or unliked.
+function photoChip(kind, id) {
+  const more = kind === "like";
+  const remove = el("button", "remove", {
+    type: "button",
+    textContent: "×",
+    title: "Take it back",
+    attrs: { "aria-label": `${more ? "No more" : "No fewer"} like ${id}` },
+  });
+  remove.addEventListener("click", () =>
+    changeRefine((r) => {
+      r[kind] = r[kind].filter((x) => x !== id);
+    }),
+  );
+  const thumb = el("img", "", { alt: "", src: thumbnailUrl(id, 64), decoding: "async" });
+  return el(
+    "span",
+    `chip ${kind}`,
+    { dataset: { kind, id }, title: `${more ? "More" : "Fewer"} like ${id}` },
+    el("span", "sign", { textContent: more ? "+" : "−" }),
+    thumb,
+    el("span", "name", { textContent: id }),
+    remove,
+  );
+}
+
+function thumbnailUrl(id, size) {
+  return `/api/thumbnail/${String(id).split("/").map(encodeURIComponent).join("/")}?size=${size}`;
+}
+
+// The metadata filters: disabled, with a note, on an index without metadata.
+function showFilters() {
+  const on = !!state.health.metadata;
+  $("filters").disabled = !on;
+  $("filters-note").hidden = on;
+  countFilters();
+}
+
+function filterFields() {
+  const q = {};
+  if (!state.health || !state.health.metadata) return q;
+  for (const name of FILTERS) {
+    const v = $(`filter-${name}`).value.trim();
+    if (v && takes(name)) q[name] = v;
+  }
+  return q;
+}
+
+function countFilters() {
+  const n = Object.keys(filterFields()).length;
+  $("refine-count").textContent = n ? `(${n})` : "";
+}
+
+function bindFilters() {
+  for (const name of FILTERS) {
+    const input = $(`filter-${name}`);
+    if (input.type === "date") {
+      input.addEventListener("change", () => {
+        countFilters();
+        scheduleSearch(0);
+      });
+    } else {
+      input.addEventListener("input", () => {
+        countFilters();
+        scheduleSearch(400);
+      });
+      input.addEventListener("keydown", (e) => {
+        if (e.key !== "Enter") return;
+        e.preventDefault();
+        search();
+      });
+    }
+  }
+  $("query-labels").addEventListener("click", clickSeen);
+}
+
 // ------------------------------------------------------------------------------------------ keys
 const ANYWHERE = "anywhere";
 const NOT_TYPING = "not while typing in a text box";
@@ -780,7 +1175,7 @@ const keyIs = (e, ...keys) => keys.includes(e.key.length === 1 ? e.key.toLowerCa
 
 // One table binds the keys and is what the help lists (as the Tk tool's shortcuts.SHORTCUTS).
 const SHORTCUTS = [
-  { keys: "Ctrl+Z", action: "undo (a stroke, box, fill, clear or query photo)", where: NOT_TYPING,
+  { keys: "Ctrl+Z", action: "undo (a stroke, box, fill, clear, query photo, like or class chip)", where: NOT_TYPING,
     match: (e) => ctrl(e) && !e.shiftKey && keyIs(e, "z"), run: undo },
   { keys: "Ctrl+Y", action: "redo (also Ctrl+Shift+Z)", where: NOT_TYPING,
     match: (e) => ctrl(e) && (keyIs(e, "y") || (e.shiftKey && keyIs(e, "z"))), run: redo },
@@ -799,6 +1194,12 @@ const SHORTCUTS = [
     match: (e) => plain(e) && keyIs(e, "f"), run: () => setTool("fill") },
   { keys: "[", action: "smaller brush", where: NOT_TYPING, match: (e) => plain(e) && e.key === "[", run: () => changeBrush(-1) },
   { keys: "]", action: "larger brush", where: NOT_TYPING, match: (e) => plain(e) && e.key === "]", run: () => changeBrush(+1) },
+  { keys: "L", action: "more like the result with the focus or under the pointer (again: take it back)",
+    where: NOT_TYPING, when: () => takes("like"),
+    match: (e) => plain(e) && keyIs(e, "l"), run: () => likeFocused("like") },
+  { keys: "U", action: "fewer like the result with the focus or under the pointer (again: take it back)",
+    where: NOT_TYPING, when: () => takes("unlike"),
+    match: (e) => plain(e) && keyIs(e, "u"), run: () => likeFocused("unlike") },
   { keys: "Delete", action: "clear the sketch", where: NOT_TYPING,
     match: (e) => plain(e) && e.key === "Delete", run: clearSketch },
   { keys: "Enter", action: "search now (in the class filter: pick the class)", where: NOT_TYPING,
@@ -822,7 +1223,7 @@ function onKey(e) {
   if (!$("token-dialog").hidden) return;
   const target = e.target;
   for (const s of SHORTCUTS) {
-    if (!s.match(e)) continue;
+    if (!s.match(e) || (s.when && !s.when())) continue;
     if (s.where === NOT_TYPING && isTyping(target)) return;
     if (e.key === "Enter" && isActivatable(target)) return;
     e.preventDefault();
@@ -832,7 +1233,7 @@ function onKey(e) {
 }
 
 function buildHelp() {
-  const rows = SHORTCUTS.map((s) =>
+  const rows = SHORTCUTS.filter((s) => !s.when || s.when()).map((s) =>
     el("tr", "", {}, ...[s.keys, s.action, s.where].map((text) => el("td", "", { textContent: text }))),
   );
   $("shortcut-table").tBodies[0].replaceChildren(...rows);
@@ -878,6 +1279,7 @@ function bindControls() {
     search();
   });
   document.addEventListener("keydown", onKey);
+  bindFilters();
   bindTokenForm();
 }
 
