@@ -23,35 +23,21 @@ from xvfb import xvfb
 folder = test_gui.folder  # the fixture: a photo folder and its index
 
 
-class RefiningIndex(PhotoIndex):
-    """Stands in for a library whose search takes ``weights``, ``like`` and ``unlike`` (issue 22, items 1 and 3)
-    while the one installed does not: it records them and searches without them."""
+class OlderIndex(PhotoIndex):
+    """A library whose search takes the filters, ``exclude`` and ``explain`` but not ``weights``, ``like`` and
+    ``unlike`` (as before issue 22's items 1 and 3): the tool must not offer them."""
 
-    def search(self, *, weights=None, like=None, unlike=None, **kwargs):
-        self.refined = {"weights": weights, "like": like, "unlike": unlike}
+    def search(self, **kwargs):
         return super().search(**kwargs)
 
     _sig = inspect.signature(PhotoIndex.search)
     search.__signature__ = _sig.replace(
-        parameters=[
-            *_sig.parameters.values(),
-            *(
-                inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
-                for n in ("weights", "like", "unlike")
-            ),
-        ]
+        parameters=[p for n, p in _sig.parameters.items() if n not in ("weights", "like", "unlike")]
     )
 
 
-def _real_likes() -> bool:
-    from segsearch.gui.refine import search_options
-
-    return {"like", "unlike", "weights"} <= search_options(PhotoIndex)
-
-
-def _open(index_dir, *, refining=False):
-    cls = RefiningIndex if refining and not _real_likes() else PhotoIndex
-    return cls.open(index_dir, segmenter=FakeSegmenter())
+def _open(index_dir):
+    return PhotoIndex.open(index_dir, segmenter=FakeSegmenter())
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +51,7 @@ def dated(folder, tmp_path_factory):
     shutil.copytree(index_dir, out)
     rows = []
     for i, n in enumerate(names):
-        year, sub, cam = (2023, "2023", "Canon EOS 5D") if i < 20 else (2024, "2024/trip", "Pixel 7")
+        year, cam = (2023, "Canon EOS 5D") if i < 20 else (2024, "Pixel 7")
         rows.append(MetadataRow(n, f"{year}-05-{i % 28 + 1:02d}T12:00:00", "exif", cam, ""))
     write_metadata(rows, out / "photos.sqlite")
     return out, photos, names
@@ -92,10 +78,7 @@ def _direct(app):
     """PhotoIndex.search asked directly with the keywords of the worker's last request (and the photo's maps)."""
     req = app.last_request
     maps = None if req.photo is None else app.pi.segment(req.photo)
-    kwargs = req.search_kwargs()
-    if isinstance(app.pi, RefiningIndex):
-        return PhotoIndex.search(app.pi, maps=maps, **{k: v for k, v in kwargs.items() if k not in app.pi.refined})
-    return app.pi.search(maps=maps, **kwargs)
+    return app.pi.search(maps=maps, **req.search_kwargs())
 
 
 # ---------------------------------------------------------------------------------------------- the model, no Tk
@@ -200,7 +183,7 @@ def test_filters_are_disabled_with_a_note_without_photo_metadata(app):
 
 @pytest.fixture
 def app(display, folder):
-    a = _app(_open(folder[0], refining=True))
+    a = _app(_open(folder[0]))
     yield a
     a.close()
 
@@ -268,7 +251,7 @@ def test_each_result_shows_the_classes_its_distance_is_made_of(app, folder):
 # ------------------------------------------------------------------------------------ more / fewer like these
 def test_like_and_unlike_results_with_keys_and_the_menu_undoably(app):
     _sketch_search(app)
-    first, second = app.hits[0].id, app.hits[1].id
+    second = app.hits[1].id
     # L over a result (the pointer on it) likes it: shown on the result, and the search runs with like=
     app.result_cells[1].event_generate("<Enter>", x=5, y=5)
     app.canvas.focus_force()
@@ -278,17 +261,14 @@ def test_like_and_unlike_results_with_keys_and_the_menu_undoably(app):
     app.canvas.event_generate("<Key-l>")
     _searched(app, n)
     assert app.last_request.options == {"like": [second]}
-    if isinstance(app.pi, RefiningIndex):
-        assert app.pi.refined["like"] == [second]  # what the library's search was given
     assert app.error is None and app.hits == _direct(app)
-    marked = {h.id: app.result_mark(h) for h in app.hits}
-    assert marked.get(second) == "like"
-    i = [h.id for h in app.hits].index(second) if second in marked else None
-    if i is not None:
-        assert "▲ liked" in app.result_cells[i].cget("text")
+    ids = [h.id for h in app.hits]
+    assert second in ids  # the query moved toward it: still among the results, marked there
+    assert [app.result_mark(h) for h in app.hits] == ["like" if h == second else None for h in ids]
+    assert "▲ liked" in app.result_cells[ids.index(second)].cget("text")
     # U from a result's menu unlikes another one
-    j = [h.id for h in app.hits].index(first) if first in marked else 0
-    target = app.hits[j].id
+    j = next(i for i, h in enumerate(ids) if h != second)
+    target = ids[j]
     menu = app.results_panel.menu_for(j)
     assert menu.entrycget(1, "label") == "Fewer like this" and menu.entrycget(1, "accelerator") == "U"
     n = app.search_count
@@ -304,10 +284,8 @@ def test_like_and_unlike_results_with_keys_and_the_menu_undoably(app):
     app.canvas.event_generate("<Control-y>")
     assert app.refinement.unlike == (target,)
     # L again on a liked result unmarks it; with nothing under the pointer, L says so
-    k = [h.id for h in app.hits].index(second) if second in [h.id for h in app.hits] else None
-    if k is not None:
-        app.like_result(k)
-        assert app.refinement.like == ()
+    app.like_result([h.id for h in app.hits].index(second))
+    assert app.refinement.like == () and app.refinement.unlike == (target,)
     app.result_cells[0].event_generate("<Leave>")
     app.master.update()
     assert not app.like_result() and app.error == "Point at a result to like or unlike it."
@@ -316,9 +294,9 @@ def test_like_and_unlike_results_with_keys_and_the_menu_undoably(app):
 def test_likes_are_refused_in_words_where_the_library_lacks_them(display, folder):
     from segsearch.gui.refine import search_options
 
-    pi = PhotoIndex.open(folder[0], segmenter=FakeSegmenter())
-    if {"like", "weights"} <= search_options(pi):
-        pytest.skip("this library's search takes like= and weights=")
+    assert {"like", "unlike", "weights"} <= search_options(PhotoIndex)  # this library has them ...
+    pi = OlderIndex.open(folder[0], segmenter=FakeSegmenter())
+    assert not {"like", "unlike", "weights"} & search_options(pi)  # ... an older one does not
     app = _app(pi)
     try:
         _sketch_search(app)
