@@ -105,6 +105,8 @@ def main(out: str = "docs/gui.png") -> None:
         app.sketch.stroke([(90, 170), (150, 170)], CLASSES.index("car"), 14)
         app.sketch_changed()
         wait(app, 2)
+        app.exclude_class(CLASSES.index("building"))  # Refine: leave out the photos with a building
+        wait(app, 3)
         root.update()
         x, y = root.winfo_rootx(), root.winfo_rooty()
         w, h = root.winfo_width(), root.winfo_height()

@@ -1,4 +1,5 @@
 import json
+import os
 import struct
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 import segsearch
 from segsearch.evaluation.synthetic import synthetic_probs
+from xvfb import xvfb
 
 #: The core's SIMD levels; a CPU runs a prefix of them (segsearch.supported_simd_levels()).
 ALL_SIMD_LEVELS = ("scalar", "avx2", "avx512")
@@ -95,3 +97,27 @@ def file_regions(data: bytes) -> tuple[int, list[tuple[int, int]]]:
     return header_end, [
         (data_start + e["rel"], data_start + e["rel"] + e["nbytes"]) for e in arrays.values() if e["nbytes"]
     ]
+
+
+@pytest.fixture(scope="session")
+def display():
+    """A private 1280x1024 Xvfb display; DISPLAY points at it while the tests run. One for the session: a Tk
+    interpreter keeps its connection to a display after its windows are destroyed, and the next Tk event loop
+    (any interpreter's) dies of that connection when the display has gone."""
+    with xvfb("1280x1024") as disp:
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = disp
+        try:
+            yield disp
+        finally:
+            if old is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old
+
+
+@pytest.fixture(scope="session")
+def small_display():
+    """A second private display, with a 1000x600 screen (the user's laptop in issue 19)."""
+    with xvfb("1000x600") as disp:
+        yield disp

@@ -3,10 +3,8 @@ checks in-process. Skipped when Xvfb, xdotool or tkinter is missing, unless SEGS
 which makes that a failure.
 """
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,76 +17,8 @@ from PIL import Image
 from photo_folder import CLASSES, FakeSegmenter, make_index_folder
 from segsearch.sketch.files import read_sketch
 
-REQUIRE = os.environ.get("SEGSEARCH_REQUIRE_GUI", "") == "1"
 RUNNER = Path(__file__).resolve().parent / "gui_runner.py"
 WAIT = 30.0  # seconds; only a bound for a hung app, no timing is asserted
-
-
-def _unavailable(why: str):
-    if REQUIRE:
-        pytest.fail(f"SEGSEARCH_REQUIRE_GUI=1 but {why}")
-    pytest.skip(why)
-
-
-@contextlib.contextmanager
-def _xvfb(size: str):
-    """Start a private Xvfb display (:90..:99) with a screen of ``size`` ("WxH"); yields its name."""
-    for tool in ("Xvfb", "xdotool"):
-        if shutil.which(tool) is None:
-            _unavailable(f"{tool} is not installed (apt-get install xvfb xdotool)")
-    try:
-        import tkinter  # noqa: F401
-    except ImportError:
-        _unavailable("tkinter is not available (apt-get install python3-tk)")
-    proc = disp = None
-    for n in range(90, 100):
-        if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
-            continue
-        p = subprocess.Popen(
-            ["Xvfb", f":{n}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and p.poll() is None and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            time.sleep(0.05)
-        if p.poll() is None and Path(f"/tmp/.X11-unix/X{n}").exists():
-            proc, disp = p, f":{n}"
-            break
-        p.kill()
-        p.wait()
-    if proc is None:
-        _unavailable("no free X display among :90..:99 for Xvfb")
-    try:
-        yield disp
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def display():
-    """A private 1280x1024 Xvfb display for this module; DISPLAY points at it while the tests run."""
-    with _xvfb("1280x1024") as disp:
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = disp
-        try:
-            yield disp
-        finally:
-            if old is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old
-
-
-@pytest.fixture(scope="module")
-def small_display():
-    """A second private display, with a 1000x600 screen (the user's laptop in issue 19)."""
-    with _xvfb("1000x600") as disp:
-        yield disp
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +51,23 @@ def _grab(disp: str, out: Path) -> Image.Image:
     return im.convert("RGB")
 
 
+def wait_for_state(proc, state_file: Path, until, what: str) -> dict:
+    """The app's state file (see segsearch.gui.state_file) once ``until(state)`` holds; fails when the app
+    ``proc`` exits, or after WAIT seconds, saying ``what`` it waited for."""
+    deadline = time.monotonic() + WAIT
+    s = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the app exited: {proc.communicate()[1]}"
+        try:
+            s = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            s = None
+        if s is not None and until(s):
+            return s
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}; last state: {s}")
+
+
 # ----------------------------------------------------------------------------------- the app, driven by xdotool
 def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
     index_dir, photos, names = folder
@@ -135,18 +82,7 @@ def test_draw_search_pick_a_result_undo_quit(display, folder, tmp_path):
     )
 
     def state(until, what):
-        deadline = time.monotonic() + WAIT
-        s = None
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the app exited: {proc.communicate()[1]}"
-            try:
-                s = json.loads(state_file.read_text())
-            except (OSError, ValueError):
-                s = None
-            if s is not None and until(s):
-                return s
-            time.sleep(0.05)
-        pytest.fail(f"timed out waiting for {what}; last state: {s}")
+        return wait_for_state(proc, state_file, until, what)
 
     try:
         wid = _xdo("search", "--sync", "--onlyvisible", "--name", "^segsearch").split()[0]
@@ -423,7 +359,7 @@ def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path, wh
             segmenter=FakeSegmenter(),
             ray="local" if where == "ray" else None,
         )
-        _sketch_tool_matches(sharded, folder)
+        _sketch_tool_matches(sharded, folder, where)
     finally:
         if where == "ray":
             ray.shutdown()
@@ -431,7 +367,7 @@ def test_the_sketch_tool_searches_a_sharded_folder(display, folder, tmp_path, wh
         assert isinstance(sharded.index, ShardedIndex)
 
 
-def _sketch_tool_matches(sharded, folder):
+def _sketch_tool_matches(sharded, folder, where):
     import tkinter as tk
 
     from segsearch.gui import SketchApp
@@ -446,12 +382,14 @@ def _sketch_tool_matches(sharded, folder):
         _drag(app, [(100, 100), (300, 300)])
         _searched(app, 0)
         assert app.error is None and len(app.hits) == 6
-        assert app.hits == whole.search(sketch=app.sketch.labels_at(whole.size), k=6)
+        explain = app.explaining  # the results explained where that is cheap: not when re-ranking on Ray
+        assert explain or where == "ray"
+        assert app.hits == whole.search(sketch=app.sketch.labels_at(whole.size), k=6, explain=explain)
         n = app.search_count
         app.result_cells[5].event_generate("<Button-1>", x=5, y=5)  # a photo as the query, from any shard
         _searched(app, n)
         assert app.error is None and app.hits == whole.search(
-            image=folder[1] / app.photo_id, sketch=app.sketch.labels_at(whole.size), k=6
+            image=folder[1] / app.photo_id, sketch=app.sketch.labels_at(whole.size), k=6, explain=explain
         )
     finally:
         app.close()
@@ -621,8 +559,10 @@ def test_result_captions_show_the_whole_file_name(app, folder):
     short = "Seq05VD_f01080.png"
     long = "IMG_20230815_143022_HDR_panorama_stitched_final_edit_v2.jpg"
     hits = [
-        dataclasses.replace(app.hits[0], id=short, path=photos / short),
-        dataclasses.replace(app.hits[1], id=f"2023/holiday/{long}", path=photos / "2023" / "holiday" / long),
+        dataclasses.replace(app.hits[0], id=short, path=photos / short, explain=None),
+        dataclasses.replace(
+            app.hits[1], id=f"2023/holiday/{long}", path=photos / "2023" / "holiday" / long, explain=None
+        ),
     ]
     app._show_hits(hits, [None, None])
     app.master.update()
@@ -816,7 +756,7 @@ def test_opening_a_photo_starts_a_new_query_and_undo_brings_the_old_one_back(app
     assert app.photo_path == photos / names[1] and app.photo_id is None
     assert app.sketch.is_empty() and app.text_var.get() == ""
     # the query is the photo alone: its own layout, not the old strokes and words
-    assert app.hits == app.pi.search(image=photos / names[1], k=6) and app.error is None
+    assert app.hits == app.pi.search(image=photos / names[1], k=6, explain=True) and app.error is None
 
     n = app.search_count
     app.canvas.event_generate("<Control-z>")  # one undo: the old strokes, words and photo
@@ -905,7 +845,7 @@ def test_help_lists_the_real_keys(app):
 
     root, bar = app.master, app.menu_bar
     cascades = [i for i in range(bar.index("end") + 1) if bar.type(i) == "cascade"]
-    assert [bar.entrycget(i, "label") for i in cascades] == ["File", "Edit", "Tools", "Help"]
+    assert [bar.entrycget(i, "label") for i in cascades] == ["File", "Edit", "Tools", "Refine", "Help"]
     help_menu = root.nametowidget(bar.entrycget(cascades[-1], "menu"))
     assert [help_menu.entrycget(i, "label") for i in range(2)] == ["Keyboard shortcuts", "About segsearch"]
 

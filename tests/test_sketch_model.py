@@ -147,6 +147,19 @@ def test_start_over_is_one_step_with_the_owners_context():
     assert blank.can_undo and blank.undo() and blank.context is None and blank.is_empty()
 
 
+def test_change_context_is_one_step_that_keeps_the_strokes():
+    s = Sketch(16)
+    s.stroke([(2, 2), (12, 2)], cls=1, radius=1)
+    drawn = s.labels.copy()
+    s.change_context("no likes", "liked A")
+    assert s.context == "liked A" and (s.labels == drawn).all() and not s.can_redo
+    s.stroke([(2, 12)], cls=3, radius=1)
+    assert s.undo() and s.context == "liked A"  # the stroke
+    assert s.undo() and s.context == "no likes" and (s.labels == drawn).all()  # the context alone
+    assert s.undo() and s.is_empty() and s.context == "no likes"  # the first stroke
+    assert s.redo() and s.redo() and s.context == "liked A" and (s.labels == drawn).all()
+
+
 def test_labels_at_matches_resize_nearest_and_builds_a_query():
     s = Sketch(256)
     s.stroke([(0, 20), (255, 20)], cls=2, radius=20)  # sky on top

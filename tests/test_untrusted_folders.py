@@ -206,7 +206,7 @@ def test_open_photo_refuses_a_fifo_without_waiting(evil):
 
 
 # ------------------------------------------------------------------------------------- the sketch tool window
-from test_gui import display  # noqa: E402, F401 -- the private Xvfb display fixture (skips without Xvfb)
+# the private Xvfb display fixture `display` (skips without Xvfb) is in conftest.py
 
 #: Run in a child process: Tk keeps its display connection for the life of the process, so a window opened here
 #: on this module's Xvfb would end the test process when another module's Xvfb is gone.

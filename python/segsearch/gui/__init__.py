@@ -9,7 +9,10 @@ Modules: :mod:`~segsearch.gui.window` (:class:`SketchApp`, the window), and its 
 :mod:`~segsearch.gui.controls` (the tool column and the caption words row; the tool names and brush sizes),
 :mod:`~segsearch.gui.canvas_input` (mouse strokes and fills on the canvas, the brush outline),
 :mod:`~segsearch.gui.palette_panel` (the class palette and its filter box), :mod:`~segsearch.gui.results_panel`
-(the result cells, in columns by width), :mod:`~segsearch.gui.menus` (the menu bar and file dialogs),
+(the result cells, in columns by width), :mod:`~segsearch.gui.refine` (the query's refinements: filters,
+classes left out or emphasised, likes; no Tk), :mod:`~segsearch.gui.refine_bar` (their chips),
+:mod:`~segsearch.gui.filters_dialog` (the filters window), :mod:`~segsearch.gui.label_map_view` (what the
+network sees in the query photo), :mod:`~segsearch.gui.menus` (the menu bar and file dialogs),
 :mod:`~segsearch.gui.shortcuts` (the keys: one table binds them and lists them) and
 :mod:`~segsearch.gui.help_window` (Help: the keys, About); :mod:`~segsearch.gui.fit` (the window's first size
 and the canvas's size), :mod:`~segsearch.gui.widgets` (tooltips, the status bar, result cells),

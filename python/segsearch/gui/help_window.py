@@ -13,11 +13,15 @@ from .shortcuts import SHORTCUTS
 
 __all__ = ["MOUSE", "about_text", "show_about", "show_shortcuts", "version"]
 
-#: The mouse on the canvas (the canvas's own bindings, in canvas_input.py).
+#: The mouse: on the canvas (canvas_input.py), the results, the palette, the label map and the chips.
 MOUSE = (
     ("Left button", "draw with the tool (brush, eraser or fill)"),
     ("Right button", "erase"),
     ("Click a result", "make it the query photo, keeping the strokes"),
+    ("Right-click a result", "more / fewer like this (also L / U over it)"),
+    ("Right-click a class", "draw with it, leave out photos with it, or emphasise it"),
+    ("Click a class in 'What the network sees'", "emphasise it: it counts more"),
+    ("Click a chip", "change its share or weight (× removes it)"),
 )
 
 

@@ -1,4 +1,4 @@
-"""The sketch tool's menu bar (File, Edit, Tools, Help; the keys they show come from
+"""The sketch tool's menu bar (File, Edit, Tools, Refine, Help; the keys they show come from
 :data:`~segsearch.gui.shortcuts.SHORTCUTS`), and the file dialogs that open a query photo, save the sketch and
 load a sketch. Everything here calls the app's public methods.
 """
@@ -40,12 +40,44 @@ def build_menu(app) -> tk.Menu:
     t.add_separator()
     t.add_command(label="Search now", accelerator=keys_of("search"), command=app.request_search)
     m.add_cascade(label="Tools", menu=t)
+    m.add_cascade(label="Refine", menu=_refine_menu(m, app))
     h = tk.Menu(m, tearoff=False)
     h.add_command(label="Keyboard shortcuts", accelerator=keys_of("help"), command=app.show_shortcuts)
     h.add_command(label="About segsearch", command=app.show_about)
     m.add_cascade(label="Help", menu=h)
     app.master.config(menu=m)
     return m
+
+
+def _refine_menu(m: tk.Menu, app) -> tk.Menu:
+    """Refine: the filters, likes, the drawing class left out or emphasised, clearing it all; what the index's
+    search does not take (``app.refine_options``) is disabled."""
+    r = tk.Menu(m, tearoff=False)
+    r.add_command(label="Filters (date, folder, camera)…", accelerator=keys_of("filters"), command=app.show_filters)
+    r.add_separator()
+    likes = "normal" if {"like", "unlike"} <= app.refine_options else "disabled"
+    r.add_command(
+        label="More like the result under the pointer",
+        accelerator=keys_of("like"),
+        command=app.like_result,
+        state=likes,
+    )
+    r.add_command(
+        label="Fewer like the result under the pointer",
+        accelerator=keys_of("unlike"),
+        command=app.unlike_result,
+        state=likes,
+    )
+    r.add_separator()
+    r.add_command(label="Leave out photos with the drawing class", command=lambda: app.exclude_class(app.current_class))
+    r.add_command(
+        label="Emphasise the drawing class",
+        command=lambda: app.emphasise_class(app.current_class),
+        state="normal" if "weights" in app.refine_options else "disabled",
+    )
+    r.add_separator()
+    r.add_command(label="Clear all refinements", command=app.clear_refinements)
+    return r
 
 
 def ask_open_photo(app) -> None:

@@ -1,7 +1,8 @@
 """The sketch tool's class palette column: a label in the drawing class's colour, a filter box, and the list of
 the classes whose names contain the filter text, each in its palette colour. A click on a class, or Return in
 the filter box (the best match for its text), makes it the drawing class; after such a pick the filter's text is
-selected, so typing starts a new filter.
+selected, so typing starts a new filter. A right click on a class offers to draw with it, to leave out the
+photos with it, or to emphasise it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class PalettePanel:
         self.filter_entry.bind("<KP_Enter>", self._filter_return)
         self.filter_entry.bind("<Escape>", self._filter_escape)
         self.filter_entry.bind("<FocusIn>", self._filter_focus, add="+")
-        lf = tk.Frame(mid)
+        lf = self.list_frame = tk.Frame(mid)
         lf.pack(side="top", fill="both", expand=True, pady=4)
         self.palette_list = tk.Listbox(
             lf, width=22, height=6, exportselection=False, activestyle="none", selectmode="browse"
@@ -60,6 +61,7 @@ class PalettePanel:
         self.palette_list.pack(side="left", fill="both", expand=True)
         sb.pack(side="left", fill="y")
         self.palette_list.bind("<<ListboxSelect>>", self._palette_clicked)
+        self.palette_list.bind("<Button-3>", self._context_menu)
 
     def fill(self) -> None:
         """List the classes matching the filter, the drawing class selected."""
@@ -108,6 +110,26 @@ class PalettePanel:
         if sel and sel[0] < len(self.visible_classes):
             self.app.select_class(self.visible_classes[sel[0]])
             self._picked_from_filter()
+
+    def menu_for(self, c: int) -> tk.Menu:
+        """The menu a right click on class ``c`` opens: draw with it, leave out the photos with it, emphasise it
+        (``app.select_class``, ``app.exclude_class``, ``app.emphasise_class``; disabled when
+        ``app.refine_options`` lacks ``weights``)."""
+        app, name = self.app, self.app.classes[c]
+        m = tk.Menu(self.palette_list, tearoff=False)
+        m.add_command(label=f"Draw with {name}", command=lambda: app.select_class(c))
+        m.add_command(label=f"Leave out photos with {name}", command=lambda: app.exclude_class(c))
+        m.add_command(
+            label=f"Emphasise {name} (counts more)",
+            command=lambda: app.emphasise_class(c),
+            state="normal" if "weights" in app.refine_options else "disabled",  # the index's search takes weights=
+        )
+        return m
+
+    def _context_menu(self, event) -> None:
+        row = self.palette_list.nearest(event.y)
+        if 0 <= row < len(self.visible_classes):
+            self.menu_for(self.visible_classes[row]).tk_popup(event.x_root, event.y_root)
 
     def _filter_key(self, event):
         # A widget binding, run before the Entry's own: after a pick, a typed character starts a new filter.

@@ -27,6 +27,15 @@ class SearchRequest:
     photo: str | None  # query photo file
     text: str | None
     k: int
+    options: dict = field(default_factory=dict)  # more PhotoIndex.search keywords: filters, exclude, like, ...
+    explain: bool = False  # split each hit's distance by class (Hit.explain)
+
+    def search_kwargs(self) -> dict:
+        """The keywords the worker gives :meth:`PhotoIndex.search` besides the query photo's ``maps``."""
+        out = {"sketch": self.labels, "text": self.text, "k": self.k, **self.options}
+        if self.explain:
+            out["explain"] = True
+        return out
 
 
 @dataclass
@@ -34,9 +43,11 @@ class SearchAnswer:
     """The answer to the request ``seq``: hits and their thumbnails (None where a photo cannot be read; a grey
     "not shown" tile where its id is refused, ``hit.path`` None, see :class:`~segsearch.library.photo_index.Hit`: such a
     photo is never opened), times in ms (``segment_ms`` only when the photo was segmented for this request), or
-    ``error``, a message."""
+    ``error``, a message. ``photo_labels``: the query photo's label map (each cell's most likely class, n x n),
+    what the network sees in it; None without a query photo."""
 
     seq: int
+    photo_labels: np.ndarray | None = None
     hits: list = field(default_factory=list)
     thumbs: list = field(default_factory=list)
     search_ms: float = 0.0
@@ -127,8 +138,9 @@ class SearchWorker:
                 if req.photo != self._last_photo:
                     ans.segment_ms = (time.perf_counter() - t0) * 1e3
                     self._last_photo = req.photo
+                ans.photo_labels = np.asarray(maps).argmax(axis=0).astype(np.int32)
             t0 = time.perf_counter()
-            ans.hits = self.pi.search(maps=maps, sketch=req.labels, text=req.text, k=req.k)
+            ans.hits = self.pi.search(maps=maps, **req.search_kwargs())
             ans.search_ms = (time.perf_counter() - t0) * 1e3
             ans.thumbs = [self.thumbnails.get(h.path) for h in ans.hits]
         except Exception as e:  # noqa: BLE001 -- any failure is shown in the status bar; the worker keeps running

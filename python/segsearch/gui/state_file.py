@@ -29,7 +29,8 @@ def _box(w: tk.Misc) -> list[int]:
 
 
 def app_state(app) -> dict:
-    """What a :class:`~segsearch.gui.SketchApp` shows, as JSON-able values; boxes are [x, y, width, height] in
+    """What a :class:`~segsearch.gui.SketchApp` shows, as JSON-able values (``refine``: the refinements as
+    search keywords); boxes are [x, y, width, height] in
     screen pixels (``sketch_area`` is the part of the canvas the sketch covers: the photo, not its bars)."""
     lb = app.palette_list
     rows = []
@@ -54,6 +55,11 @@ def app_state(app) -> dict:
         "results": [h.as_dict() for h in app.hits],
         "result_captions": [str(c.cget("text")) for c in app.result_cells[: len(app.hits)]],
         "query_result": next((h.rank for h in app.hits if app.is_query(h)), None),
+        "refine": app.refinement.search_kwargs(app.classes),
+        "chips": [c.text for c, _ in app.refine_bar.chips],
+        "result_marks": [app.result_mark(h) for h in app.hits],
+        "hovered_result": app.hovered_result,
+        "label_map_shown": app.label_map.labels is not None,
         "n_results": len(app.hits),
         "search_count": app.search_count,
         "pending": app.pending,

@@ -16,12 +16,14 @@ from PIL import Image, ImageOps, ImageTk
 
 __all__ = [
     "ELLIPSIS",
+    "MARK_COLOURS",
     "ElidedLabel",
     "ResultCell",
     "StatusBar",
     "Tooltip",
     "elide_end",
     "elide_middle",
+    "explain_shares",
     "hex_colour",
     "one_line",
     "text_colour",
@@ -251,15 +253,34 @@ class StatusBar(ElidedLabel):
         self.set_text(text)
 
 
+MARK_COLOURS = {"like": "#8ce99a", "unlike": "#ffa8a8"}  # a liked / unliked result (and its chip)
+MARK_TEXT = {"like": "▲ liked", "unlike": "▼ unliked"}
+EXPLAIN_BAR_PX = 6  # the height of the bar of class colours under a thumbnail
+EXPLAIN_NAMED, EXPLAIN_BAR = 2, 3  # classes named on the explain line, and drawn in the bar
+
+
+def explain_shares(hit, most: int) -> list[tuple[int, str, float]]:
+    """The ``most`` largest parts of ``hit``'s explained distance (:attr:`Hit.explain`) as (class, name, share
+    of the distance); [] when it has none."""
+    parts = getattr(hit, "explain", None) or ()
+    total = sum(p.part for p in parts)
+    if total <= 0:
+        return []
+    return [(p.index, p.name, p.part / total) for p in parts[:most]]
+
+
 class ResultCell(tk.Label):
-    """One search result: its thumbnail (``thumb_size`` box, centred), then ``rank. d=distance``, then the file
-    name, whole (wrapped on up to two lines) or, when longer, cut in the middle, then the caption words matched
-    and "(query)" for the query photo's own result (which is also framed). The full path is in a tooltip. The
-    cell has a fixed size, so the results grid never moves."""
+    """One search result: its thumbnail (``thumb_size`` box, centred), with a bar of the colours of the classes
+    its distance is most made of under it (an explained search: :attr:`Hit.explain`, the colours from
+    ``palette``), then ``rank. d=distance``, then the file name, whole (wrapped on up to two lines) or, when
+    longer, cut in the middle, then the two largest classes of the distance with their shares, then the caption
+    words matched, "(query)" for the query photo's own result (which is also framed) and the like / unlike
+    mark (in light green / red). The full path and the distance's largest classes are in a tooltip. The cell has
+    a fixed size, so the results grid never moves."""
 
     NAME_LINES = 2
 
-    def __init__(self, master: tk.Misc, *, thumb_size: tuple[int, int], query_colour: str, **options):
+    def __init__(self, master: tk.Misc, *, thumb_size: tuple[int, int], query_colour: str, palette=None, **options):
         options.setdefault("font", ("Helvetica", 9))
         super().__init__(
             master,
@@ -273,21 +294,24 @@ class ResultCell(tk.Label):
             **options,
         )
         self.thumb_size = (int(thumb_size[0]), int(thumb_size[1]))
+        self.palette = palette
         self.font = tkfont.Font(root=self, font=self.cget("font"))
         self.configure(
             width=self.thumb_size[0] + 8,
-            height=self.thumb_size[1] + (2 + self.NAME_LINES) * self.font.metrics("linespace") + 10,
+            height=self.thumb_size[1] + EXPLAIN_BAR_PX + (3 + self.NAME_LINES) * self.font.metrics("linespace") + 10,
         )
         self.text_width = self.thumb_size[0] + 2
         self.query_colour = query_colour
         self.background = self.cget("background")
-        self.blank_image = ImageTk.PhotoImage(Image.new("RGB", self.thumb_size, "#eeeeee"), master=self)
+        box = (self.thumb_size[0], self.thumb_size[1] + EXPLAIN_BAR_PX)
+        self.blank_image = ImageTk.PhotoImage(Image.new("RGB", box, "#eeeeee"), master=self)
         self.image = self.blank_image  # keep a reference: Tk does not
         self.configure(image=self.blank_image)
         self.tooltip = Tooltip(self)
 
-    def caption(self, hit, *, is_query: bool = False) -> list[str]:
-        """The caption lines for ``hit``: rank and distance, the file name, then words matched and (query)."""
+    def caption(self, hit, *, is_query: bool = False, mark: str | None = None) -> list[str]:
+        """The caption lines for ``hit``: rank and distance, the file name, the distance's largest classes, then
+        words matched, (query) and the like / unlike mark."""
         fit = self.font.measure
         head = f"{hit.rank}." + ("" if math.isnan(hit.distance) else f" d={hit.distance:.2f}")
         extras = []
@@ -295,33 +319,50 @@ class ResultCell(tk.Label):
             extras.append(f"words={hit.text_score}")
         if is_query:
             extras.append("(query)")
+        if mark is not None:
+            extras.append(MARK_TEXT[mark])
         name = Path(str(hit.id)).name or str(hit.id)
         lines = [elide_end(head, self.text_width, fit)] + wrap_lines(name, self.text_width, fit, self.NAME_LINES)
+        shares = explain_shares(hit, EXPLAIN_NAMED)
+        if shares:
+            lines.append(elide_end(" ".join(f"{n} {s:.0%}" for _, n, s in shares), self.text_width, fit))
         if extras:
             lines.append(elide_end("  ".join(extras), self.text_width, fit))
         return lines
 
-    def _thumbnail(self, image: Image.Image | None):
+    def _thumbnail(self, image: Image.Image | None, hit=None):
+        w, h = self.thumb_size
+        box = Image.new("RGBA", (w, h + EXPLAIN_BAR_PX), (0, 0, 0, 0))  # transparent: the cell's colour shows
         if image is None:
-            return self.blank_image
-        box = Image.new("RGBA", self.thumb_size, (0, 0, 0, 0))  # transparent: the cell's colour shows around it
-        im = ImageOps.contain(image, self.thumb_size).convert("RGBA")
-        box.paste(im, ((self.thumb_size[0] - im.width) // 2, (self.thumb_size[1] - im.height) // 2))
+            box.paste(Image.new("RGBA", self.thumb_size, "#eeeeee"), (0, 0))
+        else:
+            im = ImageOps.contain(image, self.thumb_size).convert("RGBA")
+            box.paste(im, ((w - im.width) // 2, (h - im.height) // 2))
+        x = 0
+        shares = explain_shares(hit, EXPLAIN_BAR) if self.palette is not None else []
+        for c, _, share in shares:  # the classes' shares of the distance, as a bar of their colours
+            x1 = min(w, x + max(1, round(share * w)))
+            rgb = tuple(int(v) for v in self.palette[c % len(self.palette)])
+            box.paste(Image.new("RGBA", (x1 - x, EXPLAIN_BAR_PX - 1), rgb + (255,)), (x, h + 1))
+            x = x1
         return ImageTk.PhotoImage(box, master=self)
 
-    def show(self, hit, image: Image.Image | None, *, is_query: bool = False) -> None:
+    def show(self, hit, image: Image.Image | None, *, is_query: bool = False, mark: str | None = None) -> None:
         """Show ``hit`` with its thumbnail ``image`` (a PIL image, None: a grey box); the query photo's own
-        result is framed."""
-        self.image = self._thumbnail(image)
+        result is framed, a liked or unliked one (``mark``: "like", "unlike") framed in light green or red."""
+        self.image = self._thumbnail(image, hit)
+        framed = is_query or mark is not None
         self.configure(
             image=self.image,
-            text="\n".join(self.caption(hit, is_query=is_query)),
-            relief="solid" if is_query else "ridge",
-            borderwidth=3 if is_query else 1,
-            background=self.query_colour if is_query else self.background,
+            text="\n".join(self.caption(hit, is_query=is_query, mark=mark)),
+            relief="solid" if framed else "ridge",
+            borderwidth=3 if framed else 1,
+            background=self.query_colour if is_query else MARK_COLOURS[mark] if mark else self.background,
         )
         d = "" if math.isnan(hit.distance) else f"\ndistance {hit.distance:.4g}"
-        self.tooltip.text = f"{hit.rank}. {hit.path}{d}" + ("\nthe query photo" if is_query else "")
+        why = "".join(f"\n  {n}: {s:.0%} of it" for _, n, s in explain_shares(hit, 5))
+        marked = {None: "", "like": "\nliked: more like this", "unlike": "\nunliked: fewer like this"}[mark]
+        self.tooltip.text = f"{hit.rank}. {hit.path}{d}{why}" + ("\nthe query photo" if is_query else "") + marked
 
     def clear(self) -> None:
         """An empty cell."""

@@ -10,8 +10,11 @@ Only the Tk main thread touches widgets; searches run in :class:`~segsearch.gui.
 whose answers the window polls. The drawing logic is :class:`segsearch.sketch.model.Sketch` (no Tk). The parts
 of the window live in their own modules: :mod:`~segsearch.gui.controls` (the tool bar and the caption words),
 :mod:`~segsearch.gui.canvas_input` (mouse strokes on the canvas), :mod:`~segsearch.gui.palette_panel` (the class
-palette), :mod:`~segsearch.gui.results_panel` (the results), :mod:`~segsearch.gui.menus` (the menu bar and the
-file dialogs), :mod:`~segsearch.gui.shortcuts` (the keys) and :mod:`~segsearch.gui.help_window` (Help).
+palette), :mod:`~segsearch.gui.results_panel` (the results), :mod:`~segsearch.gui.refine_bar` (the refinements'
+chips), :mod:`~segsearch.gui.label_map_view` (the query photo's label map), :mod:`~segsearch.gui.filters_dialog`
+(the filters window), :mod:`~segsearch.gui.menus` (the menu bar and the file dialogs),
+:mod:`~segsearch.gui.shortcuts` (the keys) and :mod:`~segsearch.gui.help_window` (Help); the refinements
+themselves are :class:`~segsearch.gui.refine.Refinement` (no Tk).
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ import numpy as np
 from PIL import Image, ImageTk
 
 from ..engine.checks import check_k
+from ..library.metadata import FILL_HINT
 from ..sketch.files import class_index, read_sketch, save_sketch
 from ..sketch.model import Sketch, SketchView, letterbox
 from ..sketch.sheet import UNREADABLE, open_photo, unreadable_reason
-from . import help_window, menus
+from . import filters_dialog, help_window, menus
 from .canvas_input import StrokeInput
 from .controls import BRUSH, BRUSH_DEFAULT, BRUSH_MAX, BRUSH_MIN, ERASER, FILL, CaptionWords, ToolBar
 from .fit import CANVAS_MIN, CANVAS_PX, RESULT_COLUMNS, canvas_side, first_size
+from .label_map_view import LabelMapView
 from .palette_panel import PalettePanel, best_match
+from .refine import DEFAULT_SHARE, DEFAULT_WEIGHT, Refinement, explains, has_metadata, search_options
+from .refine_bar import RefineBar
 from .results_panel import THUMB_SIZE, ResultsPanel, answer_message
 from .search_worker import SearchAnswer, SearchRequest, SearchWorker
 from .shortcuts import bind_keys
@@ -56,13 +63,16 @@ MESSAGE_BOX_CHARS = 600  # longer error messages are cut in the message box (the
 
 
 class QueryContext(NamedTuple):
-    """What a query is besides the strokes: the query photo (its index id when it is a result) and the caption
-    words. Opening a photo records the old and the new one in the sketch's history
-    (:meth:`~segsearch.sketch.model.Sketch.start_over`), so one undo brings the old query back whole."""
+    """What a query is besides the strokes: the query photo (its index id when it is a result), the caption
+    words and the refinements (:class:`~segsearch.gui.refine.Refinement`). Opening a photo records the old and
+    the new one in the sketch's history (:meth:`~segsearch.sketch.model.Sketch.start_over`), so one undo brings
+    the old query back whole; a change of the refinements is a step too
+    (:meth:`~segsearch.sketch.model.Sketch.change_context`)."""
 
     photo_path: Path | None
     photo_id: object
     words: str
+    refine: Refinement = Refinement()
 
 
 def menu_bar_height(root: tk.Misc) -> int:
@@ -102,6 +112,12 @@ class SketchApp:
         self._photo_img: Image.Image | None = None  # the photo at its size on the canvas
         self.canvas_image: Image.Image | None = None  # what the canvas shows (photo, bars, sketch)
         self.hits: list = []
+        self._thumbs: list = []
+        self.hovered_result: int | None = None  # the result under the pointer (L and U act on it)
+        self.refinement = Refinement()
+        self.refine_options = search_options(photo_index)  # the refinements the index's search takes
+        self.explaining = explains(photo_index)  # results show the classes their distance is made of
+        self.last_request: SearchRequest | None = None
         self.search_count = 0
         self.last_query_ms: float | None = None
         self.error: str | None = None
@@ -173,6 +189,10 @@ class SketchApp:
         r = self.results_panel = ResultsPanel(body, self)
         r.frame.grid(row=0, column=2, sticky="nsew", padx=PAD, pady=PAD)
         self.query_label, self.results_frame, self.result_cells = r.query_label, r.results_frame, r.result_cells
+        self.refine_bar = RefineBar(r.frame, self)
+        self.refine_bar.frame.pack(side="top", fill="x", after=r.query_label)
+        self.label_map = LabelMapView(p.frame, self)
+        self.label_map.frame.pack(side="bottom", fill="x", before=p.list_frame)
         body.columnconfigure(2, weight=1)
         body.rowconfigure(0, weight=1)
         body.bind("<Configure>", self._schedule_fit, add="+")
@@ -305,8 +325,8 @@ class SketchApp:
         if not step():
             self._set_status(nothing)
             return
-        if self.sketch.context is not context:  # the step opened a photo: its query comes and goes with it
-            self._restore_query(self.sketch.context)
+        if self.sketch.context is not context:  # the step opened a photo or refined: that comes and goes with it
+            self._restore_query(self.sketch.context, context)
         self.sketch_changed()
 
     def clear(self) -> None:
@@ -346,7 +366,7 @@ class SketchApp:
         img = self._read_photo(p)
         if img is None:
             return False
-        self.sketch.start_over(self.query_context(), QueryContext(p, None, ""))
+        self.sketch.start_over(self.query_context(), QueryContext(p, None, "", self.refinement))
         self.text_var.set("")
         self._show_photo(p, None, img)
         self.sketch_changed()
@@ -367,8 +387,8 @@ class SketchApp:
         self.sketch_changed()
 
     def query_context(self) -> QueryContext:
-        """The query photo and the caption words."""
-        return QueryContext(self.photo_path, self.photo_id, self.text_var.get())
+        """The query photo, the caption words and the refinements."""
+        return QueryContext(self.photo_path, self.photo_id, self.text_var.get(), self.refinement)
 
     def _read_photo(self, p: Path) -> Image.Image | None:
         try:
@@ -389,12 +409,23 @@ class SketchApp:
     def _drop_photo(self) -> None:
         self.photo_path = self.photo_id = self._photo_src = self._photo_img = None
         self.query_label.set_text("Query: sketch only")
+        self.label_map.clear()
         self._place_sketch()
 
-    def _restore_query(self, context: QueryContext | None) -> None:
-        """Show the query photo and the words of ``context`` (a photo that can no longer be read stays out, with
-        an error in the status bar)."""
+    def _restore_query(self, context: QueryContext | None, replaced: QueryContext | None = None) -> None:
+        """Show what an undo or redo step changed, from the context it ``replaced`` to ``context``: the query
+        photo and the words (a photo that can no longer be read stays out, with an error in the status bar),
+        the refinements. What the step did not change stays as it is now."""
         if context is None:
+            return
+        replaced = replaced or QueryContext(None, None, "")
+        if context.refine != replaced.refine:
+            self._show_refinement(context.refine)
+        if (context.photo_path, context.photo_id, context.words) == (
+            replaced.photo_path,
+            replaced.photo_id,
+            replaced.words,
+        ):
             return
         self.text_var.set(context.words)
         if context.photo_path is None:
@@ -426,7 +457,7 @@ class SketchApp:
         """Search with the current sketch, query photo and caption words (in the worker thread)."""
         text = self.text_var.get().strip() if self.pi.has_captions else ""
         drawn = not self.sketch.is_empty()
-        if not drawn and self.photo_path is None and not text:
+        if not drawn and self.photo_path is None and not text and not self.refinement.like:
             self._seq += 1  # drop any search still running
             self._pending = False
             self._show_hits([], [])
@@ -434,11 +465,10 @@ class SketchApp:
             return
         self._seq += 1
         labels = self.sketch.labels_at(self.pi.size) if drawn else None
-        self._worker.submit(
-            SearchRequest(
-                self._seq, labels, None if self.photo_path is None else str(self.photo_path), text or None, self.k
-            )
-        )
+        options = {k: v for k, v in self.refinement.search_kwargs(self.classes).items() if k in self.refine_options}
+        photo = None if self.photo_path is None else str(self.photo_path)
+        self.last_request = SearchRequest(self._seq, labels, photo, text or None, self.k, options, self.explaining)
+        self._worker.submit(self.last_request)
         self._pending = True
         self._state_dirty = True
         if self.photo_path is not None and self.photo_path != self._segmented_photo:
@@ -469,13 +499,119 @@ class SketchApp:
             return
         self.error = None
         self.last_query_ms = ans.search_ms
+        if ans.photo_labels is not None and self._photo_src is not None:
+            self.label_map.show(ans.photo_labels, self._photo_src.size)
         self._show_hits(ans.hits, ans.thumbs)
         self._set_status(answer_message(ans, [self.classes[c] for c in self.sketch.classes_drawn()]))
 
     def _show_hits(self, hits, thumbs) -> None:
-        self.hits = list(hits)
+        self.hits, self._thumbs = list(hits), list(thumbs)
         self.results_panel.show(hits, thumbs)
         self._state_dirty = True
+
+    # ------------------------------------------------------------------------------------------ refinements
+    def refine(self, new: Refinement, message: str) -> bool:
+        """Make ``new`` the query's refinements (one undo step), show them and search; ``message`` goes to the
+        status bar. False when nothing changed."""
+        if new == self.refinement:
+            return False
+        before = self.query_context()
+        self.sketch.change_context(before, QueryContext(before.photo_path, before.photo_id, before.words, new))
+        self._show_refinement(new)
+        self._set_status(message)
+        self.request_search()  # its own status, if any, says more (e.g. that there is nothing to search for)
+        return True
+
+    def _show_refinement(self, r: Refinement) -> None:
+        self.refinement = r
+        self.refine_bar.show(r.chips(self.classes))
+        self.results_panel.show(self.hits, self._thumbs, scroll=False)  # the like marks
+        self._state_dirty = True
+
+    def _refused(self, option: str, what: str) -> bool:
+        """Whether the index's search lacks the keyword ``option`` (then an error says ``what`` needs it)."""
+        if option in self.refine_options:
+            return False
+        self.show_error(f"{what} needs a segsearch library whose search takes {option}=; this one does not")
+        return True
+
+    def set_filters(self, **filters) -> bool:
+        """Set the date, folder and camera filters (``after``, ``before``, ``folder``, ``camera``; None or blank
+        text clears one): one undo step. A bad one is a one-line error in the status bar (False) and the filters
+        stay."""
+        if any(self._refused(k, "filtering") for k in filters if filters[k]):
+            return False
+        if any(filters.values()) and not has_metadata(self.pi):
+            self.show_error(f"filter not applied: this index has no photo metadata; {FILL_HINT}")
+            return False
+        try:
+            new = self.refinement.with_filters(**filters)
+        except ValueError as e:
+            self.show_error(f"filter not applied: {e}")
+            return False
+        self.refine(new, "Filters: " + (", ".join(f"{k} {v}" for k, v in new.filters().items()) or "none"))
+        return True
+
+    def exclude_class(self, c: int, share: float = DEFAULT_SHARE) -> bool:
+        """Leave out the photos where class ``c`` covers at least ``share`` of the photo (one undo step)."""
+        if self._refused("exclude", "leaving a class out"):
+            return False
+        name = self.classes[int(c)]
+        return self.refine(self.refinement.excluding(c, share), f"Leaving out photos with {name} on {share:.1%}+")
+
+    def emphasise_class(self, c: int, weight: float = DEFAULT_WEIGHT) -> bool:
+        """Make class ``c`` count ``weight`` times more (one undo step)."""
+        if self._refused("weights", "emphasising a class"):
+            return False
+        name = self.classes[int(c)]
+        return self.refine(self.refinement.emphasising(c, weight), f"Emphasising {name} (×{weight:g})")
+
+    def result_mark(self, hit) -> str | None:
+        """ "like", "unlike" or None: how the result ``hit`` is marked."""
+        return self.refinement.mark(hit.id)
+
+    def hover_result(self, i: int | None) -> None:
+        """The pointer is over result ``i`` (None: over none)."""
+        self.hovered_result = i
+        self._state_dirty = True
+
+    def mark_result(self, i: int | None, mark: str | None) -> bool:
+        """Like (``mark`` "like"), unlike ("unlike") or unmark (None) result ``i`` (0-based; None: the result
+        under the pointer), one undo step, and search again."""
+        i = self.hovered_result if i is None else i
+        if i is None or not 0 <= i < len(self.hits):
+            self.show_error("Point at a result to like or unlike it.")
+            return False
+        if self._refused("like", "more / fewer like this"):
+            return False
+        hit = self.hits[i]
+        said = {"like": "More like", "unlike": "Fewer like", None: "No longer marked:"}[mark]
+        return self.refine(self.refinement.marking(hit.id, mark), f"{said} {hit.id}")
+
+    def like_result(self, i: int | None = None) -> bool:
+        """Like result ``i`` (None: the one under the pointer); a liked one is unmarked."""
+        return self._toggle(i, "like")
+
+    def unlike_result(self, i: int | None = None) -> bool:
+        """Unlike result ``i`` (None: the one under the pointer); an unliked one is unmarked."""
+        return self._toggle(i, "unlike")
+
+    def _toggle(self, i: int | None, mark: str) -> bool:
+        j = self.hovered_result if i is None else i
+        now = self.result_mark(self.hits[j]) if j is not None and 0 <= j < len(self.hits) else None
+        return self.mark_result(j, None if now == mark else mark)
+
+    def remove_refinement(self, kind: str, key=None) -> bool:
+        """Remove a chip's refinement: a filter, a class left out or emphasised, the likes or the unlikes."""
+        return self.refine(self.refinement.without(kind, key), f"Removed {kind}")
+
+    def clear_refinements(self) -> bool:
+        """Remove every refinement (one undo step)."""
+        return self.refine(Refinement(), "No refinements")
+
+    def show_filters(self) -> tk.Toplevel:
+        """Refine → Filters: the window that sets the date, folder and camera filters; returns it."""
+        return filters_dialog.show_filters(self)
 
     # ----------------------------------------------------------------------------------------------- files
     def ask_open_photo(self) -> None:

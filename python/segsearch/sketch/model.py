@@ -5,7 +5,8 @@ A :class:`Sketch` holds an int32 label map of the canvas resolution (e.g. 256 x 
 in label-map pixels. Every completed stroke, fill, clear or load is one entry of a bounded undo history; an
 entry stores only the pixels it changed. :meth:`Sketch.start_over` (erase everything and move the owner's
 :attr:`~Sketch.context`, e.g. the sketch tool's query photo and caption words, to a new value) is one entry too,
-so one undo brings back the strokes and the context together.
+so one undo brings back the strokes and the context together; :meth:`Sketch.change_context` moves the context
+alone, the strokes kept (e.g. the tool's query refinements), as one entry.
 
 :func:`letterbox` and :class:`SketchView` place the sketch on a screen canvas: a query photo is shown with its
 aspect ratio kept, and the sketch grid is stretched over the photo's area (as the network stretches a photo to
@@ -188,6 +189,13 @@ class Sketch:
         self._labels[:] = UNSPECIFIED
         self._context = after
         self._record(before_labels, (before, after), always=True)
+
+    def change_context(self, before, after) -> None:
+        """Set :attr:`context` to ``after``, the strokes kept, as one undo step: undoing it sets :attr:`context`
+        to ``before`` (the owner's state that ``after`` replaces)."""
+        self.end_stroke()
+        self._context = after
+        self._record(self._labels.copy(), (before, after), always=True)
 
     # ------------------------------------------------------------------------------------------------ history
     @property
