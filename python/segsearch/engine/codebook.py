@@ -170,7 +170,10 @@ def train_codebook(
                 out[c, 0] = x[absent].mean(0)
             present = x[~absent] if first else x
             slots = K - first
-            if len(present) >= slots and slots:
+            if not slots:  # K = 1 and absent maps: centroid 0 is the codebook
+                done.append(c)
+                continue
+            if len(present) >= slots:
                 # k-means, batched with other classes; the initial rows are drawn now, in class order
                 perm = torch.randperm(len(present), generator=gen, device="cpu")[:slots].numpy()
                 pending.setdefault(slots, []).append((c, first, present, perm))
