@@ -1,7 +1,8 @@
 """Network probability maps of real photos, cached in ``bench/.cache`` as float16 ``.npy``.
 
-The cache key is a hash of the network (its name and weight file), the map size and the photo list (paths
-relative to the data folder and file sizes), so a changed list or network gives a new file. Segmenting the
+The cache key is a hash of the network (its name and weight file), the way segsearch computes the maps from it
+(:data:`segsearch.network.segmenter.MAPS_PIPELINE`), the map size and the photo list (paths relative to the data
+folder and file sizes), so a changed list, network or pipeline gives a new file. Segmenting the
 468 CamVid photos takes several minutes on 2 CPU cores; later runs load the file in a second.
 """
 
@@ -50,8 +51,13 @@ def weights_path() -> str | None:
 
 
 def _key(paths: list[Path], root: Path, network: str, weights: str) -> str:
+    from segsearch.network.segmenter import MAPS_PIPELINE
+
     files = [[str(p.relative_to(root)), p.stat().st_size] for p in paths]
-    blob = json.dumps({"network": network, "weights": weights, "size": SIZE, "files": files}, sort_keys=True)
+    blob = {"network": network, "weights": weights, "size": SIZE, "files": files}
+    if MAPS_PIPELINE != 1:  # the first pipeline's files keep their names
+        blob["pipeline"] = MAPS_PIPELINE
+    blob = json.dumps(blob, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -3,8 +3,11 @@
 Runs both on the same 513x513 inputs (photo stretched to 513x513, ``rgb / 127.5 - 1``) and reports,
 averaged over the photos: pixel agreement of the argmax labels, mean absolute softmax difference
 (over all 151 classes and pixels), and the mean per-pixel total-variation distance between the two
-softmax distributions. Also times one 513x513 inference of each with the same thread count, and
-saves a side-by-side picture (photo | torch labels | TFLite labels) for 3 photos.
+softmax distributions. Then the maps segsearch indexes (``Segmenter.predict``, 64 x 64, the CPU pipeline as
+``segsearch index`` runs it) against the interpreter's (softmax of its 513 x 513 logits, the same area average):
+class-mass agreement (per photo, sum over classes of the smaller of the two class shares) and cell agreement
+(1 minus the total-variation distance per map cell). Also times one 513x513 inference of each with the same
+thread count, and saves a side-by-side picture (photo | torch labels | TFLite labels) for 3 photos.
 
 Needs the ``test`` extra (ai-edge-litert) and the shared data next to the repository::
 
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     out_idx = interp.get_output_details()[0]["index"]
 
     photos = pick_photos(args.photos)
-    agree, mae, tv, t_torch, t_tfl, shown = [], [], [], [], [], []
+    agree, mae, tv, t_torch, t_tfl, shown, mass_agree, cell_agree = [], [], [], [], [], [], [], []
     for k, path in enumerate(photos):
         x = load_input(path)
         xt = torch.from_numpy(x).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
@@ -82,6 +85,12 @@ def main(argv=None) -> int:
         if k > 0:  # first call is warm-up
             t_tfl.append(t1 - t0)
             t_torch.append(t2 - t1)
+        maps = seg.predict(xt[0].permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8), size=64)[0]
+        with torch.inference_mode():
+            ref_t = torch.from_numpy(ref).permute(2, 0, 1)[None]
+            ref_maps = torch.nn.functional.adaptive_avg_pool2d(torch.softmax(ref_t, 1), 64)[0].numpy()
+        mass_agree.append(float(np.minimum(maps.mean((1, 2)), ref_maps.mean((1, 2))).sum()))
+        cell_agree.append(float(np.minimum(maps, ref_maps).sum(0).mean()))
         p, q = softmax(ours, -1), softmax(ref, -1)
         la, lb = ours.argmax(-1), ref.argmax(-1)
         agree.append(float((la == lb).mean()))
@@ -96,6 +105,10 @@ def main(argv=None) -> int:
     print(f"pixel agreement (argmax), mean: {np.mean(agree):.4f}   min: {np.min(agree):.4f}")
     print(f"softmax mean absolute difference: {np.mean(mae):.3e}")
     print(f"softmax total-variation distance per pixel, mean: {np.mean(tv):.4f}")
+    print(
+        f"64x64 maps (Segmenter.predict) vs TFLite's: class-mass agreement mean {np.mean(mass_agree):.4f} "
+        f"(min {np.min(mass_agree):.4f}), cell agreement mean {np.mean(cell_agree):.4f} (min {np.min(cell_agree):.4f})"
+    )
     print(
         f"one 513x513 inference, {args.threads} threads, median: torch {np.median(t_torch):.3f} s, "
         f"TFLite {np.median(t_tfl):.3f} s"

@@ -273,6 +273,28 @@ PYBIND11_MODULE(_core, m) {
           "The most threads a call uses: the CPUs this process may run on; larger counts are clamped to it.");
 
     m.def(
+        "upsample_softmax_pool",
+        [](const Arr<float>& logits, int64_t H, int64_t W, int64_t size, int64_t threads_arg) {
+            const int threads = bounded_threads(threads_arg);
+            if (logits.ndim() != 4) bad("logits must be a (B, h, w, C) float32 array");
+            if (H < 1 || W < 1 || size < 1) bad("H, W and size must be >= 1");
+            if (H > (1 << 16) || W > (1 << 16) || size > (1 << 16)) bad("H, W and size must be <= 65536");
+            const py::ssize_t B = logits.shape(0), h = logits.shape(1), w = logits.shape(2), C = logits.shape(3);
+            if (h < 1 || w < 1 || C < 1) bad("logits must have h, w, C >= 1");
+            Arr<float> out({B, C, static_cast<py::ssize_t>(size), static_cast<py::ssize_t>(size)});
+            float* o = out.mutable_data();
+            const float* x = logits.data();
+            {
+                py::gil_scoped_release release;
+                upsample_softmax_pool(x, B, h, w, C, H, W, size, o, threads);
+            }
+            return out;
+        },
+        py::arg("logits"), py::arg("H"), py::arg("W"), py::arg("size"), py::arg("threads") = 0,
+        "Softmax maps (B, C, size, size) of logits (B, h, w, C) (float32, classes last) upsampled bilinearly to\n"
+        "H x W (align_corners=True, as torch's F.interpolate), each upsampled pixel's softmax over the classes\n"
+        "area-averaged as adaptive_avg_pool2d does, without storing the upsampled logits.");
+    m.def(
         "code_counts",
         [](const py::array_t<uint8_t>& codes, int64_t threads_arg) {
             const int threads = bounded_threads(threads_arg);

@@ -153,6 +153,14 @@ void rerank_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries,
                    const int64_t* counts, int64_t stride, int64_t k, int threads, const InterruptCheck& interrupt,
                    TopKOut out, float photo_weight = 1.0f);
 
+// The segmentation network's maps (softmax_pool.cpp): logits (B, h, w, C) float32, classes last, upsampled
+// bilinearly to H x W (align_corners, as torch's F.interpolate), softmax over the classes at every upsampled pixel,
+// area-averaged to size x size (torch's adaptive_avg_pool2d bins) into out (B, C, size, size). The upsampled logits
+// are never stored: each upsampled row is made, its softmax taken and its columns summed into the bins while it is
+// in the cache. Threads take (photo, row bin) pairs.
+void upsample_softmax_pool(const float* logits, int64_t B, int64_t h, int64_t w, int64_t C, int64_t H, int64_t W,
+                           int64_t size, float* out, int threads);
+
 // SIMD levels.
 enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
 std::string simd_level_name(SimdLevel level);

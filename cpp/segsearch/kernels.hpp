@@ -35,6 +35,9 @@ struct Kernels {
     // Cost per code of accumulate_u8 relative to accumulate_dense, for K <= 16 and K > 16 (measured on the
     // development machine); 0: no SIMD kernel, the quantized scan is never chosen automatically.
     float quantized_cost_small, quantized_cost_large;
+    // One upsampled row of logits to area-pooled softmax sums (softmax_pool.cpp; see generic_softmax_pool_row).
+    void (*softmax_pool_row)(const float* rowvec, int Cp, int W, const int32_t* x0, const int32_t* x1, const float* lx,
+                             const int32_t* bin_lo, const int32_t* bin_hi, float* acc, float* scratch);
 };
 
 const Kernels& kernels_scalar();

@@ -156,7 +156,8 @@ const Kernels& kernels_avx2() {
                            accumulate_u8_avx2,
                            at_most_u16,
                            /*quantized_cost_small=*/0.15f,
-                           /*quantized_cost_large=*/0.5f};
+                           /*quantized_cost_large=*/0.5f,
+                           generic_softmax_pool_row};
     return k;
 }
 }  // namespace segsearch

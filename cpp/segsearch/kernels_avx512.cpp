@@ -101,7 +101,8 @@ const Kernels& kernels_avx512() {
                            vbmi ? accumulate_u8_vbmi : accumulate_u8_avx2,
                            at_most_u16,
                            /*quantized_cost_small=*/0.15f,
-                           /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f};
+                           /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f,
+                           generic_softmax_pool_row};
     return k;
 }
 }  // namespace segsearch

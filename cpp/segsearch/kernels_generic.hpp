@@ -101,3 +101,70 @@
     }
     return m;
 }
+
+// exp(x) for x <= 0 (Cephes' expf polynomial: x = n ln 2 + r with n the nearest integer to x / ln 2, ln 2 in two
+// parts, a degree-6 polynomial in r, 2^n put into the exponent bits), within 2 ulp of the exact value; below -87.3
+// it gives exp(-87.3) ~ 1.2e-38 (a normal float), never 0 or a denormal. Only float adds and multiplies and integer
+// adds and shifts (n is rounded by adding 1.5 * 2^23, no float-to-int conversion): the compiler vectorizes it with
+// each level's flags, and every level computes the same bits (no contraction into FMA).
+[[maybe_unused]] static inline float generic_exp_nonpositive(float x) {
+    constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
+    x = x < -87.3f ? -87.3f : x;
+    const float t = x * 1.44269504088896341f + kRound;
+    const float n = t - kRound;  // in [-126, 0]
+    x = x - n * 0.693359375f;
+    x = x - n * -2.12194440e-4f;
+    const float z = x * x;
+    float y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    int32_t bits;
+    __builtin_memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000 + 127) * (1 << 23);  // (n + 127) << 23: 2^n as a float's bits
+    float p;
+    __builtin_memcpy(&p, &bits, sizeof p);
+    return y * p;
+}
+
+// One upsampled row of the network's logits to area-pooled softmax sums (softmax_pool.cpp). rowvec: the row at the
+// w input columns, w x Cp floats (Cp a multiple of 16; lanes past the real classes hold -1e30, so their exp is
+// ~0). For each output column x < W: u = (1 - lx[x]) * rowvec[x0[x]] + lx[x] * rowvec[x1[x]] (bilinear), p =
+// softmax(u) over the lanes, and acc[k * Cp + lane] += p for each column bin k in [bin_lo[x], bin_hi[x]]. scratch:
+// Cp floats. Maximum and sum are taken in 16 lanes and reduced in a fixed order: every level gives the same floats.
+[[maybe_unused]] static void generic_softmax_pool_row(const float* __restrict rowvec, int Cp, int W, const int32_t* x0,
+                                                      const int32_t* x1, const float* lx, const int32_t* bin_lo,
+                                                      const int32_t* bin_hi, float* __restrict acc,
+                                                      float* __restrict scratch) {
+    constexpr int L = 16;
+    for (int x = 0; x < W; ++x) {
+        const float* __restrict a = rowvec + static_cast<int64_t>(x0[x]) * Cp;
+        const float* __restrict b = rowvec + static_cast<int64_t>(x1[x]) * Cp;
+        const float w1 = lx[x], w0 = 1.0f - w1;
+        float mx[L];
+        for (int j = 0; j < L; ++j) mx[j] = -3.0e38f;
+        for (int c = 0; c < Cp; c += L)
+            for (int j = 0; j < L; ++j) {
+                const float u = w0 * a[c + j] + w1 * b[c + j];
+                scratch[c + j] = u;
+                mx[j] = u > mx[j] ? u : mx[j];
+            }
+        float m = mx[0];
+        for (int j = 1; j < L; ++j) m = mx[j] > m ? mx[j] : m;
+        float s[L] = {};
+        for (int c = 0; c < Cp; c += L)
+            for (int j = 0; j < L; ++j) {
+                const float e = generic_exp_nonpositive(scratch[c + j] - m);
+                scratch[c + j] = e;
+                s[j] += e;
+            }
+        const float inv = 1.0f / reduce16(s);
+        for (int k = bin_lo[x]; k <= bin_hi[x]; ++k) {
+            float* __restrict out = acc + static_cast<int64_t>(k) * Cp;
+            for (int c = 0; c < Cp; ++c) out[c] += scratch[c] * inv;
+        }
+    }
+}

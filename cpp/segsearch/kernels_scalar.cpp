@@ -19,7 +19,8 @@ const Kernels& kernels_scalar() {
                            generic_accumulate_u8,
                            generic_at_most_u16,
                            0.0f,
-                           0.0f};
+                           0.0f,
+                           generic_softmax_pool_row};
     return k;
 }
 }  // namespace segsearch

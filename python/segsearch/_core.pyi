@@ -25,6 +25,13 @@ def max_threads() -> int:
 def code_counts(codes: npt.NDArray[np.uint8], threads: int = 0) -> npt.NDArray[np.int64]:
     """How many times each value 0..255 occurs in each row of codes (C, N) (rows contiguous): int64 (C, 256)."""
 
+def upsample_softmax_pool(
+    logits: npt.NDArray[np.float32], H: int, W: int, size: int, threads: int = 0
+) -> npt.NDArray[np.float32]:
+    """Softmax maps float32 (B, C, size, size) of logits (B, h, w, C) (classes last) upsampled bilinearly to H x W
+    (``align_corners=True``), each upsampled pixel's softmax over the classes area-averaged as
+    ``adaptive_avg_pool2d`` does, without storing the upsampled logits."""
+
 class QueryKind(enum.IntEnum):
     """The three query kinds, as the core numbers them (functions taking ``kind`` accept these or their integers
     0, 1, 2)."""

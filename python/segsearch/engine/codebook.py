@@ -62,6 +62,53 @@ def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.
     return cents
 
 
+#: Classes whose k-means run together hold at most this many floats of training rows (a small sample's 151 classes
+#: run as one batch: a few large tensor operations per iteration instead of a few small ones per class).
+KMEANS_BATCH_FLOATS = 1 << 25
+
+
+def _kmeans_batched(xs: list[np.ndarray], k: int, niter: int, perms: list[np.ndarray], dev) -> np.ndarray:
+    """:func:`_kmeans` for several classes at once: rows ``xs[g]`` (n_g, D) float32 with n_g >= k, initial
+    centroids the rows ``perms[g]``; returns (G, k, D). The same steps as :func:`_kmeans` (nearest centroid, means,
+    empty clusters re-seeded with the rows farthest from their centroids) on the classes stacked (padding rows
+    excluded), so the same centroids up to float rounding. The batch is put together in numpy and moved to the
+    device once: a few large tensor operations per iteration, not a few small ones per class."""
+    import torch
+
+    G, D = len(xs), xs[0].shape[1]
+    nmax = max(len(x) for x in xs)
+    packed = np.zeros((G, nmax, D), np.float32)
+    for g, x in enumerate(xs):
+        packed[g, : len(x)] = x
+    X = torch.from_numpy(packed).to(dev)
+    cents = torch.from_numpy(np.stack([x[p] for x, p in zip(xs, perms)])).to(dev)
+    n = torch.tensor([len(x) for x in xs], device=dev)
+    valid = torch.arange(nmax, device=dev)[None, :] < n[:, None]
+    xn2 = (X * X).sum(2, keepdim=True)
+    one_hot = k + 1 <= 32  # small k: the sums as a matrix product; else one index_add_ over the whole batch
+    for _ in range(niter):
+        d = xn2 - 2.0 * torch.bmm(X, cents.transpose(1, 2)) + (cents * cents).sum(2)[:, None, :]
+        best, idx = d.min(dim=2)
+        dist = best.clamp_min(0).masked_fill_(~valid, -1.0)
+        idx = idx.masked_fill_(~valid, k)  # padding rows go to a bin of their own, dropped
+        if one_hot:
+            assign = X.new_zeros((G, nmax, k + 1)).scatter_(2, idx[..., None], 1.0)
+            sums = torch.bmm(assign.transpose(1, 2), X)
+            counts = assign.sum(1)
+        else:
+            flat = (idx + torch.arange(G, device=dev)[:, None] * (k + 1)).flatten()
+            sums = X.new_zeros((G * (k + 1), D)).index_add_(0, flat, X.reshape(G * nmax, D)).view(G, k + 1, D)
+            counts = torch.bincount(flat, minlength=G * (k + 1)).view(G, k + 1).to(X.dtype)
+        counts = counts[:, :k]
+        new = sums[:, :k] / counts.clamp_min(1)[..., None]
+        for g in (counts == 0).any(1).nonzero().flatten().tolist():
+            empty = (counts[g] == 0).nonzero().flatten()
+            far = torch.argsort(dist[g], descending=True, stable=True)[: len(empty)]
+            new[g, empty] = X[g, far]
+        cents = new
+    return cents.cpu().numpy()
+
+
 def train_codebook(
     probs: np.ndarray,
     n_centroids: int,
@@ -78,6 +125,9 @@ def train_codebook(
     when its mass is below ``absent_mass``: its own sum, or ``row_mass`` (N, C) when given (e.g. the mass before
     a reweighting). ``progress``: called with 1 after each class (e.g. a tqdm bar's ``update``).
 
+    The k-means of consecutive classes run as one batch while their rows hold at most
+    :data:`KMEANS_BATCH_FLOATS` floats (:func:`_kmeans_batched`).
+
     Raises ValueError if K exceeds the number of training images.
     """
     import torch
@@ -92,66 +142,117 @@ def train_codebook(
     dev = pick_device(device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out = np.zeros((C, K, D), dtype=np.float32)
+    pending: dict[int, list] = {}  # k-means slots -> [(class, first slot, rows, initial rows)] waiting to run
+    done: list[int] = []  # classes whose centroids are final, not reported yet
+
+    def flush(slots: int) -> None:
+        jobs = pending.pop(slots, [])
+        if jobs:
+            cents = _kmeans_batched([j[2] for j in jobs], slots, niter, [j[3] for j in jobs], dev)
+            for (c, first, _, _), cc in zip(jobs, cents):
+                out[c, first:] = cc
+                done.append(c)
+        if progress is not None:
+            for _ in done:
+                progress(1)
+        done.clear()
+
+    whole = None  # a small sample is read once, whole (not class by class from a memory-mapped file)
+    if N * C * D <= KMEANS_BATCH_FLOATS:
+        whole = probs.block(slice(None)) if hasattr(probs, "block") else np.asarray(probs, np.float32)
     with torch.inference_mode():
-        for c in range(C):
-            x = torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(N, D), dtype=np.float32)).to(dev)
-            mass = x.sum(1) if row_mass is None else torch.from_numpy(np.ascontiguousarray(row_mass[:, c])).to(dev)
+        for c in range(C):  # each class's rows sorted out in numpy (small arrays: no thread pool to wake)
+            x = np.ascontiguousarray((whole if whole is not None else probs)[:, c].reshape(N, D), dtype=np.float32)
+            mass = x.sum(1) if row_mass is None else np.asarray(row_mass[:, c])
             absent = mass < absent_mass
-            n_absent = int(absent.sum())
-            cents = torch.zeros((K, D), dtype=torch.float32, device=dev)
-            if n_absent:
-                cents[0] = x[absent].mean(0)
-                present = x[~absent]
-                first = 1
-            else:
-                present = x
-                first = 0
+            first = 1 if absent.any() else 0
+            if first:
+                out[c, 0] = x[absent].mean(0)
+            present = x[~absent] if first else x
             slots = K - first
+            if not slots:  # K = 1 and absent maps: centroid 0 is the codebook
+                done.append(c)
+                continue
             if len(present) >= slots:
-                cents[first:] = _kmeans(present, slots, niter, gen) if slots else cents[first:]
-            elif len(present):
+                # k-means, batched with other classes; the initial rows are drawn now, in class order
+                perm = torch.randperm(len(present), generator=gen, device="cpu")[:slots].numpy()
+                pending.setdefault(slots, []).append((c, first, present, perm))
+                if sum(len(j[2]) for j in pending[slots]) * D >= KMEANS_BATCH_FLOATS:
+                    flush(slots)
+                continue
+            if len(present):
                 # Fewer informative rows than centroids: each row is its own centroid; the rest repeat
                 # centroid 0 and are never chosen (ties go to the first).
-                cents[first : first + len(present)] = present
-                cents[first + len(present) :] = cents[0]
+                out[c, first : first + len(present)] = present
+                out[c, first + len(present) :] = out[c, 0]
             else:
-                cents[1:] = cents[0]
-            out[c] = cents.cpu().numpy()
-            if progress is not None:
-                progress(1)
+                out[c, 1:] = out[c, 0]
+            done.append(c)
+        for slots in list(pending):
+            flush(slots)
+        flush(-1)  # report the last classes
     return out
 
 
-def encode(probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int = 4096) -> np.ndarray:
+#: Photos encoded at a time hold at most this many floats (27 photos at C = 151, n = 64).
+ENCODE_BLOCK_FLOATS = 1 << 24
+
+
+def encode(
+    probs: np.ndarray, codebook: np.ndarray, *, device=None, batch: int = 4096, norms: np.ndarray | None = None
+) -> np.ndarray:
     """Nearest-centroid codes (N, C) uint8 of maps (N, C, n, n) for a codebook laid out position-major,
     (C, D, K) (the index's own layout; pass ``cb.transpose(0, 2, 1)`` for a (C, K, D) one): float, or uint8 with
-    v meaning v / 255."""
+    v meaning v / 255. ``norms``: the centroids' squared norms float32 (C, K) if known (an index keeps them), else
+    computed here.
+
+    Centroid 0's distance and the norm bound that proves it nearest are computed for all classes at once; the
+    other centroids' distances only for the classes where some map is not proved, a batch of classes at a time
+    (one matrix product each, not a few small operations per class)."""
     import torch
 
     N, C = probs.shape[:2]
     D, K = codebook.shape[1], codebook.shape[2]
     dev = pick_device(device)
-    codes = np.empty((N, C), dtype=np.uint8)
+    codes = np.zeros((N, C), dtype=np.uint8)
+    scale = 1.0 / 255.0 if codebook.dtype == np.uint8 else 1.0  # the compact codebook: v means v / 255
     with torch.inference_mode():
-        for c in range(C):
-            cents = torch.from_numpy(np.array(codebook[c], dtype=np.float32)).to(dev)  # (D, K), a copy
-            if codebook.dtype == np.uint8:  # the compact codebook: v means v / 255
-                cents /= 255.0
-            cnorm2 = (cents * cents).sum(0)
-            a0 = cents[:, 0].contiguous()
-            others = cnorm2[1:].sqrt() if K > 1 else cnorm2.new_full((1,), float("inf"))
-            for s in range(0, N, batch):
-                rows = probs[s : s + batch, c].reshape(-1, D)
-                x = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(dev)
-                xn2 = (x * x).sum(1)
-                d0 = (xn2 - 2.0 * (x @ a0) + cnorm2[0]).clamp_min(0)
-                # Lower bound of the distance to every other centroid from the norms alone.
-                lb = (xn2.sqrt()[:, None] - others[None, :]).square().min(1).values
-                code = torch.zeros(len(x), dtype=torch.int64, device=dev)
-                todo = (d0 >= lb).nonzero().flatten()
-                if len(todo):
-                    code[todo] = _nearest(x[todo], cents.T, cnorm2)[0]
-                codes[s : s + batch, c] = code.to(torch.uint8).cpu().numpy()
+        # centroid 0 and the norms of all centroids, every class (C x D and C x K floats)
+        a0 = torch.from_numpy(np.ascontiguousarray(codebook[:, :, 0], dtype=np.float32)).to(dev)
+        if norms is None:
+            cnorm2 = torch.empty((C, K), dtype=torch.float32, device=dev)
+            for c in range(C):
+                cents = torch.from_numpy(np.array(codebook[c], dtype=np.float32)).to(dev)
+                if scale != 1.0:
+                    cents /= 255.0
+                cnorm2[c] = (cents * cents).sum(0)
+        else:
+            cnorm2 = torch.from_numpy(np.ascontiguousarray(norms, dtype=np.float32)).to(dev)
+        if scale != 1.0:
+            a0 /= 255.0
+        others = cnorm2[:, 1:].sqrt() if K > 1 else cnorm2.new_full((C, 1), float("inf"))
+        step = max(1, min(batch, ENCODE_BLOCK_FLOATS // (C * D)))
+        for s in range(0, N, step):
+            rows = slice(s, s + step)
+            block = probs.block(rows) if hasattr(probs, "block") else probs[rows]  # a Reweighted view, or maps
+            x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(dev).reshape(-1, C, D)
+            xn2 = torch.einsum("bcd,bcd->bc", x, x)
+            d0 = (xn2 - 2.0 * torch.einsum("bcd,cd->bc", x, a0) + cnorm2[:, 0]).clamp_min(0)
+            # Lower bound of the distance to every other centroid from the norms alone.
+            lb = (xn2.sqrt()[:, :, None] - others[None]).square().min(2).values
+            todo = d0 >= lb  # (B, C): maps not proved nearest to centroid 0
+            classes = todo.any(0).nonzero().flatten()
+            per = max(1, ENCODE_BLOCK_FLOATS // (D * K))  # classes whose centroids are converted at a time
+            for g in range(0, len(classes), per):
+                cls = classes[g : g + per]
+                idx = cls.cpu().numpy()
+                cents = torch.from_numpy(np.asarray(codebook[idx], dtype=np.float32)).to(dev)  # (G, D, K)
+                if scale != 1.0:
+                    cents /= 255.0
+                xs = x[:, cls].transpose(0, 1)  # (G, B, D)
+                d = xn2[:, cls].T[:, :, None] - 2.0 * torch.bmm(xs, cents) + cnorm2[cls][:, None, :]
+                code = torch.where(todo[:, cls].T, d.min(dim=2).indices, 0)  # (G, B); first of ties, as before
+                codes[s : s + len(x), idx] = code.T.to(torch.uint8).cpu().numpy()
     return codes
 
 

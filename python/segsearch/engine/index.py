@@ -277,7 +277,10 @@ class Index(Searchable):
         parts = []
         for s in range(0, len(a), 64):
             rows = slice(s, s + 64)
-            u8 = np.stack([to_bytes(np.asarray(a[rows, c], np.float32)) for c in range(C)], axis=1)
+            if hasattr(a, "block"):  # a Reweighted view: all classes at once, the same values
+                u8 = to_bytes(a.block(rows).transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+            else:
+                u8 = np.stack([to_bytes(np.asarray(a[rows, c], np.float32)) for c in range(C)], axis=1)
             parts.append(to_blocks(u8.reshape(len(u8), C, self.dim)))
         if not parts:
             return BlockMaps.empty()
@@ -295,7 +298,7 @@ class Index(Searchable):
         self._need_trained()
         from .codebook import encode  # torch is imported only when maps are encoded
 
-        return encode(a, self._cb, device=device)
+        return encode(a, self._cb, device=device, norms=self._cnorms)
 
     def add_codes(self, codes, ids=None, *, exact: BlockMaps | None = None, shares=None) -> Index:
         """Append images by their codes uint8 (N, C) (from :meth:`encode`), with ``ids`` as in :meth:`add`; for an

@@ -138,6 +138,11 @@ class Reweighted:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def block(self, rows: slice) -> np.ndarray:
+        """All classes of ``rows``, float32 (len, C, n, n): the values ``view[rows, c]`` gives, bit for bit."""
+        x = np.asarray(self.maps[rows], np.float32) * self.weights[None, :, None, None]
+        return x * self._inv_z[rows][:, None]
+
     def __getitem__(self, key):
         rows, c = key
         if not isinstance(rows, slice) or isinstance(c, slice):

@@ -20,11 +20,17 @@ from PIL import Image
 
 from .classes import ADE20K_CLASSES
 from .deeplab import NATIVE_SIZE, DeepLabV3MobileNetV2
+from .memory import keep_freed_memory
 from .orientation import open_image, upright
 from .palette import make_palette
 from .weights import NETWORK, load_weights
 
 __all__ = ["ADE20K_CLASSES", "Segmenter", "make_palette"]
+
+#: How the default network's maps are computed, for caches of maps (bench/maps_cache.py): 1 = the network to
+#: 513 x 513 logits, softmax, area pooling, in torch; 2 = fused oneDNN convs on a CPU, the last upsampling done with
+#: the softmax and the pooling in the C++ core (the same maps up to float rounding: tested to 2e-5).
+MAPS_PIPELINE = 2
 
 
 def _to_pil(image) -> Image.Image:
@@ -76,6 +82,19 @@ def _softmax_pool(logits: torch.Tensor, size: int) -> torch.Tensor:
     nhwc.sub_(nhwc.amax(dim=-1, keepdim=True)).exp_()
     nhwc.div_(nhwc.sum(dim=-1, keepdim=True))
     return F.adaptive_avg_pool2d(x, size)
+
+
+def _upsample_softmax_pool(logits: torch.Tensor, out_hw: tuple[int, int], size: int) -> torch.Tensor:
+    """What ``_softmax_pool(F.interpolate(logits, out_hw, mode="bilinear", align_corners=True), size)`` computes,
+    float32 on the CPU, in one pass of the C++ core (:func:`segsearch._core.upsample_softmax_pool`) that never stores
+    the upsampled logits (151 x 513 x 513 floats, 159 MB a photo at the native size): each upsampled row is made,
+    its softmax taken over the classes and its columns summed into the pooling bins while it is in the cache. Equal
+    to the direct computation up to float rounding (tested to 1e-6)."""
+    from .. import _core
+
+    src = logits.detach().float().cpu().permute(0, 2, 3, 1).contiguous()  # (B, h, w, C): no copy if channels-last
+    out = _core.upsample_softmax_pool(src.numpy(), int(out_hw[0]), int(out_hw[1]), int(size), torch.get_num_threads())
+    return torch.from_numpy(out)
 
 
 class _PhotoFiles(torch.utils.data.Dataset):
@@ -131,6 +150,8 @@ class Segmenter:
         if input_size < 1:
             raise ValueError(f"input_size must be >= 1, got {input_size}")
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the network's large tensors reuse freed memory (see network.memory)
         # channels-last is markedly faster for depthwise-heavy networks on CPU (oneDNN)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.classes = [str(c) for c in classes]
@@ -213,8 +234,9 @@ class Segmenter:
         x = x / 127.5 - 1.0 if self._mean is None else (x / 255.0 - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+    def _forward(self, x: torch.Tensor, upsample: bool = True) -> torch.Tensor:
+        """The network's logits; ``upsample=False``: the default network's before its last upsampling."""
+        out = self.model(x) if upsample else self.model(x, upsample=False)
         if isinstance(out, dict):
             out = out["out"]
         if out.ndim != 4 or out.shape[1] != len(self.classes):
@@ -234,9 +256,14 @@ class Segmenter:
         return torch.cat(out)
 
     def _maps(self, x: torch.Tensor, size: int, autocast: bool) -> torch.Tensor:
-        """Softmax maps (B, C, size, size) float32 on the CPU for a preprocessed batch."""
-        use_amp = autocast and self.device.type == "cuda"
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+        """Softmax maps (B, C, size, size) float32 on the CPU for a preprocessed batch. The default network on a
+        CPU stops before its last step (the logits' bilinear upsampling to the input size), which
+        :func:`_upsample_softmax_pool` does with the softmax and the pooling in one pass: the same maps."""
+        if self.device.type == "cpu" and isinstance(self.model, DeepLabV3MobileNetV2):
+            return _upsample_softmax_pool(self._forward(x, upsample=False), x.shape[-2:], size)
+        use_amp = bool(autocast) and self.device.type == "cuda"
+        dtype = torch.bfloat16 if autocast == "bfloat16" else torch.float16
+        with torch.autocast(device_type="cuda", dtype=dtype, enabled=use_amp):
             logits = self._forward(x)
         return _softmax_pool(logits, size).cpu()
 
@@ -246,7 +273,8 @@ class Segmenter:
         """Segment image files in batches, decoding them in ``workers`` background processes (a torch
         DataLoader). Yields ``(indices, probs, failed)`` per batch: the positions in ``paths`` that were
         segmented, their maps float32 (len(indices), C, size, size), and ``(position, error)`` for the
-        files that could not be read (they are skipped, never abort the run)."""
+        files that could not be read (they are skipped, never abort the run). ``autocast``: on CUDA, float16
+        (True or ``"float16"``) or ``"bfloat16"`` autocast; ignored on a CPU."""
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         loader = torch.utils.data.DataLoader(
