@@ -88,6 +88,8 @@ def class_index(name: str, classes: Sequence[str]) -> int:
     text = name.strip()
     if text.isdigit() and int(text) < len(classes):
         return int(text)
+    if text in classes:  # as written: no pass lowering every name (a search with exclude= or weights= asks each time)
+        return list(classes).index(text)
     lowered = [c.lower() for c in classes]
     if text.lower() in lowered:
         return lowered.index(text.lower())
