@@ -606,10 +606,9 @@ def _explained_text(h, top: int = 3) -> str:
 
 
 def _cmd_search(args) -> int:
-    import numpy as np
 
     from .library.photo_index import PhotoIndex
-    from .sketch.files import sketch_from_boxes
+    from .sketch.files import draw_boxes
 
     if (
         args.image is None
@@ -633,13 +632,7 @@ def _cmd_search(args) -> int:
     )
     sketch = None if args.sketch is None else pi.sketch_labels(args.sketch)
     if args.draw:
-        boxes = sketch_from_boxes([_parse_box(s) for s in args.draw], pi.classes, pi.size)
-        if sketch is None:
-            sketch = boxes
-        else:
-            from .engine.query import resize_nearest
-
-            sketch = np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
+        sketch = draw_boxes(sketch, [_parse_box(s) for s in args.draw], pi.classes, pi.size)
     hits = pi.search(
         image=args.image,
         sketch=sketch,

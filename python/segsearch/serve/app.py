@@ -535,14 +535,12 @@ def _library_call(fn, *args, **kwargs):
 
 
 def _run_search(pi: PhotoIndex, f: SearchFields, maps, threads: int):
-    from ..engine.query import resize_nearest
-    from ..sketch.files import sketch_from_boxes
+    from ..sketch.files import draw_boxes
 
     def run():
         sketch = None if f.sketch is None else pi.sketch_labels(decode_sketch(f.sketch))
         if f.draw:
-            boxes = sketch_from_boxes(f.draw, pi.classes, pi.size)
-            sketch = boxes if sketch is None else np.where(boxes >= 0, boxes, resize_nearest(sketch, pi.size))
+            sketch = draw_boxes(sketch, f.draw, pi.classes, pi.size)
         if sketch is not None and maps is None and not f.text and not f.refine.get("like") and (sketch < 0).all():
             raise ValueError("the sketch is empty (nothing drawn); draw at least one class, or give a photo or text")
         return pi.search(

@@ -22,7 +22,7 @@ import numpy as np
 from ..engine.checks import class_index
 from ..network.palette import read_sketch, save_sketch
 
-__all__ = ["class_index", "read_sketch", "save_sketch", "sketch_from_boxes"]
+__all__ = ["class_index", "draw_boxes", "read_sketch", "save_sketch", "sketch_from_boxes"]
 
 
 def sketch_from_boxes(boxes, classes: Sequence[str], size: int) -> np.ndarray:
@@ -44,3 +44,12 @@ def sketch_from_boxes(boxes, classes: Sequence[str], size: int) -> np.ndarray:
         c0, c1 = round(x0 * size), max(round(x1 * size), round(x0 * size) + 1)
         lab[r0:r1, c0:c1] = c
     return lab
+
+
+def draw_boxes(sketch, boxes, classes: Sequence[str], size: int) -> np.ndarray:
+    """``boxes`` (as :func:`sketch_from_boxes` takes them) painted over ``sketch`` (a label map of any size, resized
+    to size x size by nearest neighbour; None: an empty canvas)."""
+    from ..engine.query import resize_nearest
+
+    drawn = sketch_from_boxes(boxes, classes, size)
+    return drawn if sketch is None else np.where(drawn >= 0, drawn, resize_nearest(sketch, size))
