@@ -606,7 +606,6 @@ def _explained_text(h, top: int = 3) -> str:
 
 
 def _cmd_search(args) -> int:
-
     from .library.photo_index import PhotoIndex
     from .sketch.files import draw_boxes
 

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..engine.layout import METADATA_FILE
 from ..errors import IndexFormatError, RequestTooLarge
 from ..library.photo_index import PhotoIndex
+from ..network.palette import colorize
 from .live_index import LiveIndex
 from .query_fields import (
     SEARCH_FIELDS,
@@ -41,7 +42,6 @@ from .query_fields import (
     SearchFields,
     decode_photo,
     decode_sketch,
-    labels_png,
     parse_fields,
 )
 
@@ -133,7 +133,7 @@ class LimitBody:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await _send_json(send, 413, self._message())
+            return await _send_json(send, 413, _too_large(self.max_bytes))
         seen, started = 0, False
 
         async def limited():
@@ -154,10 +154,11 @@ class LimitBody:
             await self.app(scope, limited, tracked)
         except RequestTooLarge:
             if not started:
-                await _send_json(send, 413, self._message())
+                await _send_json(send, 413, _too_large(self.max_bytes))
 
-    def _message(self) -> str:
-        return f"the request is larger than the server's cap of {self.max_bytes / 1e6:g} MB; send a smaller photo"
+
+def _too_large(max_bytes: int) -> str:
+    return f"the request is larger than the server's cap of {max_bytes / 1e6:g} MB; send a smaller photo"
 
 
 async def _send_json(send, status: int, message: str) -> None:
@@ -326,7 +327,7 @@ def create_app(
 
     @app.exception_handler(RequestTooLarge)
     async def _large(request, e):
-        return JSONResponse({"error": LimitBody(None, max_upload_bytes)._message()}, status_code=413)
+        return JSONResponse({"error": _too_large(max_upload_bytes)}, status_code=413)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, e: StarletteHTTPException):
@@ -569,6 +570,17 @@ def _result(h) -> dict:
     d["photo"] = f"/api/photo/{q}" if shown else None
     d["labels"] = f"/api/labels/{q}"
     return d
+
+
+def labels_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    """An int label map (n, n) as an RGB PNG in the class colours."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(colorize(labels, palette), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _data_url(png: bytes) -> str:

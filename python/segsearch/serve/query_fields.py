@@ -11,7 +11,6 @@ import io
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import RequestError
@@ -232,11 +231,3 @@ def decode_sketch(data: bytes) -> Image.Image:
     if not data:
         raise RequestError("sketch is empty; send a PNG label map", 400)
     return _open(data, ("PNG",), "sketch", MAX_SKETCH_PIXELS, 422)
-
-
-def labels_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
-    """An int label map (n, n) as an RGB PNG in the class colours."""
-    rgb = np.asarray(palette, np.uint8)[np.clip(labels, 0, len(palette) - 1)]
-    buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
-    return buf.getvalue()
