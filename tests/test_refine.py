@@ -165,6 +165,15 @@ def test_emphasis_composes_with_exclude_and_text(refine_folder):  # noqa: F811 (
         assert {h.id for h in hits} == {h.id for h in pi.search(k=len(pi), exclude={"c": 0.2}, **kw)}
 
 
+@pytest.mark.parametrize("rerank", [None, 0])
+def test_emphasis_when_filters_leave_no_photo(refine_folder, rerank):  # noqa: F811 (a fixture)
+    """Found trying the CLI: --emphasize with an --exclude that every photo meets failed on the empty candidates."""
+    pi = PhotoIndex.open(refine_folder[0], segmenter=segmenter())
+    sk = np.where(np.arange(8)[:, None] < 4, 1, -1).repeat(8, axis=1)
+    assert pi.search(sketch=sk, weights={"b": 2.0}, rerank=rerank, explain=True, folder="no-such-folder") == []
+    assert pi.search(sketch=sk, weights={"b": 2.0}, rerank=rerank, folder="no-such-folder") == []
+
+
 @pytest.mark.parametrize(
     ("weights", "match"),
     [

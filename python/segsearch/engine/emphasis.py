@@ -83,7 +83,7 @@ def coverage(x_cells: np.ndarray, q_cells: np.ndarray) -> np.ndarray:
     g = GRIDS[-1]
     for grid in GRIDS:
         f = g // grid
-        xs = x.reshape(len(x), grid, f, grid, f).sum(axis=(2, 4)).reshape(len(x), -1)
+        xs = x.reshape(len(x), grid, f, grid, f).sum(axis=(2, 4)).reshape(len(x), grid * grid)  # 0 photos too
         qs = q.reshape(grid, f, grid, f).sum(axis=(1, 3)).reshape(-1)
         out += np.minimum(xs, qs[None, :]).sum(axis=1) / total
     return out / len(GRIDS)
