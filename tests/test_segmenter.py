@@ -247,13 +247,13 @@ def test_predict_single_non_square_photo_default_size(segmenter):
 class _TinyNet(torch.nn.Module):
     """A random 1x1-conv 'network' with torchvision's output convention."""
 
-    def __init__(self, n_classes, as_dict):
+    def __init__(self, n_classes, as_dict, scale=1.0):
         super().__init__()
         self.conv = torch.nn.Conv2d(3, n_classes, 1)
-        self.as_dict = as_dict
+        self.as_dict, self.scale = as_dict, scale
 
     def forward(self, x):
-        y = self.conv(x)[:, :, ::4, ::4]  # lower-resolution logits, as many networks give
+        y = self.scale * self.conv(x)[:, :, ::4, ::4]  # lower-resolution logits, as many networks give
         return {"out": y, "aux": y} if self.as_dict else y
 
 
@@ -310,6 +310,31 @@ def test_iter_predict_decodes_in_workers_and_skips_bad_files(tmp_path):
     assert [i for i, _ in failed] == [2, 6] and all(msg for _, msg in failed)
     expect = seg.predict([paths[i] for i in sorted(got)], size=4)
     np.testing.assert_allclose(np.stack([got[i] for i in sorted(got)]), expect, atol=1e-6)
+
+
+def test_iter_predict_float16_is_numpy_rounding_bit_for_bit(tmp_path):
+    # sharp logits: most probabilities are float16 subnormals or underflow to 0, where a conversion is easy to get
+    # wrong; the sample file must hold exactly what numpy's astype(float16) of the float32 maps gives
+    torch.manual_seed(3)
+    seg = Segmenter.from_module(_TinyNet(6, False, scale=40.0), list("abcdef"), device="cpu", input_size=32)
+    rng = np.random.default_rng(4)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"p{i}.png")
+        Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(paths[-1])
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    paths.insert(1, tmp_path / "bad.png")
+    f32 = list(seg.iter_predict(paths, size=8, batch_size=2, workers=0))
+    f16 = list(seg.iter_predict(paths, size=8, batch_size=2, workers=0, dtype=np.float16))
+    assert [i.tolist() for i, _, _ in f16] == [i.tolist() for i, _, _ in f32]
+    assert [b for _, _, b in f16] == [b for _, _, b in f32]
+    a32 = np.concatenate([p for _, p, _ in f32])
+    a16 = np.concatenate([p for _, p, _ in f16])
+    assert a16.dtype == np.float16 and a16.shape == (4, 6, 8, 8)
+    assert ((a32 > 0) & (a32 < 6.1e-5)).any()  # the case under test: subnormal float16 values
+    np.testing.assert_array_equal(a16.view(np.uint16), a32.astype(np.float16).view(np.uint16))
+    with pytest.raises(ValueError, match="float32 or float16"):
+        next(seg.iter_predict(paths, size=8, dtype=np.float64))
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

@@ -99,14 +99,17 @@ class PhotoEncoder:
         bytes each) --, [(position, error)] not readable)."""
         index = self._index(*codebook) if codebook is not None else None
         done, out, failed = [], [], []
-        for idx, maps, bad in self.seg.iter_predict(paths, size=self.size, batch_size=self.batch, workers=self.workers):
+        dtype = np.float32 if index is not None else np.float16
+        for idx, maps, bad in self.seg.iter_predict(
+            paths, size=self.size, batch_size=self.batch, workers=self.workers, dtype=dtype
+        ):
             failed += bad
             if len(idx):
                 done.append(idx)
                 if index is not None:
                     out += encode_records(index, maps, device=self.device)
                 else:
-                    out.append(np.ascontiguousarray(maps, dtype=np.float16))
+                    out.append(maps)
         if not done:
             C = len(self.seg.classes)
             empty = [] if index is not None else np.zeros((0, C, self.size, self.size), np.float16)

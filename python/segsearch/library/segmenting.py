@@ -141,9 +141,11 @@ def segment_photos(
     desc: str,
     store: Callable,
     codebook: tuple[str, str] | None = None,
+    dtype=np.float32,
 ) -> None:
     """Segment the photos ``todo`` [(id, path)] in batches (decoded in ``workers`` processes); for each batch,
-    one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others. On Ray
+    one transaction marks the unreadable photos failed and runs ``store(rows, maps)`` for the others (maps of
+    ``dtype``; on Ray, float16). On Ray
     the actors segment chunks of whole batches (encoded with ``codebook`` = (checkpoint, sha256) when given:
     ``store`` then gets codes), committed here in ``todo``'s order."""
     if not todo:
@@ -151,7 +153,7 @@ def segment_photos(
     pool = seg.pool()
     with progress_bar(len(todo), desc) as bar:
         for part, idx, payload, failed in (
-            _local_batches(seg.get(), root, todo, size, batch, workers)
+            _local_batches(seg.get(), root, todo, size, batch, workers, dtype)
             if pool is None
             else pool.chunks(root, todo, codebook=codebook)
         ):
@@ -162,12 +164,13 @@ def segment_photos(
             bar.update(len(idx) + len(failed))
 
 
-def _local_batches(model, root: Path, todo: list[tuple], size: int, batch: int, workers: int):
-    """(rows, positions in rows segmented, their maps, failed) per network batch, segmented in this process."""
+def _local_batches(model, root: Path, todo: list[tuple], size: int, batch: int, workers: int, dtype):
+    """(rows, positions in rows segmented, their maps of ``dtype``, failed) per network batch, segmented in this
+    process."""
     for s in range(0, len(todo), batch * 64):  # a fresh loader every 64 batches keeps its queue short
         part = todo[s : s + batch * 64]
         for idx, maps, failed in model.iter_predict(
-            [root / r[1] for r in part], size=size, batch_size=batch, workers=workers
+            [root / r[1] for r in part], size=size, batch_size=batch, workers=workers, dtype=dtype
         ):
             yield part, idx, maps, failed
 
@@ -199,7 +202,7 @@ def segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, work
 
         def store(rows, maps):
             nonlocal next_row
-            data = np.ascontiguousarray(maps, dtype=np.float16).tobytes()
+            data = np.ascontiguousarray(maps, dtype=np.float16).tobytes()  # float16 already: no copy
             _pwrite_all(fd, data, next_row * row_bytes, sample_path)
             st.db.executemany(
                 "UPDATE photos SET sampled=1, sample_row=? WHERE id=?",
@@ -207,7 +210,8 @@ def segment_sample(st, root, seg, sample_path: Path, size: int, batch: int, work
             )
             next_row += len(rows)
 
-        segment_photos(st, root, seg, todo, size, batch, workers, "1/4 segmenting the training sample", store)
+        desc = "1/4 segmenting the training sample"
+        segment_photos(st, root, seg, todo, size, batch, workers, desc, store, dtype=np.float16)
     finally:
         os.close(fd)
 
