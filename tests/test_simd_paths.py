@@ -224,3 +224,29 @@ def test_vbmi_byte_table_kernel():
 def test_every_level_is_either_run_or_reported():
     """The levels this CPU runs are a prefix of scalar, avx2, avx512 (the others are skipped above, by name)."""
     assert SUPPORTED == list(ALL_SIMD_LEVELS[: len(SUPPORTED)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_conversion_at_every_level(simd_level, threads):
+    """Every float16 bit pattern (zeros, subnormals, normals, infinities, NaNs with their payloads) converts to
+    the float32 numpy's cast gives, bit for bit, in any shape, strides and thread count; and ``as_float32`` (what
+    training and encoding read the float16 sample through) gives numpy's values for float16, float32 and int input."""
+    from segsearch.engine.checks import as_float32
+
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    want = bits.view(np.float16).astype(np.float32)
+    got = _core.float16_to_float32(bits, threads)
+    assert got.dtype == np.float32 and got.shape == bits.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # larger than one thread's chunk, 4-D, and a strided view (one class of each photo)
+    maps = random_probs(3, 200, 18, seed=5).astype(np.float16)  # most values are float16 subnormals
+    assert (np.abs(maps) < np.float16(6.1e-5)).mean() > 0.1
+    for a in (maps, maps[:, 7], maps[1:, ::2, 3:]):
+        out = _core.float16_to_float32(a.view(np.uint16), threads)
+        assert out.shape == a.shape and out.flags.c_contiguous
+        np.testing.assert_array_equal(out.view(np.uint32), a.astype(np.float32).view(np.uint32))
+        np.testing.assert_array_equal(as_float32(a).view(np.uint32), a.astype(np.float32).view(np.uint32))
+    f32 = np.ascontiguousarray(maps.astype(np.float32))
+    assert as_float32(f32) is f32
+    np.testing.assert_array_equal(as_float32(np.arange(6).reshape(2, 3)), np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert _core.float16_to_float32(np.zeros(0, np.uint16), threads).shape == (0,)

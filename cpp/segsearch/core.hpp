@@ -161,6 +161,10 @@ void rerank_blocks(const BlockMaps& maps, const std::vector<QuerySpec>& queries,
 void upsample_softmax_pool(const float* logits, int64_t B, int64_t h, int64_t w, int64_t C, int64_t H, int64_t W,
                            int64_t size, float* out, int threads);
 
+// float16 to float32 (float16.cpp): out[i] = the float16 whose bits are in[i], i < n, exactly, with the active
+// level's kernel; threads take chunks of a large array.
+void float16_to_float32(const uint16_t* in, float* out, int64_t n, int threads);
+
 // SIMD levels.
 enum class SimdLevel : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
 std::string simd_level_name(SimdLevel level);

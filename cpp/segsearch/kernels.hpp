@@ -38,6 +38,8 @@ struct Kernels {
     // One upsampled row of logits to area-pooled softmax sums (softmax_pool.cpp; see generic_softmax_pool_row).
     void (*softmax_pool_row)(const float* rowvec, int Cp, int W, const int32_t* x0, const int32_t* x1, const float* lx,
                              const int32_t* bin_lo, const int32_t* bin_hi, float* acc, float* scratch);
+    // out[i] = the float16 whose bits are in[i], i < n, exactly (see generic_f16_to_f32)
+    void (*f16_to_f32)(const uint16_t* in, float* out, int64_t n);
 };
 
 const Kernels& kernels_scalar();

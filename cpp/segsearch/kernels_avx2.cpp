@@ -157,7 +157,8 @@ const Kernels& kernels_avx2() {
                            at_most_u16,
                            /*quantized_cost_small=*/0.15f,
                            /*quantized_cost_large=*/0.5f,
-                           generic_softmax_pool_row};
+                           generic_softmax_pool_row,
+                           generic_f16_to_f32};
     return k;
 }
 }  // namespace segsearch

@@ -102,7 +102,8 @@ const Kernels& kernels_avx512() {
                            at_most_u16,
                            /*quantized_cost_small=*/0.15f,
                            /*quantized_cost_large=*/vbmi ? 0.15f : 0.5f,
-                           generic_softmax_pool_row};
+                           generic_softmax_pool_row,
+                           generic_f16_to_f32};
     return k;
 }
 }  // namespace segsearch

@@ -20,7 +20,8 @@ const Kernels& kernels_scalar() {
                            generic_at_most_u16,
                            0.0f,
                            0.0f,
-                           generic_softmax_pool_row};
+                           generic_softmax_pool_row,
+                           generic_f16_to_f32};
     return k;
 }
 }  // namespace segsearch

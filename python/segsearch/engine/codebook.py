@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checks import as_numpy
+from .checks import as_float32, as_numpy
 from .index_file import CODEBOOK_MAX, CODEBOOK_MIN, codebook_in_range
 
 if TYPE_CHECKING:
@@ -159,10 +159,10 @@ def train_codebook(
 
     whole = None  # a small sample is read once, whole (not class by class from a memory-mapped file)
     if N * C * D <= KMEANS_BATCH_FLOATS:
-        whole = probs.block(slice(None)) if hasattr(probs, "block") else np.asarray(probs, np.float32)
+        whole = probs.block(slice(None)) if hasattr(probs, "block") else as_float32(probs)
     with torch.inference_mode():
         for c in range(C):  # each class's rows sorted out in numpy (small arrays: no thread pool to wake)
-            x = np.ascontiguousarray((whole if whole is not None else probs)[:, c].reshape(N, D), dtype=np.float32)
+            x = as_float32((whole if whole is not None else probs)[:, c]).reshape(N, D)
             mass = x.sum(1) if row_mass is None else np.asarray(row_mass[:, c])
             absent = mass < absent_mass
             first = 1 if absent.any() else 0
@@ -235,7 +235,7 @@ def encode(
         for s in range(0, N, step):
             rows = slice(s, s + step)
             block = probs.block(rows) if hasattr(probs, "block") else probs[rows]  # a Reweighted view, or maps
-            x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(dev).reshape(-1, C, D)
+            x = torch.from_numpy(as_float32(block)).to(dev).reshape(-1, C, D)
             xn2 = torch.einsum("bcd,bcd->bc", x, x)
             d0 = (xn2 - 2.0 * torch.einsum("bcd,cd->bc", x, a0) + cnorm2[:, 0]).clamp_min(0)
             # Lower bound of the distance to every other centroid from the norms alone.

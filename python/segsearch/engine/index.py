@@ -10,7 +10,7 @@ from .. import _core
 from ..errors import NotTrainedError
 from . import index_file, storage
 from . import ranking as rk
-from .checks import DEFAULT_EPS, as_numpy, check_count, check_eps, check_threads
+from .checks import DEFAULT_EPS, as_float32, as_numpy, check_count, check_eps, check_threads
 from .class_shares import check_shares, count_dtype, excluded, shares_from_blocks, shares_from_maps
 from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
 from .emphasis import cell_ids, emphasis_of
@@ -280,7 +280,7 @@ class Index(Searchable):
             if hasattr(a, "block"):  # a Reweighted view: all classes at once, the same values
                 u8 = to_bytes(a.block(rows).transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
             else:
-                u8 = np.stack([to_bytes(np.asarray(a[rows, c], np.float32)) for c in range(C)], axis=1)
+                u8 = np.stack([to_bytes(as_float32(a[rows, c])) for c in range(C)], axis=1)
             parts.append(to_blocks(u8.reshape(len(u8), C, self.dim)))
         if not parts:
             return BlockMaps.empty()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._core import QueryKind
-from .checks import as_numpy, check_class_weights
+from .checks import as_float32, as_numpy, check_class_weights
 
 # Query kinds: the core's enum.
 IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch
@@ -31,7 +31,7 @@ def check_probs(p, what: str = "probabilities", *, batched: bool) -> np.ndarray:
         raise ValueError(f"{what} maps must be square (n x n); got {a.shape[-2]} x {a.shape[-1]}")
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{what} must be a float array; got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    a = as_float32(a)
     if not np.isfinite(a).all():
         raise ValueError(f"{what} contain NaN or inf; pass the network's softmax output")
     if a.size and (a.min() < -SUM_TOLERANCE or a.max() > 1 + SUM_TOLERANCE):

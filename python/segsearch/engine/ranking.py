@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import as_float32
+
 #: Smallest class prior used (a class the sample never shows would get an infinite weight otherwise).
 PRIOR_FLOOR = 1e-6
 
@@ -83,7 +85,7 @@ def class_masses(maps, *, chunk: int = 256) -> np.ndarray:
     images at a time (memory-mapped float16 maps are never copied whole)."""
     out = np.empty(maps.shape[:2], np.float32)
     for s in range(0, len(maps), chunk):
-        out[s : s + chunk] = np.asarray(maps[s : s + chunk], np.float32).sum(axis=(2, 3), dtype=np.float64)
+        out[s : s + chunk] = as_float32(maps[s : s + chunk]).sum(axis=(2, 3), dtype=np.float64)
     return out
 
 
@@ -107,7 +109,7 @@ def _inverse_pixel_sums(maps, weights: np.ndarray, chunk: int = 256) -> np.ndarr
     the result does not depend on memory layout or alignment: the same maps always give the same codes."""
     inv = np.empty((len(maps),) + tuple(maps.shape[2:]), np.float32)
     for s in range(0, len(maps), chunk):
-        part = np.asarray(maps[s : s + chunk], np.float32)
+        part = as_float32(maps[s : s + chunk])
         z = np.zeros((len(part),) + part.shape[2:], np.float32)
         for c, w in enumerate(weights.tolist()):
             z += np.float32(w) * part[:, c]
@@ -120,7 +122,7 @@ def reweight(maps, weights: np.ndarray) -> np.ndarray:
     """Maps (N, C, n, n) reweighted per pixel, w_c p_c / sum_c' w_c' p_c': a new float32 array (0 where a pixel
     has no mass); the same values as :class:`Reweighted` gives."""
     inv = _inverse_pixel_sums(maps, weights)
-    y = np.multiply(np.asarray(maps, np.float32), weights[None, :, None, None], dtype=np.float32)
+    y = np.multiply(as_float32(maps), weights[None, :, None, None], dtype=np.float32)
     y *= inv[:, None]
     return y
 
@@ -140,12 +142,12 @@ class Reweighted:
 
     def block(self, rows: slice) -> np.ndarray:
         """All classes of ``rows``, float32 (len, C, n, n): the values ``view[rows, c]`` gives, bit for bit."""
-        x = np.asarray(self.maps[rows], np.float32) * self.weights[None, :, None, None]
+        x = as_float32(self.maps[rows]) * self.weights[None, :, None, None]
         return x * self._inv_z[rows][:, None]
 
     def __getitem__(self, key):
         rows, c = key
         if not isinstance(rows, slice) or isinstance(c, slice):
             raise TypeError("Reweighted views are read as view[rows, class]")
-        x = np.asarray(self.maps[rows, c], np.float32) * self.weights[c]
+        x = as_float32(self.maps[rows, c]) * self.weights[c]
         return x * self._inv_z[rows]
