@@ -396,7 +396,7 @@ def create_app(
                 segment_ms = (time.perf_counter() - t1) * 1000
                 uploads.put(key, maps)
         elif fields.photo is not None:  # PhotoIndex caches the maps of its last few photo files
-            _, target = _photo_path(pi, fields.photo)
+            _, target = await run_in_threadpool(_photo_path, pi, fields.photo)  # locate() stats the file
             t1 = time.perf_counter()
             maps = await loop.run_in_executor(state["pool"], _library_call, pi.segment, target)
             segment_ms = (time.perf_counter() - t1) * 1000
