@@ -376,3 +376,21 @@ def test_from_codebook_with_one_class_adopts_a_proper_view():
     r = ix.search(Query.sketch(np.zeros((8, 8), int)), k=30)
     assert sorted(r.ids.tolist()) == list(range(30))
     assert np.shares_memory(ix.codes, codes)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_maps_validated_in_chunks_are_checked_to_the_last_photo(dtype):
+    """train, encode and exact_maps validate float16/float32 maps a few photos at a time (as given, not copied):
+    a NaN, a value out of range or a pixel that does not sum to 1 in the last photo, past every earlier chunk, is
+    still refused with the usual message."""
+    from segsearch.engine.query import CHECK_CHUNK
+
+    n = 3 * CHECK_CHUNK + 1  # the bad photo is alone in the last chunk
+    good = random_probs(n, 4, 8, 1).astype(dtype)
+    ix = Index(4, 8, 2).train(good, niter=1)
+    for change, match in ((np.nan, "NaN or inf"), (2.0, r"\[0, 1\]"), (0.1, "sum to 1")):
+        bad = good.copy()
+        bad[-1, 2, 5, 3] = change
+        for call in (lambda a: Index(4, 8, 2).train(a, niter=1), ix.encode, ix.exact_maps):
+            with pytest.raises(ValueError, match=match):
+                call(bad)

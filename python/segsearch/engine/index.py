@@ -15,7 +15,7 @@ from .class_shares import check_shares, count_dtype, excluded, shares_from_block
 from .codebook import check_given_codebook, decode, derived, fingerprint, to_bytes
 from .emphasis import cell_ids, emphasis_of
 from .exact_maps import BlockMaps, to_blocks
-from .query import Query, check_maps
+from .query import CHECK_CHUNK, Query, check_maps
 from .search import Searchable, SearchResult
 from .snapshot import Snapshot, code_counts, column_max, new_ids_for, positions_in, with_ids
 
@@ -236,7 +236,7 @@ class Index(Searchable):
                     "to retrain"
                 )
             a = check_maps(
-                probs, self.num_classes, self.size, chunk=256
+                probs, self.num_classes, self.size, chunk=CHECK_CHUNK
             )  # float16 / memory-mapped maps are read one class at a time
             niter = check_count(niter, "niter", 0)
             from .codebook import train_codebook  # torch is imported only when codebooks are made
@@ -269,7 +269,7 @@ class Index(Searchable):
     def exact_maps(self, probs) -> BlockMaps:
         """The exact maps of maps (N, C, n, n) as this index keeps them (reweighted for its ranking, as bytes, in
         blocks), for :meth:`add_codes` with codes from :meth:`encode`. Nothing is added."""
-        a = check_maps(probs, self.num_classes, self.size, chunk=256)
+        a = check_maps(probs, self.num_classes, self.size, chunk=CHECK_CHUNK)
         return self._blocks_of_reweighted(a if self._weights is None else rk.Reweighted(a, self._weights))
 
     def _blocks_of_reweighted(self, a) -> BlockMaps:
@@ -290,7 +290,7 @@ class Index(Searchable):
         """The codes uint8 (N, C) of maps (N, C, n, n): each class map's nearest centroid. Nothing is added;
         :meth:`add_codes` appends codes made here (or by another process with the same codebook)."""
         self._need_trained()
-        a = check_maps(probs, self.num_classes, self.size, chunk=256)
+        a = check_maps(probs, self.num_classes, self.size, chunk=CHECK_CHUNK)
         return self._encode_reweighted(a if self._weights is None else rk.Reweighted(a, self._weights), device)
 
     def _encode_reweighted(self, a, device) -> np.ndarray:
