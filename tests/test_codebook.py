@@ -85,3 +85,47 @@ def test_gpu_matches_cpu():
     np.testing.assert_allclose(cpu, gpu, atol=1e-4)
     pm = cpu.transpose(0, 2, 1)
     np.testing.assert_array_equal(encode(probs, pm, device="cpu"), encode(probs, pm, device="cuda"))
+
+
+def _lloyd_every_iteration(x: torch.Tensor, cents: torch.Tensor, niter: int) -> torch.Tensor:
+    """Lloyd's k-means as the trainer runs it (nearest centroid, means, empty clusters re-seeded with the rows
+    farthest from their centroids), every one of ``niter`` iterations, with no early stop."""
+    k = len(cents)
+    for _ in range(niter):
+        d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ cents.T) + (cents * cents).sum(1)[None, :]
+        best, idx = d.min(dim=1)
+        sums = torch.zeros_like(cents).index_add_(0, idx, x)
+        counts = torch.bincount(idx, minlength=k)
+        empty = (counts == 0).nonzero().flatten()
+        cents = sums / counts.clamp_min(1).to(x.dtype)[:, None]
+        if len(empty):
+            far = torch.argsort(best.clamp_min(0), descending=True, stable=True)[: len(empty)]
+            cents[empty] = x[far]
+    return cents
+
+
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_kmeans_stops_early_with_the_centroids_of_every_iteration(monkeypatch, duplicates):
+    """k-means stops once an iteration changes no assignment (and leaves no cluster empty): the centroids are then
+    those that running all ``niter`` iterations gives, bit for bit; the batched trainer gives them too (up to the
+    float rounding of its batched products), whatever ``niter`` past convergence."""
+    import segsearch.engine.codebook as cb
+
+    probs = synthetic_probs(60, 3, 8, seed=4)
+    xs = [torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(60, -1))) for c in (1, 2)]
+    if duplicates:  # 6 distinct rows for 8 clusters: some stay empty, re-seeded at every iteration
+        xs = [torch.cat([x[:6]] * 10) for x in xs]
+    k, niter = 8, 60
+    perms = [torch.randperm(60, generator=torch.Generator().manual_seed(5 + c))[:k] for c in (0, 1)]
+    want = [_lloyd_every_iteration(x, x[p].clone(), niter) for x, p in zip(xs, perms)]
+    calls = []
+    nearest = cb._nearest
+    monkeypatch.setattr(cb, "_nearest", lambda *a: calls.append(1) or nearest(*a))
+    got = cb._kmeans(xs[0], k, niter, torch.Generator().manual_seed(5))
+    assert torch.equal(got, want[0])
+    # it stopped early, except where clusters stay empty (their re-seeding depends on the distances)
+    assert len(calls) == niter if duplicates else len(calls) < niter
+    for n in (niter, 2 * niter):
+        batched = cb._kmeans_batched([x.numpy() for x in xs], k, n, [p.numpy() for p in perms], "cpu")
+        for g in (0, 1):
+            np.testing.assert_allclose(batched[g], want[g].numpy(), rtol=0, atol=1e-5)

@@ -44,21 +44,27 @@ def _nearest(x: torch.Tensor, cents: torch.Tensor, cnorm: torch.Tensor) -> tuple
 
 def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.Tensor:
     """Lloyd's k-means on rows x (n, D) with k <= n; init from k distinct random rows; empty clusters are
-    re-seeded with the rows farthest from their centroids. Deterministic for a given generator."""
+    re-seeded with the rows farthest from their centroids. Deterministic for a given generator. Stops early once an
+    iteration assigns every row as the one before and leaves no cluster empty: the centroids are then the means of
+    the same rows again, so every later iteration would repeat them bit for bit (the result is that of ``niter``)."""
     import torch
 
     n = x.shape[0]
     perm = torch.randperm(n, generator=gen, device="cpu")[:k].to(x.device)
     cents = x[perm].clone()
+    last = None
     for _ in range(niter):
         idx, dist = _nearest(x, cents, (cents * cents).sum(1))
         sums = torch.zeros_like(cents).index_add_(0, idx, x)
         counts = torch.bincount(idx, minlength=k)
         empty = (counts == 0).nonzero().flatten()
-        cents = sums / counts.clamp_min(1).to(x.dtype)[:, None]
+        new = sums / counts.clamp_min(1).to(x.dtype)[:, None]
         if len(empty):
             far = torch.argsort(dist, descending=True, stable=True)[: len(empty)]
-            cents[empty] = x[far]
+            new[empty] = x[far]
+        elif last is not None and torch.equal(idx, last):
+            break  # the means of the same rows: new == cents
+        cents, last = new, idx
     return cents
 
 
@@ -86,6 +92,7 @@ def _kmeans_batched(xs: list[np.ndarray], k: int, niter: int, perms: list[np.nda
     valid = torch.arange(nmax, device=dev)[None, :] < n[:, None]
     xn2 = (X * X).sum(2, keepdim=True)
     one_hot = k + 1 <= 32  # small k: the sums as a matrix product; else one index_add_ over the whole batch
+    last = None
     for _ in range(niter):
         d = xn2 - 2.0 * torch.bmm(X, cents.transpose(1, 2)) + (cents * cents).sum(2)[:, None, :]
         best, idx = d.min(dim=2)
@@ -101,11 +108,14 @@ def _kmeans_batched(xs: list[np.ndarray], k: int, niter: int, perms: list[np.nda
             counts = torch.bincount(flat, minlength=G * (k + 1)).view(G, k + 1).to(X.dtype)
         counts = counts[:, :k]
         new = sums[:, :k] / counts.clamp_min(1)[..., None]
-        for g in (counts == 0).any(1).nonzero().flatten().tolist():
+        with_empty = (counts == 0).any(1).nonzero().flatten().tolist()
+        for g in with_empty:
             empty = (counts[g] == 0).nonzero().flatten()
             far = torch.argsort(dist[g], descending=True, stable=True)[: len(empty)]
             new[g, empty] = X[g, far]
-        cents = new
+        if not with_empty and last is not None and torch.equal(idx, last):
+            break  # every class converged (see _kmeans): new == cents
+        cents, last = new, idx
     return cents.cpu().numpy()
 
 
