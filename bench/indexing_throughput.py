@@ -7,7 +7,9 @@
 ``--compare PYTHON``: also run ``PYTHON -m segsearch.cli index`` (another install, e.g. a venv with an earlier
 commit installed) side by side with this checkout's, as separate processes on copies of the same photos, with
 ``--threads`` (OMP_NUM_THREADS) each, ``--repeats`` times, the order alternating so that a change of the machine's
-load hits both; reports each one's median and spread and the ratio of the medians. ``--fresh-cache``: each of those
+load hits both; reports each one's median and spread and the ratio of the medians. The network alone is timed
+after each round too, and each run is set against that round's (the VM's speed drifts within minutes): the
+``segsearch index`` / network figure printed is the median of the rounds' ratios. ``--fresh-cache``: each of those
 runs gets an empty HOME and user cache, so it imports the bundled network first (a new user's first run).
 ``--tflite``: the TFLite interpreter (``ai-edge-litert``, the ``test`` extra) on the same photos in the same run,
 decoding and network, for the README's table. ``--cli-only``: skip the in-process breakdown below.
@@ -134,10 +136,12 @@ def cli_index_seconds(python: str, folder: Path, work: Path, threads: int, fresh
     return seconds
 
 
-def compare_installs(pythons: dict[str, str], photos: list[Path], args) -> dict:
+def compare_installs(pythons: dict[str, str], photos: list[Path], args, network_pass=None) -> dict:
     """``segsearch index`` of each install in ``pythons`` ({label: python}) on copies of ``photos``, ``--repeats``
     rounds, each round in the other order than the last; one untimed run each first (imports and weights cached,
-    photos in the page cache) unless ``--fresh-cache``."""
+    photos in the page cache) unless ``--fresh-cache``. ``network_pass()``: the network alone on the same photos
+    (seconds), timed after each round, so that each round's runs are set against the network timed beside them
+    (this VM's speed drifts by up to 1.5x within minutes)."""
     work = Path(tempfile.mkdtemp(prefix="segsearch-compare-"))
     try:
         folder = copy_photos(photos, work / "photos")
@@ -148,16 +152,22 @@ def compare_installs(pythons: dict[str, str], photos: list[Path], args) -> dict:
             for label in labels:
                 cli_index_seconds(pythons[label], folder, work, args.threads, False, cache)
         times = {label: [] for label in labels}
+        network = []
         loads = [load_average()]
         for r in range(args.repeats):
             for label in labels if r % 2 == 0 else labels[::-1]:
                 sec = cli_index_seconds(pythons[label], folder, work, args.threads, args.fresh_cache, cache)
                 times[label].append(sec)
                 print(f"  round {r + 1}: {label:<12} {sec:6.1f} s  ({len(photos) / sec:.2f} photos/s)", flush=True)
+            if network_pass is not None:
+                network.append(network_pass())
+                print(f"  round {r + 1}: network alone {network[-1]:6.1f} s", flush=True)
             loads.append(load_average())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"repeats": args.repeats, "fresh_cache": args.fresh_cache, "load_average_1min": loads, "runs": {}}
+    if network:
+        result["network_s_per_round"] = network
     for label in labels:
         med = statistics.median(times[label])
         result["runs"][label] = {
@@ -167,6 +177,10 @@ def compare_installs(pythons: dict[str, str], photos: list[Path], args) -> dict:
             "photos_per_s": len(photos) / med,
             "photos_per_s_range": [len(photos) / max(times[label]), len(photos) / min(times[label])],
         }
+        if network:
+            ratios = [t / n for t, n in zip(times[label], network)]
+            result["runs"][label]["over_network_per_round"] = ratios
+            result["runs"][label]["over_network_median"] = statistics.median(ratios)
     if len(labels) == 2:
         a, b = labels
         result["speedup"] = result["runs"][a]["median_s"] / result["runs"][b]["median_s"]
@@ -210,13 +224,30 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     photos = real_photos(args.photos)
+    seg = Segmenter.default(device="cpu")
+    # 3. decoding alone (also gives the network its input for 1.)
+    t = time.perf_counter()
+    pixels = [_square_pixels(p, seg.input_size) for p in photos]
+    decode_s = time.perf_counter() - t
+
+    def network_seconds(upsample: bool = True) -> float:
+        """The network alone on every photo (pixels decoded beforehand), warm: the published graph (to 513 x 513
+        logits), or as indexing runs it (``upsample=False``: to its own logits)."""
+        kwargs = {} if upsample else {"upsample": False}
+        with torch.inference_mode():
+            seg.model(seg._normalize(torch.from_numpy(np.stack(pixels[: args.batch]))), **kwargs)  # warm-up
+            t = time.perf_counter()
+            for s in range(0, len(pixels), args.batch):
+                seg.model(seg._normalize(torch.from_numpy(np.stack(pixels[s : s + args.batch]))), **kwargs)
+            return time.perf_counter() - t
+
     side = {}
     if args.compare or args.cli_only:
         pythons = {"this": sys.executable}
         if args.compare:
             pythons = {"baseline": args.compare, "this": sys.executable}
         print(f"segsearch index, {len(photos)} photos, {args.threads} threads, load {load_average()}", flush=True)
-        side = compare_installs(pythons, photos, args)
+        side = compare_installs(pythons, photos, args, network_seconds)
         for label, r in side["runs"].items():
             lo, hi = r["photos_per_s_range"]
             print(f"  {label:<10} median {r['median_s']:6.1f} s  {r['photos_per_s']:.2f} photos/s ({lo:.2f}-{hi:.2f})")
@@ -225,7 +256,6 @@ def main() -> None:
                 f"  speedup (ratio of medians): {side['speedup']:.2f}x; per round: "
                 + ", ".join(f"{x:.2f}" for x in side["speedup_per_round"])
             )
-    seg = Segmenter.default(device="cpu")
     report = {
         "photos": len(photos),
         "batch": args.batch,
@@ -240,30 +270,25 @@ def main() -> None:
         report["tflite"] = tflite_seconds(photos, args.threads, max(1, min(args.repeats, 3)))
         print(f"  TFLite interpreter (decode + network): {report['tflite']['photos_per_s']:.2f} photos/s")
 
-    # 3. decoding alone (also gives the network its input for 1.)
-    t = time.perf_counter()
-    pixels = [_square_pixels(p, seg.input_size) for p in photos]
-    report["decode_s"] = time.perf_counter() - t
+    report["decode_s"] = decode_s
 
-    # 1. the network alone: the published graph (to 513 x 513 logits), and as indexing runs it (to its own logits)
-    for key, kwargs in (("network_s", {}), ("network_lowres_s", {"upsample": False})):
-        with torch.inference_mode():
-            seg.model(seg._normalize(torch.from_numpy(np.stack(pixels[: args.batch]))), **kwargs)  # warm-up
-            t = time.perf_counter()
-            for s in range(0, len(pixels), args.batch):
-                seg.model(seg._normalize(torch.from_numpy(np.stack(pixels[s : s + args.batch]))), **kwargs)
-        report[key] = time.perf_counter() - t
+    # 1. the network alone: the published graph (to 513 x 513 logits), and as indexing runs it (to its own logits);
+    # after side-by-side rounds, the median of the passes timed after each round
+    rounds = side.get("network_s_per_round")
+    report["network_s"] = statistics.median(rounds) if rounds else network_seconds()
+    report["network_lowres_s"] = network_seconds(upsample=False)
     if side:
         for r in side["runs"].values():
             r["over_network"] = r["median_s"] / report["network_s"]
     if args.cli_only:
         print(
-            f"  network alone (513 x 513 logits, warm) {report['network_s']:.1f} s; segsearch index / network: "
-            + ", ".join(f"{k} {r['over_network']:.2f}x" for k, r in side["runs"].items())
+            f"  network alone (513 x 513 logits, warm) median {report['network_s']:.1f} s; segsearch index / network "
+            "(median of the rounds' ratios): "
+            + ", ".join(f"{k} {r['over_network_median']:.2f}x" for k, r in side["runs"].items())
         )
         write_report(report, args.out)
         return
-    del pixels
+    pixels.clear()  # the in-process run below decodes its own
 
     # 2. segsearch index, timed end to end and inside its steps
     with tempfile.TemporaryDirectory() as tmp:
