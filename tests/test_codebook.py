@@ -88,8 +88,9 @@ def test_gpu_matches_cpu():
 
 
 def _lloyd_every_iteration(x: torch.Tensor, cents: torch.Tensor, niter: int) -> torch.Tensor:
-    """Lloyd's k-means as the trainer runs it (nearest centroid, means, empty clusters re-seeded with the rows
-    farthest from their centroids), every one of ``niter`` iterations, with no early stop."""
+    """Lloyd's k-means of one class's rows as the trainer runs it (nearest centroid, the first on ties; means; empty
+    clusters re-seeded with the rows farthest from their centroids), every one of ``niter`` iterations, with no
+    early stop."""
     k = len(cents)
     for _ in range(niter):
         d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ cents.T) + (cents * cents).sum(1)[None, :]
@@ -106,26 +107,27 @@ def _lloyd_every_iteration(x: torch.Tensor, cents: torch.Tensor, niter: int) -> 
 
 @pytest.mark.parametrize("duplicates", [False, True])
 def test_kmeans_stops_early_with_the_centroids_of_every_iteration(monkeypatch, duplicates):
-    """k-means stops once an iteration changes no assignment (and leaves no cluster empty): the centroids are then
-    those that running all ``niter`` iterations gives, bit for bit; the batched trainer gives them too (up to the
-    float rounding of its batched products), whatever ``niter`` past convergence."""
+    """The trainer's k-means (several classes in one batch) stops once an iteration changes no assignment (and
+    leaves no cluster empty): its centroids are those of Lloyd's algorithm run for every one of ``niter``
+    iterations (up to the float rounding of its batched products), for any ``niter``, before convergence or long
+    past it."""
     import segsearch.engine.codebook as cb
 
     probs = synthetic_probs(60, 3, 8, seed=4)
     xs = [torch.from_numpy(np.ascontiguousarray(probs[:, c].reshape(60, -1))) for c in (1, 2)]
     if duplicates:  # 6 distinct rows for 8 clusters: some stay empty, re-seeded at every iteration
         xs = [torch.cat([x[:6]] * 10) for x in xs]
-    k, niter = 8, 60
+    k = 8
     perms = [torch.randperm(60, generator=torch.Generator().manual_seed(5 + c))[:k] for c in (0, 1)]
-    want = [_lloyd_every_iteration(x, x[p].clone(), niter) for x, p in zip(xs, perms)]
-    calls = []
-    nearest = cb._nearest
-    monkeypatch.setattr(cb, "_nearest", lambda *a: calls.append(1) or nearest(*a))
-    got = cb._kmeans(xs[0], k, niter, torch.Generator().manual_seed(5))
-    assert torch.equal(got, want[0])
-    # it stopped early, except where clusters stay empty (their re-seeding depends on the distances)
-    assert len(calls) == niter if duplicates else len(calls) < niter
-    for n in (niter, 2 * niter):
-        batched = cb._kmeans_batched([x.numpy() for x in xs], k, n, [p.numpy() for p in perms], "cpu")
+    products = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda *a: products.append(1) or bmm(*a))
+    for niter in (1, 3, 60, 120):
+        want = [_lloyd_every_iteration(x, x[p].clone(), niter) for x, p in zip(xs, perms)]
+        products.clear()
+        got = cb._kmeans_batched([x.numpy() for x in xs], k, niter, [p.numpy() for p in perms], "cpu")
         for g in (0, 1):
-            np.testing.assert_allclose(batched[g], want[g].numpy(), rtol=0, atol=1e-5)
+            np.testing.assert_allclose(got[g], want[g].numpy(), rtol=0, atol=1e-5)
+        iterations = len(products) // 2  # k + 1 <= 32: two batched products an iteration
+        if niter == 120:  # it stopped early, except where clusters stay empty (re-seeded by their distances)
+            assert iterations == niter if duplicates else iterations < niter

@@ -35,50 +35,19 @@ def pick_device(device=None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _nearest(x: torch.Tensor, cents: torch.Tensor, cnorm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centroid (first on ties) and its squared distance, for rows x (B, D)."""
-    d = (x * x).sum(1, keepdim=True) - 2.0 * (x @ cents.T) + cnorm[None, :]
-    best, idx = d.min(dim=1)
-    return idx, best.clamp_min(0)
-
-
-def _kmeans(x: torch.Tensor, k: int, niter: int, gen: torch.Generator) -> torch.Tensor:
-    """Lloyd's k-means on rows x (n, D) with k <= n; init from k distinct random rows; empty clusters are
-    re-seeded with the rows farthest from their centroids. Deterministic for a given generator. Stops early once an
-    iteration assigns every row as the one before and leaves no cluster empty: the centroids are then the means of
-    the same rows again, so every later iteration would repeat them bit for bit (the result is that of ``niter``)."""
-    import torch
-
-    n = x.shape[0]
-    perm = torch.randperm(n, generator=gen, device="cpu")[:k].to(x.device)
-    cents = x[perm].clone()
-    last = None
-    for _ in range(niter):
-        idx, dist = _nearest(x, cents, (cents * cents).sum(1))
-        sums = torch.zeros_like(cents).index_add_(0, idx, x)
-        counts = torch.bincount(idx, minlength=k)
-        empty = (counts == 0).nonzero().flatten()
-        new = sums / counts.clamp_min(1).to(x.dtype)[:, None]
-        if len(empty):
-            far = torch.argsort(dist, descending=True, stable=True)[: len(empty)]
-            new[empty] = x[far]
-        elif last is not None and torch.equal(idx, last):
-            break  # the means of the same rows: new == cents
-        cents, last = new, idx
-    return cents
-
-
 #: Classes whose k-means run together hold at most this many floats of training rows (a small sample's 151 classes
 #: run as one batch: a few large tensor operations per iteration instead of a few small ones per class).
 KMEANS_BATCH_FLOATS = 1 << 25
 
 
 def _kmeans_batched(xs: list[np.ndarray], k: int, niter: int, perms: list[np.ndarray], dev) -> np.ndarray:
-    """:func:`_kmeans` for several classes at once: rows ``xs[g]`` (n_g, D) float32 with n_g >= k, initial
-    centroids the rows ``perms[g]``; returns (G, k, D). The same steps as :func:`_kmeans` (nearest centroid, means,
-    empty clusters re-seeded with the rows farthest from their centroids) on the classes stacked (padding rows
-    excluded), so the same centroids up to float rounding. The batch is put together in numpy and moved to the
-    device once: a few large tensor operations per iteration, not a few small ones per class."""
+    """Lloyd's k-means of several classes at once: rows ``xs[g]`` (n_g, D) float32 with n_g >= k, initial
+    centroids the rows ``perms[g]``; returns (G, k, D). Each iteration: every row's nearest centroid (the first on
+    ties), the means, and empty clusters re-seeded with the rows farthest from their centroids, on the classes
+    stacked (padding rows excluded). It stops early once an iteration assigns every row as the one before and
+    leaves no cluster empty: the centroids are then the means of the same rows again, so every later iteration
+    would repeat them bit for bit (the result is that of ``niter``). The batch is put together in numpy and moved
+    to the device once: a few large tensor operations per iteration, not a few small ones per class."""
     import torch
 
     G, D = len(xs), xs[0].shape[1]
@@ -114,7 +83,7 @@ def _kmeans_batched(xs: list[np.ndarray], k: int, niter: int, perms: list[np.nda
             far = torch.argsort(dist[g], descending=True, stable=True)[: len(empty)]
             new[g, empty] = X[g, far]
         if not with_empty and last is not None and torch.equal(idx, last):
-            break  # every class converged (see _kmeans): new == cents
+            break  # every class converged: new == cents
         cents, last = new, idx
     return cents.cpu().numpy()
 
