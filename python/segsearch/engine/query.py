@@ -8,6 +8,7 @@ import numpy as np
 
 from .._core import QueryKind
 from .checks import as_float32, as_numpy, check_class_weights
+from .ranking import reweight
 
 # Query kinds: the core's enum.
 IMAGE, SKETCH, IMAGE_SKETCH = QueryKind.image, QueryKind.sketch, QueryKind.image_and_sketch
@@ -180,13 +181,8 @@ def query_rows(index, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return classes, rows, rows.sum(axis=1, dtype=np.float64)
     w = index.class_weights
     v = np.array(probs, np.float32)
-    if w is not None:
-        z = np.zeros(D, np.float32)
-        for c in range(C):
-            z += np.float32(w[c]) * v[c]
-        inv = np.zeros(D, np.float32)
-        np.divide(np.float32(1.0), z, out=inv, where=z > 0)
-        v = (w.astype(np.float32)[:, None] * v) * inv[None, :]
+    if w is not None:  # the ranking's own reweighting of one photo's maps (the same floats)
+        v = reweight(v.reshape(1, C, index.size, index.size), w).reshape(C, D)
     if kind != IMAGE:
         drawn = labels >= 0
         v[:, drawn] = (labels[drawn][None, :] == np.arange(C)[:, None]).astype(np.float32)
