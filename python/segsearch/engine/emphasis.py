@@ -37,7 +37,16 @@ import numpy as np
 from .checks import class_items
 from .query import Query, query_rows
 
-__all__ = ["DEFAULT_WEIGHT", "GRIDS", "MIN_QUERY_SHARE", "Emphasis", "check_weights", "coverage", "emphasis_of"]
+__all__ = [
+    "DEFAULT_WEIGHT",
+    "GRIDS",
+    "MIN_QUERY_SHARE",
+    "Emphasis",
+    "check_reads_exact_maps",
+    "check_weights",
+    "coverage",
+    "emphasis_of",
+]
 
 #: The weight of ``--emphasize CLASS`` without one (measured: see the module docstring and docs/cli.md).
 DEFAULT_WEIGHT = 6.0
@@ -148,17 +157,23 @@ class Emphasis:
         """E (len(self.classes), P) float64 of the photos at ``positions`` from their exact maps (an index that
         keeps them, searched in this process)."""
         pos = np.asarray(positions, np.int64).reshape(-1)
-        if not hasattr(index, "exact_cell_sums"):
-            raise ValueError(
-                "emphasising a class with re-ranking needs the photos' exact maps, which a search on Ray does not "
-                "read here; search with rerank=0 (--rerank 0)"
-            )
+        check_reads_exact_maps(index)
         if not index.keep_exact:
             raise ValueError("this index keeps no exact maps: search with rerank=0")
         out = np.zeros((len(self.classes), len(pos)))
         for j, c in enumerate(self.classes):
             out[j] = self.terms(j, index.exact_cell_sums(pos, c))
         return out
+
+
+def check_reads_exact_maps(index) -> None:
+    """A ValueError unless ``index`` reads its photos' exact maps in this process (a search on Ray does not), as
+    an emphasis with re-ranking needs."""
+    if not hasattr(index, "exact_cell_sums"):
+        raise ValueError(
+            "emphasising a class with re-ranking needs the photos' exact maps, which a search on Ray does not "
+            "read here; search with rerank=0 (--rerank 0)"
+        )
 
 
 def emphasis_of(index, query: Query) -> Emphasis | None:

@@ -38,7 +38,8 @@ def check_feedback(index, like, unlike) -> tuple[np.ndarray, np.ndarray]:
             if i not in index:
                 raise ValueError(f"{name}: photo {i!r} is not in the index; give ids that searches return")
         lists.append(list(ids))
-    both = [i for i in lists[0] if i in set(lists[1])]
+    unliked = set(lists[1])
+    both = [i for i in lists[0] if i in unliked]
     if both:
         raise ValueError(f"photo {both[0]!r} is both liked and unliked; give it once")
     return tuple(np.unique(index.positions(ids)) if ids else np.zeros(0, np.int64) for ids in lists)

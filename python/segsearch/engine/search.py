@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _core
 from .checks import as_numpy, check_count, check_eps, check_k, check_threads
-from .emphasis import emphasis_of
+from .emphasis import check_reads_exact_maps, emphasis_of
 from .query import Query
 from .snapshot import positions_in
 
@@ -358,11 +358,8 @@ class Searchable:
         mask, pos = resolve_subset(view.n, lambda ids: self._lookup(view, ids), subset)
         emphases = [emphasis_of(self._codebook_index, q) for q in args.queries]
         emphasised = any(e is not None for e in emphases)
-        if emphasised and (exact or rerank) and not hasattr(self, "exact_cell_sums"):
-            raise ValueError(
-                "emphasising a class with re-ranking needs the photos' exact maps, which a search on Ray does not "
-                "read here; search with rerank=0 (--rerank 0)"
-            )
+        if emphasised and (exact or rerank):
+            check_reads_exact_maps(self)
         plan = make_plan(
             self._codebook_index,
             view.defaults,
