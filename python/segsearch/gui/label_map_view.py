@@ -10,6 +10,7 @@ import tkinter as tk
 import numpy as np
 from PIL import Image, ImageTk
 
+from ..network.palette import colorize
 from ..sketch.model import letterbox
 from .widgets import ElidedLabel
 
@@ -46,8 +47,7 @@ class LabelMapView:
         """Show the label map ``labels`` (n x n class indices) of a photo of ``photo_size`` = (width, height)."""
         self.labels = np.asarray(labels)
         x, y, w, h = self.area = letterbox(photo_size[0], photo_size[1], *VIEW_SIZE)
-        pal = np.asarray(self.app.palette, np.uint8)
-        rgb = pal[self.labels % len(pal)]
+        rgb = colorize(self.labels, np.asarray(self.app.palette, np.uint8))
         img = Image.fromarray(rgb, "RGB").resize((w, h), Image.NEAREST)
         self.image = ImageTk.PhotoImage(img, master=self.canvas)
         self.canvas.coords(self._item, x, y)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, replace
 
+from ..engine.class_shares import DEFAULT_EXCLUDE_SHARE as DEFAULT_SHARE  # a class left out: 1% of the photo
 from ..engine.emphasis import DEFAULT_WEIGHT
 from ..engine.layout import METADATA_FILE
 from ..library.filters import make_filter
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 FILTERS = ("after", "before", "folder", "camera")
-DEFAULT_SHARE = 0.01  # a class left out: photos where it covers at least 1% of the photo
 SHARES = (0.005, 0.01, 0.03, 0.1, 0.3)  # the shares a chip's menu offers
 WEIGHTS = (2.0, 4.0, DEFAULT_WEIGHT, 10.0, 16.0)  # the weights a chip's menu offers (an emphasised class: 6)
 
