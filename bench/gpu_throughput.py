@@ -33,6 +33,7 @@ import torch
 
 from segsearch import Segmenter
 from segsearch.engine.codebook import encode, train_codebook
+from tflite_agreement import map_agreement
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -42,8 +43,7 @@ def agreement(photos: list[Path], seg: Segmenter, amp) -> dict:
     cpu = Segmenter.default(device="cpu")
     ours = np.concatenate([p for _, p, _ in seg.iter_predict(photos, 64, 8, 2, autocast=amp)])
     ref = cpu.predict(photos, size=64)
-    mass = np.minimum(ours.mean((2, 3)), ref.mean((2, 3))).sum(1)
-    cell = np.minimum(ours, ref).sum(1).mean((1, 2))
+    mass, cell = map_agreement(ours, ref)
     return {"photos": len(photos), "class_mass_agreement": float(mass.mean()), "cell_agreement": float(cell.mean())}
 
 

@@ -38,6 +38,7 @@ import torch
 from indexing_throughput import load_average, real_photos, write_report
 from segsearch import Segmenter
 from segsearch.network.segmenter import _square_pixels, _upsample_softmax_pool
+from tflite_agreement import map_agreement
 
 SIZE = 64
 
@@ -60,8 +61,7 @@ def maps_of(logits: list[torch.Tensor], in_hw) -> np.ndarray:
 
 
 def agreement(p: np.ndarray, q: np.ndarray) -> dict:
-    mp, mq = p.mean(axis=(2, 3)), q.mean(axis=(2, 3))
-    mass = np.minimum(mp, mq).sum(1)
+    mass, _ = map_agreement(p, q)
     pix = (p.argmax(1) == q.argmax(1)).mean(axis=(1, 2))
     return {
         "class_mass_agreement": float(mass.mean()),
